@@ -1,0 +1,64 @@
+# meshaccel build, test and benchmark entry points. `make run` and `make test` are the two
+# commands the README opens with; both work on a fresh Debian 12 machine as root.
+
+SHELL := /bin/bash
+NODE_BIN := node_modules/.bin
+APT_PACKAGES := clang-14 llvm-14 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
+                linux-libc-dev nftables iptables iproute2 g++ make python3
+NPM_STAMP := node_modules/.meshaccel-installed
+XDS_PORT ?= 18000
+
+.PHONY: all setup deps build ts bpf addon run serve test test-unit clean \
+        bench-xds bench-policy bench-datapath bench-redirect
+
+all: build
+
+# System packages for the BPF programs, the libbpf addon and the redirect tests. Installs only
+# what is missing, so a second run costs one dpkg query.
+setup:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "meshaccel setup: missing Debian packages: $$missing (run as root or install them)" >&2; exit 1; fi; \
+	  echo "meshaccel setup: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: setup $(NPM_STAMP)
+
+ts: $(NPM_STAMP)
+	$(NODE_BIN)/tsc -p tsconfig.json
+
+bpf: setup
+	$(MAKE) -C bpf
+
+addon: setup $(NPM_STAMP)
+	cd src/datapath/native && ../../../$(NODE_BIN)/node-gyp rebuild --loglevel=error >/dev/null
+
+build: deps ts bpf addon
+
+# The control server on its embedded file store with the example policies and workloads.
+run serve: build
+	node dist/src/cli/main.js serve --port $(XDS_PORT) --policies examples/policies --workloads examples/workloads
+
+test: build
+	$(NODE_BIN)/mocha --config .mocharc.json
+
+clean:
+	rm -rf dist src/datapath/native/build
+	-$(MAKE) -C bpf clean
+
+bench-xds: build
+	node --expose-gc dist/bench/xds/bench-xds.js
+
+bench-policy: build
+	node dist/bench/policy/bench-policy.js
+
+bench-datapath: build
+	bash bench/datapath/run.sh
+
+bench-redirect: build
+	bash bench/redirect/run.sh

@@ -1,0 +1,73 @@
+/**
+ * The compiled form of L7 policy for one proxy: the contract between the policy side
+ * (selectors, identities, rule semantics) and the Envoy side (RBAC and listener builders).
+ * Peers arrive already resolved to addresses and principals, so the Envoy builders never
+ * consult the selector cache.
+ */
+
+export interface PolicyOrigin {
+  /** `namespace/name` of the L7Policy (or `name` for a cluster-scoped one). */
+  policy: string;
+  file?: string;
+  line?: number;
+}
+
+export interface HttpHeaderMatch {
+  name: string;
+  /** Exact value; when absent the header must merely be present. */
+  value?: string;
+  /** Cilium's mismatch action. RBAC can only deny, so anything but absent is reported. */
+  mismatch?: 'LOG' | 'ADD' | 'DELETE' | 'REPLACE';
+}
+
+/** One Cilium-style HTTP rule; every present field must match (AND). Regexes are RE2, anchored. */
+export interface HttpRule {
+  method?: string;
+  path?: string;
+  host?: string;
+  headers?: string[];
+  headerMatches?: HttpHeaderMatch[];
+}
+
+/** One Kafka rule, already expanded: `role` became the API keys it stands for. */
+export interface KafkaRule {
+  apiKeys: number[];
+  apiVersion?: number;
+  clientID?: string;
+  topic?: string;
+}
+
+export interface PeerSet {
+  /** The rule selects every peer (no fromEndpoints/toEndpoints/CIDR restriction). */
+  any: boolean;
+  /** Addresses of the selected workloads plus CIDR peers, as CIDR strings. */
+  cidrs: string[];
+  /** mTLS identities of the selected workloads, e.g. `cluster.local/ns/default/sa/web`. */
+  principals: string[];
+}
+
+export interface CompiledRule {
+  origin: PolicyOrigin;
+  peers: PeerSet;
+  /** Present on a port with HTTP rules; an empty list allows all HTTP on that port. */
+  http?: HttpRule[];
+  kafka?: KafkaRule[];
+}
+
+export interface CompiledPortPolicy {
+  port: number;
+  protocol: 'TCP' | 'UDP' | 'ANY';
+  /** 'http'/'kafka' once any rule on the port has L7 rules: deny by default from then on. */
+  l7: 'none' | 'http' | 'kafka';
+  /** OR of rules: a request is allowed if any rule's peers and any of its L7 rules match. */
+  rules: CompiledRule[];
+}
+
+export interface CompiledProxyPolicy {
+  /** xDS node id of the proxy that enforces this. */
+  nodeId: string;
+  /** The workloads this proxy serves, `namespace/name`. */
+  workloads: string[];
+  ingress: CompiledPortPolicy[];
+  egress: CompiledPortPolicy[];
+}
