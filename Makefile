@@ -35,8 +35,11 @@ ts: $(NPM_STAMP)
 bpf: setup
 	$(MAKE) -C bpf
 
+# Node's headers ship with Debian's nodejs (/usr/include/node); this network reaches no
+# headers download, so point node-gyp at them when present.
+NODEDIR := $(shell [ -f /usr/include/node/node.h ] && echo --nodedir=/usr)
 addon: setup $(NPM_STAMP)
-	cd src/datapath/native && ../../../$(NODE_BIN)/node-gyp rebuild --loglevel=error >/dev/null
+	cd src/datapath/native && ../../../$(NODE_BIN)/node-gyp rebuild $(NODEDIR) --loglevel=error >/dev/null
 
 build: deps ts bpf addon
 
