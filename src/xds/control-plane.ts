@@ -1,0 +1,103 @@
+import * as grpc from '@grpc/grpc-js';
+import { TypeUrl } from '../envoy/type-urls';
+import type { NodeInfo, SnapshotSource } from './cache';
+import { DeltaSession } from './delta-session';
+import { NodeStatusRegistry, type NodeStatus } from './node-status';
+import { BadRequestError, decodeSotwRequest } from './requests';
+import { serviceDefinition, XDS_SERVICES } from './services';
+import { StreamError, type Logger, type NodeAuthorizer, type SessionContext, type StreamLimits, type XdsCall } from './stream-session';
+import { SotwSession } from './sotw-session';
+import { Subscription } from './subscription';
+import { controlPlaneField, SOTW_NONCE_FIELD, withNonce } from './wire';
+
+export interface XdsControlPlaneOptions {
+  /** Where configuration comes from: a SnapshotCache, or your own implementation. */
+  source: SnapshotSource;
+  /** Type URLs served in addition to Envoy's standard ones (LDS, RDS, CDS, EDS, ECDS, SDS, ...). */
+  extraTypeUrls?: readonly string[];
+  /** Per-node admission, e.g. `certificateIdentityAuthorizer()` for mTLS. */
+  authorize?: NodeAuthorizer;
+  limits?: Partial<StreamLimits>;
+  /** Sent as control_plane.identifier in every response. */
+  controlPlaneId?: string;
+  /** Register only ADS, not the per-type services. */
+  adsOnly?: boolean;
+  log?: Logger;
+}
+
+const DEFAULT_LIMITS: StreamLimits = { maxNamesPerType: 100_000, maxTypesPerStream: 32 };
+
+const silentLogger: Logger = { info: () => undefined, warn: () => undefined };
+
+/**
+ * The xDS services (ADS plus the per-type services, SotW and Delta) over a SnapshotSource.
+ * Embed it in an existing grpc.Server with `addTo(server)`; `status` tells what each node has
+ * been sent, has ACKed and has NACKed.
+ */
+export class XdsControlPlane {
+  readonly status = new NodeStatusRegistry();
+  private readonly ctx: SessionContext;
+  private streamIds = 0;
+
+  constructor(private readonly options: XdsControlPlaneOptions) {
+    const knownTypes = new Set<string>([...Object.values(TypeUrl), ...(options.extraTypeUrls ?? [])]);
+    const id = options.controlPlaneId;
+    this.ctx = {
+      source: options.source,
+      registry: this.status,
+      knownTypes,
+      authorize: options.authorize,
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+      controlPlane: id ? { sotw: controlPlaneField(id, 6), delta: controlPlaneField(id, 7) } : undefined,
+      log: options.log ?? silentLogger,
+      nextStreamId: () => ++this.streamIds,
+    };
+  }
+
+  /** Adds the xDS services to `server` (before or after it is bound; before start). */
+  addTo(server: grpc.Server): this {
+    const specs = this.options.adsOnly ? XDS_SERVICES.slice(0, 1) : XDS_SERVICES;
+    for (const spec of specs) {
+      const impl: grpc.UntypedServiceImplementation = {
+        [spec.sotw]: (call: XdsCall) => new SotwSession(call, this.ctx, spec.typeUrl),
+        [spec.delta]: (call: XdsCall) => new DeltaSession(call, this.ctx, spec.typeUrl),
+      };
+      const typeUrl = spec.typeUrl;
+      if (spec.fetch && typeUrl) {
+        impl[spec.fetch] = (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.fetch(typeUrl, call, callback);
+      }
+      server.addService(serviceDefinition(spec), impl);
+    }
+    return this;
+  }
+
+  nodes(): NodeStatus[] {
+    return this.status.list();
+  }
+
+  /** REST-style one-shot fetch (FetchListeners etc.): the current selection, no stream state. */
+  private fetch(typeUrl: string, call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
+    try {
+      const req = decodeSotwRequest(call.request);
+      if (req.typeUrl && req.typeUrl !== typeUrl) throw new StreamError(grpc.status.INVALID_ARGUMENT, `type_url ${req.typeUrl} sent to the ${typeUrl} fetch`);
+      const node: NodeInfo | undefined = req.node;
+      if (!node?.id) throw new StreamError(grpc.status.INVALID_ARGUMENT, 'fetch request must carry node.id');
+      const denial = this.ctx.authorize?.(node, call as unknown as XdsCall);
+      if (denial) throw new StreamError(grpc.status.PERMISSION_DENIED, denial);
+      const snapshot = this.ctx.source.getSnapshot(this.ctx.source.nodeKey(node));
+      if (!snapshot) throw new StreamError(grpc.status.UNAVAILABLE, `no configuration for node ${node.id} yet`);
+      const sub = new Subscription(typeUrl);
+      sub.replace(req.resourceNames, true);
+      const { body } = snapshot.sotwResponse(typeUrl, sub.key(), () => sub.select(snapshot), this.ctx.controlPlane?.sotw);
+      callback(null, withNonce(body, '', SOTW_NONCE_FIELD));
+    } catch (err) {
+      const code = err instanceof StreamError ? err.code : err instanceof BadRequestError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
+      callback({ code, details: (err as Error).message } as grpc.ServiceError, null);
+    }
+  }
+}
+
+/** Adds the xDS services to an existing server; the embedding entry point. */
+export function addXdsServices(server: grpc.Server, options: XdsControlPlaneOptions): XdsControlPlane {
+  return new XdsControlPlane(options).addTo(server);
+}

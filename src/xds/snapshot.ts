@@ -1,0 +1,107 @@
+import { createHash } from 'crypto';
+import type { EncodedResource } from './resource';
+import { sotwResponseBody } from './wire';
+
+/**
+ * A consistent set of resources for one node (or group of nodes), immutable once built.
+ * Versions are derived from content: a type's version changes only when one of its resources
+ * does, and each resource carries its own content version, so Delta never re-sends an
+ * unchanged resource and SotW never re-sends an unchanged type.
+ */
+export class Snapshot {
+  private readonly byType: Map<string, ReadonlyMap<string, EncodedResource>>;
+  private readonly typeVersions = new Map<string, string>();
+  private readonly responseCache = new Map<string, SotwResponse>();
+
+  private constructor(byType: Map<string, ReadonlyMap<string, EncodedResource>>) {
+    this.byType = byType;
+  }
+
+  static fromResources(resources: Iterable<EncodedResource>): Snapshot {
+    const byType = new Map<string, Map<string, EncodedResource>>();
+    for (const r of resources) {
+      let named = byType.get(r.typeUrl);
+      if (!named) byType.set(r.typeUrl, (named = new Map()));
+      const existing = named.get(r.name);
+      if (existing && existing.version !== r.version) {
+        throw new Error(`snapshot has two different ${shortType(r.typeUrl)} resources named "${r.name}"`);
+      }
+      named.set(r.name, r);
+    }
+    return new Snapshot(byType);
+  }
+
+  static empty(): Snapshot {
+    return new Snapshot(new Map());
+  }
+
+  typeUrls(): string[] {
+    return [...this.byType.keys()];
+  }
+
+  resources(typeUrl: string): ReadonlyMap<string, EncodedResource> {
+    return this.byType.get(typeUrl) ?? EMPTY;
+  }
+
+  get(typeUrl: string, name: string): EncodedResource | undefined {
+    return this.byType.get(typeUrl)?.get(name);
+  }
+
+  /** Content version of every resource of a type together. */
+  version(typeUrl: string): string {
+    let v = this.typeVersions.get(typeUrl);
+    if (v === undefined) {
+      v = selectionVersion(this.resources(typeUrl).values());
+      this.typeVersions.set(typeUrl, v);
+    }
+    return v;
+  }
+
+  /** Versions of all types together: what a node "is on". */
+  get systemVersion(): string {
+    const h = createHash('sha256');
+    for (const t of [...this.byType.keys()].sort()) h.update(t).update(this.version(t));
+    return h.digest('base64url').slice(0, 16);
+  }
+
+  /**
+   * The SotW response for a selection of this snapshot's resources: its version and its body
+   * (everything but the nonce), computed once and shared by every stream with an equal
+   * selection. `selectionKey` is '*' for the wildcard or the sorted names.
+   */
+  sotwResponse(typeUrl: string, selectionKey: string, select: () => EncodedResource[], controlPlane?: Buffer): SotwResponse {
+    const key = `${typeUrl}\n${selectionKey}`;
+    let response = this.responseCache.get(key);
+    if (!response) {
+      const selected = select();
+      const version = selectionKey === '*' ? this.version(typeUrl) : selectionVersion(selected);
+      response = { version, body: sotwResponseBody(typeUrl, version, selected, controlPlane) };
+      // Bound the cache: a client cycling through name sets must not grow it without limit;
+      // recomputing a body is cheap next to leaking.
+      if (this.responseCache.size >= 256) this.responseCache.clear();
+      this.responseCache.set(key, response);
+    }
+    return response;
+  }
+}
+
+export interface SotwResponse {
+  version: string;
+  body: Buffer;
+}
+
+const EMPTY: ReadonlyMap<string, EncodedResource> = new Map();
+
+/** Version of a set of resources: stable under reordering, changes when any member changes. */
+export function selectionVersion(resources: Iterable<EncodedResource>): string {
+  const pairs: string[] = [];
+  for (const r of resources) pairs.push(`${r.name}\u0000${r.version}`);
+  if (pairs.length === 0) return 'empty';
+  pairs.sort();
+  return createHash('sha256').update(pairs.join('\u0001')).digest('base64url').slice(0, 16);
+}
+
+export function shortType(typeUrl: string): string {
+  const name = typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
+  return name.slice(name.lastIndexOf('.') + 1);
+}

@@ -1,0 +1,90 @@
+import { decodeSotwRequest, type SotwRequest } from './requests';
+import { pushRank, StreamSession, type SessionContext, type XdsCall } from './stream-session';
+import { Subscription } from './subscription';
+import { SOTW_NONCE_FIELD, withNonce } from './wire';
+
+interface SotwTypeState {
+  subscription: Subscription;
+  /** The last response sent for this type. */
+  sent?: { nonce: string; version: string; selectionKey: string };
+  /** A version the client NACKed: not sent again until the content or subscription changes. */
+  rejectedVersion?: string;
+}
+
+/** One State-of-the-World stream (ADS or a per-type service). */
+export class SotwSession extends StreamSession {
+  private readonly types = new Map<string, SotwTypeState>();
+
+  constructor(call: XdsCall, ctx: SessionContext, fixedTypeUrl?: string) {
+    super(call, ctx, fixedTypeUrl, 'sotw');
+  }
+
+  protected handle(bytes: Buffer): void {
+    const req = decodeSotwRequest(bytes);
+    const node = this.identify(req.node);
+    const typeUrl = this.typeUrlOf(req.typeUrl);
+    this.checkNames(typeUrl, req.resourceNames.length);
+
+    let state = this.types.get(typeUrl);
+    const first = !state;
+    if (!state) {
+      this.checkTypeCount(this.types.size + 1);
+      state = { subscription: new Subscription(typeUrl) };
+      this.types.set(typeUrl, state);
+    }
+
+    const stale = this.settleNonce(node.id, typeUrl, state, req);
+    const changed = state.subscription.replace(req.resourceNames, first);
+    this.ctx.registry.subscribed(node.id, typeUrl, state.subscription.wildcard, state.subscription.size);
+
+    // A stale nonce is not an ACK, but gRPC's client re-subscribes with an old nonce after
+    // changing its name set, so a changed name set is always answered.
+    if (stale && !changed) return;
+    // An initial request (no nonce) always gets an answer, even if the client claims to be on
+    // our version already: it may have restarted with a cached version string.
+    this.push(typeUrl, state, changed || req.responseNonce === '');
+  }
+
+  /** Records ACK/NACK for the response `req` answers; returns true if the nonce is stale. */
+  private settleNonce(nodeId: string, typeUrl: string, state: SotwTypeState, req: SotwRequest): boolean {
+    if (!req.responseNonce) return false;
+    if (!state.sent || req.responseNonce !== state.sent.nonce) return true;
+    if (req.errorDetail) {
+      state.rejectedVersion = state.sent.version;
+      this.ctx.registry.nacked(nodeId, typeUrl, {
+        version: state.sent.version,
+        nonce: req.responseNonce,
+        code: req.errorDetail.code,
+        message: req.errorDetail.message,
+        at: new Date(),
+      });
+    } else {
+      state.rejectedVersion = undefined;
+      this.ctx.registry.acked(nodeId, typeUrl, req.versionInfo);
+    }
+    return false;
+  }
+
+  protected onSnapshot(): void {
+    const ordered = [...this.types.entries()].sort((a, b) => pushRank(a[0]) - pushRank(b[0]));
+    for (const [typeUrl, state] of ordered) this.push(typeUrl, state, false);
+  }
+
+  private push(typeUrl: string, state: SotwTypeState, force: boolean): void {
+    const snapshot = this.snapshot;
+    if (!snapshot || this.isClosed || !this.node) return;
+    const sub = state.subscription;
+    // Nothing subscribed and not wildcard: gRPC's client uses this to unsubscribe from RDS/EDS.
+    if (!sub.wildcard && sub.size === 0) return;
+
+    const selectionKey = sub.key();
+    const { version, body } = snapshot.sotwResponse(typeUrl, selectionKey, () => sub.select(snapshot), this.ctx.controlPlane?.sotw);
+    if (!force && state.sent && state.sent.version === version && state.sent.selectionKey === selectionKey) return;
+    if (!force && state.rejectedVersion === version) return;
+
+    const nonce = this.nextNonce();
+    state.sent = { nonce, version, selectionKey };
+    this.ctx.registry.sent(this.node.id, typeUrl, version);
+    this.write(withNonce(body, nonce, SOTW_NONCE_FIELD));
+  }
+}

@@ -1,0 +1,104 @@
+import type { EncodedResource } from './resource';
+import type { Snapshot } from './snapshot';
+import { TypeUrl } from '../envoy/type-urls';
+
+/**
+ * Types whose SotW responses carry the full state and whose empty first request means
+ * "everything" (legacy wildcard). For every other type an empty name list means "nothing",
+ * which is how gRPC's xDS client unsubscribes from RDS/EDS.
+ */
+const LEGACY_WILDCARD_TYPES: ReadonlySet<string> = new Set([TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.ScopedRouteConfiguration]);
+
+export const WILDCARD = '*';
+
+/** What one stream has subscribed to for one type, as the xDS protocol defines it. */
+export class Subscription {
+  private explicitWildcard = false;
+  private legacyWildcard = false;
+  private readonly named = new Set<string>();
+
+  constructor(readonly typeUrl: string) {}
+
+  get wildcard(): boolean {
+    return this.explicitWildcard || this.legacyWildcard;
+  }
+
+  get size(): number {
+    return this.named.size;
+  }
+
+  has(name: string): boolean {
+    return this.named.has(name);
+  }
+
+  names(): IterableIterator<string> {
+    return this.named.values();
+  }
+
+  /** SotW: each request carries the complete name list. Returns whether anything changed. */
+  replace(names: readonly string[], first: boolean): boolean {
+    const before = this.key();
+    this.named.clear();
+    let star = false;
+    for (const n of names) {
+      if (n === WILDCARD) star = true;
+      else this.named.add(n);
+    }
+    this.explicitWildcard = star;
+    if (first) this.legacyWildcard = names.length === 0 && LEGACY_WILDCARD_TYPES.has(this.typeUrl);
+    // A client that once did a legacy wildcard and then names resources has left wildcard mode.
+    else if (names.length > 0) this.legacyWildcard = false;
+    return this.key() !== before;
+  }
+
+  /** Delta: add names. An empty first request is a legacy wildcard. */
+  subscribe(names: readonly string[], first: boolean): string[] {
+    const added: string[] = [];
+    if (first && names.length === 0 && LEGACY_WILDCARD_TYPES.has(this.typeUrl)) this.legacyWildcard = true;
+    for (const n of names) {
+      if (n === WILDCARD) {
+        this.explicitWildcard = true;
+        continue;
+      }
+      if (!this.named.has(n)) {
+        this.named.add(n);
+        added.push(n);
+      }
+    }
+    return added;
+  }
+
+  /** Delta: remove names; unsubscribing from `*` leaves wildcard mode. Returns names removed. */
+  unsubscribe(names: readonly string[]): string[] {
+    const removed: string[] = [];
+    for (const n of names) {
+      if (n === WILDCARD) {
+        this.explicitWildcard = false;
+        this.legacyWildcard = false;
+      } else if (this.named.delete(n)) removed.push(n);
+    }
+    return removed;
+  }
+
+  /** Is `name` wanted, by name or through the wildcard? */
+  wants(name: string): boolean {
+    return this.wildcard || this.named.has(name);
+  }
+
+  select(snapshot: Snapshot): EncodedResource[] {
+    const all = snapshot.resources(this.typeUrl);
+    if (this.wildcard) return [...all.values()];
+    const out: EncodedResource[] = [];
+    for (const n of this.named) {
+      const r = all.get(n);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** Identifies the selection: streams with equal keys share one encoded response body. */
+  key(): string {
+    if (this.wildcard) return WILDCARD;
+    return [...this.named].sort().join('\n');
+  }
+}
