@@ -1,6 +1,549 @@
-// Placeholder so the addon target builds before the bpf bindings land.
+// meshaccel_bpf: the thin libbpf layer under src/datapath/bpf. It loads sockops.o and
+// sk_msg.o with their maps pinned under one bpffs directory, attaches sockops to a cgroup v2
+// through a pinned bpf_link (so the attachment outlives this process) and sk_msg to the
+// sockhash, reads maps for status, and tears everything down. Every call is stateless: it
+// reopens what it needs from the pins, so a second agent start adopts what the first left.
+// Every failing libbpf or syscall return becomes a JS Error naming the step and errno.
+
 #include <napi.h>
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "../../../bpf/include/meshaccel_abi.h"
+
+namespace {
+
+// libbpf reports verifier logs and load errors through its print callback; keep the tail so
+// an Error can say why a program was rejected rather than just "EINVAL".
+std::string g_libbpf_log;
+
+int CaptureLibbpfLog(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[1024];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  g_libbpf_log.append(buf);
+  if (g_libbpf_log.size() > 8192) g_libbpf_log.erase(0, g_libbpf_log.size() - 8192);
+  return n;
+}
+
+// Closes an fd on scope exit; -1 means "none".
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  bool ok() const { return fd_ >= 0; }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+class ObjectGuard {
+ public:
+  explicit ObjectGuard(bpf_object* obj) : obj_(obj) {}
+  ~ObjectGuard() {
+    if (obj_) bpf_object__close(obj_);
+  }
+  ObjectGuard(const ObjectGuard&) = delete;
+  ObjectGuard& operator=(const ObjectGuard&) = delete;
+  bpf_object* get() const { return obj_; }
+
+ private:
+  bpf_object* obj_;
+};
+
+// Throws `what: strerror (errno N)` with .errno and .code set, plus libbpf's last messages.
+Napi::Value Fail(Napi::Env env, const std::string& what, int err) {
+  if (err < 0) err = -err;
+  std::string msg = what + ": " + strerror(err) + " (errno " + std::to_string(err) + ")";
+  if (!g_libbpf_log.empty()) {
+    std::string tail = g_libbpf_log.size() > 2000 ? g_libbpf_log.substr(g_libbpf_log.size() - 2000) : g_libbpf_log;
+    msg += "\nlibbpf: " + tail;
+  }
+  g_libbpf_log.clear();
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  const char* code = err == EPERM ? "EPERM" : err == ENOENT ? "ENOENT" : err == EACCES ? "EACCES"
+                   : err == EINVAL ? "EINVAL" : err == EEXIST ? "EEXIST" : err == ENOSYS ? "ENOSYS"
+                   : err == EBUSY ? "EBUSY" : "EBPF";
+  e.Set("code", Napi::String::New(env, code));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value FailMsg(Napi::Env env, const std::string& msg) {
+  Napi::Error::New(env, msg).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+std::string PinPath(const std::string& dir, const char* name) { return dir + "/" + name; }
+
+bool PinExists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool GetString(const Napi::Object& o, const char* key, std::string* out) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) return false;
+  *out = v.As<Napi::String>().Utf8Value();
+  return true;
+}
+
+// Opens a pinned object; ENOENT is reported as "not loaded" by callers that expect it.
+int OpenPin(const std::string& dir, const char* name) { return bpf_obj_get(PinPath(dir, name).c_str()); }
+
+// probeBpf(): whether the bpf() syscall works here (creates and frees a one-slot array).
+Napi::Value ProbeBpf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "ma_probe", 4, 4, 1, nullptr);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("ok", Napi::Boolean::New(env, fd >= 0));
+  if (fd >= 0) {
+    close(fd);
+  } else {
+    int err = errno;
+    r.Set("errno", Napi::Number::New(env, err));
+    r.Set("message", Napi::String::New(env, strerror(err)));
+  }
+  return r;
+}
+
+// Opens and loads one object with its maps pinned (or reused) under pinDir, then pins its
+// single program at pinDir/<progPin>. Returns the program's fd via *prog_fd (caller closes).
+bool LoadObject(Napi::Env env, const std::string& file, const std::string& pin_dir, const char* prog_pin,
+                int* prog_fd_out) {
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir.c_str());
+  bpf_object* raw = bpf_object__open_file(file.c_str(), &opts);
+  if (!raw) {
+    Fail(env, "open BPF object " + file, errno);
+    return false;
+  }
+  ObjectGuard obj(raw);
+  int err = bpf_object__load(obj.get());
+  if (err) {
+    Fail(env, "load BPF object " + file, err);
+    return false;
+  }
+  bpf_program* prog = bpf_object__next_program(obj.get(), nullptr);
+  if (!prog) {
+    FailMsg(env, "BPF object " + file + " holds no program");
+    return false;
+  }
+  std::string pin = PinPath(pin_dir, prog_pin);
+  err = bpf_program__pin(prog, pin.c_str());
+  if (err) {
+    Fail(env, "pin program at " + pin, err);
+    return false;
+  }
+  // The pin keeps the program alive after the object (and its fds) are closed.
+  int fd = bpf_obj_get(pin.c_str());
+  if (fd < 0) {
+    Fail(env, "reopen pinned program " + pin, errno);
+    return false;
+  }
+  *prog_fd_out = fd;
+  return true;
+}
+
+// load({pinDir, sockopsObject, skMsgObject}) -> {adopted}
+// Adopts when both programs are already pinned; otherwise loads whichever is missing (maps
+// are reused from the pins by name, so a half-finished earlier load is completed, not
+// duplicated), then attaches sk_msg to the sockhash.
+Napi::Value Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) return FailMsg(env, "load: expected an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  std::string pin_dir, sockops_obj, sk_msg_obj;
+  if (!GetString(o, "pinDir", &pin_dir) || !GetString(o, "sockopsObject", &sockops_obj) ||
+      !GetString(o, "skMsgObject", &sk_msg_obj))
+    return FailMsg(env, "load: pinDir, sockopsObject and skMsgObject must be strings");
+  g_libbpf_log.clear();
+
+  bool have_sockops = PinExists(PinPath(pin_dir, MESHACCEL_PIN_SOCKOPS));
+  bool have_sk_msg = PinExists(PinPath(pin_dir, MESHACCEL_PIN_SK_MSG));
+  bool adopted = have_sockops && have_sk_msg;
+
+  Fd sockops_fd, sk_msg_fd;
+  if (!have_sockops) {
+    int fd = -1;
+    if (!LoadObject(env, sockops_obj, pin_dir, MESHACCEL_PIN_SOCKOPS, &fd)) return env.Undefined();
+    sockops_fd.reset(fd);
+  }
+  if (!have_sk_msg) {
+    int fd = -1;
+    if (!LoadObject(env, sk_msg_obj, pin_dir, MESHACCEL_PIN_SK_MSG, &fd)) return env.Undefined();
+    sk_msg_fd.reset(fd);
+  } else {
+    sk_msg_fd.reset(OpenPin(pin_dir, MESHACCEL_PIN_SK_MSG));
+    if (!sk_msg_fd.ok()) return Fail(env, "open pinned sk_msg program", errno);
+  }
+
+  Fd socks(OpenPin(pin_dir, MESHACCEL_MAP_SOCKS));
+  if (!socks.ok()) return Fail(env, "open pinned sockhash " MESHACCEL_MAP_SOCKS, errno);
+  // Re-attaching the same program to the map is a no-op for the kernel, so adoption can
+  // repair a state where the pins exist but the attachment was lost.
+  int err = bpf_prog_attach(sk_msg_fd.get(), socks.get(), BPF_SK_MSG_VERDICT, 0);
+  if (err) return Fail(env, "attach sk_msg program to sockhash", err);
+
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("adopted", Napi::Boolean::New(env, adopted));
+  return r;
+}
+
+bool LinkCgroupId(int link_fd, __u64* cgroup_id, __u32* link_id, __u32* prog_id) {
+  bpf_link_info li;
+  memset(&li, 0, sizeof(li));
+  __u32 len = sizeof(li);
+  if (bpf_obj_get_info_by_fd(link_fd, &li, &len)) return false;
+  *cgroup_id = li.cgroup.cgroup_id;
+  *link_id = li.id;
+  *prog_id = li.prog_id;
+  return true;
+}
+
+// attachCgroup(pinDir, cgroupPath) -> {linkId, cgroupId, already}
+// A cgroup bpf_link (multi-attach, so other sockops users of the cgroup are unaffected),
+// pinned so the attachment survives the agent process.
+Napi::Value AttachCgroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString())
+    return FailMsg(env, "attachCgroup: expected (pinDir, cgroupPath)");
+  std::string pin_dir = info[0].As<Napi::String>().Utf8Value();
+  std::string cg_path = info[1].As<Napi::String>().Utf8Value();
+  std::string link_pin = PinPath(pin_dir, MESHACCEL_PIN_LINK);
+
+  Fd cg(open(cg_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cg.ok()) return Fail(env, "open cgroup " + cg_path, errno);
+  struct stat st;
+  if (fstat(cg.get(), &st)) return Fail(env, "stat cgroup " + cg_path, errno);
+
+  Napi::Object r = Napi::Object::New(env);
+  if (PinExists(link_pin)) {
+    Fd link(bpf_obj_get(link_pin.c_str()));
+    if (!link.ok()) return Fail(env, "open pinned link " + link_pin, errno);
+    __u64 cgid = 0;
+    __u32 link_id = 0, prog_id = 0;
+    if (!LinkCgroupId(link.get(), &cgid, &link_id, &prog_id)) return Fail(env, "read link info " + link_pin, errno);
+    // On cgroup2 the cgroup id is the directory's inode number.
+    if (cgid != (__u64)st.st_ino && cgid != 0) {
+      return FailMsg(env, "sockops is already attached to cgroup id " + std::to_string(cgid) +
+                              " through " + link_pin + "; detach first to move it to " + cg_path);
+    }
+    if (cgid != 0) {
+      r.Set("linkId", Napi::Number::New(env, link_id));
+      r.Set("cgroupId", Napi::Number::New(env, (double)cgid));
+      r.Set("already", Napi::Boolean::New(env, true));
+      return r;
+    }
+    // cgroup id 0: the link was detached (cgroup removed); replace it.
+    if (unlink(link_pin.c_str())) return Fail(env, "remove defunct link pin " + link_pin, errno);
+  }
+
+  Fd prog(OpenPin(pin_dir, MESHACCEL_PIN_SOCKOPS));
+  if (!prog.ok()) return Fail(env, "open pinned sockops program (load first)", errno);
+  Fd link(bpf_link_create(prog.get(), cg.get(), BPF_CGROUP_SOCK_OPS, nullptr));
+  if (!link.ok()) return Fail(env, "attach sockops to cgroup " + cg_path, -link.get() > 0 ? -link.get() : errno);
+  if (bpf_obj_pin(link.get(), link_pin.c_str())) return Fail(env, "pin link at " + link_pin, errno);
+  __u64 cgid = 0;
+  __u32 link_id = 0, prog_id = 0;
+  if (!LinkCgroupId(link.get(), &cgid, &link_id, &prog_id)) return Fail(env, "read link info " + link_pin, errno);
+  r.Set("linkId", Napi::Number::New(env, link_id));
+  r.Set("cgroupId", Napi::Number::New(env, (double)cgid));
+  r.Set("already", Napi::Boolean::New(env, false));
+  return r;
+}
+
+// configure(pinDir, {mode, bulkStreak, bulkSmallMax}, ports[]): config slot and port set
+// (the port set is replaced: stale ports are removed after the new ones are in).
+Napi::Value Configure(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsArray())
+    return FailMsg(env, "configure: expected (pinDir, config, ports)");
+  std::string pin_dir = info[0].As<Napi::String>().Utf8Value();
+  Napi::Object c = info[1].As<Napi::Object>();
+  Napi::Array ports = info[2].As<Napi::Array>();
+
+  meshaccel_config cfg;
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.mode = c.Get("mode").ToNumber().Uint32Value();
+  cfg.bulk_streak = c.Get("bulkStreak").ToNumber().Uint32Value();
+  cfg.bulk_small_max = c.Get("bulkSmallMax").ToNumber().Uint32Value();
+
+  Fd ports_fd(OpenPin(pin_dir, MESHACCEL_MAP_PORTS));
+  if (!ports_fd.ok()) return Fail(env, "open pinned map " MESHACCEL_MAP_PORTS, errno);
+  std::vector<__u16> wanted;
+  for (uint32_t i = 0; i < ports.Length(); i++) {
+    uint32_t p = ports.Get(i).ToNumber().Uint32Value();
+    if (p == 0 || p > 65535) return FailMsg(env, "configure: port out of range: " + std::to_string(p));
+    wanted.push_back((__u16)p);
+    __u8 one = 1;
+    __u16 key = (__u16)p;
+    int err = bpf_map_update_elem(ports_fd.get(), &key, &one, BPF_ANY);
+    if (err) return Fail(env, "add port " + std::to_string(p) + " to " MESHACCEL_MAP_PORTS, err);
+  }
+  std::vector<__u16> stale;
+  __u16 cur, next;
+  __u16* prev = nullptr;
+  while (bpf_map_get_next_key(ports_fd.get(), prev, &next) == 0) {
+    bool keep = false;
+    for (__u16 w : wanted) keep = keep || w == next;
+    if (!keep) stale.push_back(next);
+    cur = next;
+    prev = &cur;
+  }
+  for (__u16 p : stale) {
+    int err = bpf_map_delete_elem(ports_fd.get(), &p);
+    if (err && err != -ENOENT) return Fail(env, "remove port " + std::to_string(p) + " from " MESHACCEL_MAP_PORTS, err);
+  }
+
+  // Config last: switching to PORTS mode after the port set is complete.
+  Fd cfg_fd(OpenPin(pin_dir, MESHACCEL_MAP_CONFIG));
+  if (!cfg_fd.ok()) return Fail(env, "open pinned map " MESHACCEL_MAP_CONFIG, errno);
+  __u32 zero = 0;
+  int err = bpf_map_update_elem(cfg_fd.get(), &zero, &cfg, BPF_ANY);
+  if (err) return Fail(env, "write " MESHACCEL_MAP_CONFIG, err);
+  return env.Undefined();
+}
+
+Napi::Object ProgInfo(Napi::Env env, int fd) {
+  Napi::Object o = Napi::Object::New(env);
+  bpf_prog_info pi;
+  memset(&pi, 0, sizeof(pi));
+  __u32 len = sizeof(pi);
+  if (bpf_obj_get_info_by_fd(fd, &pi, &len) == 0) {
+    o.Set("id", Napi::Number::New(env, pi.id));
+    o.Set("name", Napi::String::New(env, pi.name));
+    o.Set("runCount", Napi::Number::New(env, (double)pi.run_cnt));
+    o.Set("runTimeNs", Napi::Number::New(env, (double)pi.run_time_ns));
+  }
+  return o;
+}
+
+Napi::Array IpWords(Napi::Env env, const __u32* ip) {
+  Napi::Array a = Napi::Array::New(env, 4);
+  for (uint32_t i = 0; i < 4; i++) a.Set(i, Napi::Number::New(env, ip[i]));
+  return a;
+}
+
+// status(pinDir, maxSockets) -> everything readable from the pins; missing pieces are null.
+Napi::Value Status(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber())
+    return FailMsg(env, "status: expected (pinDir, maxSockets)");
+  std::string pin_dir = info[0].As<Napi::String>().Utf8Value();
+  uint32_t max_sockets = info[1].As<Napi::Number>().Uint32Value();
+  Napi::Object r = Napi::Object::New(env);
+
+  const char* progs[] = {MESHACCEL_PIN_SOCKOPS, MESHACCEL_PIN_SK_MSG};
+  for (const char* name : progs) {
+    Fd fd(OpenPin(pin_dir, name));
+    r.Set(name, fd.ok() ? Napi::Value(ProgInfo(env, fd.get())) : env.Null());
+  }
+
+  Fd link(OpenPin(pin_dir, MESHACCEL_PIN_LINK));
+  if (link.ok()) {
+    __u64 cgid = 0;
+    __u32 link_id = 0, prog_id = 0;
+    if (!LinkCgroupId(link.get(), &cgid, &link_id, &prog_id)) return Fail(env, "read link info", errno);
+    Napi::Object l = Napi::Object::New(env);
+    l.Set("id", Napi::Number::New(env, link_id));
+    l.Set("cgroupId", Napi::Number::New(env, (double)cgid));
+    l.Set("progId", Napi::Number::New(env, prog_id));
+    r.Set("link", l);
+  } else {
+    r.Set("link", env.Null());
+  }
+
+  Fd cfg_fd(OpenPin(pin_dir, MESHACCEL_MAP_CONFIG));
+  if (cfg_fd.ok()) {
+    meshaccel_config cfg;
+    __u32 zero = 0;
+    int err = bpf_map_lookup_elem(cfg_fd.get(), &zero, &cfg);
+    if (err) return Fail(env, "read " MESHACCEL_MAP_CONFIG, err);
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("mode", Napi::Number::New(env, cfg.mode));
+    c.Set("bulkStreak", Napi::Number::New(env, cfg.bulk_streak));
+    c.Set("bulkSmallMax", Napi::Number::New(env, cfg.bulk_small_max));
+    r.Set("config", c);
+  } else {
+    r.Set("config", env.Null());
+  }
+
+  Fd ports_fd(OpenPin(pin_dir, MESHACCEL_MAP_PORTS));
+  if (ports_fd.ok()) {
+    Napi::Array a = Napi::Array::New(env);
+    __u16 cur, next;
+    __u16* prev = nullptr;
+    uint32_t n = 0;
+    while (bpf_map_get_next_key(ports_fd.get(), prev, &next) == 0) {
+      a.Set(n++, Napi::Number::New(env, next));
+      cur = next;
+      prev = &cur;
+    }
+    r.Set("ports", a);
+  } else {
+    r.Set("ports", env.Null());
+  }
+
+  Fd ctr_fd(OpenPin(pin_dir, MESHACCEL_MAP_COUNTERS));
+  if (ctr_fd.ok()) {
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) return Fail(env, "count possible CPUs", ncpu);
+    std::vector<__u64> vals((size_t)ncpu);
+    Napi::Array a = Napi::Array::New(env, MESHACCEL_CTR_MAX);
+    for (__u32 i = 0; i < MESHACCEL_CTR_MAX; i++) {
+      int err = bpf_map_lookup_elem(ctr_fd.get(), &i, vals.data());
+      if (err) return Fail(env, "read counter " + std::to_string(i), err);
+      __u64 sum = 0;
+      for (__u64 v : vals) sum += v;
+      a.Set(i, Napi::Number::New(env, (double)sum));
+    }
+    r.Set("counters", a);
+  } else {
+    r.Set("counters", env.Null());
+  }
+
+  // Sockets: sockhash keys plus socket cookies (an 8-byte value makes the kernel return the
+  // cookie on a userspace lookup).
+  Fd socks(OpenPin(pin_dir, MESHACCEL_MAP_SOCKS));
+  Fd flows(OpenPin(pin_dir, MESHACCEL_MAP_FLOWS));
+  if (socks.ok()) {
+    Napi::Array a = Napi::Array::New(env);
+    meshaccel_sock_key cur, next;
+    meshaccel_sock_key* prev = nullptr;
+    uint32_t n = 0, total = 0;
+    while (bpf_map_get_next_key(socks.get(), prev, &next) == 0) {
+      total++;
+      cur = next;
+      prev = &cur;
+      if (n >= max_sockets) continue;
+      __u64 cookie = 0;
+      // An entry can vanish between next_key and lookup when its socket closes.
+      if (bpf_map_lookup_elem(socks.get(), &next, &cookie)) continue;
+      Napi::Object s = Napi::Object::New(env);
+      s.Set("netnsCookie", Napi::BigInt::New(env, (uint64_t)next.netns));
+      s.Set("family", Napi::Number::New(env, next.family));
+      s.Set("localIp", IpWords(env, next.local_ip));
+      s.Set("remoteIp", IpWords(env, next.remote_ip));
+      s.Set("localPort", Napi::Number::New(env, next.local_port));
+      s.Set("remotePort", Napi::Number::New(env, next.remote_port));
+      s.Set("socketCookie", Napi::BigInt::New(env, (uint64_t)cookie));
+      meshaccel_flow fl;
+      if (flows.ok() && bpf_map_lookup_elem(flows.get(), &next, &fl) == 0) {
+        s.Set("tcpOnly", Napi::Boolean::New(env, (fl.flags & MESHACCEL_FLOW_TCP_ONLY) != 0));
+        s.Set("streak", Napi::Number::New(env, fl.streak));
+      }
+      a.Set(n++, s);
+    }
+    r.Set("sockets", a);
+    r.Set("socketCount", Napi::Number::New(env, total));
+    // Whether sk_msg is attached to the map (BPF_PROG_QUERY on a sockmap; kernels before
+    // 5.19 do not answer, reported as null).
+    __u32 ids[4] = {0, 0, 0, 0};
+    __u32 cnt = 4, flags = 0;
+    if (bpf_prog_query(socks.get(), BPF_SK_MSG_VERDICT, 0, &flags, ids, &cnt) == 0) {
+      Napi::Array q = Napi::Array::New(env, cnt);
+      for (uint32_t i = 0; i < cnt && i < 4; i++) q.Set(i, Napi::Number::New(env, ids[i]));
+      r.Set("skMsgAttachedIds", q);
+    } else {
+      r.Set("skMsgAttachedIds", env.Null());
+    }
+  } else {
+    r.Set("sockets", env.Null());
+    r.Set("socketCount", env.Null());
+    r.Set("skMsgAttachedIds", env.Null());
+  }
+  return r;
+}
+
+// detach(pinDir) -> names removed. Order matters for live connections:
+//  1. mode OFF: sockets already in the sockhash keep their sk_msg program, which now passes
+//     every message to TCP (and marks the socket TCP-only, so it never redirects again);
+//  2. the cgroup link is detached: no new sockets are inserted;
+//  3. sk_msg is detached from the sockhash and every pin is removed.
+// The sockhash entries are NOT deleted: deleting a socket's entry frees its psock, which
+// discards redirected bytes its application has not read yet. The unpinned map lives on,
+// invisible, until the last of those sockets closes, and meanwhile they run over plain TCP.
+Napi::Value Detach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return FailMsg(env, "detach: expected (pinDir)");
+  std::string pin_dir = info[0].As<Napi::String>().Utf8Value();
+  Napi::Array removed = Napi::Array::New(env);
+  uint32_t n = 0;
+
+  Fd cfg_fd(OpenPin(pin_dir, MESHACCEL_MAP_CONFIG));
+  if (cfg_fd.ok()) {
+    meshaccel_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.mode = MESHACCEL_MODE_OFF;
+    __u32 zero = 0;
+    int err = bpf_map_update_elem(cfg_fd.get(), &zero, &cfg, BPF_ANY);
+    if (err) return Fail(env, "switch " MESHACCEL_MAP_CONFIG " to off", err);
+  }
+
+  std::string link_pin = PinPath(pin_dir, MESHACCEL_PIN_LINK);
+  Fd link(bpf_obj_get(link_pin.c_str()));
+  if (link.ok()) {
+    int err = bpf_link_detach(link.get());
+    // ENOLINK: already detached (its cgroup was removed); the pin still has to go.
+    if (err && err != -ENOLINK) return Fail(env, "detach sockops link", err);
+    if (unlink(link_pin.c_str())) return Fail(env, "unpin " + link_pin, errno);
+    removed.Set(n++, Napi::String::New(env, MESHACCEL_PIN_LINK));
+  } else if (errno != ENOENT) {
+    return Fail(env, "open pinned link " + link_pin, errno);
+  }
+
+  Fd sk_msg(OpenPin(pin_dir, MESHACCEL_PIN_SK_MSG));
+  Fd socks(OpenPin(pin_dir, MESHACCEL_MAP_SOCKS));
+  if (sk_msg.ok() && socks.ok()) {
+    int err = bpf_prog_detach2(sk_msg.get(), socks.get(), BPF_SK_MSG_VERDICT);
+    if (err && err != -ENOENT) return Fail(env, "detach sk_msg from sockhash", err);
+  }
+
+  const char* pins[] = {MESHACCEL_PIN_SOCKOPS, MESHACCEL_PIN_SK_MSG, MESHACCEL_MAP_SOCKS, MESHACCEL_MAP_FLOWS,
+                        MESHACCEL_MAP_CONFIG,  MESHACCEL_MAP_PORTS,  MESHACCEL_MAP_COUNTERS};
+  for (const char* name : pins) {
+    std::string p = PinPath(pin_dir, name);
+    if (unlink(p.c_str()) == 0) {
+      removed.Set(n++, Napi::String::New(env, name));
+    } else if (errno != ENOENT) {
+      return Fail(env, "unpin " + p, errno);
+    }
+  }
+  return removed;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  libbpf_set_print(CaptureLibbpfLog);
+  exports.Set("probeBpf", Napi::Function::New(env, ProbeBpf));
+  exports.Set("load", Napi::Function::New(env, Load));
+  exports.Set("attachCgroup", Napi::Function::New(env, AttachCgroup));
+  exports.Set("configure", Napi::Function::New(env, Configure));
+  exports.Set("status", Napi::Function::New(env, Status));
+  exports.Set("detach", Napi::Function::New(env, Detach));
+  Napi::Object names = Napi::Object::New(env);
+  names.Set("counterMax", Napi::Number::New(env, MESHACCEL_CTR_MAX));
+  exports.Set("abi", names);
+  return exports;
+}
+
+}  // namespace
 
 NODE_API_MODULE(meshaccel_bpf, Init)
