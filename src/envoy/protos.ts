@@ -83,3 +83,34 @@ export function getEnvoyRoot(): protobuf.Root {
 export function lookupType(fullName: string): protobuf.Type {
   return getEnvoyRoot().lookupType(fullName.replace(/^type\.googleapis\.com\//, ''));
 }
+
+const lazilyLoadedDirs = new Set<string>();
+
+/**
+ * Resolves a message type by full name in the Envoy root, loading the .proto files of its
+ * package on demand. Bootstraps and `typed_config`s name extensions (access loggers, other
+ * filters) that ENVOY_PROTO_FILES does not list; they are real Envoy types and must check as
+ * such, while a name that is not in Envoy's API at all stays unresolvable (null).
+ */
+export function resolveEnvoyType(fullName: string): protobuf.Type | null {
+  const name = fullName.replace(/^\./, '');
+  const root = getEnvoyRoot();
+  const found = root.lookup(name);
+  if (found instanceof protobuf.Type) return found;
+  if (found) return null;
+  const packageDir = name.split('.').slice(0, -1).join('/');
+  if (!packageDir || lazilyLoadedDirs.has(packageDir)) return null;
+  lazilyLoadedDirs.add(packageDir);
+  const files: string[] = [];
+  for (const dir of protoSearchPath()) {
+    const candidate = path.join(dir, packageDir);
+    if (!fs.existsSync(candidate) || !fs.statSync(candidate).isDirectory()) continue;
+    for (const entry of fs.readdirSync(candidate)) if (entry.endsWith('.proto')) files.push(path.join(packageDir, entry));
+    break;
+  }
+  if (files.length === 0) return null;
+  root.loadSync(files, { keepCase: true });
+  root.resolveAll();
+  const loaded = root.lookup(name);
+  return loaded instanceof protobuf.Type ? loaded : null;
+}

@@ -1,0 +1,109 @@
+import type { CompiledPortPolicy } from '../../policy/compiled';
+import type { RedirectConfig } from '../../datapath/redirect-config';
+import { ADS_CONFIG_SOURCE, Direction, ecdsHttpFilter, rbacEcdsName, withType } from './ecds';
+import { Json, RBAC_TYPE_URL, denyAllRbac } from './rbac';
+
+/**
+ * Standalone Envoy: the inbound and outbound capture listeners the TPROXY agent steers to
+ * (ports from the shared RedirectConfig), transparent with the original_dst listener filter,
+ * one filter chain per L7 HTTP port matched on the original destination port, and a default
+ * chain passing everything else through to an ORIGINAL_DST cluster. Upstream sockets carry
+ * the proxy's SO_MARK so the agent's rules never capture the proxy's own traffic again.
+ */
+
+export const HCM_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+export const ROUTER_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+export const TCP_PROXY_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+export const ORIGINAL_DST_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst';
+
+/** Linux: SOL_SOCKET = 1, SO_MARK = 36. */
+export const SOL_SOCKET = 1;
+export const SO_MARK = 36;
+
+export function listenerName(direction: Direction): string {
+  return `meshaccel.${direction}`;
+}
+
+export function passthroughClusterName(direction: Direction): string {
+  return `meshaccel.${direction}.passthrough`;
+}
+
+export function routeConfigName(direction: Direction): string {
+  return `meshaccel.${direction}`;
+}
+
+export function routerFilter(): Json {
+  return { name: 'envoy.filters.http.router', typed_config: withType(ROUTER_TYPE_URL, {}) };
+}
+
+/** ORIGINAL_DST cluster: connects to where the captured connection was going. */
+export function originalDstCluster(direction: Direction, redirect: RedirectConfig): Json {
+  return {
+    name: passthroughClusterName(direction),
+    type: 'ORIGINAL_DST',
+    lb_policy: 'CLUSTER_PROVIDED',
+    connect_timeout: '5s',
+    upstream_bind_config: {
+      socket_options: [
+        { description: 'SO_MARK: proxy upstream traffic is not captured again', level: SOL_SOCKET, name: SO_MARK, int_value: redirect.proxyMark, state: 'STATE_PREBIND' },
+      ],
+    },
+  };
+}
+
+/** One route table per direction: everything to the ORIGINAL_DST cluster. */
+export function passthroughRouteConfig(direction: Direction): Json {
+  return {
+    name: routeConfigName(direction),
+    virtual_hosts: [
+      {
+        name: `${direction}|all`,
+        domains: ['*'],
+        routes: [{ name: 'passthrough', match: { prefix: '/' }, route: { cluster: passthroughClusterName(direction), timeout: '0s' } }],
+      },
+    ],
+  };
+}
+
+function httpChain(direction: Direction, port: number): Json {
+  const hcm = {
+    stat_prefix: `${direction}_${port}`,
+    codec_type: 'AUTO',
+    rds: { route_config_name: routeConfigName(direction), config_source: ADS_CONFIG_SOURCE },
+    http_filters: [ecdsHttpFilter(rbacEcdsName(direction, port), RBAC_TYPE_URL, denyAllRbac()), routerFilter()],
+  };
+  return {
+    name: `${direction}|${port}|http`,
+    filter_chain_match: { destination_port: port },
+    filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: withType(HCM_TYPE_URL, hcm) }],
+  };
+}
+
+function passthroughChain(direction: Direction): Json {
+  return {
+    name: `${direction}|passthrough`,
+    filters: [
+      {
+        name: 'envoy.filters.network.tcp_proxy',
+        typed_config: withType(TCP_PROXY_TYPE_URL, { stat_prefix: `${direction}_passthrough`, cluster: passthroughClusterName(direction) }),
+      },
+    ],
+  };
+}
+
+/** HTTP ports get an RBAC chain; other L7 kinds are not compiled here and pass through. */
+export function httpPorts(ports: readonly CompiledPortPolicy[]): number[] {
+  return [...new Set(ports.filter((p) => p.l7 === 'http' && p.protocol !== 'UDP').map((p) => p.port))].sort((a, b) => a - b);
+}
+
+export function captureListener(direction: Direction, ports: readonly CompiledPortPolicy[], redirect: RedirectConfig): Json {
+  return {
+    name: listenerName(direction),
+    address: { socket_address: { address: '0.0.0.0', port_value: direction === 'inbound' ? redirect.inboundProxyPort : redirect.outboundProxyPort } },
+    transparent: true,
+    traffic_direction: direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
+    listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: withType(ORIGINAL_DST_TYPE_URL, {}) }],
+    filter_chains: httpPorts(ports).map((p) => httpChain(direction, p)),
+    default_filter_chain: passthroughChain(direction),
+  };
+}

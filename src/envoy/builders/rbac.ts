@@ -1,0 +1,136 @@
+import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerSet, PolicyOrigin } from '../../policy/compiled';
+
+/**
+ * Compiled HTTP rules → Envoy's RBAC HTTP filter config (envoy.extensions.filters.http.rbac.v3.RBAC),
+ * as Envoy JSON. Semantics follow CompiledPortPolicy: a request is allowed if some rule's
+ * peers match and some of its HTTP rules match (ALLOW policies are OR-ed); with no policy
+ * left the RBAC allows nothing, which is the deny-by-default an L7 port has.
+ */
+
+export type Json = Record<string, unknown>;
+
+export const RBAC_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
+export const RBAC_FILTER_NAME = 'envoy.filters.http.rbac';
+
+export interface RbacOptions {
+  /** 'ingress': peers are the downstream (principals); 'egress': peers are destinations (permissions). */
+  direction: 'ingress' | 'egress';
+  /** Add mTLS principal names (Istio); otherwise peers are matched by address only. */
+  mtlsPrincipals: boolean;
+}
+
+export interface RbacCompilation {
+  /** envoy.extensions.filters.http.rbac.v3.RBAC as Envoy JSON (no "@type"). */
+  rbac: Json;
+  /** Every policy that contributed, for error messages. */
+  origins: PolicyOrigin[];
+  /** Things RBAC cannot express (header mismatch actions, rules selecting no peer). */
+  warnings: string[];
+}
+
+function regexMatch(regex: string): Json {
+  return { safe_regex: { regex } };
+}
+
+function headerRegex(name: string, regex: string): Json {
+  return { header: { name, string_match: regexMatch(regex) } };
+}
+
+function headerExact(name: string, value: string | undefined): Json {
+  return value === undefined ? { header: { name, present_match: true } } : { header: { name, string_match: { exact: value } } };
+}
+
+function andPermissions(parts: Json[]): Json {
+  if (parts.length === 0) return { any: true };
+  if (parts.length === 1) return parts[0];
+  return { and_rules: { rules: parts } };
+}
+
+function orPermissions(parts: Json[]): Json {
+  if (parts.length === 1) return parts[0];
+  return { or_rules: { rules: parts } };
+}
+
+/** Cilium's `headers: ["X-Token"]` (presence) or `["X-Token: abc"]` (exact value). */
+function parseHeaderString(text: string): { name: string; value?: string } {
+  const m = /^\s*([^:\s][^:\s]*)\s*(?::\s*(.*?))?\s*$/.exec(text);
+  if (!m) return { name: text.trim() };
+  return { name: m[1].toLowerCase(), value: m[2] === undefined || m[2] === '' ? undefined : m[2] };
+}
+
+/** One HttpRule: AND of its method/path/host/header conditions. */
+export function httpRulePermission(rule: HttpRule, origin: PolicyOrigin, warnings: string[]): Json {
+  const parts: Json[] = [];
+  if (rule.method) parts.push(headerRegex(':method', rule.method));
+  if (rule.path) parts.push(headerRegex(':path', rule.path));
+  if (rule.host) parts.push(headerRegex(':authority', rule.host));
+  for (const h of rule.headers ?? []) {
+    const { name, value } = parseHeaderString(h);
+    parts.push(headerExact(name, value));
+  }
+  for (const hm of rule.headerMatches ?? []) {
+    if (hm.mismatch) warnings.push(`policy ${origin.policy}: header ${hm.name} mismatch action ${hm.mismatch} is not expressible in RBAC; the header is required instead`);
+    parts.push(headerExact(hm.name.toLowerCase(), hm.value));
+  }
+  return andPermissions(parts);
+}
+
+function cidrRange(cidr: string): Json {
+  const [address, len] = cidr.split('/');
+  const prefixLen = len === undefined ? (address.includes(':') ? 128 : 32) : Number(len);
+  return { address_prefix: address, prefix_len: prefixLen };
+}
+
+/** Istio's principal names are SPIFFE URIs; the compiled form may carry them without scheme. */
+export function spiffeUri(principal: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(principal) ? principal : `spiffe://${principal}`;
+}
+
+function peerPrincipals(peers: PeerSet, mtls: boolean): Json[] {
+  if (peers.any) return [{ any: true }];
+  const ids: Json[] = peers.cidrs.map((c) => ({ remote_ip: cidrRange(c) }));
+  if (mtls) for (const p of peers.principals) ids.push({ authenticated: { principal_name: { exact: spiffeUri(p) } } });
+  return ids;
+}
+
+function policyName(rule: CompiledRule, index: number): string {
+  return `${rule.origin.policy}#${index}`;
+}
+
+/** RBAC for one port's rules; an empty `rules` (or all unusable) denies every request. */
+export function compileHttpRules(port: CompiledPortPolicy, options: RbacOptions): RbacCompilation {
+  const policies: Record<string, Json> = {};
+  const origins: PolicyOrigin[] = [];
+  const warnings: string[] = [];
+  port.rules.forEach((rule, index) => {
+    if (!origins.some((o) => o.policy === rule.origin.policy)) origins.push(rule.origin);
+    const http = rule.http ?? [];
+    const l7 = http.length === 0 ? { any: true } : orPermissions(http.map((h) => httpRulePermission(h, rule.origin, warnings)));
+    let permissions: Json[];
+    let principals: Json[];
+    if (options.direction === 'ingress') {
+      principals = peerPrincipals(rule.peers, options.mtlsPrincipals);
+      permissions = [l7];
+    } else {
+      // Egress: the downstream is the local workload; the peers are where it connects to.
+      principals = [{ any: true }];
+      permissions = rule.peers.any ? [l7] : rule.peers.cidrs.length === 0 ? [] : [andPermissions([orPermissions(rule.peers.cidrs.map((c) => ({ destination_ip: cidrRange(c) }))), l7])];
+    }
+    if (principals.length === 0 || permissions.length === 0) {
+      warnings.push(`policy ${rule.origin.policy}: rule ${index} on port ${port.port} selects no peer address${options.mtlsPrincipals ? ' or principal' : ''}; it allows nothing`);
+      return;
+    }
+    policies[policyName(rule, index)] = { permissions, principals };
+  });
+  return { rbac: { rules: { action: 'ALLOW', policies } }, origins, warnings };
+}
+
+/** RBAC that allows every request (ports without L7 rules, where gRPC still wants a filter). */
+export function allowAllRbac(): Json {
+  return { rules: { action: 'ALLOW', policies: { 'allow-all': { permissions: [{ any: true }], principals: [{ any: true }] } } } };
+}
+
+/** RBAC that allows nothing: the fail-closed default for an ECDS reference. */
+export function denyAllRbac(): Json {
+  return { rules: { action: 'ALLOW', policies: {} } };
+}

@@ -1,0 +1,46 @@
+import type { PolicyOrigin } from '../policy/compiled';
+import { EncodedResource, encodedResource } from '../xds/resource';
+import { resolveEnvoyType } from './protos';
+import { Violation, checkEnvoyJson, formatPath } from './schema-check';
+
+/**
+ * The only way generated Envoy JSON becomes bytes: check it against Envoy's schema first and
+ * refuse to encode on any violation, so a resource Envoy would NACK is never served.
+ */
+
+export class SchemaError extends Error {
+  constructor(
+    readonly typeUrl: string,
+    readonly resourceName: string,
+    readonly violations: readonly Violation[],
+    readonly origins: readonly PolicyOrigin[] = [],
+  ) {
+    super(
+      `${typeUrl.replace(/^type\.googleapis\.com\//, '')} "${resourceName}"` +
+        (origins.length > 0 ? ` (from ${origins.map(describeOrigin).join(', ')})` : '') +
+        ` fails Envoy's schema:\n` +
+        violations.map((v) => `  ${formatPath(v.path)}: ${v.message}`).join('\n'),
+    );
+    this.name = 'SchemaError';
+  }
+}
+
+export function describeOrigin(o: PolicyOrigin): string {
+  return `policy ${o.policy}${o.file ? ` (${o.file}${o.line ? `:${o.line}` : ''})` : ''}`;
+}
+
+/** Checks and encodes one resource; `json` is Envoy JSON without "@type" (the type URL says it). */
+export function encodeEnvoyResource(
+  typeUrl: string,
+  name: string,
+  json: unknown,
+  options: { origins?: readonly PolicyOrigin[]; ttlMs?: number } = {},
+): EncodedResource {
+  const typeName = typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
+  const type = resolveEnvoyType(typeName);
+  if (!type) throw new SchemaError(typeUrl, name, [{ path: [], message: `type ${typeUrl} does not resolve to a message in Envoy's API` }], options.origins);
+  const result = checkEnvoyJson(type, json);
+  if (result.violations.length > 0) throw new SchemaError(typeUrl, name, result.violations, options.origins);
+  const bytes = type.encode(type.fromObject(result.message)).finish();
+  return encodedResource(typeUrl, name, bytes, { ttlMs: options.ttlMs });
+}
