@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 APT_PACKAGES := clang-14 llvm-14 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-                linux-libc-dev nftables iptables iproute2 g++ make python3
+                linux-libc-dev nftables iptables iproute2 g++ make python3 openssl
 NPM_STAMP := node_modules/.meshaccel-installed
 XDS_PORT ?= 18000
 
