@@ -31,6 +31,7 @@ export interface HttpRule {
 
 /** One Kafka rule, already expanded: `role` became the API keys it stands for. */
 export interface KafkaRule {
+  /** Empty means every API key. */
   apiKeys: number[];
   apiVersion?: number;
   clientID?: string;
@@ -52,9 +53,16 @@ export interface CompiledRule {
   /** Present on a port with HTTP rules; an empty list allows all HTTP on that port. */
   http?: HttpRule[];
   kafka?: KafkaRule[];
+  /**
+   * Added: when the proxy serves several workloads and this rule applies to only some of them,
+   * the addresses (CIDRs) of those workloads — the rule's destination on ingress, its source on
+   * egress. Absent means the rule applies to every workload of the proxy.
+   */
+  local?: string[];
 }
 
 export interface CompiledPortPolicy {
+  /** 0 with protocol 'ANY' stands for every port (rules without toPorts). */
   port: number;
   protocol: 'TCP' | 'UDP' | 'ANY';
   /** 'http'/'kafka' once any rule on the port has L7 rules: deny by default from then on. */

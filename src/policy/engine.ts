@@ -1,0 +1,365 @@
+import type { CompiledProxyPolicy, CompiledRule, PeerSet } from './compiled';
+import type { Diagnostic } from './diagnostics';
+import { identityLabels, IdentityAllocator, type Identity } from './identities';
+import { resourceKey, resourceName, type PolicyResource, type Resource, type WorkloadResource } from './model';
+import { compilePolicyRules, type DirectionalRule, type PolicyRules } from './policy-rules';
+import { PortTable, type L7Conflict } from './port-table';
+import { bindingKey, bindingOf } from './proxy-binding';
+import { compileSelector } from './selector';
+import { SelectorCache, type CachedSelector } from './selector-cache';
+
+export interface EngineOptions {
+  /** Trust domain of mTLS principals: `<trustDomain>/ns/<ns>/sa/<sa>`. */
+  trustDomain?: string;
+}
+
+export interface CommitResult {
+  /** Proxy keys whose compiled policy is new or differs from the last commit. */
+  changed: string[];
+  /** Proxy keys that no longer serve any workload. */
+  removed: string[];
+  /** L7 parser clashes (HTTP and Kafka rules on one port of one proxy). */
+  conflicts: Diagnostic[];
+}
+
+interface PolicyRecord {
+  resource: PolicyResource;
+  fingerprint: string;
+  rules: PolicyRules;
+  subject: CachedSelector;
+  ingressPeers: CachedSelector[][];
+  egressPeers: CachedSelector[][];
+}
+
+interface WorkloadRecord {
+  key: string;
+  resource: WorkloadResource;
+  fingerprint: string;
+  identity: Identity;
+  proxyKey: string;
+  cidrs: string[];
+}
+
+interface Materialized {
+  cidrs: string[];
+  principals: string[];
+}
+
+const DEFAULT_ALLOW_ORIGIN = '(default allow: no policy selects this workload in this direction)';
+
+function hostCidr(address: string): string {
+  return address.includes(':') ? `${address}/128` : `${address}/32`;
+}
+
+function sortedUnique(values: Iterable<string>): string[] {
+  return [...new Set(values)].sort();
+}
+
+function addToIndex<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(value);
+}
+
+function removeFromIndex<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key);
+  set?.delete(value);
+  if (set?.size === 0) map.delete(key);
+}
+
+/**
+ * The incremental policy state: identities, the selector cache, and the compiled policy per proxy.
+ * Every change marks only the proxies it can affect (a workload's own proxy, and the proxies of
+ * policies whose peer selectors select its identity); `commit()` recompiles just those and
+ * reports the ones whose result actually differs.
+ */
+export class PolicyEngine {
+  readonly identities = new IdentityAllocator();
+  readonly selectors = new SelectorCache();
+  private readonly trustDomain: string;
+  private readonly policies = new Map<string, PolicyRecord>();
+  private readonly workloads = new Map<string, WorkloadRecord>();
+  private readonly subjectUsers = new Map<CachedSelector, Set<PolicyRecord>>();
+  private readonly peerUsers = new Map<CachedSelector, Set<PolicyRecord>>();
+  private readonly identityWorkloads = new Map<number, Set<WorkloadRecord>>();
+  private readonly proxyWorkloads = new Map<string, Set<WorkloadRecord>>();
+  private readonly peerMaterialized = new Map<CachedSelector, Materialized>();
+  private readonly compiled = new Map<string, { policy: CompiledProxyPolicy; json: string }>();
+  private readonly dirty = new Set<string>();
+
+  constructor(options: EngineOptions = {}) {
+    this.trustDomain = options.trustDomain ?? 'cluster.local';
+  }
+
+  // ---- changes ------------------------------------------------------------------------------
+
+  /** Makes the engine hold exactly `resources`, touching only what differs. */
+  sync(resources: readonly Resource[]): void {
+    const wanted = new Map<string, Resource>();
+    for (const r of resources) wanted.set(resourceKey(r), r);
+    for (const key of [...this.policies.keys()]) if (!wanted.has(key)) this.removePolicy(key);
+    for (const key of [...this.workloads.keys()]) if (!wanted.has(key)) this.removeWorkload(key);
+    // Workloads first, so new policies resolve against the final identity set in one pass.
+    for (const r of wanted.values()) if (r.kind === 'Workload') this.upsertWorkload(r);
+    for (const r of wanted.values()) if (r.kind !== 'Workload') this.upsertPolicy(r);
+  }
+
+  upsertPolicy(resource: PolicyResource): void {
+    const key = resourceKey(resource);
+    const rules = compilePolicyRules(resource);
+    const fingerprint = JSON.stringify([resource.spec, rules.ingress.map((r) => r.origin), rules.egress.map((r) => r.origin)]);
+    const old = this.policies.get(key);
+    if (old?.fingerprint === fingerprint) return;
+    if (old) this.removePolicy(key);
+    const acquire = (rs: DirectionalRule[]): CachedSelector[][] => rs.map((r) => r.peers.map((s) => this.selectors.acquire(s)));
+    const rec: PolicyRecord = {
+      resource,
+      fingerprint,
+      rules,
+      subject: this.selectors.acquire(rules.subject),
+      ingressPeers: acquire(rules.ingress),
+      egressPeers: acquire(rules.egress),
+    };
+    this.policies.set(key, rec);
+    addToIndex(this.subjectUsers, rec.subject, rec);
+    for (const cs of [...rec.ingressPeers.flat(), ...rec.egressPeers.flat()]) addToIndex(this.peerUsers, cs, rec);
+    this.markSubjectProxies(rec);
+  }
+
+  removePolicy(key: string): boolean {
+    const rec = this.policies.get(key);
+    if (!rec) return false;
+    this.markSubjectProxies(rec);
+    this.policies.delete(key);
+    removeFromIndex(this.subjectUsers, rec.subject, rec);
+    this.selectors.release(rec.subject);
+    for (const cs of [...rec.ingressPeers.flat(), ...rec.egressPeers.flat()]) {
+      removeFromIndex(this.peerUsers, cs, rec);
+      this.selectors.release(cs);
+      if (cs.refs === 0) this.peerMaterialized.delete(cs);
+    }
+    return true;
+  }
+
+  upsertWorkload(resource: WorkloadResource): void {
+    const key = resourceKey(resource);
+    const fingerprint = JSON.stringify([resource.labels, resource.spec]);
+    const old = this.workloads.get(key);
+    if (old?.fingerprint === fingerprint) return;
+    if (old) this.removeWorkload(key);
+    const labels = identityLabels(resource.labels, resource.namespace, resource.spec.serviceAccount ?? 'default');
+    const { identity, created } = this.identities.acquire(labels);
+    if (created) this.selectors.addIdentity(identity);
+    const rec: WorkloadRecord = { key, resource, fingerprint, identity, proxyKey: bindingKey(bindingOf(resource.spec.proxy)), cidrs: resource.spec.addresses.map(hostCidr) };
+    this.workloads.set(key, rec);
+    addToIndex(this.identityWorkloads, identity.id, rec);
+    addToIndex(this.proxyWorkloads, rec.proxyKey, rec);
+    this.dirty.add(rec.proxyKey);
+    this.peersChanged(this.selectors.selecting(identity.id));
+  }
+
+  removeWorkload(key: string): boolean {
+    const rec = this.workloads.get(key);
+    if (!rec) return false;
+    this.workloads.delete(key);
+    removeFromIndex(this.identityWorkloads, rec.identity.id, rec);
+    removeFromIndex(this.proxyWorkloads, rec.proxyKey, rec);
+    this.dirty.add(rec.proxyKey);
+    const affected = [...this.selectors.selecting(rec.identity.id)];
+    if (this.identities.release(rec.identity)) this.selectors.removeIdentity(rec.identity);
+    this.peersChanged(affected);
+    return true;
+  }
+
+  /** The peers these selectors select changed (membership or addresses): their users' proxies must be rebuilt. */
+  private peersChanged(selectors: Iterable<CachedSelector>): void {
+    for (const cs of selectors) {
+      this.peerMaterialized.delete(cs);
+      const users = this.peerUsers.get(cs);
+      if (users) for (const p of users) this.markSubjectProxies(p);
+    }
+  }
+
+  private markSubjectProxies(p: PolicyRecord): void {
+    for (const id of p.subject.selected) {
+      const ws = this.identityWorkloads.get(id);
+      if (ws) for (const w of ws) this.dirty.add(w.proxyKey);
+    }
+  }
+
+  // ---- queries ------------------------------------------------------------------------------
+
+  dirtyProxies(): ReadonlySet<string> {
+    return this.dirty;
+  }
+
+  /** Last committed policy per proxy key (node id, or `metadata:{...}` for metadata bindings). */
+  proxies(): ReadonlyMap<string, CompiledProxyPolicy> {
+    return new Map([...this.compiled].map(([k, v]) => [k, v.policy]));
+  }
+
+  proxy(key: string): CompiledProxyPolicy | undefined {
+    return this.compiled.get(key)?.policy;
+  }
+
+  get policyCount(): number {
+    return this.policies.size;
+  }
+
+  get workloadCount(): number {
+    return this.workloads.size;
+  }
+
+  /** Identity ids a policy rule's peers select, for tests and debugging: `[policyKey, 'ingress', ruleIndex]`. */
+  selectedPeers(policyKey: string, direction: 'ingress' | 'egress', rule: number): number[] {
+    const rec = this.policies.get(policyKey);
+    const peers = rec ? (direction === 'ingress' ? rec.ingressPeers : rec.egressPeers)[rule] : undefined;
+    const ids = new Set<number>();
+    for (const cs of peers ?? []) for (const id of cs.selected) ids.add(id);
+    return [...ids].sort((a, b) => a - b);
+  }
+
+  identityOf(workloadKey: string): Identity | undefined {
+    return this.workloads.get(workloadKey)?.identity;
+  }
+
+  // ---- compilation --------------------------------------------------------------------------
+
+  /**
+   * Recompiles the dirty proxies. Conflicting proxies keep their previous policy and are
+   * reported; callers that must not half-apply (the file source) roll back on any conflict.
+   */
+  commit(): CommitResult {
+    const changed: string[] = [];
+    const removed: string[] = [];
+    const conflicts: Diagnostic[] = [];
+    for (const key of [...this.dirty].sort()) {
+      if (!this.proxyWorkloads.has(key)) {
+        if (this.compiled.delete(key)) removed.push(key);
+        continue;
+      }
+      const result = this.compileProxy(key);
+      if (result.conflicts.length > 0) {
+        conflicts.push(...result.conflicts.map((c) => conflictDiagnostic(key, c)));
+        continue;
+      }
+      const json = JSON.stringify(result.policy);
+      if (this.compiled.get(key)?.json === json) continue;
+      this.compiled.set(key, { policy: result.policy, json });
+      changed.push(key);
+    }
+    this.dirty.clear();
+    return { changed, removed, conflicts };
+  }
+
+  /** Compiles one proxy's policy from the current state without storing it. */
+  compileProxy(key: string): { policy: CompiledProxyPolicy; conflicts: L7Conflict[] } {
+    const workloads = [...(this.proxyWorkloads.get(key) ?? [])].sort((a, b) => (a.key < b.key ? -1 : 1));
+    const applicable = new Map<PolicyRecord, WorkloadRecord[]>();
+    const enforced = { ingress: new Set<WorkloadRecord>(), egress: new Set<WorkloadRecord>() };
+    for (const w of workloads) {
+      for (const cs of this.selectors.selecting(w.identity.id)) {
+        const users = this.subjectUsers.get(cs);
+        if (!users) continue;
+        for (const p of users) {
+          let list = applicable.get(p);
+          if (!list) applicable.set(p, (list = []));
+          list.push(w);
+          if (p.rules.enforcesIngress) enforced.ingress.add(w);
+          if (p.rules.enforcesEgress) enforced.egress.add(w);
+        }
+      }
+    }
+    const localOf = (ws: readonly WorkloadRecord[]): string[] | undefined => (ws.length === workloads.length ? undefined : sortedUnique(ws.flatMap((w) => w.cidrs)));
+    const tables = { ingress: new PortTable(), egress: new PortTable() };
+    const ordered = [...applicable].sort((a, b) => (a[0].rules.key < b[0].rules.key ? -1 : 1));
+    for (const [p, ws] of ordered) {
+      const local = localOf(ws);
+      for (const dir of ['ingress', 'egress'] as const) {
+        const peersOf = dir === 'ingress' ? p.ingressPeers : p.egressPeers;
+        p.rules[dir].forEach((r, i) => {
+          const peers = this.peerSet(r, peersOf[i]);
+          const base: CompiledRule = { origin: { ...r.origin }, peers };
+          if (local) base.local = local;
+          if (r.ports.length === 0) tables[dir].add(0, 'ANY', { ...base, peers: clonePeers(peers) });
+          for (const e of r.ports) {
+            const rule: CompiledRule = { ...base, peers: clonePeers(peers) };
+            if (e.http) rule.http = e.http.map((h) => ({ ...h }));
+            if (e.kafka) rule.kafka = e.kafka.map((k) => ({ ...k, apiKeys: [...k.apiKeys] }));
+            tables[dir].add(e.port, e.protocol, rule);
+          }
+        });
+      }
+    }
+    for (const dir of ['ingress', 'egress'] as const) {
+      const open = workloads.filter((w) => !enforced[dir].has(w));
+      if (open.length === 0) continue;
+      const rule: CompiledRule = { origin: { policy: DEFAULT_ALLOW_ORIGIN }, peers: { any: true, cidrs: [], principals: [] } };
+      const local = localOf(open);
+      if (local) rule.local = local;
+      tables[dir].add(0, 'ANY', rule);
+    }
+    const policy: CompiledProxyPolicy = {
+      nodeId: key,
+      workloads: workloads.map((w) => resourceName(w.resource)),
+      ingress: tables.ingress.finish(),
+      egress: tables.egress.finish(),
+    };
+    return { policy, conflicts: [...tables.ingress.conflicts, ...tables.egress.conflicts] };
+  }
+
+  private peerSet(rule: DirectionalRule, selectors: readonly CachedSelector[]): PeerSet {
+    if (rule.any) return { any: true, cidrs: [], principals: [] };
+    if (selectors.length === 1 && rule.cidrs.length === 0) {
+      const m = this.materialize(selectors[0]);
+      return { any: false, cidrs: m.cidrs, principals: m.principals };
+    }
+    const cidrs: string[] = [...rule.cidrs];
+    const principals: string[] = [];
+    for (const cs of selectors) {
+      const m = this.materialize(cs);
+      cidrs.push(...m.cidrs);
+      principals.push(...m.principals);
+    }
+    return { any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) };
+  }
+
+  /** Addresses and principals of a selector's identities, cached until its peers change. */
+  private materialize(cs: CachedSelector): Materialized {
+    let m = this.peerMaterialized.get(cs);
+    if (m) return m;
+    const cidrs: string[] = [];
+    const principals: string[] = [];
+    for (const id of cs.selected) {
+      const ws = this.identityWorkloads.get(id);
+      if (!ws || ws.size === 0) continue;
+      const identity = this.identities.get(id) as Identity;
+      principals.push(`${this.trustDomain}/ns/${identity.namespace}/sa/${identity.serviceAccount}`);
+      for (const w of ws) cidrs.push(...w.cidrs);
+    }
+    m = { cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) };
+    this.peerMaterialized.set(cs, m);
+    return m;
+  }
+}
+
+function clonePeers(p: PeerSet): PeerSet {
+  return { any: p.any, cidrs: [...p.cidrs], principals: [...p.principals] };
+}
+
+function conflictDiagnostic(proxyKey: string, c: L7Conflict): Diagnostic {
+  const kindOf = (r: CompiledRule): string => (r.http ? 'HTTP' : 'Kafka');
+  return {
+    file: c.second.origin.file ?? '<memory>',
+    line: c.second.origin.line ?? 1,
+    column: 1,
+    subject: `policy ${c.second.origin.policy}`,
+    path: '',
+    message:
+      `port ${c.port}/${c.protocol} of proxy ${proxyKey} gets ${kindOf(c.second)} rules here but ${kindOf(c.first)} rules from ` +
+      `${c.first.origin.policy}${c.first.origin.file ? ` (${c.first.origin.file}:${c.first.origin.line ?? 1})` : ''}; a port has one L7 protocol`,
+  };
+}
+
+/** For callers that build selectors outside a policy (tests, bench). */
+export { compileSelector };

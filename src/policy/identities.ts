@@ -1,0 +1,81 @@
+import { NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL, type LabelMap } from './model';
+import type { Labels } from './selector';
+
+/** A security identity: the numeric id shared by every workload with the same label set. */
+export interface Identity {
+  readonly id: number;
+  /** Includes the implicit namespace and service-account labels. */
+  readonly labels: Labels;
+  /** Canonical `k=v,...` of the labels. */
+  readonly key: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+}
+
+/** Cilium reserves the low numbers for special identities; keep the same convention. */
+export const FIRST_IDENTITY = 256;
+
+/** The labels that make up a workload's identity. */
+export function identityLabels(labels: LabelMap, namespace: string, serviceAccount: string): Map<string, string> {
+  const out = new Map<string, string>(Object.entries(labels));
+  out.set(NAMESPACE_LABEL, namespace);
+  out.set(SERVICE_ACCOUNT_LABEL, serviceAccount);
+  return out;
+}
+
+export function labelsKey(labels: Labels): string {
+  return [...labels].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/**
+ * Allocates numeric identities per distinct label set, reference-counted by the workloads that
+ * carry them. Freed numbers are not reused within a process, so a stale id can never alias a
+ * new label set in a proxy that has not been updated yet.
+ */
+export class IdentityAllocator {
+  private readonly byKey = new Map<string, { identity: Identity; refs: number }>();
+  private readonly byId = new Map<number, Identity>();
+  private nextId = FIRST_IDENTITY;
+
+  /** `created` tells the caller the selector cache must learn about this identity. */
+  acquire(labels: Labels): { identity: Identity; created: boolean } {
+    const key = labelsKey(labels);
+    const entry = this.byKey.get(key);
+    if (entry) {
+      entry.refs++;
+      return { identity: entry.identity, created: false };
+    }
+    const identity: Identity = {
+      id: this.nextId++,
+      labels: new Map(labels),
+      key,
+      namespace: labels.get(NAMESPACE_LABEL) ?? '',
+      serviceAccount: labels.get(SERVICE_ACCOUNT_LABEL) ?? 'default',
+    };
+    this.byKey.set(key, { identity, refs: 1 });
+    this.byId.set(identity.id, identity);
+    return { identity, created: true };
+  }
+
+  /** True when this was the last reference and the identity is gone. */
+  release(identity: Identity): boolean {
+    const entry = this.byKey.get(identity.key);
+    if (!entry) throw new Error(`identity ${identity.id} released twice`);
+    if (--entry.refs > 0) return false;
+    this.byKey.delete(identity.key);
+    this.byId.delete(identity.id);
+    return true;
+  }
+
+  get(id: number): Identity | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): IterableIterator<Identity> {
+    return this.byId.values();
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+}

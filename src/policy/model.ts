@@ -1,0 +1,130 @@
+/**
+ * The policy and workload resources as written (after validation), shared by the loader, the
+ * engine and, later, the Kubernetes watcher. Field names follow CiliumNetworkPolicy.
+ */
+import type { PathSegment } from './diagnostics';
+
+export const API_GROUP = 'meshaccel.io';
+export const API_VERSION = 'meshaccel.io/v1alpha1';
+
+/** Label every workload carries implicitly; selectors that do not constrain it get the policy's namespace. */
+export const NAMESPACE_LABEL = 'meshaccel.io/namespace';
+/** Label carrying the workload's service account, so policy may select by it. */
+export const SERVICE_ACCOUNT_LABEL = 'meshaccel.io/serviceaccount';
+
+export type LabelMap = Readonly<Record<string, string>>;
+
+export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: SelectorOperator;
+  values?: string[];
+}
+
+export interface LabelSelectorSpec {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export interface PortProtocolSpec {
+  port: number | string;
+  protocol?: 'TCP' | 'UDP' | 'ANY';
+}
+
+export interface HttpHeaderMatchSpec {
+  name: string;
+  value?: string;
+  mismatch?: 'LOG' | 'ADD' | 'DELETE' | 'REPLACE';
+}
+
+export interface HttpRuleSpec {
+  method?: string;
+  path?: string;
+  host?: string;
+  headers?: string[];
+  headerMatches?: HttpHeaderMatchSpec[];
+}
+
+export interface KafkaRuleSpec {
+  role?: string;
+  apiKey?: string;
+  apiVersion?: number | string;
+  clientID?: string;
+  topic?: string;
+}
+
+export interface L7RulesSpec {
+  http?: HttpRuleSpec[];
+  kafka?: KafkaRuleSpec[];
+}
+
+export interface PortRuleSpec {
+  ports: PortProtocolSpec[];
+  rules?: L7RulesSpec;
+}
+
+export interface IngressRuleSpec {
+  fromEndpoints?: LabelSelectorSpec[];
+  fromCIDR?: string[];
+  toPorts?: PortRuleSpec[];
+}
+
+export interface EgressRuleSpec {
+  toEndpoints?: LabelSelectorSpec[];
+  toCIDR?: string[];
+  toPorts?: PortRuleSpec[];
+}
+
+export interface L7PolicySpec {
+  description?: string;
+  endpointSelector: LabelSelectorSpec;
+  ingress?: IngressRuleSpec[];
+  egress?: EgressRuleSpec[];
+}
+
+export interface WorkloadSpec {
+  addresses: string[];
+  serviceAccount?: string;
+  proxy: { nodeId?: string; nodeMetadata?: Record<string, string> };
+}
+
+/** Where a resource came from, for error messages and for `PolicyOrigin`. */
+export interface ResourceSource {
+  file: string;
+  /** 1-based document index in the file. */
+  document: number;
+  line: number;
+  /** Line of a field inside the document; undefined when the resource was not read from YAML. */
+  lineOf?(path: readonly PathSegment[]): number;
+}
+
+export interface PolicyResource {
+  kind: 'L7Policy' | 'ClusterL7Policy';
+  name: string;
+  /** Absent for ClusterL7Policy. */
+  namespace?: string;
+  spec: L7PolicySpec;
+  source?: ResourceSource;
+}
+
+export interface WorkloadResource {
+  kind: 'Workload';
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  spec: WorkloadSpec;
+  source?: ResourceSource;
+}
+
+export type Resource = PolicyResource | WorkloadResource;
+
+/** `namespace/name` for namespaced resources, `name` for cluster-scoped ones. */
+export function resourceName(r: { name: string; namespace?: string }): string {
+  return r.namespace === undefined ? r.name : `${r.namespace}/${r.name}`;
+}
+
+/** Unique key across kinds, e.g. `L7Policy/default/api`. */
+export function resourceKey(r: Resource): string {
+  return `${r.kind}/${resourceName(r)}`;
+}

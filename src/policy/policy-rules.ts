@@ -1,0 +1,111 @@
+import type { HttpRule, KafkaRule, PolicyOrigin } from './compiled';
+import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
+import { resourceName, type LabelSelectorSpec, type PolicyResource, type PortRuleSpec } from './model';
+import { compileSelector, type Selector } from './selector';
+import { parseCidr, parsePortNumber } from './semantic-checks';
+
+/**
+ * A validated policy flattened into what the engine resolves per proxy: selectors still
+ * unresolved (the selector cache owns them), everything else already in compiled form.
+ */
+export interface PolicyRules {
+  key: string;
+  subject: Selector;
+  /** Present (even empty) `ingress`/`egress` puts the selected workloads in default deny. */
+  enforcesIngress: boolean;
+  enforcesEgress: boolean;
+  ingress: DirectionalRule[];
+  egress: DirectionalRule[];
+}
+
+export interface DirectionalRule {
+  origin: PolicyOrigin;
+  /** No endpoint selector and no CIDR: every peer. */
+  any: boolean;
+  peers: Selector[];
+  cidrs: string[];
+  /** Empty when the rule has no toPorts: all ports. */
+  ports: PortEntry[];
+}
+
+export interface PortEntry {
+  port: number;
+  protocol: 'TCP' | 'UDP' | 'ANY';
+  http?: HttpRule[];
+  kafka?: KafkaRule[];
+}
+
+function nonEmpty(s: string | undefined): string | undefined {
+  return s === undefined || s === '' ? undefined : s;
+}
+
+function compileHttp(rules: NonNullable<NonNullable<PortRuleSpec['rules']>['http']>): HttpRule[] {
+  return rules.map((h) => {
+    const out: HttpRule = {};
+    if (nonEmpty(h.method)) out.method = h.method;
+    if (nonEmpty(h.path)) out.path = h.path;
+    if (nonEmpty(h.host)) out.host = h.host;
+    if (h.headers?.length) out.headers = [...h.headers];
+    if (h.headerMatches?.length) out.headerMatches = h.headerMatches.map((m) => ({ ...m }));
+    return out;
+  });
+}
+
+function compileKafka(rules: NonNullable<NonNullable<PortRuleSpec['rules']>['kafka']>): KafkaRule[] {
+  return rules.map((k) => {
+    const apiKeys = k.role ? [...(kafkaRoleKeys(k.role) ?? [])] : k.apiKey ? [kafkaApiKey(k.apiKey) as number] : [];
+    const out: KafkaRule = { apiKeys };
+    if (k.apiVersion !== undefined && k.apiVersion !== '') out.apiVersion = parseKafkaApiVersion(k.apiVersion);
+    if (nonEmpty(k.clientID)) out.clientID = k.clientID;
+    if (nonEmpty(k.topic)) out.topic = k.topic;
+    return out;
+  });
+}
+
+function compilePorts(toPorts: PortRuleSpec[] | undefined): PortEntry[] {
+  const out: PortEntry[] = [];
+  for (const pr of toPorts ?? []) {
+    for (const p of pr.ports) {
+      const entry: PortEntry = { port: parsePortNumber(p.port) as number, protocol: p.protocol ?? 'ANY' };
+      if (pr.rules?.http) entry.http = compileHttp(pr.rules.http);
+      else if (pr.rules?.kafka) entry.kafka = compileKafka(pr.rules.kafka);
+      out.push(entry);
+    }
+  }
+  return out;
+}
+
+function normaliseCidr(text: string): string {
+  const c = parseCidr(text);
+  if (!c) throw new Error(`unvalidated CIDR ${text}`);
+  return `${c.address}/${c.prefix}`;
+}
+
+export function compilePolicyRules(p: PolicyResource): PolicyRules {
+  const ns = p.kind === 'L7Policy' ? p.namespace : undefined;
+  const sel = (s: LabelSelectorSpec): Selector => compileSelector(s, ns);
+  const name = resourceName(p);
+  const origin = (dir: 'ingress' | 'egress', i: number): PolicyOrigin => {
+    const o: PolicyOrigin = { policy: name };
+    if (p.source) {
+      o.file = p.source.file;
+      o.line = p.source.lineOf ? p.source.lineOf(['spec', dir, i]) : p.source.line;
+    }
+    return o;
+  };
+  const directional = (dir: 'ingress' | 'egress', i: number, endpoints: LabelSelectorSpec[] | undefined, cidrs: string[] | undefined, toPorts: PortRuleSpec[] | undefined): DirectionalRule => ({
+    origin: origin(dir, i),
+    any: !endpoints?.length && !cidrs?.length,
+    peers: (endpoints ?? []).map(sel),
+    cidrs: (cidrs ?? []).map(normaliseCidr),
+    ports: compilePorts(toPorts),
+  });
+  return {
+    key: `${p.kind}/${name}`,
+    subject: sel(p.spec.endpointSelector),
+    enforcesIngress: p.spec.ingress !== undefined,
+    enforcesEgress: p.spec.egress !== undefined,
+    ingress: (p.spec.ingress ?? []).map((r, i) => directional('ingress', i, r.fromEndpoints, r.fromCIDR, r.toPorts)),
+    egress: (p.spec.egress ?? []).map((r, i) => directional('egress', i, r.toEndpoints, r.toCIDR, r.toPorts)),
+  };
+}

@@ -1,0 +1,50 @@
+import type { CompiledPortPolicy, CompiledRule } from './compiled';
+
+/** An L7 parser clash: one port of one proxy with HTTP rules from one place and Kafka from another. */
+export interface L7Conflict {
+  port: number;
+  protocol: CompiledPortPolicy['protocol'];
+  first: CompiledRule;
+  second: CompiledRule;
+}
+
+/**
+ * Collects one direction's rules by (port, protocol) and applies Cilium's port semantics when
+ * finished: once a port has L7 rules it is deny-by-default at L7, so a rule on it without L7
+ * rules gets an empty list (allow all), and all-ports rules are copied onto it likewise, so an
+ * Envoy builder can evaluate every port on its own.
+ */
+export class PortTable {
+  private readonly ports = new Map<string, CompiledPortPolicy>();
+  private readonly l7Source = new Map<string, CompiledRule>();
+  readonly conflicts: L7Conflict[] = [];
+
+  add(port: number, protocol: CompiledPortPolicy['protocol'], rule: CompiledRule): void {
+    const key = `${port}/${protocol}`;
+    let entry = this.ports.get(key);
+    if (!entry) this.ports.set(key, (entry = { port, protocol, l7: 'none', rules: [] }));
+    const l7 = rule.http ? 'http' : rule.kafka ? 'kafka' : 'none';
+    if (l7 !== 'none') {
+      if (entry.l7 === 'none') {
+        entry.l7 = l7;
+        this.l7Source.set(key, rule);
+      } else if (entry.l7 !== l7) {
+        this.conflicts.push({ port, protocol, first: this.l7Source.get(key) as CompiledRule, second: rule });
+        return;
+      }
+    }
+    entry.rules.push(rule);
+  }
+
+  finish(): CompiledPortPolicy[] {
+    const all = [...this.ports.values()].sort((a, b) => a.port - b.port || (a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0));
+    const wildcard = all.find((p) => p.port === 0);
+    for (const entry of all) {
+      if (entry.l7 === 'none') continue;
+      const fill = (r: CompiledRule): CompiledRule => (entry.l7 === 'http' ? (r.http ? r : { ...r, http: [] }) : r.kafka ? r : { ...r, kafka: [] });
+      entry.rules = entry.rules.map(fill);
+      if (wildcard && entry !== wildcard) entry.rules.push(...wildcard.rules.map(fill));
+    }
+    return all;
+  }
+}

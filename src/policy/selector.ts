@@ -1,0 +1,90 @@
+import { NAMESPACE_LABEL, type LabelSelectorSpec } from './model';
+
+/** Labels of an identity, looked up on the hot path of every selector test. */
+export type Labels = ReadonlyMap<string, string>;
+
+/**
+ * A label selector compiled for repeated matching: requirements sorted into flat arrays, so a
+ * test is a handful of Map lookups with no allocation, and a canonical key so that equal
+ * selectors written in different policies share one selector-cache entry.
+ */
+export interface Selector {
+  readonly key: string;
+  /** One `key=value` every selected label set must carry, for indexing; absent if none. */
+  readonly indexLabel?: string;
+  matches(labels: Labels): boolean;
+}
+
+type Requirement =
+  | { op: 'Eq'; key: string; value: string }
+  | { op: 'In' | 'NotIn'; key: string; values: ReadonlySet<string> }
+  | { op: 'Exists' | 'DoesNotExist'; key: string };
+
+function requirementKey(r: Requirement): string {
+  switch (r.op) {
+    case 'Eq':
+      return `${r.key}=${r.value}`;
+    case 'In':
+    case 'NotIn':
+      return `${r.key} ${r.op} (${[...r.values].sort().join(',')})`;
+    default:
+      return `${r.op === 'Exists' ? '' : '!'}${r.key}`;
+  }
+}
+
+/**
+ * Compiles a selector. With `namespace`, a selector that does not constrain
+ * `meshaccel.io/namespace` itself is confined to that namespace (namespaced policies).
+ */
+export function compileSelector(spec: LabelSelectorSpec, namespace?: string): Selector {
+  const reqs: Requirement[] = [];
+  for (const [key, value] of Object.entries(spec.matchLabels ?? {})) reqs.push({ op: 'Eq', key, value });
+  for (const e of spec.matchExpressions ?? []) {
+    if (e.operator === 'In' || e.operator === 'NotIn') {
+      const values = new Set(e.values ?? []);
+      // `key In (v)` is `key=v`: same meaning, and it becomes indexable.
+      if (e.operator === 'In' && values.size === 1) reqs.push({ op: 'Eq', key: e.key, value: [...values][0] });
+      else reqs.push({ op: e.operator, key: e.key, values });
+    } else reqs.push({ op: e.operator, key: e.key });
+  }
+  if (namespace !== undefined && !reqs.some((r) => r.key === NAMESPACE_LABEL)) {
+    reqs.push({ op: 'Eq', key: NAMESPACE_LABEL, value: namespace });
+  }
+  const keyed = reqs.map((r) => ({ r, k: requirementKey(r) })).sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  const unique = keyed.filter((x, i) => i === 0 || keyed[i - 1].k !== x.k);
+  const key = unique.map((x) => x.k).join('&');
+  const sorted = unique.map((x) => x.r);
+
+  // Equality requirements are the most selective and cheapest: test them first. The
+  // namespace label is the least selective, so it is the last choice for the index.
+  const eq = sorted.filter((r): r is Extract<Requirement, { op: 'Eq' }> => r.op === 'Eq');
+  eq.sort((a, b) => Number(a.key === NAMESPACE_LABEL) - Number(b.key === NAMESPACE_LABEL));
+  const eqKeys = eq.map((r) => r.key);
+  const eqValues = eq.map((r) => r.value);
+  const rest = sorted.filter((r) => r.op !== 'Eq');
+  const indexLabel = eq.length > 0 ? `${eq[0].key}=${eq[0].value}` : undefined;
+
+  const matches = (labels: Labels): boolean => {
+    for (let i = 0; i < eqKeys.length; i++) if (labels.get(eqKeys[i]) !== eqValues[i]) return false;
+    for (const r of rest) {
+      const v = labels.get(r.key);
+      switch (r.op) {
+        case 'In':
+          if (v === undefined || !r.values.has(v)) return false;
+          break;
+        case 'NotIn':
+          // Kubernetes semantics: a missing key satisfies NotIn.
+          if (v !== undefined && r.values.has(v)) return false;
+          break;
+        case 'Exists':
+          if (v === undefined) return false;
+          break;
+        case 'DoesNotExist':
+          if (v !== undefined) return false;
+          break;
+      }
+    }
+    return true;
+  };
+  return { key, indexLabel, matches };
+}
