@@ -1,10 +1,145 @@
 import type { Command } from './command';
+import { UsageError, optionList, optionValue, parseArgs, parsePort, usageText, OptionSpec } from './args';
+import type { DatapathStatus } from '../datapath/bpf/datapath';
 
-// Placeholder until the datapath subcommand lands.
+/**
+ * `meshaccel datapath attach|detach|status`: the eBPF loopback accelerator. Missing
+ * requirements (root, bpf(), cgroup v2, built objects/addon) are named and exit 1; the proxy
+ * path works without any of this.
+ */
+const COMMON: Record<string, OptionSpec> = {
+  'pin-dir': { value: true, description: 'bpffs directory for the pins (default /sys/fs/bpf/meshaccel)' },
+  json: { description: 'print JSON' },
+  help: { description: 'show this help' },
+};
+
+const ATTACH: Record<string, OptionSpec> = {
+  cgroup: { value: true, description: 'cgroup v2 directory to accelerate (default: the cgroup2 root)' },
+  ports: { value: true, repeated: true, description: 'only pairs using these ports (e.g. 15001,15006); default: all loopback' },
+  'bulk-streak': { value: true, description: 'small one-way sends before a flow is handed to TCP (0 = never; default 16)' },
+  'bulk-small-max': { value: true, description: 'bytes under which a send counts as small (default 16384)' },
+  ...COMMON,
+};
+
+const STATUS: Record<string, OptionSpec> = {
+  sockets: { value: true, description: 'list at most this many sockhash entries (default 20)' },
+  ...COMMON,
+};
+
+function jsonText(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x), 2);
+}
+
+function nonNegative(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${what}: "${text}" is not a non-negative integer`);
+  return n;
+}
+
+function statusText(s: DatapathStatus, maxSockets: number): string {
+  const lines: string[] = [];
+  lines.push(`pin dir:    ${s.pinDir}${s.loaded ? '' : ' (nothing loaded)'}`);
+  if (!s.loaded && !s.attached) return lines.join('\n');
+  const prog = (p: DatapathStatus['programs']['sockops']): string => (p ? `id ${p.id} ${p.name}` : 'not loaded');
+  lines.push(`sockops:    ${prog(s.programs.sockops)}`);
+  lines.push(`sk_msg:     ${prog(s.programs.skMsg)}${s.skMsgAttachedIds ? ` (attached to sockhash: ${s.skMsgAttachedIds.length > 0 ? 'yes' : 'no'})` : ''}`);
+  lines.push(`cgroup:     ${s.cgroup ? `${s.cgroup.path ?? '(removed)'} (id ${s.cgroup.id}, link ${s.cgroup.linkId})` : 'not attached'}`);
+  lines.push(`mode:       ${s.mode ?? '?'}${s.mode === 'ports' ? ` ${s.ports.join(',')}` : ''}; bulk hand-off after ${s.bulkStreak ?? '?'} sends < ${s.bulkSmallMax ?? '?'} B`);
+  if (s.counters) {
+    const c = s.counters;
+    lines.push(`redirected: ${c.redirectedMessages} messages, ${c.redirectedBytes} bytes`);
+    lines.push(`passed:     ${c.passedMessages} messages, ${c.passedBytes} bytes (misses ${c.misses}, bulk hand-offs ${c.bulkHandoffs})`);
+    lines.push(`sockets:    ${c.socketsInserted} inserted, ${c.socketsClosed} closed, ${c.insertErrors} insert errors`);
+  }
+  lines.push(`sockhash:   ${s.socketCount} entries`);
+  for (const e of s.sockets.slice(0, maxSockets)) {
+    const addr = (a: string, p: number): string => (e.family === 6 ? `[${a}]:${p}` : `${a}:${p}`);
+    lines.push(`  netns ${e.netnsCookie} ${addr(e.localAddress, e.localPort)} -> ${addr(e.remoteAddress, e.remotePort)} cookie ${e.socketCookie}${e.tcpOnly ? ' tcp-only' : ''}`);
+  }
+  return lines.join('\n');
+}
+
+async function attachCmd(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, ATTACH);
+  if (args.flags.has('help')) return (console.log(usageText('datapath attach', 'Load (or adopt) the sockops/sk_msg programs and attach them to a cgroup.', ATTACH)), 0);
+  if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+  const ports = optionList(args, 'ports').map((p) => parsePort(p, '--ports'));
+  const streak = optionValue(args, 'bulk-streak');
+  const smallMax = optionValue(args, 'bulk-small-max');
+  const dp = await import('../datapath/bpf/datapath');
+  const pre = await import('../datapath/bpf/preflight');
+  try {
+    const r = dp.attach({
+      cgroup: optionValue(args, 'cgroup'),
+      pinDir: optionValue(args, 'pin-dir'),
+      ports,
+      bulkStreak: streak === undefined ? undefined : nonNegative(streak, '--bulk-streak'),
+      bulkSmallMax: smallMax === undefined ? undefined : nonNegative(smallMax, '--bulk-small-max'),
+    });
+    if (args.flags.has('json')) console.log(jsonText(r));
+    else
+      console.log(
+        `datapath ${r.alreadyAttached ? 'already attached' : 'attached'} to ${r.cgroup} (cgroup id ${r.cgroupId}, link ${r.linkId}); ` +
+          `programs ${r.adopted ? 'adopted from' : 'loaded and pinned under'} ${r.pinDir}; mode ${r.mode}${r.mode === 'ports' ? ` ${r.ports.join(',')}` : ''}`,
+      );
+    return 0;
+  } catch (err) {
+    if (err instanceof pre.PreflightError) {
+      console.error('meshaccel datapath attach: cannot attach the eBPF datapath; missing:');
+      for (const m of err.missing) console.error(`  - ${m.name}: ${m.detail}`);
+      console.error('The proxy path keeps working without it (plain loopback TCP).');
+      return 1;
+    }
+    console.error(`meshaccel datapath attach: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+async function detachCmd(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, COMMON);
+  if (args.flags.has('help')) return (console.log(usageText('datapath detach', 'Detach and unpin; live connections continue over plain TCP.', COMMON)), 0);
+  if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+  const dp = await import('../datapath/bpf/datapath');
+  try {
+    const r = dp.detach({ pinDir: optionValue(args, 'pin-dir') });
+    if (args.flags.has('json')) console.log(jsonText(r));
+    else console.log(r.removed.length > 0 ? `datapath detached; removed ${r.removed.join(', ')} from ${r.pinDir}` : `datapath not attached (nothing under ${r.pinDir})`);
+    return 0;
+  } catch (err) {
+    console.error(`meshaccel datapath detach: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+async function statusCmd(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, STATUS);
+  if (args.flags.has('help')) return (console.log(usageText('datapath status', 'Programs, cgroup attachment, counters and sockhash entries.', STATUS)), 0);
+  if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+  const max = optionValue(args, 'sockets');
+  const maxSockets = max === undefined ? 20 : nonNegative(max, '--sockets');
+  const dp = await import('../datapath/bpf/datapath');
+  try {
+    const s = dp.status({ pinDir: optionValue(args, 'pin-dir'), maxSockets });
+    console.log(args.flags.has('json') ? jsonText(s) : statusText(s, maxSockets));
+    return 0;
+  } catch (err) {
+    console.error(`meshaccel datapath status: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+const SUBCOMMANDS: Record<string, (argv: string[]) => Promise<number>> = { attach: attachCmd, detach: detachCmd, status: statusCmd };
+
 export const command: Command = {
-  summary: 'datapath (not built yet)',
-  async run(): Promise<number> {
-    console.error('meshaccel datapath: not built yet');
-    return 2;
+  summary: 'eBPF loopback acceleration: datapath attach|detach|status',
+  async run(argv: string[]): Promise<number> {
+    const [sub, ...rest] = argv;
+    if (!sub || sub === '--help' || sub === 'help') {
+      console.log('usage: meshaccel datapath attach|detach|status [options]\n\nRun `meshaccel datapath <sub> --help` for options.');
+      return sub ? 0 : 2;
+    }
+    const run = SUBCOMMANDS[sub];
+    if (!run) throw new UsageError(`unknown datapath subcommand "${sub}" (attach, detach, status)`);
+    return run(rest);
   },
 };

@@ -1,0 +1,46 @@
+/**
+ * The TypeScript side of bpf/include/meshaccel_abi.h: modes, counter indices and pin names.
+ * Kept next to the header's order; test/datapath checks the counters against real traffic.
+ */
+export type RedirectMode = 'off' | 'all' | 'ports';
+
+export const MODE_VALUES: Readonly<Record<RedirectMode, number>> = Object.freeze({ off: 0, all: 1, ports: 2 });
+
+export function modeName(value: number): RedirectMode | 'unknown' {
+  for (const [name, v] of Object.entries(MODE_VALUES)) if (v === value) return name as RedirectMode;
+  return 'unknown';
+}
+
+/** Index order of enum meshaccel_counter. */
+export const COUNTER_NAMES = [
+  'redirectedMessages',
+  'redirectedBytes',
+  'misses',
+  'passedMessages',
+  'passedBytes',
+  'bulkHandoffs',
+  'socketsInserted',
+  'insertErrors',
+  'socketsClosed',
+] as const;
+
+export type CounterName = (typeof COUNTER_NAMES)[number];
+export type Counters = Record<CounterName, number>;
+
+export const PIN_NAMES = Object.freeze({
+  sockops: 'prog_sockops',
+  skMsg: 'prog_sk_msg',
+  link: 'link_sockops',
+  maps: ['ma_socks', 'ma_flows', 'ma_config', 'ma_ports', 'ma_counters'] as const,
+});
+
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/meshaccel';
+export const BPFFS_ROOT = '/sys/fs/bpf';
+
+/**
+ * Bulk small-write hand-off defaults (see struct meshaccel_config): a direction that sends
+ * this many messages shorter than bulkSmallMax in a row, while its peer sends nothing, goes
+ * to plain TCP, which coalesces small writes better than per-message redirection.
+ */
+export const DEFAULT_BULK_STREAK = 16;
+export const DEFAULT_BULK_SMALL_MAX = 16384;

@@ -1,0 +1,81 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { packageRoot } from '../../paths';
+
+/**
+ * The addon's raw surface (src/datapath/native/bpf_addon.cc), with every returned shape
+ * checked on the way in so the rest of the code never handles untyped values.
+ */
+export interface NativeProgInfo {
+  id: number;
+  name: string;
+  runCount: number;
+  runTimeNs: number;
+}
+
+export interface NativeSocket {
+  netnsCookie: bigint;
+  family: number;
+  localIp: number[];
+  remoteIp: number[];
+  localPort: number;
+  remotePort: number;
+  socketCookie: bigint;
+  tcpOnly?: boolean;
+  streak?: number;
+}
+
+export interface NativeConfig {
+  mode: number;
+  bulkStreak: number;
+  bulkSmallMax: number;
+}
+
+export interface NativeStatus {
+  prog_sockops: NativeProgInfo | null;
+  prog_sk_msg: NativeProgInfo | null;
+  link: { id: number; cgroupId: number; progId: number } | null;
+  config: NativeConfig | null;
+  ports: number[] | null;
+  counters: number[] | null;
+  sockets: NativeSocket[] | null;
+  socketCount: number | null;
+  skMsgAttachedIds: number[] | null;
+}
+
+export interface NativeBpf {
+  probeBpf(): { ok: boolean; errno?: number; message?: string };
+  load(opts: { pinDir: string; sockopsObject: string; skMsgObject: string }): { adopted: boolean };
+  attachCgroup(pinDir: string, cgroupPath: string): { linkId: number; cgroupId: number; already: boolean };
+  configure(pinDir: string, config: NativeConfig, ports: number[]): void;
+  status(pinDir: string, maxSockets: number): NativeStatus;
+  detach(pinDir: string): string[];
+}
+
+export function addonPath(): string {
+  return path.join(packageRoot(), 'src/datapath/native/build/Release/meshaccel_bpf.node');
+}
+
+let cached: NativeBpf | undefined;
+
+/** Loads the addon; throws an Error that says how to build it when it is missing. */
+export function loadNative(file: string = addonPath()): NativeBpf {
+  if (cached) return cached;
+  if (!fs.existsSync(file)) throw new Error(`BPF addon not built: ${file} is missing (run \`make addon\`)`);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(file) as Partial<NativeBpf>;
+  for (const fn of ['probeBpf', 'load', 'attachCgroup', 'configure', 'status', 'detach'] as const) {
+    if (typeof mod[fn] !== 'function') throw new Error(`BPF addon ${file} has no ${fn}(): rebuild it (\`make addon\`)`);
+  }
+  cached = mod as NativeBpf;
+  return cached;
+}
+
+/** errno carried by the addon's Errors (see Fail() in bpf_addon.cc). */
+export function errnoOf(err: unknown): number | undefined {
+  if (err && typeof err === 'object' && 'errno' in err) {
+    const n = (err as { errno: unknown }).errno;
+    if (typeof n === 'number') return n;
+  }
+  return undefined;
+}
