@@ -1,0 +1,136 @@
+// gRPC's xDS package reads this when first required; test/setup.js sets it too (mocharc), and
+// the package is only required below, inside before(), so this file works either way.
+process.env.GRPC_XDS_EXPERIMENTAL_RBAC = 'true';
+
+import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { SnapshotCache } from '../../src/xds/cache';
+import { Snapshot } from '../../src/xds/snapshot';
+import { startXdsServer, type RunningXdsServer } from '../../src/xds/standalone';
+import { buildProxyResources } from '../../src/envoy/proxy-resources';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import type { CompiledProxyPolicy, HttpRule } from '../../src/policy/compiled';
+
+/**
+ * The real peer: a grpc-js server behind gRPC's XdsServer receives the Listener our grpc mode
+ * compiles from a CompiledProxyPolicy (RBAC inline) from our xDS server, and enforces it on
+ * real calls from a plain grpc-js client. A new snapshot flips the verdicts, no restart.
+ */
+
+const identity = (b: Buffer): Buffer => b;
+const SERVICE = 'meshaccel.test.Shop';
+const method = (name: string): string => `/${SERVICE}/${name}`;
+
+function unary(name: string): grpc.MethodDefinition<Buffer, Buffer> {
+  return { path: method(name), requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+function call(client: grpc.Client, name: string): Promise<grpc.status> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(method(name), identity, identity, Buffer.from('x'), { deadline: Date.now() + 5000 }, (err) => resolve(err ? (err.code as grpc.status) : grpc.status.OK));
+  });
+}
+
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not reached in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function policy(port: number, pathRegex: string): CompiledProxyPolicy {
+  const http: HttpRule[] = [{ method: 'POST', path: pathRegex }];
+  return {
+    nodeId: 'grpc-server-1',
+    workloads: ['default/shop'],
+    // Any peer: grpc-js-xds 1.14 sees IPv4 clients of its dual-stack socket as ::ffff:a.b.c.d
+    // and never matches them against IPv4 CIDRs (see the last test for address principals).
+    ingress: [{ port, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/shop-read' }, peers: { any: true, cidrs: [], principals: [] }, http }] }],
+    egress: [],
+  };
+}
+
+describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', function () {
+  this.timeout(60000);
+  const NODE = 'grpc-server-1';
+  let xds: RunningXdsServer;
+  let cache: SnapshotCache;
+  let server: grpc.Server;
+  let client: grpc.Client;
+  let port: number;
+
+  const publish = (pathRegex: string): void => {
+    const resources = buildProxyResources(policy(port, pathRegex), { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '127.0.0.1' });
+    cache.setSnapshot(NODE, Snapshot.fromResources(resources));
+  };
+
+  before(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const grpcXds = require('@grpc/grpc-js-xds') as typeof import('@grpc/grpc-js-xds');
+    grpcXds.register();
+    cache = new SnapshotCache();
+    xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
+    port = await freePort();
+    publish(`/${SERVICE.replace(/\./g, '\\.')}/Get.*`);
+    const bootstrap = {
+      xds_servers: [{ server_uri: `127.0.0.1:${xds.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+      node: { id: NODE, locality: {} },
+      server_listener_resource_name_template: 'grpc/server?xds.resource.listening_address=%s',
+    };
+    server = new grpcXds.XdsServer({ 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap), drainGraceTimeMs: 100 } as grpc.ServerOptions);
+    const ok = (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void => cb(null, Buffer.from('ok'));
+    server.addService({ GetItem: unary('GetItem'), DeleteItem: unary('DeleteItem') }, { GetItem: ok, DeleteItem: ok });
+    // XdsServer calls back only once it has a valid Listener for this address.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('XdsServer never started serving (Listener not accepted)')), 20000);
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+    client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  });
+
+  after(async () => {
+    client?.close();
+    server?.forceShutdown();
+    await xds?.close();
+  });
+
+  it('allows the methods the policy selects and denies the others with PERMISSION_DENIED', async () => {
+    await eventually('GetItem allowed', async () => (await call(client, 'GetItem')) === grpc.status.OK);
+    assert.equal(await call(client, 'DeleteItem'), grpc.status.PERMISSION_DENIED);
+    const status = xds.controlPlane.status.get(NODE);
+    assert.ok(status?.types.some((t) => t.typeUrl.endsWith('Listener') && t.ackedVersion), 'Listener ACKed by gRPC');
+  });
+
+  it('flips the verdicts when a new snapshot changes the policy, without restarting the server', async () => {
+    publish(`/${SERVICE.replace(/\./g, '\\.')}/Delete.*`);
+    await eventually('DeleteItem allowed after the change', async () => (await call(client, 'DeleteItem')) === grpc.status.OK);
+    assert.equal(await call(client, 'GetItem'), grpc.status.PERMISSION_DENIED);
+  });
+
+  it('denies everything when the policy selects another peer address', async () => {
+    const resources = buildProxyResources(
+      { ...policy(port, '.*'), ingress: [{ port, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/other' }, peers: { any: false, cidrs: ['10.9.9.9/32'], principals: [] }, http: [] }] }] },
+      { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '127.0.0.1' },
+    );
+    cache.setSnapshot(NODE, Snapshot.fromResources(resources));
+    await eventually('GetItem denied', async () => (await call(client, 'GetItem')) === grpc.status.PERMISSION_DENIED);
+    assert.equal(await call(client, 'DeleteItem'), grpc.status.PERMISSION_DENIED);
+  });
+});
