@@ -4,7 +4,7 @@ import { identityLabels, IdentityAllocator, type Identity } from './identities';
 import { resourceKey, resourceName, type PolicyResource, type Resource, type WorkloadResource } from './model';
 import { compilePolicyRules, type DirectionalRule, type PolicyRules } from './policy-rules';
 import { PortTable, type L7Conflict } from './port-table';
-import { bindingKey, bindingOf } from './proxy-binding';
+import { bindingKey, bindingOf, keyMatchesNode } from './proxy-binding';
 import { compileSelector } from './selector';
 import { SelectorCache, type CachedSelector } from './selector-cache';
 
@@ -226,16 +226,17 @@ export class PolicyEngine {
   // ---- compilation --------------------------------------------------------------------------
 
   /**
-   * Recompiles the dirty proxies. Conflicting proxies keep their previous policy and are
-   * reported; callers that must not half-apply (the file source) roll back on any conflict.
+   * Recompiles the dirty proxies, all or nothing: if any proxy has an L7 conflict nothing is
+   * stored and the proxies stay dirty, so the caller can roll the resources back (`sync` with
+   * the last good set) and the next commit restores exactly the last good policies.
    */
   commit(): CommitResult {
-    const changed: string[] = [];
+    const results: { key: string; policy: CompiledProxyPolicy; json: string }[] = [];
     const removed: string[] = [];
     const conflicts: Diagnostic[] = [];
     for (const key of [...this.dirty].sort()) {
       if (!this.proxyWorkloads.has(key)) {
-        if (this.compiled.delete(key)) removed.push(key);
+        if (this.compiled.has(key)) removed.push(key);
         continue;
       }
       const result = this.compileProxy(key);
@@ -244,17 +245,35 @@ export class PolicyEngine {
         continue;
       }
       const json = JSON.stringify(result.policy);
-      if (this.compiled.get(key)?.json === json) continue;
-      this.compiled.set(key, { policy: result.policy, json });
-      changed.push(key);
+      if (this.compiled.get(key)?.json !== json) results.push({ key, policy: result.policy, json });
     }
+    if (conflicts.length > 0) return { changed: [], removed: [], conflicts };
+    for (const key of removed) this.compiled.delete(key);
+    for (const r of results) this.compiled.set(r.key, { policy: r.policy, json: r.json });
     this.dirty.clear();
-    return { changed, removed, conflicts };
+    return { changed: results.map((r) => r.key), removed, conflicts };
+  }
+
+  /**
+   * The policy for a connecting node: the proxy bound to its node id plus every metadata binding
+   * its metadata satisfies. One binding is served from the last commit; several are compiled
+   * together so each rule carries the `local` addresses of the workloads it applies to.
+   */
+  policyForNode(nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): CompiledProxyPolicy | undefined {
+    const keys = [...this.compiled.keys()].filter((k) => keyMatchesNode(k, nodeId, nodeMetadata));
+    if (keys.length === 0) return undefined;
+    if (keys.length === 1) return { ...(this.compiled.get(keys[0]) as { policy: CompiledProxyPolicy }).policy, nodeId };
+    const workloads = keys.flatMap((k) => [...(this.proxyWorkloads.get(k) ?? [])]);
+    return this.compileWorkloads(nodeId, workloads).policy;
   }
 
   /** Compiles one proxy's policy from the current state without storing it. */
   compileProxy(key: string): { policy: CompiledProxyPolicy; conflicts: L7Conflict[] } {
-    const workloads = [...(this.proxyWorkloads.get(key) ?? [])].sort((a, b) => (a.key < b.key ? -1 : 1));
+    return this.compileWorkloads(key, [...(this.proxyWorkloads.get(key) ?? [])]);
+  }
+
+  private compileWorkloads(nodeId: string, unsorted: WorkloadRecord[]): { policy: CompiledProxyPolicy; conflicts: L7Conflict[] } {
+    const workloads = unsorted.sort((a, b) => (a.key < b.key ? -1 : 1));
     const applicable = new Map<PolicyRecord, WorkloadRecord[]>();
     const enforced = { ingress: new Set<WorkloadRecord>(), egress: new Set<WorkloadRecord>() };
     for (const w of workloads) {
@@ -300,7 +319,7 @@ export class PolicyEngine {
       tables[dir].add(0, 'ANY', rule);
     }
     const policy: CompiledProxyPolicy = {
-      nodeId: key,
+      nodeId,
       workloads: workloads.map((w) => resourceName(w.resource)),
       ingress: tables.ingress.finish(),
       egress: tables.egress.finish(),

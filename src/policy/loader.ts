@@ -80,11 +80,8 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     }
     const semantic: SemanticError[] = [];
     checkMetadata(metadata, crd.scope, semantic);
-    // Semantic checks assume the schema's shapes, so they run only on schema-valid documents.
-    if (!failed) {
-      if (kind === 'Workload') semantic.push(...checkWorkloadSpec(value.spec as WorkloadSpec));
-      else semantic.push(...checkPolicySpec(value.spec as L7PolicySpec));
-    }
+    if (kind === 'Workload') semantic.push(...checkWorkloadSpec(value.spec));
+    else semantic.push(...checkPolicySpec(value.spec));
     for (const e of semantic) report(e.path, e.message, subject);
     if (failed || semantic.length > 0) return;
 

@@ -1,8 +1,26 @@
 import * as net from 'net';
 import type { PathSegment } from './diagnostics';
 import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
-import type { LabelSelectorSpec, L7PolicySpec, PortRuleSpec, WorkloadSpec } from './model';
 import { re2SyntaxError } from './re2';
+
+/*
+ * These checks also run on documents that failed the schema (so one run reports every error),
+ * hence they read fields through `list`/`text`/`record`, which yield nothing for wrong shapes
+ * the schema has already reported.
+ */
+type Json = unknown;
+
+function list(v: Json): Json[] {
+  return Array.isArray(v) ? v : [];
+}
+
+function text(v: Json): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function record(v: Json): Record<string, Json> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, Json>) : {};
+}
 
 /** A problem the schema cannot express, at a field path of the document. */
 export interface SemanticError {
@@ -34,9 +52,10 @@ export function checkMetadata(metadata: Record<string, unknown>, scope: 'Namespa
   }
 }
 
-function checkSelector(sel: LabelSelectorSpec, at: PathSegment[], errors: SemanticError[]): void {
-  (sel.matchExpressions ?? []).forEach((req, i) => {
-    const hasValues = (req.values?.length ?? 0) > 0;
+function checkSelector(sel: Json, at: PathSegment[], errors: SemanticError[]): void {
+  list(record(sel).matchExpressions).forEach((item, i) => {
+    const req = record(item);
+    const hasValues = list(req.values).length > 0;
     if ((req.operator === 'In' || req.operator === 'NotIn') && !hasValues) {
       errors.push({ path: [...at, 'matchExpressions', i, 'values'], message: `operator ${req.operator} needs at least one value` });
     }
@@ -46,8 +65,9 @@ function checkSelector(sel: LabelSelectorSpec, at: PathSegment[], errors: Semant
   });
 }
 
-function checkCidr(text: string, at: PathSegment[], errors: SemanticError[]): void {
-  if (parseCidr(text) === undefined) errors.push({ path: at, message: `"${text}" is not an IPv4 or IPv6 CIDR` });
+function checkCidr(value: Json, at: PathSegment[], errors: SemanticError[]): void {
+  const cidr = text(value);
+  if (cidr !== undefined && parseCidr(cidr) === undefined) errors.push({ path: at, message: `"${cidr}" is not an IPv4 or IPv6 CIDR` });
 }
 
 /** Normalises `10.0.0.0/8`, `10.1.2.3` (→ /32) and IPv6 forms; undefined if invalid. */
@@ -71,63 +91,79 @@ export function parsePortNumber(port: number | string): number | undefined {
   return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
 }
 
-function checkRegex(value: string | undefined, at: PathSegment[], errors: SemanticError[]): void {
-  if (value === undefined) return;
-  const problem = re2SyntaxError(value);
+function checkRegex(value: Json, at: PathSegment[], errors: SemanticError[]): void {
+  const pattern = text(value);
+  if (pattern === undefined) return;
+  const problem = re2SyntaxError(pattern);
   if (problem !== undefined) errors.push({ path: at, message: `invalid RE2 regular expression: ${problem}` });
 }
 
-function checkPortRule(pr: PortRuleSpec, at: PathSegment[], errors: SemanticError[]): void {
-  const hasL7 = pr.rules !== undefined && (pr.rules.http !== undefined || pr.rules.kafka !== undefined);
-  pr.ports.forEach((p, i) => {
-    if (parsePortNumber(p.port) === undefined) errors.push({ path: [...at, 'ports', i, 'port'], message: `${JSON.stringify(p.port)} is not a port number (1-65535)` });
+function checkPortRule(value: Json, at: PathSegment[], errors: SemanticError[]): void {
+  const pr = record(value);
+  const rules = record(pr.rules);
+  const hasL7 = rules.http !== undefined || rules.kafka !== undefined;
+  list(pr.ports).forEach((item, i) => {
+    const p = record(item);
+    const port = p.port;
+    if ((typeof port === 'number' || typeof port === 'string') && parsePortNumber(port) === undefined) {
+      errors.push({ path: [...at, 'ports', i, 'port'], message: `${JSON.stringify(port)} is not a port number (1-65535)` });
+    }
     if (hasL7 && p.protocol === 'UDP') errors.push({ path: [...at, 'ports', i, 'protocol'], message: 'L7 rules apply to TCP only; use TCP or ANY' });
   });
-  pr.rules?.http?.forEach((h, i) => {
+  list(rules.http).forEach((item, i) => {
+    const h = record(item);
     const base = [...at, 'rules', 'http', i];
     checkRegex(h.method, [...base, 'method'], errors);
     checkRegex(h.path, [...base, 'path'], errors);
     checkRegex(h.host, [...base, 'host'], errors);
   });
-  pr.rules?.kafka?.forEach((k, i) => {
+  list(rules.kafka).forEach((item, i) => {
+    const k = record(item);
     const base = [...at, 'rules', 'kafka', i];
-    if (k.role && k.apiKey) errors.push({ path: [...base, 'apiKey'], message: `role "${k.role}" and apiKey "${k.apiKey}" are mutually exclusive; give one` });
-    if (k.role && kafkaRoleKeys(k.role) === undefined) errors.push({ path: [...base, 'role'], message: `unknown Kafka role "${k.role}" (expected produce or consume)` });
-    if (k.apiKey && kafkaApiKey(k.apiKey) === undefined) errors.push({ path: [...base, 'apiKey'], message: `unknown Kafka API key "${k.apiKey}" (names such as produce, fetch, offsets, metadata, offsetcommit, offsetfetch, findcoordinator, joingroup, heartbeat, leavegroup, syncgroup, apiversions, createtopics, deletetopics)` });
-    if (k.apiVersion !== undefined && k.apiVersion !== '' && parseKafkaApiVersion(k.apiVersion) === undefined) {
-      errors.push({ path: [...base, 'apiVersion'], message: `${JSON.stringify(k.apiVersion)} is not a Kafka API version (0-32767)` });
+    const role = text(k.role);
+    const apiKey = text(k.apiKey);
+    if (role && apiKey) errors.push({ path: [...base, 'apiKey'], message: `role "${role}" and apiKey "${apiKey}" are mutually exclusive; give one` });
+    if (role && kafkaRoleKeys(role) === undefined) errors.push({ path: [...base, 'role'], message: `unknown Kafka role "${role}" (expected produce or consume)` });
+    if (apiKey && kafkaApiKey(apiKey) === undefined) errors.push({ path: [...base, 'apiKey'], message: `unknown Kafka API key "${apiKey}" (names such as produce, fetch, offsets, metadata, offsetcommit, offsetfetch, findcoordinator, joingroup, heartbeat, leavegroup, syncgroup, apiversions, createtopics, deletetopics)` });
+    const version = k.apiVersion;
+    if ((typeof version === 'number' || (typeof version === 'string' && version !== '')) && parseKafkaApiVersion(version) === undefined) {
+      errors.push({ path: [...base, 'apiVersion'], message: `${JSON.stringify(version)} is not a Kafka API version (0-32767)` });
     }
   });
 }
 
-export function checkPolicySpec(spec: L7PolicySpec): SemanticError[] {
+export function checkPolicySpec(value: Json): SemanticError[] {
   const errors: SemanticError[] = [];
+  const spec = record(value);
   checkSelector(spec.endpointSelector, ['spec', 'endpointSelector'], errors);
-  spec.ingress?.forEach((r, i) => {
+  list(spec.ingress).forEach((item, i) => {
+    const r = record(item);
     const at: PathSegment[] = ['spec', 'ingress', i];
-    r.fromEndpoints?.forEach((s, j) => checkSelector(s, [...at, 'fromEndpoints', j], errors));
-    r.fromCIDR?.forEach((c, j) => checkCidr(c, [...at, 'fromCIDR', j], errors));
-    r.toPorts?.forEach((p, j) => checkPortRule(p, [...at, 'toPorts', j], errors));
+    list(r.fromEndpoints).forEach((s, j) => checkSelector(s, [...at, 'fromEndpoints', j], errors));
+    list(r.fromCIDR).forEach((c, j) => checkCidr(c, [...at, 'fromCIDR', j], errors));
+    list(r.toPorts).forEach((p, j) => checkPortRule(p, [...at, 'toPorts', j], errors));
   });
-  spec.egress?.forEach((r, i) => {
+  list(spec.egress).forEach((item, i) => {
+    const r = record(item);
     const at: PathSegment[] = ['spec', 'egress', i];
-    r.toEndpoints?.forEach((s, j) => checkSelector(s, [...at, 'toEndpoints', j], errors));
-    r.toCIDR?.forEach((c, j) => checkCidr(c, [...at, 'toCIDR', j], errors));
-    r.toPorts?.forEach((p, j) => checkPortRule(p, [...at, 'toPorts', j], errors));
+    list(r.toEndpoints).forEach((s, j) => checkSelector(s, [...at, 'toEndpoints', j], errors));
+    list(r.toCIDR).forEach((c, j) => checkCidr(c, [...at, 'toCIDR', j], errors));
+    list(r.toPorts).forEach((p, j) => checkPortRule(p, [...at, 'toPorts', j], errors));
   });
   return errors;
 }
 
-export function checkWorkloadSpec(spec: WorkloadSpec): SemanticError[] {
+export function checkWorkloadSpec(value: Json): SemanticError[] {
   const errors: SemanticError[] = [];
-  spec.addresses.forEach((a, i) => {
-    if (net.isIP(a) === 0) errors.push({ path: ['spec', 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
+  const spec = record(value);
+  list(spec.addresses).forEach((a, i) => {
+    if (typeof a === 'string' && net.isIP(a) === 0) errors.push({ path: ['spec', 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
   });
-  if (spec.serviceAccount !== undefined && !DNS_SUBDOMAIN.test(spec.serviceAccount)) {
-    errors.push({ path: ['spec', 'serviceAccount'], message: 'must be a DNS-1123 subdomain' });
+  const sa = text(spec.serviceAccount);
+  if (sa !== undefined && !DNS_SUBDOMAIN.test(sa)) errors.push({ path: ['spec', 'serviceAccount'], message: 'must be a DNS-1123 subdomain' });
+  if (spec.proxy !== undefined) {
+    const proxy = record(spec.proxy);
+    if ((proxy.nodeId !== undefined) === (proxy.nodeMetadata !== undefined)) errors.push({ path: ['spec', 'proxy'], message: 'give exactly one of nodeId or nodeMetadata' });
   }
-  const byId = spec.proxy.nodeId !== undefined;
-  const byMeta = spec.proxy.nodeMetadata !== undefined;
-  if (byId === byMeta) errors.push({ path: ['spec', 'proxy'], message: 'give exactly one of nodeId or nodeMetadata' });
   return errors;
 }
