@@ -1,0 +1,144 @@
+/**
+ * The node agent's redirect operations on one network namespace: apply (idempotent, the nft
+ * table replaced in one transaction), remove (leaves nothing behind), status (what is installed
+ * and its counters). Mode `nft` steers with nftables tproxy; mode `bpf` with a tc ingress
+ * program calling bpf_sk_assign, nftables then only marks locally generated outbound flows.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { RedirectConfig } from '../redirect-config';
+import { validateRedirectConfig, withDefaults, type RedirectMode } from './config';
+import { attachedDevices, attachIngress, BPFFS_ROOT, detachIngress, ensureBpffs, listInterfaces, loadProgram, readStats } from './bpf-tc';
+import type { NetnsTarget } from './exec';
+import { applyNftTable, readNftTable, removeNftTable, type NftTableState } from './nft';
+import { missingPrerequisites } from './preflight';
+import { ensurePolicyRouting, readPolicyRouting, removePolicyRouting, type RoutingState } from './routing';
+import { deleteState, namespaceKey, readState, writeState, type InstalledState } from './state';
+
+export class PrerequisiteError extends Error {
+  constructor(readonly missing: string[]) {
+    super(`missing: ${missing.join('; ')}`);
+  }
+}
+
+export interface ApplyOptions {
+  netns?: string;
+  mode?: RedirectMode;
+  /** bpf mode: devices for inbound capture (default every device but lo); lo is always added. */
+  interfaces?: string[];
+}
+
+async function preflight(mode: RedirectMode, netns: string | undefined): Promise<void> {
+  const missing = await missingPrerequisites(mode, netns);
+  if (missing.length > 0) throw new PrerequisiteError(missing);
+}
+
+function pinDirFor(netns: string | undefined): string {
+  return path.join(BPFFS_ROOT, `redirect-${namespaceKey(netns)}-${Date.now().toString(36)}`);
+}
+
+export async function applyRedirect(partial: Partial<RedirectConfig>, options: ApplyOptions = {}): Promise<InstalledState> {
+  const config = withDefaults(partial);
+  validateRedirectConfig(config);
+  const mode = options.mode ?? 'nft';
+  await preflight(mode, options.netns);
+  const target: NetnsTarget = { netns: options.netns };
+  const previous = readState(options.netns);
+
+  await ensurePolicyRouting(target, config);
+  const state: InstalledState = { netns: options.netns, mode, config, appliedAt: new Date().toISOString() };
+  if (mode === 'bpf') {
+    await ensureBpffs();
+    const loaded = await loadProgram(target, pinDirFor(options.netns), config);
+    const all = await listInterfaces(target);
+    const wanted = options.interfaces ?? all.filter((d) => d !== 'lo');
+    for (const d of wanted) if (!all.includes(d)) throw new Error(`interface "${d}" does not exist in ${options.netns ?? 'the host namespace'}`);
+    const devices = [...new Set([...wanted, 'lo'])];
+    const createdClsact = new Set(previous?.createdClsact ?? []);
+    for (const dev of devices) if (await attachIngress(target, dev, loaded.progPin)) createdClsact.add(dev);
+    state.devices = devices;
+    state.createdClsact = [...createdClsact];
+    state.pinDir = loaded.pinDir;
+    // Devices of a previous bpf apply that are no longer wanted.
+    for (const dev of previous?.devices ?? []) if (!devices.includes(dev)) await detachIngress(target, dev, createdClsact.has(dev));
+  }
+  await applyNftTable(target, config, mode);
+  if (previous?.mode === 'bpf' && mode === 'nft') {
+    for (const dev of previous.devices ?? []) await detachIngress(target, dev, (previous.createdClsact ?? []).includes(dev));
+  }
+  if (previous?.pinDir && previous.pinDir !== state.pinDir) fs.rmSync(previous.pinDir, { recursive: true, force: true });
+  // A previous apply with another mark/table leaves a rule that would now be stale.
+  if (previous && (previous.config.tproxyMark !== config.tproxyMark || previous.config.routeTable !== config.routeTable)) {
+    await removePolicyRouting(target, previous.config);
+  }
+  writeState(state);
+  return state;
+}
+
+/**
+ * Removes the table, the policy routing, tc filters and pins. Without a state file (e.g. after
+ * the agent's /run was lost) it removes what `fallback` (default config) would have installed.
+ */
+export async function removeRedirect(options: { netns?: string } = {}, fallback: Partial<RedirectConfig> = {}): Promise<void> {
+  await preflight('nft', options.netns);
+  const target: NetnsTarget = { netns: options.netns };
+  const state = readState(options.netns);
+  const config = state?.config ?? withDefaults(fallback);
+  await removeNftTable(target);
+  await removePolicyRouting(target, config);
+  const devices = new Set([...(state?.devices ?? [])]);
+  if (await toolPresent('tc')) for (const d of await attachedDevices(target)) devices.add(d);
+  for (const dev of devices) await detachIngress(target, dev, (state?.createdClsact ?? []).includes(dev));
+  if (state?.pinDir) fs.rmSync(state.pinDir, { recursive: true, force: true });
+  // Pins of this namespace from interrupted applies.
+  if (fs.existsSync(BPFFS_ROOT)) {
+    const prefix = `redirect-${namespaceKey(options.netns)}-`;
+    for (const e of fs.readdirSync(BPFFS_ROOT)) if (e.startsWith(prefix)) fs.rmSync(path.join(BPFFS_ROOT, e), { recursive: true, force: true });
+  }
+  deleteState(options.netns);
+}
+
+async function toolPresent(name: string): Promise<boolean> {
+  return fs.existsSync(`/usr/sbin/${name}`) || fs.existsSync(`/sbin/${name}`) || fs.existsSync(`/usr/bin/${name}`);
+}
+
+export interface RedirectStatus {
+  netns?: string;
+  installed: boolean;
+  mode?: RedirectMode;
+  appliedAt?: string;
+  config?: RedirectConfig;
+  nft: NftTableState;
+  routing: RoutingState;
+  bpf?: { devices: string[]; stats: Record<string, number> };
+  /** Things that will stop capture from working although rules are installed. */
+  warnings: string[];
+}
+
+export async function redirectStatus(options: { netns?: string } = {}): Promise<RedirectStatus> {
+  await preflight('nft', options.netns);
+  const target: NetnsTarget = { netns: options.netns };
+  const state = readState(options.netns);
+  const config = state?.config ?? withDefaults({});
+  const nft = await readNftTable(target);
+  const routing = await readPolicyRouting(target, config);
+  const status: RedirectStatus = {
+    netns: options.netns,
+    installed: nft.installed,
+    mode: state?.mode ?? (nft.installed ? (nft.chains.includes('prerouting') ? 'nft' : 'bpf') : undefined),
+    appliedAt: state?.appliedAt,
+    config: state?.config,
+    nft,
+    routing,
+    warnings: [],
+  };
+  if (status.mode === 'bpf') {
+    const devices = await attachedDevices(target);
+    const stats = state?.pinDir && fs.existsSync(state.pinDir) ? await readStats(path.join(state.pinDir, 'maps')) : {};
+    status.bpf = { devices, stats };
+    if (!devices.includes('lo')) status.warnings.push('bpf mode: no tc filter on lo, outbound flows are not assigned');
+  }
+  if (nft.installed && routing.rules.length === 0) status.warnings.push('fwmark rule missing: captured packets for foreign addresses will not be delivered locally');
+  if (nft.installed && routing.routes.length === 0) status.warnings.push(`table ${config.routeTable} has no local default route`);
+  return status;
+}

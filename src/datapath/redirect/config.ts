@@ -1,0 +1,87 @@
+/**
+ * Validation of a RedirectConfig before anything is rendered from it: every number ends up in
+ * an nft ruleset, an `ip rule`, or a BPF map, so a bad value must fail here, by name.
+ */
+import * as net from 'net';
+import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../redirect-config';
+
+export type RedirectMode = 'nft' | 'bpf';
+
+export function withDefaults(partial: Partial<RedirectConfig>): RedirectConfig {
+  const base = DEFAULT_REDIRECT_CONFIG;
+  return {
+    ...base,
+    inboundPorts: [...base.inboundPorts],
+    excludeInboundPorts: [...base.excludeInboundPorts],
+    excludeOutboundPorts: [...base.excludeOutboundPorts],
+    excludeInboundCidrs: [...base.excludeInboundCidrs],
+    excludeOutboundCidrs: [...base.excludeOutboundCidrs],
+    ...partial,
+  };
+}
+
+export interface Cidr {
+  family: 4 | 6;
+  address: string;
+  prefix: number;
+  text: string;
+}
+
+/** Parses `a.b.c.d[/n]` or `x::y[/n]`; a bare address is a host route (/32, /128). */
+export function parseCidr(text: string): Cidr {
+  const [address, prefixText, extra] = text.trim().split('/');
+  const family = net.isIP(address);
+  if (extra !== undefined || (family !== 4 && family !== 6)) throw new Error(`"${text}" is not an IPv4/IPv6 CIDR`);
+  const max = family === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (prefixText !== undefined && prefixText.trim() === '')) {
+    throw new Error(`"${text}": prefix length must be 0-${max}`);
+  }
+  return { family, address, prefix, text: `${address}/${prefix}` };
+}
+
+function checkPort(value: number, what: string): void {
+  if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`${what}: ${value} is not a port (1-65535)`);
+}
+
+function checkU32(value: number, what: string, allowZero: boolean): void {
+  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1) || value > 0xffffffff) {
+    throw new Error(`${what}: ${value} is not a ${allowZero ? '' : 'non-zero '}32-bit value`);
+  }
+}
+
+/** Throws an Error naming the first bad field. */
+export function validateRedirectConfig(config: RedirectConfig): void {
+  checkPort(config.inboundProxyPort, 'inboundProxyPort');
+  checkPort(config.outboundProxyPort, 'outboundProxyPort');
+  checkU32(config.tproxyMark, 'tproxyMark', false);
+  checkU32(config.proxyMark, 'proxyMark', false);
+  if (config.tproxyMark === config.proxyMark) {
+    throw new Error(`tproxyMark and proxyMark are both ${config.tproxyMark}: the proxy's own traffic would be captured`);
+  }
+  if (!Number.isInteger(config.routeTable) || config.routeTable < 1 || config.routeTable > 0xfffffffe || [253, 254, 255].includes(config.routeTable)) {
+    throw new Error(`routeTable: ${config.routeTable} must be a free table id (not 0, 253 default, 254 main, 255 local)`);
+  }
+  if (config.proxyUid !== undefined) checkU32(config.proxyUid, 'proxyUid', true);
+  config.inboundPorts.forEach((p) => checkPort(p, 'inboundPorts'));
+  config.excludeInboundPorts.forEach((p) => checkPort(p, 'excludeInboundPorts'));
+  config.excludeOutboundPorts.forEach((p) => checkPort(p, 'excludeOutboundPorts'));
+  for (const c of config.excludeInboundCidrs) parseCidrNamed(c, 'excludeInboundCidrs');
+  for (const c of config.excludeOutboundCidrs) parseCidrNamed(c, 'excludeOutboundCidrs');
+}
+
+function parseCidrNamed(text: string, what: string): Cidr {
+  try {
+    return parseCidr(text);
+  } catch (err) {
+    throw new Error(`${what}: ${(err as Error).message}`);
+  }
+}
+
+export function cidrsOf(list: readonly string[], family: 4 | 6): Cidr[] {
+  return list.map((c) => parseCidr(c)).filter((c) => c.family === family);
+}
+
+export function hex(n: number): string {
+  return `0x${(n >>> 0).toString(16)}`;
+}
