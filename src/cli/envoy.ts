@@ -1,10 +1,90 @@
+import * as fs from 'fs';
 import type { Command } from './command';
+import type { CompiledProxyPolicy } from '../policy/compiled';
+import { UsageError, optionValue, parseArgs, usageText, type OptionSpec } from './args';
 
-// Placeholder until the envoy subcommand lands.
+/**
+ * `meshaccel envoy check FILE...`: Envoy's schema and PGV rules over bootstraps and resources.
+ * `meshaccel envoy render COMPILED.json --mode M`: the resources a compiled proxy policy
+ * becomes, as checked Envoy JSON (for debugging and golden files).
+ */
+
+const CHECK_OPTIONS: Record<string, OptionSpec> = {
+  quiet: { description: 'print only violations' },
+  help: { description: 'show this help' },
+};
+
+const RENDER_OPTIONS: Record<string, OptionSpec> = {
+  mode: { value: true, description: 'standalone | istio | grpc (default standalone)' },
+  'grpc-host': { value: true, description: 'grpc mode: host the XdsServer binds (default 0.0.0.0)' },
+  help: { description: 'show this help' },
+};
+
+const SUMMARY = 'check Envoy config files against Envoy\'s schema; render compiled policy as Envoy resources';
+
+async function check(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, CHECK_OPTIONS);
+  if (args.flags.has('help')) {
+    console.log(usageText('envoy check FILE...', 'Checks Envoy bootstraps and resources (YAML or JSON; "@type" resources, lists, `resources:`, Istio EnvoyFilters) against Envoy\'s protos and their validate.rules. Exit 0 only if every file passes.', CHECK_OPTIONS));
+    return 0;
+  }
+  if (args.positionals.length === 0) throw new UsageError('envoy check needs at least one FILE');
+  const { checkFile, formatFileViolation } = await import('../envoy/check-file');
+  let failed = false;
+  for (const file of args.positionals) {
+    let result;
+    try {
+      result = checkFile(file);
+    } catch (err) {
+      console.error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+      failed = true;
+      continue;
+    }
+    for (const v of result.violations) console.log(formatFileViolation(v));
+    if (result.violations.length > 0) failed = true;
+    if (!args.flags.has('quiet')) {
+      const verdict = result.violations.length === 0 ? 'ok' : `${result.violations.length} violation${result.violations.length === 1 ? '' : 's'}`;
+      console.error(`${file}: ${verdict} (${result.checked.join(', ') || 'nothing to check'})`);
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+async function render(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, RENDER_OPTIONS);
+  if (args.flags.has('help')) {
+    console.log(usageText('envoy render COMPILED.json', 'Prints the Envoy resources a CompiledProxyPolicy (JSON) compiles to, after checking them.', RENDER_OPTIONS));
+    return 0;
+  }
+  const [file] = args.positionals;
+  if (!file || args.positionals.length > 1) throw new UsageError('envoy render needs exactly one COMPILED.json');
+  const mode = optionValue(args, 'mode') ?? 'standalone';
+  if (mode !== 'standalone' && mode !== 'istio' && mode !== 'grpc') throw new UsageError(`--mode: "${mode}" is not standalone, istio or grpc`);
+  const { buildProxyResourceJson, encodeGenerated } = await import('../envoy/proxy-resources');
+  const { DEFAULT_REDIRECT_CONFIG } = await import('../datapath/redirect-config');
+  const compiled = JSON.parse(fs.readFileSync(file, 'utf8')) as CompiledProxyPolicy;
+  const build = buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: optionValue(args, 'grpc-host') });
+  for (const w of build.warnings) console.error(`warning: ${w}`);
+  try {
+    encodeGenerated(build.resources);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    return 1;
+  }
+  console.log(JSON.stringify(build.resources.map((r) => ({ '@type': r.typeUrl, ...r.json })), null, 2));
+  return 0;
+}
+
 export const command: Command = {
-  summary: 'envoy (not built yet)',
-  async run(): Promise<number> {
-    console.error('meshaccel envoy: not built yet');
-    return 2;
+  summary: SUMMARY,
+  async run(argv: string[]): Promise<number> {
+    const [sub, ...rest] = argv;
+    if (sub === 'check') return check(rest);
+    if (sub === 'render') return render(rest);
+    if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+      console.log(['usage: meshaccel envoy check FILE...', '       meshaccel envoy render COMPILED.json [--mode standalone|istio|grpc]', '', SUMMARY].join('\n'));
+      return sub ? 0 : 2;
+    }
+    throw new UsageError(`unknown envoy subcommand "${sub}" (check, render)`);
   },
 };

@@ -1,0 +1,163 @@
+import * as fs from 'fs';
+import * as YAML from 'yaml';
+import type * as protobuf from 'protobufjs';
+import { resolveEnvoyType } from './protos';
+import { PathSegment, Violation, checkEnvoyAnyJson, checkEnvoyJson, formatPath } from './schema-check';
+
+/**
+ * `meshaccel envoy check`: finds the Envoy messages in a YAML or JSON file (a bootstrap, one
+ * resource with "@type", a list or `resources:` of them, or an Istio EnvoyFilter's patch
+ * values), checks each, and reports violations at their line and column.
+ */
+
+export interface FileViolation {
+  file: string;
+  line: number;
+  col: number;
+  /** Path from the document root, as written. */
+  path: string;
+  message: string;
+}
+
+export interface FileCheckResult {
+  file: string;
+  /** What was checked, e.g. "Bootstrap", "Listener meshaccel.inbound". */
+  checked: string[];
+  violations: FileViolation[];
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Istio EnvoyFilter `applyTo` → the Envoy message its patch value is. */
+const ENVOY_FILTER_TARGETS: Record<string, string> = {
+  LISTENER: 'envoy.config.listener.v3.Listener',
+  FILTER_CHAIN: 'envoy.config.listener.v3.FilterChain',
+  NETWORK_FILTER: 'envoy.config.listener.v3.Filter',
+  HTTP_FILTER: 'envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter',
+  ROUTE_CONFIGURATION: 'envoy.config.route.v3.RouteConfiguration',
+  VIRTUAL_HOST: 'envoy.config.route.v3.VirtualHost',
+  HTTP_ROUTE: 'envoy.config.route.v3.Route',
+  CLUSTER: 'envoy.config.cluster.v3.Cluster',
+  EXTENSION_CONFIG: 'envoy.config.core.v3.TypedExtensionConfig',
+  BOOTSTRAP: 'envoy.config.bootstrap.v3.Bootstrap',
+  LISTENER_FILTER: 'envoy.config.listener.v3.ListenerFilter',
+};
+
+interface Target {
+  label: string;
+  path: PathSegment[];
+  check: () => Violation[];
+}
+
+function nameOf(json: unknown): string {
+  return isObj(json) && typeof json.name === 'string' ? ` ${json.name}` : '';
+}
+
+function shortName(url: string): string {
+  return url.slice(url.lastIndexOf('.') + 1);
+}
+
+function anyTarget(json: unknown, path: PathSegment[]): Target {
+  const url = isObj(json) && typeof json['@type'] === 'string' ? json['@type'] : '?';
+  return { label: `${shortName(url)}${nameOf(json)}`, path, check: () => checkEnvoyAnyJson(json, { encodeAny: false }).violations };
+}
+
+function typedTarget(type: protobuf.Type, json: unknown, path: PathSegment[], label: string, pgv = true): Target {
+  return {
+    label,
+    path,
+    check: () => {
+      const violations = checkEnvoyJson(type, json, { encodeAny: false }).violations;
+      // A MERGE patch is partial by design: only its shape can be checked, not completeness.
+      return pgv ? violations : violations.filter((v) => /unknown field|expected|does not resolve|not a value of enum|out of range|given twice|both set/.test(v.message));
+    },
+  };
+}
+
+/** Decides what a parsed document holds. */
+export function findTargets(doc: unknown): Target[] {
+  if (Array.isArray(doc)) return doc.map((item, i) => anyTarget(item, [i]));
+  if (!isObj(doc)) return [{ label: 'document', path: [], check: () => [{ path: [], message: 'expected an object or a list of resources' }] }];
+  if (typeof doc['@type'] === 'string') return [anyTarget(doc, [])];
+  if (Array.isArray(doc.resources) && Object.keys(doc).every((k) => ['resources', 'version_info', 'versionInfo', 'type_url', 'typeUrl'].includes(k))) {
+    return doc.resources.map((item, i) => anyTarget(item, ['resources', i]));
+  }
+  if (doc.kind === 'EnvoyFilter' && typeof doc.apiVersion === 'string') {
+    const spec = isObj(doc.spec) ? doc.spec : {};
+    const patches = Array.isArray(spec.configPatches) ? spec.configPatches : [];
+    const targets: Target[] = [];
+    patches.forEach((p, i) => {
+      if (!isObj(p) || !isObj(p.patch) || p.patch.value === undefined) return;
+      const typeName = typeof p.applyTo === 'string' ? ENVOY_FILTER_TARGETS[p.applyTo] : undefined;
+      const type = typeName ? resolveEnvoyType(typeName) : null;
+      const path = ['spec', 'configPatches', i, 'patch', 'value'];
+      if (!type) {
+        targets.push({ label: `configPatches[${i}]`, path: ['spec', 'configPatches', i, 'applyTo'], check: () => [{ path: [], message: `applyTo ${String(p.applyTo)} is not a patch target meshaccel knows` }] });
+        return;
+      }
+      const merge = p.patch.operation === 'MERGE';
+      targets.push(typedTarget(type, p.patch.value, path, `configPatches[${i}] ${String(p.applyTo)}${nameOf(p.patch.value)}${merge ? ' (MERGE: shape only)' : ''}`, !merge));
+    });
+    return targets;
+  }
+  const bootstrap = resolveEnvoyType('envoy.config.bootstrap.v3.Bootstrap') as protobuf.Type;
+  return [typedTarget(bootstrap, doc, [], 'Bootstrap')];
+}
+
+/** The YAML node a path leads to, as deep as it exists; a found map key is preferred. */
+function locate(root: YAML.Node | null | undefined, path: readonly PathSegment[]): [number, number] | undefined {
+  let node: unknown = root;
+  let best: [number, number] | undefined = YAML.isNode(root) && root.range ? [root.range[0], root.range[1]] : undefined;
+  for (const seg of path) {
+    if (YAML.isMap(node)) {
+      const pair = node.items.find((it) => YAML.isScalar(it.key) && String(it.key.value) === String(seg));
+      if (!pair) break;
+      if (YAML.isNode(pair.key) && pair.key.range) best = [pair.key.range[0], pair.key.range[1]];
+      node = pair.value;
+    } else if (YAML.isSeq(node) && typeof seg === 'number') {
+      const item = node.items[seg];
+      if (!YAML.isNode(item)) break;
+      if (item.range) best = [item.range[0], item.range[1]];
+      node = item;
+    } else break;
+  }
+  return best;
+}
+
+export function checkText(file: string, text: string): FileCheckResult {
+  const lineCounter = new YAML.LineCounter();
+  const docs = YAML.parseAllDocuments(text, { lineCounter, prettyErrors: false });
+  const result: FileCheckResult = { file, checked: [], violations: [] };
+  const docList = Array.isArray(docs) ? docs : [docs];
+  for (const doc of docList) {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const pos = lineCounter.linePos(e.pos[0]);
+        result.violations.push({ file, line: pos.line, col: pos.col, path: '(syntax)', message: e.message.split('\n')[0] });
+      }
+      continue;
+    }
+    const json: unknown = doc.toJS({ maxAliasCount: 1000 });
+    if (json === null || json === undefined) continue;
+    for (const target of findTargets(json)) {
+      result.checked.push(target.label);
+      for (const v of target.check()) {
+        const full = [...target.path, ...v.path];
+        const at = locate(doc.contents, full);
+        const pos = at ? lineCounter.linePos(at[0]) : { line: 1, col: 1 };
+        result.violations.push({ file, line: pos.line, col: pos.col, path: formatPath(full), message: v.message });
+      }
+    }
+  }
+  // Report in file order, as a compiler would.
+  result.violations.sort((a, b) => a.line - b.line || a.col - b.col);
+  return result;
+}
+
+export function checkFile(file: string): FileCheckResult {
+  return checkText(file, fs.readFileSync(file, 'utf8'));
+}
+
+export function formatFileViolation(v: FileViolation): string {
+  return `${v.file}:${v.line}:${v.col}: ${v.path}: ${v.message}`;
+}
