@@ -116,45 +116,68 @@ export function convertTimestamp(json: unknown): Converted<DurationValue> {
   return ok({ seconds: Math.floor(ms / 1000), nanos: m[7] ? Number(m[7].padEnd(9, '0')) : 0 });
 }
 
+/**
+ * Field names of google.protobuf.Value as the loaded root spells them: protobufjs' built-in
+ * copy of struct.proto is camelCase (stringValue) even under keepCase, a .proto file loaded
+ * from disk would be snake_case; encoding is by field number either way.
+ */
+export interface ValueFieldNames {
+  null_value: string;
+  number_value: string;
+  string_value: string;
+  bool_value: string;
+  struct_value: string;
+  list_value: string;
+}
+
+export const SNAKE_VALUE_FIELDS: ValueFieldNames = {
+  null_value: 'null_value',
+  number_value: 'number_value',
+  string_value: 'string_value',
+  bool_value: 'bool_value',
+  struct_value: 'struct_value',
+  list_value: 'list_value',
+};
+
 /** google.protobuf.Value from any JSON value. */
-export function convertValue(json: unknown): Converted<Record<string, unknown>> {
-  if (json === null) return ok({ null_value: 0 });
+export function convertValue(json: unknown, names: ValueFieldNames = SNAKE_VALUE_FIELDS): Converted<Record<string, unknown>> {
+  if (json === null) return ok({ [names.null_value]: 0 });
   switch (typeof json) {
     case 'number':
-      return ok({ number_value: json });
+      return ok({ [names.number_value]: json });
     case 'string':
-      return ok({ string_value: json });
+      return ok({ [names.string_value]: json });
     case 'boolean':
-      return ok({ bool_value: json });
+      return ok({ [names.bool_value]: json });
     case 'object': {
       if (Array.isArray(json)) {
-        const list = convertListValue(json);
-        return list.ok ? ok({ list_value: list.value }) : list;
+        const list = convertListValue(json, names);
+        return list.ok ? ok({ [names.list_value]: list.value }) : list;
       }
-      const struct = convertStruct(json);
-      return struct.ok ? ok({ struct_value: struct.value }) : struct;
+      const struct = convertStruct(json, names);
+      return struct.ok ? ok({ [names.struct_value]: struct.value }) : struct;
     }
     default:
       return fail(`${describeJson(json)} is not a JSON value`);
   }
 }
 
-export function convertStruct(json: unknown): Converted<Record<string, unknown>> {
+export function convertStruct(json: unknown, names: ValueFieldNames = SNAKE_VALUE_FIELDS): Converted<Record<string, unknown>> {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return fail(`expected an object (Struct), got ${describeJson(json)}`);
   const fields: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(json as Record<string, unknown>)) {
-    const c = convertValue(v);
+    const c = convertValue(v, names);
     if (!c.ok) return c;
     fields[k] = c.value;
   }
   return ok({ fields });
 }
 
-export function convertListValue(json: unknown): Converted<Record<string, unknown>> {
+export function convertListValue(json: unknown, names: ValueFieldNames = SNAKE_VALUE_FIELDS): Converted<Record<string, unknown>> {
   if (!Array.isArray(json)) return fail(`expected a list (ListValue), got ${describeJson(json)}`);
   const values: unknown[] = [];
   for (const v of json) {
-    const c = convertValue(v);
+    const c = convertValue(v, names);
     if (!c.ok) return c;
     values.push(c.value);
   }

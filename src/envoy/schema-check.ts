@@ -15,6 +15,7 @@ import {
   hasSpecialJson,
   isScalarType,
   jsonNameOf,
+  type ValueFieldNames,
 } from './json-mapping';
 import { CompiledRules, RuleObject, ValueShape, compileRules, mergeRuleObjects } from './pgv-rules';
 
@@ -154,6 +155,25 @@ function tableOf(type: protobuf.Type): TypeTable {
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
 
+const valueNamesCache = new WeakMap<protobuf.Type, ValueFieldNames>();
+
+/** google.protobuf.Value's field names in this root, keyed by their proto (snake) names. */
+function valueFieldNames(valueType: protobuf.Type): ValueFieldNames {
+  let names = valueNamesCache.get(valueType);
+  if (!names) {
+    const byProto: Record<string, string> = {};
+    for (const f of valueType.fieldsArray) byProto[f.name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = f.name;
+    names = byProto as unknown as ValueFieldNames;
+    valueNamesCache.set(valueType, names);
+  }
+  return names;
+}
+
+function valueNamesFor(type: protobuf.Type): ValueFieldNames {
+  const valueType = type.lookupType('.google.protobuf.Value');
+  return valueFieldNames(valueType);
+}
+
 export interface CheckOptions {
   /** Encode Any payloads to bytes (needed to serve; the CLI checker skips it). Default true. */
   encodeAny?: boolean;
@@ -178,11 +198,11 @@ class Walker {
       case 'google.protobuf.Timestamp':
         return convertTimestamp(json);
       case 'google.protobuf.Struct':
-        return convertStruct(json);
+        return convertStruct(json, valueNamesFor(type));
       case 'google.protobuf.Value':
-        return convertValue(json);
+        return convertValue(json, valueNamesFor(type));
       case 'google.protobuf.ListValue':
-        return convertListValue(json);
+        return convertListValue(json, valueNamesFor(type));
       case 'google.protobuf.FieldMask':
         return convertFieldMask(json);
     }
@@ -245,6 +265,7 @@ class Walker {
         continue;
       }
       // proto3 JSON: null means "not set", except for google.protobuf.Value.
+      if (value === undefined) continue;
       if (value === null && !(info.messageType && fullNameOf(info.messageType) === 'google.protobuf.Value' && !info.repeated && !info.map)) continue;
       keyOf.set(info.name, key);
       if (info.oneof) {
