@@ -107,7 +107,7 @@ static __always_inline void count(__u32 stat) {
 /* Assigns the flow's own socket if one exists (later packets of a captured flow), else the
  * proxy listener found by the same tuple with the destination port replaced. */
 static __always_inline int steer(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 tuple_len,
-                                 __u16 proxy_port, const struct rd_config *cfg, int outbound) {
+                                 __u16 proxy_port, const struct rd_config *cfg, int outbound, int syn) {
   struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
   if (sk) {
     if (sk->state != BPF_TCP_LISTEN) {
@@ -123,6 +123,9 @@ static __always_inline int steer(struct __sk_buff *skb, struct bpf_sock_tuple *t
     }
     bpf_sk_release(sk); /* the workload's own listener: the proxy takes the flow instead */
   }
+  /* Only a connection request starts a captured flow; a stray segment of a flow no local
+   * socket owns (e.g. a routed flow) is left to the normal path rather than reset. */
+  if (!syn) return TC_ACT_OK;
   if (tuple_len == sizeof(tuple->ipv4)) tuple->ipv4.dport = bpf_htons(proxy_port);
   else tuple->ipv6.dport = bpf_htons(proxy_port);
   sk = bpf_skc_lookup_tcp(skb, tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
@@ -189,7 +192,8 @@ int meshaccel_tproxy(struct __sk_buff *skb) {
     tuple.ipv4.sport = tcp->source;
     tuple.ipv4.dport = tcp->dest;
     return steer(skb, &tuple, sizeof(tuple.ipv4),
-                 outbound ? cfg->outbound_proxy_port : cfg->inbound_proxy_port, cfg, outbound);
+                 outbound ? cfg->outbound_proxy_port : cfg->inbound_proxy_port, cfg, outbound,
+                 tcp->syn && !tcp->ack);
   }
   if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
     struct ipv6hdr *ip6 = (void *)(eth + 1);
@@ -211,7 +215,8 @@ int meshaccel_tproxy(struct __sk_buff *skb) {
     tuple.ipv6.sport = tcp->source;
     tuple.ipv6.dport = tcp->dest;
     return steer(skb, &tuple, sizeof(tuple.ipv6),
-                 outbound ? cfg->outbound_proxy_port : cfg->inbound_proxy_port, cfg, outbound);
+                 outbound ? cfg->outbound_proxy_port : cfg->inbound_proxy_port, cfg, outbound,
+                 tcp->syn && !tcp->ack);
   }
   return TC_ACT_OK;
 }

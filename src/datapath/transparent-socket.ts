@@ -37,6 +37,7 @@ interface SocketsAddon {
   connectMarked(options: ConnectNativeOptions, callback: (err: Error | null, fd?: number) => void): void;
   closeFd(fd: number): void;
   socketMark(fd: number): number;
+  originalDst(fd: number): { address: string; port: number };
 }
 
 let addon: SocketsAddon | undefined;
@@ -158,6 +159,16 @@ export async function connectMarked(options: MarkedConnectOptions): Promise<net.
 /** SO_MARK of an fd-backed socket (a diagnostic; Node exposes no getsockopt). */
 export function socketMark(fd: number): number {
   return load().socketMark(fd);
+}
+
+/**
+ * The pre-NAT destination (SO_ORIGINAL_DST) of a connection captured with iptables REDIRECT.
+ * Not needed behind TPROXY, where socket.localAddress/localPort already are the original.
+ */
+export function originalDestination(socket: net.Socket): { address: string; port: number } {
+  const fd = handleFd(socket);
+  if (fd === undefined) throw new Error('originalDestination: socket has no fd');
+  return load().originalDst(fd);
 }
 
 /** The fd behind a net.Socket / net.Server handle, when it has one. */

@@ -310,7 +310,47 @@ Napi::Value SocketMark(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<uint32_t>(mark));
 }
 
+// originalDst(fd) -> {address, port}: the pre-NAT destination of a connection that iptables
+// REDIRECT/DNAT rewrote (SO_ORIGINAL_DST), for comparing REDIRECT capture with TPROXY, where
+// getsockname already is the original destination.
+Napi::Value OriginalDst(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "originalDst: fd expected").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  constexpr int kSoOriginalDst = 80;  // SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(sockaddr_in);
+  int rc = getsockopt(fd, SOL_IP, kSoOriginalDst, &ss, &len);
+  if (rc < 0) {
+    len = sizeof(sockaddr_in6);
+    rc = getsockopt(fd, SOL_IPV6, kSoOriginalDst, &ss, &len);
+  }
+  if (rc < 0) {
+    SysError(env, "originalDst", "getsockopt(SO_ORIGINAL_DST)", errno).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  char text[INET6_ADDRSTRLEN] = {0};
+  int port = 0;
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
+    port = ntohs(a->sin6_port);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
+    port = ntohs(a->sin_port);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("address", Napi::String::New(env, text));
+  out.Set("port", Napi::Number::New(env, port));
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("originalDst", Napi::Function::New(env, OriginalDst));
   exports.Set("listenTransparent", Napi::Function::New(env, ListenTransparent));
   exports.Set("connectMarked", Napi::Function::New(env, ConnectMarked));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));

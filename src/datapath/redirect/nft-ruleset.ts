@@ -84,6 +84,8 @@ export function renderTable(config: RedirectConfig, mode: RedirectMode): string 
     out.push(`\tchain prerouting {
 \t\ttype filter hook prerouting priority mangle; policy accept;
 \t\tmeta l4proto != tcp return
+\t\t# Replies to connections opened from here (incl. the proxy's upstream) are never captured.
+\t\tct direction reply return
 \t\t# Packets of flows a transparent socket already owns: route them locally.
 \t\tsocket transparent 1 meta mark set ${mark} counter name "inbound_established" accept
 \t\t# Outbound flows marked in \`output\` come back through lo.

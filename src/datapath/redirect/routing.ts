@@ -63,7 +63,7 @@ export async function removePolicyRouting(target: NetnsTarget, config: Pick<Redi
       await runIn(target, argv);
     }
     const r = await runRawIn(target, ['ip', family, 'route', 'del', 'local', localDefault(family), 'dev', 'lo', 'table', String(config.routeTable)]);
-    if (r.code !== 0 && !/No such process|No such file or directory|not found|Cannot find/i.test(r.stderr)) {
+    if (r.code !== 0 && !/No such process|No such file or directory|does not exist|not found|Cannot find/i.test(r.stderr)) {
       throw new Error(`ip ${family} route del local ${localDefault(family)} table ${config.routeTable}: ${r.stderr.trim()}`);
     }
   }

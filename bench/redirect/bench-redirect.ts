@@ -1,0 +1,112 @@
+/**
+ * bench-redirect: connection setup rate and request/response rate of a workload's outbound
+ * TCP through a local L4 relay (standing in for Envoy), captured three ways side by side in
+ * one run: nftables TPROXY, tc + bpf_sk_assign, and iptables REDIRECT (+ SO_ORIGINAL_DST);
+ * plus the uncaptured direct path as the reference. Modes are interleaved round by round so
+ * the shared machine's noise hits all of them alike; medians are reported.
+ *
+ * Topology (test namespaces only): A = client + relay, B = echo server on 10.99.0.2:7000.
+ * Relay: transparent listeners :15006/:15001, NAT listener :15002; upstream with SO_MARK.
+ */
+import { applyRedirect, removeRedirect } from '../../src/datapath/redirect';
+import { missingPrerequisites } from '../../src/datapath/redirect/preflight';
+import { run, runIn, runRaw } from '../../src/datapath/redirect/exec';
+import { createTopology, destroyTopology, startInNetns, type NsProcess, type Topology } from '../../test/redirect/fixtures/netns';
+import * as path from 'path';
+import { packageRoot } from '../../src/paths';
+
+const PROXY_MARK = 0x539;
+const SERVER = '10.99.0.2';
+const SERVER_PORT = 7000;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONN_CONCURRENCY = Number(process.env.BENCH_CONN_CONCURRENCY ?? 4);
+const RR_CONCURRENCY = Number(process.env.BENCH_RR_CONCURRENCY ?? 8);
+const CPU = process.env.BENCH_CPU ?? '1';
+
+type Mode = 'direct' | 'nft-tproxy' | 'bpf-sk-assign' | 'iptables-redirect';
+const MODES: Mode[] = ['direct', 'nft-tproxy', 'bpf-sk-assign', 'iptables-redirect'];
+
+async function iptablesRedirect(t: Topology, on: boolean): Promise<void> {
+  const ns = { netns: t.a };
+  if (!on) {
+    await runRaw(['nsenter', `--net=/run/netns/${t.a}`, '--', 'iptables', '-t', 'nat', '-F', 'OUTPUT']);
+    return;
+  }
+  // Istio's shape: the proxy's own (marked) traffic returns first, the rest is REDIRECTed.
+  await runIn(ns, ['iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'mark', '--mark', String(PROXY_MARK), '-j', 'RETURN']);
+  await runIn(ns, ['iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', SERVER, '--dport', String(SERVER_PORT), '-j', 'REDIRECT', '--to-ports', '15002']);
+}
+
+async function setMode(t: Topology, mode: Mode): Promise<void> {
+  await removeRedirect({ netns: t.a });
+  await iptablesRedirect(t, false);
+  if (mode === 'nft-tproxy') await applyRedirect({ proxyMark: PROXY_MARK }, { netns: t.a, mode: 'nft' });
+  if (mode === 'bpf-sk-assign') await applyRedirect({ proxyMark: PROXY_MARK }, { netns: t.a, mode: 'bpf' });
+  if (mode === 'iptables-redirect') await iptablesRedirect(t, true);
+}
+
+async function load(t: Topology, kind: 'conn' | 'rr'): Promise<number> {
+  const script = path.join(packageRoot(), 'dist/bench/redirect/loadgen.js');
+  const conc = kind === 'conn' ? CONN_CONCURRENCY : RR_CONCURRENCY;
+  const r = await run(['nsenter', `--net=/run/netns/${t.a}`, '--', 'taskset', '-c', CPU, process.execPath, script, kind, SERVER, String(SERVER_PORT), String(SECONDS), String(conc)]);
+  const out = JSON.parse(r.stdout.trim()) as { rate: number; errors: number; fatal?: string };
+  if (out.fatal) throw new Error(`loadgen ${kind}: ${out.fatal}`);
+  if (out.errors > 0) console.error(`  (${kind}: ${out.errors} errors)`);
+  return out.rate;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function main(): Promise<number> {
+  const missing = await missingPrerequisites('bpf');
+  if (missing.length > 0) {
+    console.error(`bench-redirect: cannot run, missing: ${missing.join('; ')}`);
+    return 1;
+  }
+  const t = await createTopology('bench');
+  const procs: NsProcess[] = [];
+  try {
+    for (const [k, v] of [['net.ipv4.ip_local_port_range', '10000 65000'], ['net.ipv4.tcp_tw_reuse', '1']]) {
+      await run(['nsenter', `--net=/run/netns/${t.a}`, '--', 'sysctl', '-q', '-w', `${k}=${v}`]);
+    }
+    procs.push(await startInNetns(t.b, ['echo', String(SERVER_PORT)], Number(CPU)));
+    procs.push(await startInNetns(t.a, ['relay', '15006', '15001', String(PROXY_MARK), '15002'], Number(CPU)));
+    const results: Record<Mode, { conn: number[]; rr: number[] }> = {
+      direct: { conn: [], rr: [] },
+      'nft-tproxy': { conn: [], rr: [] },
+      'bpf-sk-assign': { conn: [], rr: [] },
+      'iptables-redirect': { conn: [], rr: [] },
+    };
+    console.log(`bench-redirect: ${ROUNDS} rounds x ${SECONDS}s per figure, all processes on CPU ${CPU}; conn: ${CONN_CONCURRENCY} concurrent connect+1B echo+RST; rr: ${RR_CONCURRENCY} connections x 64B echo`);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const mode of MODES) {
+        await setMode(t, mode);
+        results[mode].conn.push(await load(t, 'conn'));
+        results[mode].rr.push(await load(t, 'rr'));
+        console.log(`  round ${round} ${mode.padEnd(18)} conn/s ${results[mode].conn.at(-1)!.toFixed(0).padStart(7)}  req/s ${results[mode].rr.at(-1)!.toFixed(0).padStart(7)}`);
+      }
+    }
+    console.log('\nmedian over rounds (outbound path: client -> capture -> relay -> SO_MARK upstream -> echo server):');
+    console.log(`  ${'mode'.padEnd(18)} ${'conn/s'.padStart(8)} ${'req/s'.padStart(8)}`);
+    for (const mode of MODES) {
+      console.log(`  ${mode.padEnd(18)} ${median(results[mode].conn).toFixed(0).padStart(8)} ${median(results[mode].rr).toFixed(0).padStart(8)}`);
+    }
+    return 0;
+  } finally {
+    for (const p of procs) await p.stop();
+    await removeRedirect({ netns: t.a }).catch(() => undefined);
+    await destroyTopology(t);
+  }
+}
+
+main().then(
+  (code) => (process.exitCode = code),
+  (err: Error) => {
+    console.error(`bench-redirect: ${err.message}`);
+    process.exitCode = 1;
+  },
+);
