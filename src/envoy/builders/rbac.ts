@@ -69,7 +69,12 @@ export function httpRulePermission(rule: HttpRule, origin: PolicyOrigin, warning
     parts.push(headerExact(name, value));
   }
   for (const hm of rule.headerMatches ?? []) {
-    if (hm.mismatch) warnings.push(`policy ${origin.policy}: header ${hm.name} mismatch action ${hm.mismatch} is not expressible in RBAC; the header is required instead`);
+    // With a mismatch action Cilium still lets the request through (and logs or rewrites the
+    // header); RBAC can only allow or deny, so the match is no condition and the action is lost.
+    if (hm.mismatch) {
+      warnings.push(`policy ${origin.policy}: header ${hm.name} with mismatch action ${hm.mismatch} does not restrict requests; RBAC cannot ${hm.mismatch === 'LOG' ? 'log' : 'rewrite'} it, so it is not enforced`);
+      continue;
+    }
     parts.push(headerExact(hm.name.toLowerCase(), hm.value));
   }
   return andPermissions(parts);
