@@ -189,6 +189,11 @@ export class PolicyEngine {
 
   // ---- queries ------------------------------------------------------------------------------
 
+  private policyByName(name: string): PolicyResource | undefined {
+    for (const p of this.policies.values()) if (resourceName(p.resource) === name) return p.resource;
+    return undefined;
+  }
+
   dirtyProxies(): ReadonlySet<string> {
     return this.dirty;
   }
@@ -241,7 +246,7 @@ export class PolicyEngine {
       }
       const result = this.compileProxy(key);
       if (result.conflicts.length > 0) {
-        conflicts.push(...result.conflicts.map((c) => conflictDiagnostic(key, c)));
+        conflicts.push(...result.conflicts.map((c) => conflictDiagnostic(key, c, this.policyByName(c.second.origin.policy))));
         continue;
       }
       const json = JSON.stringify(result.policy);
@@ -366,13 +371,14 @@ function clonePeers(p: PeerSet): PeerSet {
   return { any: p.any, cidrs: [...p.cidrs], principals: [...p.principals] };
 }
 
-function conflictDiagnostic(proxyKey: string, c: L7Conflict): Diagnostic {
+function conflictDiagnostic(proxyKey: string, c: L7Conflict, policy: PolicyResource | undefined): Diagnostic {
   const kindOf = (r: CompiledRule): string => (r.http ? 'HTTP' : 'Kafka');
   return {
     file: c.second.origin.file ?? '<memory>',
     line: c.second.origin.line ?? 1,
     column: 1,
-    subject: `policy ${c.second.origin.policy}`,
+    document: policy?.source?.document,
+    subject: `${policy?.kind ?? 'policy'} ${c.second.origin.policy}`,
     path: '',
     message:
       `port ${c.port}/${c.protocol} of proxy ${proxyKey} gets ${kindOf(c.second)} rules here but ${kindOf(c.first)} rules from ` +
