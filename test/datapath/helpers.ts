@@ -195,10 +195,13 @@ export class KernelEnv {
   }
 }
 
-let portSeq = 0;
-/** Distinct ports per test process so parallel runs of other suites do not collide. */
+let portSeq = Math.floor(Math.random() * 2000);
+/**
+ * Ports for test servers: below the ephemeral range (32768+) so no client socket on the host
+ * holds them, spread by pid so concurrent suites rarely meet.
+ */
 export function testPort(): number {
-  return 20000 + ((process.pid * 7 + portSeq++ * 13) % 20000);
+  return 10000 + ((process.pid * 131 + portSeq++ * 7) % 20000);
 }
 
 export function sleep(ms: number): Promise<void> {
