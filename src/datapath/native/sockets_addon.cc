@@ -184,13 +184,15 @@ void Finish(ConnectReq* req, int err, const char* syscall) {
 
 void OnWritable(uv_poll_t* handle, int status, int /*events*/) {
   auto* req = static_cast<ConnectReq*>(handle->data);
-  if (status < 0) {
-    Finish(req, -status, "poll");
-    return;
-  }
+  // libuv reports POLLERR (e.g. a refused connect) as status UV_EBADF: the real outcome is
+  // in SO_ERROR either way.
   int soErr = 0;
   socklen_t len = sizeof(soErr);
   if (getsockopt(req->fd, SOL_SOCKET, SO_ERROR, &soErr, &len) < 0) soErr = errno;
+  if (soErr == 0 && status < 0) {
+    Finish(req, -status, "poll");
+    return;
+  }
   Finish(req, soErr, "connect");
 }
 
