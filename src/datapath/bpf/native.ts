@@ -56,19 +56,20 @@ export function addonPath(): string {
   return path.join(packageRoot(), 'src/datapath/native/build/Release/meshaccel_bpf.node');
 }
 
-let cached: NativeBpf | undefined;
+const cache = new Map<string, NativeBpf>();
 
 /** Loads the addon; throws an Error that says how to build it when it is missing. */
 export function loadNative(file: string = addonPath()): NativeBpf {
-  if (cached) return cached;
+  const hit = cache.get(file);
+  if (hit) return hit;
   if (!fs.existsSync(file)) throw new Error(`BPF addon not built: ${file} is missing (run \`make addon\`)`);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = require(file) as Partial<NativeBpf>;
   for (const fn of ['probeBpf', 'load', 'attachCgroup', 'configure', 'status', 'detach'] as const) {
     if (typeof mod[fn] !== 'function') throw new Error(`BPF addon ${file} has no ${fn}(): rebuild it (\`make addon\`)`);
   }
-  cached = mod as NativeBpf;
-  return cached;
+  cache.set(file, mod as NativeBpf);
+  return mod as NativeBpf;
 }
 
 /** errno carried by the addon's Errors (see Fail() in bpf_addon.cc). */

@@ -1,0 +1,110 @@
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
+import { KernelEnv, skipUnlessKernel } from './helpers';
+import { preflight } from '../../src/datapath/bpf/preflight';
+import { packageRoot } from '../../src/paths';
+
+const CLI = path.join(packageRoot(), 'bin/meshaccel');
+
+function cli(args: string[], asUser?: number): { code: number | null; stdout: string; stderr: string } {
+  const cmd = asUser === undefined ? [process.execPath, CLI, ...args] : ['setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', process.execPath, CLI, ...args];
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('datapath: preflight (no kernel needed)', function () {
+  it('names missing BPF objects and a missing cgroup', function () {
+    const reqs = preflight({ cgroup: '/nonexistent/cgroup', objects: { sockops: '/nonexistent/sockops.o', skMsg: '/nonexistent/sk_msg.o' } });
+    const objects = reqs.find((r) => r.name === 'objects');
+    assert.ok(objects && !objects.ok && /make bpf/.test(objects.detail) && objects.detail.includes('/nonexistent/sockops.o'));
+    const cg = reqs.find((r) => r.name === 'cgroup-v2');
+    assert.ok(cg && !cg.ok && cg.detail.includes('/nonexistent/cgroup') && /does not exist/.test(cg.detail));
+  });
+
+  it('names a missing addon', function () {
+    const reqs = preflight({ addon: '/nonexistent/meshaccel_bpf.node' });
+    const addon = reqs.find((r) => r.name === 'addon');
+    assert.ok(addon && !addon.ok);
+    assert.match(addon.detail, /\/nonexistent\/meshaccel_bpf.node is missing \(run `make addon`\)/);
+  });
+});
+
+describe('datapath: load, adopt, detach and the CLI (real kernel)', function () {
+  let env: KernelEnv;
+
+  before(function () {
+    skipUnlessKernel(this);
+    env = new KernelEnv();
+    env.makeCgroup();
+  });
+
+  after(async function () {
+    if (env) await env.cleanup();
+  });
+
+  it('adopts the pinned programs on a second start instead of loading twice', function () {
+    const first = env.attach();
+    assert.strictEqual(first.adopted, false);
+    assert.strictEqual(first.alreadyAttached, false);
+    const ids = env.status().programs;
+    const second = env.attach();
+    assert.strictEqual(second.adopted, true);
+    assert.strictEqual(second.alreadyAttached, true);
+    assert.strictEqual(second.linkId, first.linkId);
+    const again = env.status();
+    assert.deepStrictEqual([again.programs.sockops?.id, again.programs.skMsg?.id], [ids.sockops?.id, ids.skMsg?.id]);
+    assert.strictEqual(again.cgroup?.path, env.cgroup);
+    assert.deepStrictEqual(again.skMsgAttachedIds, [ids.skMsg?.id]);
+  });
+
+  it('refuses to move an attachment to another cgroup without a detach', function () {
+    const other = env.makeCgroup(`${env.cgroup}-other`);
+    assert.throws(() => env.attach({ cgroup: other }), /already attached/);
+  });
+
+  it('reports status through the CLI as JSON', function () {
+    const r = cli(['datapath', 'status', '--pin-dir', env.pinDir, '--json']);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as { attached: boolean; mode: string; cgroup: { path: string } };
+    assert.strictEqual(s.attached, true);
+    assert.strictEqual(s.mode, 'all');
+    assert.strictEqual(s.cgroup.path, env.cgroup);
+  });
+
+  it('detaches through the CLI, removing every pin; a second detach is a no-op', function () {
+    const r = cli(['datapath', 'detach', '--pin-dir', env.pinDir]);
+    assert.strictEqual(r.code, 0, r.stderr);
+    assert.match(r.stdout, /detached/);
+    assert.ok(!fs.existsSync(env.pinDir));
+    const again = cli(['datapath', 'detach', '--pin-dir', env.pinDir]);
+    assert.strictEqual(again.code, 0);
+    assert.match(again.stdout, /not attached/);
+    const st = cli(['datapath', 'status', '--pin-dir', env.pinDir]);
+    assert.match(st.stdout, /nothing loaded/);
+  });
+
+  it('exits 1 naming the missing cgroup v2 directory', function () {
+    const r = cli(['datapath', 'attach', '--pin-dir', env.pinDir, '--cgroup', '/sys/fs/cgroup/unified/meshaccel-does-not-exist']);
+    assert.strictEqual(r.code, 1);
+    assert.match(r.stderr, /cgroup-v2: no cgroup v2 at \/sys\/fs\/cgroup\/unified\/meshaccel-does-not-exist/);
+    assert.ok(!fs.existsSync(env.pinDir), 'nothing was loaded');
+  });
+
+  it('exits 1 naming root and bpf() when run unprivileged', function () {
+    if (spawnSync('setpriv', ['--version']).status !== 0) {
+      console.log('    skipping: setpriv (util-linux) not installed');
+      this.skip();
+    }
+    const r = cli(['datapath', 'attach', '--pin-dir', env.pinDir, '--cgroup', env.cgroup], 65534);
+    assert.strictEqual(r.code, 1, r.stderr);
+    assert.match(r.stderr, /root: not root \(uid 65534\)/);
+    assert.match(r.stderr, /bpf-syscall: bpf\(\) syscall unavailable/);
+  });
+
+  it('rejects bad usage with exit 2', function () {
+    assert.strictEqual(cli(['datapath', 'attach', '--ports', '70000']).code, 2);
+    assert.strictEqual(cli(['datapath', 'frobnicate']).code, 2);
+  });
+});
