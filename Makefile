@@ -55,7 +55,7 @@ clean:
 	-$(MAKE) -C bpf clean
 
 bench-xds: build
-	node --expose-gc dist/bench/xds/bench-xds.js
+	taskset -c 0 node --expose-gc dist/bench/xds/bench-xds.js
 
 bench-policy: build
 	node dist/bench/policy/bench-policy.js

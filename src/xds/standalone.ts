@@ -7,6 +7,8 @@ export interface XdsServerOptions extends XdsControlPlaneOptions {
   /** 0 picks a free port. */
   port: number;
   tls?: TlsFiles;
+  /** Extra grpc-js server options. */
+  grpcOptions?: grpc.ServerOptions;
 }
 
 export interface RunningXdsServer {
@@ -30,6 +32,10 @@ export async function startXdsServer(options: XdsServerOptions): Promise<Running
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
     'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    // Channelz keeps per-connection trace objects; with thousands of proxies connected that is
+    // most of the server's per-stream heap. `meshaccel status` covers what we need from it.
+    'grpc.enable_channelz': 0,
+    ...options.grpcOptions,
   });
   const controlPlane = new XdsControlPlane({ ...options, authorize }).addTo(server);
   const host = options.host ?? '0.0.0.0';
