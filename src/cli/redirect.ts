@@ -22,7 +22,7 @@ const SPEC: Record<string, OptionSpec> = {
   'proxy-uid': { value: true, description: "uid the proxy runs as; its traffic is never captured" },
   'tproxy-mark': { value: true, description: `fwmark of captured packets (default ${hex(DEFAULT_REDIRECT_CONFIG.tproxyMark)})` },
   'route-table': { value: true, description: `routing table with the local default route (default ${DEFAULT_REDIRECT_CONFIG.routeTable})` },
-  interfaces: { value: true, repeated: true, description: 'bpf mode: devices for inbound capture (default: all but lo)' },
+  interfaces: { value: true, repeated: true, description: 'devices whose inbound TCP is captured (default: all but lo)' },
   'dry-run': { description: 'apply: print the nft transaction instead of running it' },
   json: { description: 'status: print JSON' },
   help: { description: 'show this help' },
@@ -84,7 +84,7 @@ async function apply(args: ParsedArgs): Promise<number> {
     throw new UsageError((err as Error).message);
   }
   if (args.flags.has('dry-run')) {
-    process.stdout.write(redirect.renderApplyTransaction(config, mode));
+    process.stdout.write(redirect.renderApplyTransaction(config, mode, { interfaces: args.options.has('interfaces') ? optionList(args, 'interfaces') : undefined }));
     return 0;
   }
   const netns = optionValue(args, 'netns');

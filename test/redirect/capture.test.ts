@@ -23,7 +23,7 @@ function config(over: Partial<RedirectConfig> = {}): Partial<RedirectConfig> {
     excludeInboundPorts: [15000, 15001, 15006, 15020, 15021, 15090, 9090],
     excludeInboundCidrs: ['10.99.0.3/32'],
     excludeOutboundPorts: [9091],
-    excludeOutboundCidrs: ['10.99.0.4/32'],
+    excludeOutboundCidrs: ['10.99.0.4/32', 'fd99::4/128'],
     ...over,
   };
 }
@@ -41,9 +41,10 @@ for (const mode of ['nft', 'bpf'] as const) {
         this.skip();
       }
       topo = await createTopology(mode === 'nft' ? 'n' : 'b', ['10.99.0.3', '10.99.0.4']);
+      await runIn({ netns: topo.b }, ['ip', '-6', 'addr', 'add', 'fd99::4/64', 'dev', 'b0', 'nodad']);
       procs.push(await startInNetns(topo.a, ['server', 'a', '8080', '8081', '9090']));
       procs.push(await startInNetns(topo.b, ['server', 'b', '8080', '9091']));
-      proxy = await startInNetns(topo.a, ['proxy', '15006', '15001', String(PROXY_MARK), '10.99.0.']);
+      proxy = await startInNetns(topo.a, ['proxy', '15006', '15001', String(PROXY_MARK), '10.99.0.,fd99::']);
       procs.push(proxy);
       await applyRedirect(config(), { netns: topo.a, mode });
     });
@@ -116,6 +117,18 @@ for (const mode of ['nft', 'bpf'] as const) {
     it('does not capture loopback traffic', async () => {
       const r = await clientFrom(A(), '127.0.0.1', 8080);
       assert.deepEqual(r, { ok: true, reply: 'server:a:127.0.0.1:8080:127.0.0.1' });
+    });
+
+    it('captures inbound IPv6 (dual-stack proxy listener), also to an address that exists nowhere', async () => {
+      assert.deepEqual(await clientFrom(B(), 'fd99::1', 8080, { local: 'fd99::2' }), { ok: true, reply: 'proxy-in:fd99::1:8080:fd99::2' });
+      assert.deepEqual(await clientFrom(B(), '2001:db8:ff::10', 8080, { local: 'fd99::2' }), { ok: true, reply: 'proxy-in:2001:db8:ff::10:8080:fd99::2' });
+      assert.deepEqual(await clientFrom(B(), 'fd99::1', 9090, { local: 'fd99::2' }), { ok: true, reply: 'server:a:fd99::1:9090:fd99::2' });
+    });
+
+    it('captures outbound IPv6 and honours IPv6 exclusions', async () => {
+      assert.deepEqual(await clientFrom(A(), 'fd99::2', 8080), { ok: true, reply: 'via-proxy-out:fd99::2:8080\nserver:b:fd99::2:8080:fd99::1' });
+      assert.deepEqual(await clientFrom(A(), 'fd99::4', 8080), { ok: true, reply: 'server:b:fd99::4:8080:fd99::1' });
+      assert.deepEqual(await clientFrom(A(), 'fd99::2', 9091), { ok: true, reply: 'server:b:fd99::2:9091:fd99::1' });
     });
 
     it('status shows the table, the policy routing and non-zero counters', async () => {

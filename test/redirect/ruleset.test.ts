@@ -35,6 +35,12 @@ describe('redirect ruleset and config', () => {
     assert.doesNotMatch(text, /!= @inbound_ports/);
   });
 
+  it('limits inbound capture to the named interfaces and rejects odd names', () => {
+    const text = renderTable(withDefaults({}), 'nft', { interfaces: ['eth0', 'veth1'] });
+    assert.match(text, /chain inbound \{\n\t\tiifname != \{ "eth0", "veth1" \} return/);
+    assert.throws(() => renderTable(withDefaults({}), 'nft', { interfaces: ['eth0" accept'] }), /not an interface name/);
+  });
+
   it('bpf mode keeps only the outbound marking chain', () => {
     const text = renderTable(withDefaults({}), 'bpf');
     assert.doesNotMatch(text, /tproxy/);

@@ -9,7 +9,7 @@ import * as path from 'path';
 import type { RedirectConfig } from '../redirect-config';
 import { validateRedirectConfig, withDefaults, type RedirectMode } from './config';
 import { attachedDevices, attachIngress, BPFFS_ROOT, detachIngress, ensureBpffs, listInterfaces, loadProgram, readStats } from './bpf-tc';
-import type { NetnsTarget } from './exec';
+import { runRawIn, type NetnsTarget } from './exec';
 import { applyNftTable, readNftTable, removeNftTable, type NftTableState } from './nft';
 import { missingPrerequisites } from './preflight';
 import { ensurePolicyRouting, readPolicyRouting, removePolicyRouting, type RoutingState } from './routing';
@@ -24,7 +24,11 @@ export class PrerequisiteError extends Error {
 export interface ApplyOptions {
   netns?: string;
   mode?: RedirectMode;
-  /** bpf mode: devices for inbound capture (default every device but lo); lo is always added. */
+  /**
+   * Devices for inbound capture (default every device but lo). In bpf mode the tc program is
+   * attached to them (and to lo, for outbound); in nft mode the inbound chain matches them.
+   * In the host namespace, name the uplink here so routed traffic is never captured.
+   */
   interfaces?: string[];
 }
 
@@ -46,13 +50,16 @@ export async function applyRedirect(partial: Partial<RedirectConfig>, options: A
   const previous = readState(options.netns);
 
   await ensurePolicyRouting(target, config);
-  const state: InstalledState = { netns: options.netns, mode, config, appliedAt: new Date().toISOString() };
+  const state: InstalledState = { netns: options.netns, mode, config, appliedAt: new Date().toISOString(), interfaces: options.interfaces };
+  if (options.interfaces) {
+    const all = await listInterfaces(target);
+    for (const d of options.interfaces) if (!all.includes(d)) throw new Error(`interface "${d}" does not exist in ${options.netns ?? 'the host namespace'}`);
+  }
   if (mode === 'bpf') {
     await ensureBpffs();
     const loaded = await loadProgram(target, pinDirFor(options.netns), config);
     const all = await listInterfaces(target);
     const wanted = options.interfaces ?? all.filter((d) => d !== 'lo');
-    for (const d of wanted) if (!all.includes(d)) throw new Error(`interface "${d}" does not exist in ${options.netns ?? 'the host namespace'}`);
     const devices = [...new Set([...wanted, 'lo'])];
     const createdClsact = new Set(previous?.createdClsact ?? []);
     for (const dev of devices) if (await attachIngress(target, dev, loaded.progPin)) createdClsact.add(dev);
@@ -62,7 +69,7 @@ export async function applyRedirect(partial: Partial<RedirectConfig>, options: A
     // Devices of a previous bpf apply that are no longer wanted.
     for (const dev of previous?.devices ?? []) if (!devices.includes(dev)) await detachIngress(target, dev, createdClsact.has(dev));
   }
-  await applyNftTable(target, config, mode);
+  await applyNftTable(target, config, mode, { interfaces: options.interfaces });
   if (previous?.mode === 'bpf' && mode === 'nft') {
     for (const dev of previous.devices ?? []) await detachIngress(target, dev, (previous.createdClsact ?? []).includes(dev));
   }
@@ -138,6 +145,8 @@ export async function redirectStatus(options: { netns?: string } = {}): Promise<
     status.bpf = { devices, stats };
     if (!devices.includes('lo')) status.warnings.push('bpf mode: no tc filter on lo, outbound flows are not assigned');
   }
+  const lo = await runRawIn(target, ['ip', '-j', 'link', 'show', 'dev', 'lo']);
+  if (nft.installed && lo.code === 0 && !/"UP"/.test(lo.stdout)) status.warnings.push('lo is down: outbound flows rerouted through lo are dropped');
   if (nft.installed && routing.rules.length === 0) status.warnings.push('fwmark rule missing: captured packets for foreign addresses will not be delivered locally');
   if (nft.installed && routing.routes.length === 0) status.warnings.push(`table ${config.routeTable} has no local default route`);
   return status;

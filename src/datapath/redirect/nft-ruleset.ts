@@ -61,8 +61,18 @@ function cidrSet(name: string, family: 4 | 6, cidrs: readonly string[]): string 
   return `\tset ${name} {\n\t\ttype ${family === 4 ? 'ipv4_addr' : 'ipv6_addr'}\n\t\tflags interval\n\t\tauto-merge\n${elements([...new Set(list)])}\t}\n`;
 }
 
+export interface RenderOptions {
+  /** Inbound capture only on these devices (default: every device but lo). */
+  interfaces?: readonly string[];
+}
+
+function quoteIfname(name: string): string {
+  if (!/^[A-Za-z0-9_.:@-]{1,15}$/.test(name)) throw new Error(`"${name}" is not an interface name`);
+  return `"${name}"`;
+}
+
 /** The rules of the table alone (no add/delete preamble). */
-export function renderTable(config: RedirectConfig, mode: RedirectMode): string {
+export function renderTable(config: RedirectConfig, mode: RedirectMode, options: RenderOptions = {}): string {
   const mark = hex(config.tproxyMark);
   const proxyMark = hex(config.proxyMark);
   const proxyPorts = [config.inboundProxyPort, config.outboundProxyPort];
@@ -97,11 +107,15 @@ export function renderTable(config: RedirectConfig, mode: RedirectMode): string 
 \t\tmeta nfproto ipv4 meta l4proto tcp counter name "outbound_captured" tproxy ip to :${config.outboundProxyPort} accept
 \t\tmeta nfproto ipv6 meta l4proto tcp counter name "outbound_captured" tproxy ip6 to :${config.outboundProxyPort} accept
 \t}`);
-    const inbound = [
+    const inbound: string[] = [];
+    if (options.interfaces && options.interfaces.length > 0) {
+      inbound.push(`\t\tiifname != { ${options.interfaces.map(quoteIfname).join(', ')} } return`);
+    }
+    inbound.push(
       `\t\ttcp dport @exclude_inbound_ports counter name "inbound_excluded" return`,
       `\t\tip saddr @exclude_inbound_v4 counter name "inbound_excluded" return`,
       `\t\tip6 saddr @exclude_inbound_v6 counter name "inbound_excluded" return`,
-    ];
+    );
     if (config.inboundPorts.length > 0) inbound.push(`\t\ttcp dport != @inbound_ports return`);
     inbound.push(
       `\t\tmeta nfproto ipv4 meta l4proto tcp counter name "inbound_captured" tproxy ip to :${config.inboundProxyPort} meta mark set ${mark} accept`,
@@ -135,8 +149,8 @@ export function renderTable(config: RedirectConfig, mode: RedirectMode): string 
  * The whole transaction: `add table` makes the following `delete table` valid whether or not
  * the table existed, then the table is recreated. nft applies the file atomically.
  */
-export function renderApplyTransaction(config: RedirectConfig, mode: RedirectMode): string {
-  return `add table ${TABLE_FAMILY} ${TABLE_NAME}\ndelete table ${TABLE_FAMILY} ${TABLE_NAME}\n${renderTable(config, mode)}`;
+export function renderApplyTransaction(config: RedirectConfig, mode: RedirectMode, options: RenderOptions = {}): string {
+  return `add table ${TABLE_FAMILY} ${TABLE_NAME}\ndelete table ${TABLE_FAMILY} ${TABLE_NAME}\n${renderTable(config, mode, options)}`;
 }
 
 export function renderRemoveTransaction(): string {

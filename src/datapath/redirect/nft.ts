@@ -2,11 +2,11 @@
 import type { RedirectConfig } from '../redirect-config';
 import type { RedirectMode } from './config';
 import { runIn, runRawIn, type NetnsTarget } from './exec';
-import { COUNTERS, renderApplyTransaction, renderRemoveTransaction, TABLE_FAMILY, TABLE_NAME, type CounterName } from './nft-ruleset';
+import { COUNTERS, renderApplyTransaction, renderRemoveTransaction, TABLE_FAMILY, TABLE_NAME, type CounterName, type RenderOptions } from './nft-ruleset';
 
 /** One `nft -f -` transaction: the table is replaced as a whole or not at all. */
-export async function applyNftTable(target: NetnsTarget, config: RedirectConfig, mode: RedirectMode): Promise<void> {
-  await runIn(target, ['nft', '-f', '-'], renderApplyTransaction(config, mode));
+export async function applyNftTable(target: NetnsTarget, config: RedirectConfig, mode: RedirectMode, options: RenderOptions = {}): Promise<void> {
+  await runIn(target, ['nft', '-f', '-'], renderApplyTransaction(config, mode, options));
 }
 
 export async function removeNftTable(target: NetnsTarget): Promise<void> {

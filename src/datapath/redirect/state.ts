@@ -15,6 +15,8 @@ export interface InstalledState {
   mode: RedirectMode;
   config: RedirectConfig;
   appliedAt: string;
+  /** Devices inbound capture is limited to, when the apply named them. */
+  interfaces?: string[];
   /** bpf mode: devices with our tc filter, and which of them got a clsact qdisc from us. */
   devices?: string[];
   createdClsact?: string[];
