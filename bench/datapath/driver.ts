@@ -1,0 +1,205 @@
+/**
+ * `make bench-datapath`: plain loopback against redirected loopback, side by side in one run.
+ * Two network namespaces, each with its own cgroup: "plain" (no programs) and "accel" (the
+ * datapath attached with its default config, in a private pin dir). Every shape runs in both,
+ * alternating plain-first / accel-first per repetition, and the table reports medians and the
+ * ratio accel/plain. The machine is shared, so single figures are noisy; the side-by-side
+ * ratio is what to read.
+ *
+ *   node dist/bench/datapath/driver.js NETBENCH_BINARY
+ *   env: BENCH_SECONDS (per trial, default 2), BENCH_REPS (default 3), BENCH_ONLY (regex on row names)
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { attach, detach, status } from '../../src/datapath/bpf/datapath';
+import { cgroup2Root } from '../../src/datapath/bpf/cgroup';
+import { packageRoot } from '../../src/paths';
+
+const NETBENCH = process.argv[2];
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
+const NODE_CLIENT = path.join(packageRoot(), 'dist/bench/datapath/node-client.js');
+const RELAY = path.join(packageRoot(), 'dist/bench/datapath/relay.js');
+
+type Side = 'plain' | 'accel';
+interface SideEnv {
+  cgroup: string;
+  netns: string;
+}
+
+const tag = `meshaccel-bench-${process.pid}`;
+const cgRoot = cgroup2Root();
+if (!cgRoot) throw new Error('no cgroup2 mount');
+const sides: Record<Side, SideEnv> = {
+  plain: { cgroup: path.join(cgRoot, `${tag}-plain`), netns: `mab-${process.pid}-plain` },
+  accel: { cgroup: path.join(cgRoot, `${tag}-accel`), netns: `mab-${process.pid}-accel` },
+};
+const pinDir = `/sys/fs/bpf/${tag}`;
+const children: ChildProcess[] = [];
+
+function launch(side: Side, cpus: string, argv: string[]): ChildProcess {
+  const { cgroup, netns } = sides[side];
+  const inner = ['ip', 'netns', 'exec', netns, 'taskset', '-c', cpus, ...argv].map((a) => `'${a}'`).join(' ');
+  const child = spawn('sh', ['-c', `echo $$ > '${cgroup}/cgroup.procs' && exec ${inner}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return child;
+}
+
+function waitLine(child: ChildProcess, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code) => reject(new Error(`${what} exited ${code}: ${err.trim()}`)));
+  });
+}
+
+async function runClient(side: Side, cpus: string, argv: string[]): Promise<Record<string, number>> {
+  const child = launch(side, cpus, argv);
+  const line = await waitLine(child, argv.join(' '));
+  await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+  return JSON.parse(line) as Record<string, number>;
+}
+
+interface Row {
+  name: string;
+  client: 'C' | 'Node';
+  cpus: 1 | 2;
+  metric: 'req/s' | 'MB/s';
+  /** argv for a side; the C server port depends on the CPU layout. */
+  argv: (port: number) => string[];
+  port: number;
+  clientCpu: string;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main(): Promise<void> {
+  // Ports inside the namespaces: C servers for the one-CPU and two-CPU layouts, the app and
+  // the relay of the mesh-shaped path.
+  const [SRV_CPU0, SRV_CPU1, APP0, APP1, RELAY0, RELAY1] = [19001, 19002, 19003, 19004, 15001, 15002];
+  for (const side of Object.values(sides)) {
+    fs.mkdirSync(side.cgroup, { recursive: true });
+    execFileSync('ip', ['netns', 'add', side.netns]);
+    execFileSync('ip', ['-n', side.netns, 'link', 'set', 'lo', 'up']);
+  }
+  const a = attach({ cgroup: sides.accel.cgroup, pinDir });
+  console.log(`datapath attached to ${a.cgroup} (pins ${pinDir}); bulk hand-off after ${status({ pinDir }).bulkStreak} small sends`);
+
+  const servers: [string, string[], string][] = [
+    ['0', [NETBENCH, 'server', String(SRV_CPU0)], 'C server cpu0'],
+    ['1', [NETBENCH, 'server', String(SRV_CPU1)], 'C server cpu1'],
+    ['0', [NETBENCH, 'server', String(APP0)], 'app cpu0'],
+    ['0', [NETBENCH, 'server', String(APP1)], 'app cpu0 (2-cpu mesh)'],
+    ['0', [process.execPath, RELAY, String(RELAY0), String(APP0)], 'relay cpu0'],
+    ['1', [process.execPath, RELAY, String(RELAY1), String(APP1)], 'relay cpu1'],
+  ];
+  for (const side of ['plain', 'accel'] as Side[]) {
+    for (const [cpus, argv, what] of servers) await waitLine(launch(side, cpus, argv), `${side} ${what}`);
+  }
+
+  const rows: Row[] = [];
+  for (const cpus of [1, 2] as const) {
+    const port = cpus === 1 ? SRV_CPU0 : SRV_CPU1;
+    for (const client of ['C', 'Node'] as const) {
+      const cmd = (shape: string, size: number) => (p: number) =>
+        client === 'C' ? [NETBENCH, shape, '127.0.0.1', String(p), String(size), String(SECONDS)] : [process.execPath, NODE_CLIENT, shape, '127.0.0.1', String(p), String(size), String(SECONDS)];
+      rows.push({ name: 'rr 64 B', client, cpus, metric: 'req/s', argv: cmd('rr', 64), port, clientCpu: '0' });
+      rows.push({ name: 'rr 4 KiB', client, cpus, metric: 'req/s', argv: cmd('rr', 4096), port, clientCpu: '0' });
+      rows.push({ name: 'bulk 4 KiB', client, cpus, metric: 'MB/s', argv: cmd('bulk', 4096), port, clientCpu: '0' });
+      rows.push({ name: 'bulk 64 KiB', client, cpus, metric: 'MB/s', argv: cmd('bulk', 65536), port, clientCpu: '0' });
+      rows.push({ name: 'bulk 1 MiB', client, cpus, metric: 'MB/s', argv: cmd('bulk', 1 << 20), port, clientCpu: '0' });
+    }
+    const relay = cpus === 1 ? RELAY0 : RELAY1;
+    for (const size of [64, 4096]) {
+      rows.push({
+        name: `mesh rr ${size === 64 ? '64 B' : '4 KiB'}`,
+        client: 'C',
+        cpus,
+        metric: 'req/s',
+        argv: (p) => [NETBENCH, 'rr', '127.0.0.1', String(p), String(size), String(SECONDS)],
+        port: relay,
+        clientCpu: '0',
+      });
+    }
+  }
+
+  interface Result { row: Row; plain: number[]; accel: number[]; plainP99: number[]; accelP99: number[] }
+  const results: Result[] = [];
+  const started = Date.now();
+  for (const row of rows) {
+    const label = `${row.name} | ${row.client} | ${row.cpus} CPU`;
+    if (ONLY && !ONLY.test(label)) continue;
+    const r: Result = { row, plain: [], accel: [], plainP99: [], accelP99: [] };
+    for (let rep = 0; rep < REPS; rep++) {
+      const order: Side[] = rep % 2 === 0 ? ['plain', 'accel'] : ['accel', 'plain'];
+      for (const side of order) {
+        const out = await runClient(side, row.clientCpu, row.argv(row.port));
+        r[side].push(row.metric === 'req/s' ? out.ops : out.MBps);
+        if (out.p99us !== undefined) (side === 'plain' ? r.plainP99 : r.accelP99).push(out.p99us);
+      }
+    }
+    results.push(r);
+    const ratio = median(r.accel) / median(r.plain);
+    process.stdout.write(`  ${label.padEnd(34)} plain ${median(r.plain).toFixed(0).padStart(8)}  accel ${median(r.accel).toFixed(0).padStart(8)} ${row.metric}  x${ratio.toFixed(2)}\n`);
+  }
+
+  const st = status({ pinDir, maxSockets: 0 });
+  console.log(`\nResults (${REPS} alternating repetitions of ${SECONDS} s each, medians; ratio = accel / plain; ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  console.log('| shape | client | CPUs | metric | plain | redirected | ratio | per-rep ratios | p99 plain µs | p99 redirected µs |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    const per = r.plain.map((p, i) => (r.accel[i] / p).toFixed(2)).join(' ');
+    const p99 = (xs: number[]): string => (xs.length ? median(xs).toFixed(1) : '-');
+    console.log(`| ${r.row.name} | ${r.row.client} | ${r.row.cpus} | ${r.row.metric} | ${median(r.plain).toFixed(0)} | ${median(r.accel).toFixed(0)} | **${(median(r.accel) / median(r.plain)).toFixed(2)}x** | ${per} | ${p99(r.plainP99)} | ${p99(r.accelP99)} |`);
+  }
+  console.log(`\ncounters (accel side): ${JSON.stringify(st.counters)}`);
+  const file = path.join(os.tmpdir(), `${tag}.json`);
+  fs.writeFileSync(file, JSON.stringify({ seconds: SECONDS, reps: REPS, results: results.map((r) => ({ ...r, row: { name: r.row.name, client: r.row.client, cpus: r.row.cpus, metric: r.row.metric } })) }, null, 2));
+  console.log(`raw results: ${file}`);
+}
+
+async function cleanup(): Promise<void> {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    detach({ pinDir });
+  } catch (err) {
+    console.error(`detach: ${(err as Error).message}`);
+  }
+  for (const side of Object.values(sides)) {
+    try {
+      execFileSync('ip', ['netns', 'del', side.netns], { stdio: 'ignore' });
+    } catch {
+      // not created
+    }
+    for (let i = 0; i < 50 && fs.existsSync(side.cgroup); i++) {
+      try {
+        fs.rmdirSync(side.cgroup);
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+}
+
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+main()
+  .then(cleanup)
+  .catch(async (err: Error) => {
+    console.error(`bench-datapath: ${err.message}`);
+    await cleanup();
+    process.exit(1);
+  });
