@@ -12,6 +12,7 @@ import { applyRedirect, removeRedirect } from '../../src/datapath/redirect';
 import { missingPrerequisites } from '../../src/datapath/redirect/preflight';
 import { run, runIn, runRaw } from '../../src/datapath/redirect/exec';
 import { createTopology, destroyTopology, startInNetns, type NsProcess, type Topology } from '../../test/redirect/fixtures/netns';
+import * as fs from 'fs';
 import * as path from 'path';
 import { packageRoot } from '../../src/paths';
 
@@ -23,6 +24,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const CONN_CONCURRENCY = Number(process.env.BENCH_CONN_CONCURRENCY ?? 4);
 const RR_CONCURRENCY = Number(process.env.BENCH_RR_CONCURRENCY ?? 8);
 const CPU = process.env.BENCH_CPU ?? '1';
+const CLK_TCK = 100; // USER_HZ on Linux
 
 type Mode = 'direct' | 'nft-tproxy' | 'bpf-sk-assign' | 'iptables-redirect';
 const MODES: Mode[] = ['direct', 'nft-tproxy', 'bpf-sk-assign', 'iptables-redirect'];
@@ -46,14 +48,30 @@ async function setMode(t: Topology, mode: Mode): Promise<void> {
   if (mode === 'iptables-redirect') await iptablesRedirect(t, true);
 }
 
-async function load(t: Topology, kind: 'conn' | 'rr'): Promise<number> {
+/** user+system CPU of a process so far, in microseconds (/proc/PID/stat fields 14 and 15). */
+function cpuUsOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1e6) / CLK_TCK;
+}
+
+interface Sample {
+  rate: number;
+  /** CPU of generator + relay + server per operation (µs): less sensitive to other load than the rate. */
+  cpuPerOp: number;
+}
+
+async function load(t: Topology, kind: 'conn' | 'rr', pids: number[]): Promise<Sample> {
   const script = path.join(packageRoot(), 'dist/bench/redirect/loadgen.js');
   const conc = kind === 'conn' ? CONN_CONCURRENCY : RR_CONCURRENCY;
+  const before = pids.reduce((a, p) => a + cpuUsOf(p), 0);
   const r = await run(['nsenter', `--net=/run/netns/${t.a}`, '--', 'taskset', '-c', CPU, process.execPath, script, kind, SERVER, String(SERVER_PORT), String(SECONDS), String(conc)]);
-  const out = JSON.parse(r.stdout.trim()) as { rate: number; errors: number; fatal?: string };
+  const after = pids.reduce((a, p) => a + cpuUsOf(p), 0);
+  const out = JSON.parse(r.stdout.trim()) as { rate: number; ops: number; errors: number; cpuUs: number; fatal?: string };
   if (out.fatal) throw new Error(`loadgen ${kind}: ${out.fatal}`);
   if (out.errors > 0) console.error(`  (${kind}: ${out.errors} errors)`);
-  return out.rate;
+  return { rate: out.rate, cpuPerOp: (after - before + out.cpuUs) / Math.max(1, out.ops) };
 }
 
 function median(xs: number[]): number {
@@ -75,25 +93,28 @@ async function main(): Promise<number> {
     }
     procs.push(await startInNetns(t.b, ['echo', String(SERVER_PORT)], Number(CPU)));
     procs.push(await startInNetns(t.a, ['relay', '15006', '15001', String(PROXY_MARK), '15002'], Number(CPU)));
-    const results: Record<Mode, { conn: number[]; rr: number[] }> = {
-      direct: { conn: [], rr: [] },
-      'nft-tproxy': { conn: [], rr: [] },
-      'bpf-sk-assign': { conn: [], rr: [] },
-      'iptables-redirect': { conn: [], rr: [] },
-    };
-    console.log(`bench-redirect: ${ROUNDS} rounds x ${SECONDS}s per figure, all processes on CPU ${CPU}; conn: ${CONN_CONCURRENCY} concurrent connect+1B echo+RST; rr: ${RR_CONCURRENCY} connections x 64B echo`);
+    const pids = procs.map((p) => p.child.pid!);
+    const results = Object.fromEntries(MODES.map((m) => [m, { conn: [] as Sample[], rr: [] as Sample[] }])) as Record<Mode, { conn: Sample[]; rr: Sample[] }>;
+    console.log(`bench-redirect: ${ROUNDS} rounds x ${SECONDS}s per figure, modes interleaved, all processes on CPU ${CPU}`);
+    console.log(`  conn: ${CONN_CONCURRENCY} concurrent (connect, 1-byte echo, reset); rr: ${RR_CONCURRENCY} kept connections x 64-byte echo`);
     for (let round = 1; round <= ROUNDS; round++) {
       for (const mode of MODES) {
         await setMode(t, mode);
-        results[mode].conn.push(await load(t, 'conn'));
-        results[mode].rr.push(await load(t, 'rr'));
-        console.log(`  round ${round} ${mode.padEnd(18)} conn/s ${results[mode].conn.at(-1)!.toFixed(0).padStart(7)}  req/s ${results[mode].rr.at(-1)!.toFixed(0).padStart(7)}`);
+        const conn = await load(t, 'conn', pids);
+        const rr = await load(t, 'rr', pids);
+        results[mode].conn.push(conn);
+        results[mode].rr.push(rr);
+        console.log(`  round ${round} ${mode.padEnd(18)} conn/s ${conn.rate.toFixed(0).padStart(7)} (${conn.cpuPerOp.toFixed(0)} us cpu)  req/s ${rr.rate.toFixed(0).padStart(7)} (${rr.cpuPerOp.toFixed(1)} us cpu)`);
       }
     }
-    console.log('\nmedian over rounds (outbound path: client -> capture -> relay -> SO_MARK upstream -> echo server):');
-    console.log(`  ${'mode'.padEnd(18)} ${'conn/s'.padStart(8)} ${'req/s'.padStart(8)}`);
+    console.log('\nmedians (outbound path: client -> capture -> relay -> SO_MARK upstream -> echo server; direct = no capture, no relay):');
+    console.log(`  ${'mode'.padEnd(18)} ${'conn/s'.padStart(8)} ${'cpu us/conn'.padStart(12)} ${'req/s'.padStart(8)} ${'cpu us/req'.padStart(11)}`);
     for (const mode of MODES) {
-      console.log(`  ${mode.padEnd(18)} ${median(results[mode].conn).toFixed(0).padStart(8)} ${median(results[mode].rr).toFixed(0).padStart(8)}`);
+      const r = results[mode];
+      console.log(
+        `  ${mode.padEnd(18)} ${median(r.conn.map((x) => x.rate)).toFixed(0).padStart(8)} ${median(r.conn.map((x) => x.cpuPerOp)).toFixed(0).padStart(12)} ` +
+          `${median(r.rr.map((x) => x.rate)).toFixed(0).padStart(8)} ${median(r.rr.map((x) => x.cpuPerOp)).toFixed(1).padStart(11)}`,
+      );
     }
     return 0;
   } finally {

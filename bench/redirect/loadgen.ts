@@ -2,7 +2,7 @@
  * Load generator for bench-redirect, run inside the client namespace:
  *   loadgen conn HOST PORT SECONDS CONCURRENCY  -> connections/s (connect, 1-byte echo, reset)
  *   loadgen rr   HOST PORT SECONDS CONCURRENCY  -> requests/s (64-byte echo on kept connections)
- * Prints one JSON line {ops, seconds, rate, errors}.
+ * Prints one JSON line {ops, seconds, rate, errors, cpuUs} (cpuUs: this process's user+system CPU).
  */
 import * as net from 'net';
 
@@ -66,10 +66,13 @@ async function rrWorker(): Promise<void> {
 
 async function main(): Promise<void> {
   const start = Date.now();
+  // Startup CPU is not part of the measurement.
+  process.cpuUsage();
   const worker = mode === 'conn' ? connWorker : rrWorker;
   await Promise.all(Array.from({ length: concurrency }, () => worker().catch(() => void errors++)));
   const elapsed = (Date.now() - start) / 1000;
-  process.stdout.write(JSON.stringify({ ops, seconds: elapsed, rate: ops / elapsed, errors }) + '\n');
+  const cpu = process.cpuUsage();
+  process.stdout.write(JSON.stringify({ ops, seconds: elapsed, rate: ops / elapsed, errors, cpuUs: cpu.user + cpu.system }) + '\n');
 }
 
 main().catch((err: Error) => {
