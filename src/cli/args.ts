@@ -65,9 +65,11 @@ export function optionList(args: ParsedArgs, name: string): string[] {
   return (args.options.get(name) ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
 }
 
-export function parsePort(text: string, what: string): number {
+/** `allowZero` for a listening port where 0 means "pick a free one". */
+export function parsePort(text: string, what: string, allowZero = false): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`${what}: "${text}" is not a port (1-65535)`);
+  const min = allowZero ? 0 : 1;
+  if (!Number.isInteger(n) || n < min || n > 65535) throw new UsageError(`${what}: "${text}" is not a port (${min}-65535)`);
   return n;
 }
 

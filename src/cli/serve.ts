@@ -1,9 +1,93 @@
+import * as path from 'path';
 import type { Command } from './command';
+import { optionList, optionValue, parseArgs, parsePort, usageText, UsageError, type OptionSpec } from './args';
+import { packageRoot } from '../paths';
+import type { EnvoyMode } from '../envoy/proxy-resources';
+import type { TlsFiles } from '../xds/tls';
+import type { Logger } from '../xds/stream-session';
+
+const OPTIONS: Record<string, OptionSpec> = {
+  host: { value: true, description: 'address to bind the xDS gRPC server (default 0.0.0.0)' },
+  port: { value: true, description: 'xDS port (default 18000)' },
+  'admin-port': { value: true, description: 'loopback HTTP port for `meshaccel status` (default 18001; 0 = off)' },
+  policies: { value: true, repeated: true, description: 'directory of L7Policy YAML (default examples/policies)' },
+  workloads: { value: true, repeated: true, description: 'directory of Workload YAML (default examples/workloads)' },
+  mode: { value: true, description: 'standalone (listeners+ECDS RBAC) | istio (ECDS only) | grpc (proxyless, inline RBAC)' },
+  'grpc-server-host': { value: true, description: 'grpc mode: host part of the XdsServer listening address (default 0.0.0.0)' },
+  'trust-domain': { value: true, description: 'SPIFFE trust domain for mTLS principals (default cluster.local)' },
+  'tls-cert': { value: true, description: 'serve xDS over TLS with this certificate chain (PEM)' },
+  'tls-key': { value: true, description: 'private key for --tls-cert' },
+  'client-ca': { value: true, description: 'require client certificates from this CA (mTLS); a node id must match its certificate' },
+  help: { description: 'show this help' },
+};
+
+const MODES: readonly EnvoyMode[] = ['standalone', 'istio', 'grpc'];
+
+const consoleLogger: Logger = {
+  info: (m) => console.log(`${new Date().toISOString()} ${m}`),
+  warn: (m) => console.error(`${new Date().toISOString()} WARN ${m}`),
+};
 
 export const command: Command = {
-  summary: 'serve (not built yet)',
-  async run(): Promise<number> {
-    console.error('meshaccel serve: not built yet');
-    return 2;
+  summary: 'run the xDS control server on the file policy store (watches the directories)',
+  async run(argv) {
+    const args = parseArgs(argv, OPTIONS);
+    if (args.flags.has('help')) {
+      console.log(usageText('serve [options]', 'Serves compiled L7 policy to Envoy (ADS, SotW and Delta; LDS/RDS/CDS/EDS/ECDS/SDS).', OPTIONS));
+      return 0;
+    }
+    const mode = (optionValue(args, 'mode') ?? 'standalone') as EnvoyMode;
+    if (!MODES.includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}`);
+    const port = parsePort(optionValue(args, 'port') ?? '18000', '--port', true);
+    const adminText = optionValue(args, 'admin-port') ?? '18001';
+    const adminPort = adminText === '0' ? undefined : parsePort(adminText, '--admin-port');
+    const root = packageRoot();
+    const policies = optionList(args, 'policies');
+    const workloads = optionList(args, 'workloads');
+    const directories = [
+      ...(policies.length ? policies : [path.join(root, 'examples/policies')]),
+      ...(workloads.length ? workloads : [path.join(root, 'examples/workloads')]),
+    ].map((d) => path.resolve(d));
+
+    let tls: TlsFiles | undefined;
+    const cert = optionValue(args, 'tls-cert');
+    const key = optionValue(args, 'tls-key');
+    const clientCa = optionValue(args, 'client-ca');
+    if (cert || key || clientCa) {
+      if (!cert || !key) throw new UsageError('--tls-cert and --tls-key go together (and --client-ca needs both)');
+      tls = { certFile: cert, keyFile: key, clientCaFile: clientCa };
+    }
+
+    // Loaded here, not at the top: `meshaccel serve --help` should not pay for Envoy's protos.
+    const { startControlServer } = await import('../server/control-server');
+    const server = await startControlServer({
+      directories,
+      mode,
+      host: optionValue(args, 'host') ?? '0.0.0.0',
+      port,
+      adminPort,
+      tls,
+      grpcServerHost: optionValue(args, 'grpc-server-host'),
+      trustDomain: optionValue(args, 'trust-domain'),
+      log: consoleLogger,
+    });
+    const state = server.source.current();
+    consoleLogger.info(`policy version ${state.version}: ${state.proxies.size} proxies from ${state.files.length} files in ${directories.join(', ')}`);
+    consoleLogger.info(`xDS (ADS, SotW + Delta, ${tls ? (clientCa ? 'mTLS' : 'TLS') : 'plaintext'}) listening on ${server.xds.address}, mode ${mode}`);
+    consoleLogger.info(`point Envoy's ADS cluster at ${server.xds.address} (example bootstrap: envoy/)`);
+    if (server.admin) consoleLogger.info(`status: meshaccel status --admin http://127.0.0.1:${server.admin.port}`);
+
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    consoleLogger.info('shutting down');
+    await server.close();
+    return 0;
   },
 };
