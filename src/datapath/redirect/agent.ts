@@ -94,7 +94,7 @@ export async function removeRedirect(options: { netns?: string } = {}, fallback:
   await removeNftTable(target);
   await removePolicyRouting(target, config);
   const devices = new Set([...(state?.devices ?? [])]);
-  if (await toolPresent('tc')) for (const d of await attachedDevices(target)) devices.add(d);
+  if (toolPresent('tc')) for (const d of await attachedDevices(target)) devices.add(d);
   for (const dev of devices) await detachIngress(target, dev, (state?.createdClsact ?? []).includes(dev));
   if (state?.pinDir) fs.rmSync(state.pinDir, { recursive: true, force: true });
   // Pins of this namespace from interrupted applies.
@@ -105,7 +105,7 @@ export async function removeRedirect(options: { netns?: string } = {}, fallback:
   deleteState(options.netns);
 }
 
-async function toolPresent(name: string): Promise<boolean> {
+function toolPresent(name: string): boolean {
   return fs.existsSync(`/usr/sbin/${name}`) || fs.existsSync(`/sbin/${name}`) || fs.existsSync(`/usr/bin/${name}`);
 }
 

@@ -3,6 +3,8 @@
  * name with how to get it, instead of failing half-way through with a tool's raw error.
  */
 import * as fs from 'fs';
+import * as path from 'path';
+import { packageRoot } from '../../paths';
 import type { RedirectMode } from './config';
 import { netnsPath, runRaw } from './exec';
 
@@ -26,6 +28,10 @@ export async function missingPrerequisites(mode: RedirectMode, netns?: string): 
   if (mode === 'bpf') {
     if (!(await hasTool(['tc', '-V']))) missing.push('tc (Debian package iproute2)');
     if (!(await hasTool(['bpftool', 'version']))) missing.push('bpftool (Debian package bpftool)');
+    const built = path.join(packageRoot(), 'bpf', 'build', 'tproxy_sk_assign.o');
+    if (!fs.existsSync(built) && !fs.existsSync('/usr/bin/clang-14') && !fs.existsSync('/usr/bin/clang')) {
+      missing.push(`${built} (run \`make bpf\`) or clang-14 to build it`);
+    }
   }
   return missing;
 }
