@@ -49,12 +49,13 @@ export async function applyRedirect(partial: Partial<RedirectConfig>, options: A
   const target: NetnsTarget = { netns: options.netns };
   const previous = readState(options.netns);
 
-  await ensurePolicyRouting(target, config);
-  const state: InstalledState = { netns: options.netns, mode, config, appliedAt: new Date().toISOString(), interfaces: options.interfaces };
+  // Checked before anything is installed, so a typo changes nothing.
   if (options.interfaces) {
     const all = await listInterfaces(target);
     for (const d of options.interfaces) if (!all.includes(d)) throw new Error(`interface "${d}" does not exist in ${options.netns ?? 'the host namespace'}`);
   }
+  await ensurePolicyRouting(target, config);
+  const state: InstalledState = { netns: options.netns, mode, config, appliedAt: new Date().toISOString(), interfaces: options.interfaces };
   if (mode === 'bpf') {
     await ensureBpffs();
     const loaded = await loadProgram(target, pinDirFor(options.netns), config);

@@ -1,0 +1,93 @@
+/**
+ * Agent bookkeeping across applies: switching modes, changing marks/tables, removing twice, bad
+ * interface names. One namespace the test creates, with a veth pair inside it.
+ */
+import { strict as assert } from 'assert';
+import { applyRedirect, removeRedirect } from '../../src/datapath/redirect';
+import { missingPrerequisites } from '../../src/datapath/redirect/preflight';
+import { run, runIn, runRaw } from '../../src/datapath/redirect/exec';
+import { readState } from '../../src/datapath/redirect/state';
+
+describe('redirect agent lifecycle', function () {
+  const ns = `ma-rd-${process.pid}-life`;
+  const target = { netns: ns };
+  let created = false;
+
+  before(async function () {
+    const missing = await missingPrerequisites('bpf');
+    if (missing.length > 0) {
+      console.log(`      skipping redirect lifecycle tests: ${missing.join('; ')}`);
+      this.skip();
+    }
+    await runRaw(['ip', 'netns', 'del', ns]);
+    await run(['ip', 'netns', 'add', ns]);
+    created = true;
+    await run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+    await run(['ip', '-n', ns, 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1']);
+  });
+
+  after(async () => {
+    if (!created) return;
+    await removeRedirect(target).catch(() => undefined);
+    await runRaw(['ip', 'netns', 'del', ns]);
+  });
+
+  const filters = async (dev: string): Promise<string> => (await runIn(target, ['tc', 'filter', 'show', 'dev', dev, 'ingress'])).stdout;
+  const qdiscs = async (): Promise<string> => (await runIn(target, ['tc', 'qdisc', 'show'])).stdout;
+  const rules = async (): Promise<string> => (await runIn(target, ['ip', 'rule', 'show'])).stdout;
+
+  it('bpf mode attaches to every device and lo; nft mode afterwards detaches all of it', async () => {
+    const state = await applyRedirect({}, { netns: ns, mode: 'bpf' });
+    assert.deepEqual([...(state.devices ?? [])].sort(), ['lo', 'v0', 'v1']);
+    for (const dev of ['lo', 'v0', 'v1']) assert.match(await filters(dev), /pref 4242 bpf/);
+    await applyRedirect({}, { netns: ns, mode: 'nft' });
+    for (const dev of ['lo', 'v0', 'v1']) assert.equal((await filters(dev)).trim(), '');
+    assert.doesNotMatch(await qdiscs(), /clsact/);
+    assert.match((await runIn(target, ['nft', 'list', 'chains', 'inet'])).stdout, /chain prerouting/);
+  });
+
+  it('--interfaces limits the bpf attachment; a clsact someone else created is kept', async () => {
+    await runIn(target, ['tc', 'qdisc', 'add', 'dev', 'v1', 'clsact']);
+    await applyRedirect({}, { netns: ns, mode: 'bpf', interfaces: ['v0'] });
+    assert.match(await filters('v0'), /pref 4242 bpf/);
+    assert.equal((await filters('v1')).trim(), '');
+    await applyRedirect({}, { netns: ns, mode: 'bpf', interfaces: ['v1'] });
+    assert.equal((await filters('v0')).trim(), '');
+    assert.match(await filters('v1'), /pref 4242 bpf/);
+    await removeRedirect(target);
+    assert.match((await runIn(target, ['tc', 'qdisc', 'show', 'dev', 'v1'])).stdout, /clsact/, "v1's clsact was not ours");
+    assert.doesNotMatch((await runIn(target, ['tc', 'qdisc', 'show', 'dev', 'v0'])).stdout, /clsact/);
+    await runIn(target, ['tc', 'qdisc', 'del', 'dev', 'v1', 'clsact']);
+  });
+
+  it('changing the mark and table replaces the policy routing instead of adding to it', async () => {
+    await applyRedirect({}, { netns: ns });
+    assert.match(await rules(), /fwmark 0x1 lookup 100/);
+    await applyRedirect({ tproxyMark: 0x2, routeTable: 101 }, { netns: ns });
+    const now = await rules();
+    assert.match(now, /fwmark 0x2 lookup 101/);
+    assert.doesNotMatch(now, /fwmark 0x1 lookup 100/);
+    assert.equal((await runIn(target, ['ip', 'route', 'show', 'table', '100'])).stdout.trim(), '');
+    assert.equal(readState(ns)?.config.routeTable, 101);
+  });
+
+  it('remove is idempotent and works without a state file', async () => {
+    await removeRedirect(target);
+    await removeRedirect(target);
+    assert.doesNotMatch(await rules(), /fwmark/);
+    await applyRedirect({}, { netns: ns, mode: 'bpf' });
+    // Lose the agent's record: remove still finds the table, rules and tc filters.
+    await runRaw(['rm', '-f', `/run/meshaccel/redirect/${ns}.json`]);
+    await removeRedirect(target);
+    assert.doesNotMatch(await rules(), /fwmark/);
+    assert.equal((await runIn(target, ['nft', 'list', 'ruleset'])).stdout.trim(), '');
+    for (const dev of ['lo', 'v0', 'v1']) assert.equal((await filters(dev)).trim(), '');
+  });
+
+  it('names a missing interface and a missing namespace', async () => {
+    await assert.rejects(applyRedirect({}, { netns: ns, mode: 'bpf', interfaces: ['nope0'] }), /interface "nope0" does not exist/);
+    assert.doesNotMatch(await rules(), /fwmark/, 'nothing installed by a rejected apply');
+    await assert.rejects(applyRedirect({}, { netns: `${ns}-missing` }), /network namespace "ma-rd-\d+-life-missing"/);
+    await removeRedirect(target);
+  });
+});
