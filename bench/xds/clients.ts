@@ -8,7 +8,7 @@ import { NAMED_SUBSCRIPTIONS } from './resources';
  * RSS and CPU are measured alone. Each stream is an ADS SotW stream on its own HTTP/2
  * connection, like one Envoy, and ACKs every response.
  */
-const [port, count] = [Number(process.argv[2]), Number(process.argv[3])];
+const [port, count, offset] = [Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4] ?? 0)];
 const identity = (b: Buffer): Buffer => b;
 const respType = getDiscoveryRoot().lookupType('envoy.service.discovery.v3.DiscoveryResponse');
 const types = Object.keys(NAMED_SUBSCRIPTIONS);
@@ -26,6 +26,6 @@ for (let i = 0; i < count; i++) {
     responses++;
     call.write(encodeSotwRequest({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: NAMED_SUBSCRIPTIONS[r.type_url] }));
   });
-  types.forEach((t, k) => call.write(encodeSotwRequest({ node: k === 0 ? { id: `bench-${i}`, locality: {} } : undefined, type_url: t, resource_names: NAMED_SUBSCRIPTIONS[t] })));
+  types.forEach((t, k) => call.write(encodeSotwRequest({ node: k === 0 ? { id: `bench-${offset + i}`, locality: {} } : undefined, type_url: t, resource_names: NAMED_SUBSCRIPTIONS[t] })));
 }
 setInterval(() => process.send?.({ responses, cpu: process.cpuUsage() }), 200);

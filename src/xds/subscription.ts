@@ -16,6 +16,8 @@ export class Subscription {
   private explicitWildcard = false;
   private legacyWildcard = false;
   private readonly named = new Set<string>();
+  /** key() is asked on every push; recomputed only after the name set changes. */
+  private cachedKey: string | undefined;
 
   constructor(readonly typeUrl: string) {}
 
@@ -38,6 +40,7 @@ export class Subscription {
   /** SotW: each request carries the complete name list. Returns whether anything changed. */
   replace(names: readonly string[], first: boolean): boolean {
     const before = this.key();
+    this.cachedKey = undefined;
     this.named.clear();
     let star = false;
     for (const n of names) {
@@ -53,6 +56,7 @@ export class Subscription {
 
   /** Delta: add names. An empty first request is a legacy wildcard. */
   subscribe(names: readonly string[], first: boolean): string[] {
+    this.cachedKey = undefined;
     const added: string[] = [];
     if (first && names.length === 0 && LEGACY_WILDCARD_TYPES.has(this.typeUrl)) this.legacyWildcard = true;
     for (const n of names) {
@@ -70,6 +74,7 @@ export class Subscription {
 
   /** Delta: remove names; unsubscribing from `*` leaves wildcard mode. Returns names removed. */
   unsubscribe(names: readonly string[]): string[] {
+    this.cachedKey = undefined;
     const removed: string[] = [];
     for (const n of names) {
       if (n === WILDCARD) {
@@ -98,7 +103,6 @@ export class Subscription {
 
   /** Identifies the selection: streams with equal keys share one encoded response body. */
   key(): string {
-    if (this.wildcard) return WILDCARD;
-    return [...this.named].sort().join('\n');
+    return (this.cachedKey ??= this.wildcard ? WILDCARD : [...this.named].sort().join('\n'));
   }
 }
