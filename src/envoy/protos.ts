@@ -92,7 +92,18 @@ const lazilyLoadedDirs = new Set<string>();
  * filters) that ENVOY_PROTO_FILES does not list; they are real Envoy types and must check as
  * such, while a name that is not in Envoy's API at all stays unresolvable (null).
  */
+const resolvedTypes = new Map<string, protobuf.Type>();
+
 export function resolveEnvoyType(fullName: string): protobuf.Type | null {
+  const cached = resolvedTypes.get(fullName);
+  if (cached) return cached;
+  const type = resolveUncached(fullName);
+  // Only hits are cached: a miss may resolve later if another package gets loaded meanwhile.
+  if (type) resolvedTypes.set(fullName, type);
+  return type;
+}
+
+function resolveUncached(fullName: string): protobuf.Type | null {
   const name = fullName.replace(/^\./, '');
   const root = getEnvoyRoot();
   const found = root.lookup(name);

@@ -71,14 +71,24 @@ interface TypeTable {
   fields: FieldInfo[];
   byKey: Map<string, FieldInfo>;
   requiredOneofs: Array<{ name: string; members: string[] }>;
+  /** Fields that carry PGV rules, so the per-message pass skips the rest. */
+  ruled: FieldInfo[];
   /** `(validate.disabled)` / `(validate.ignored)`: no PGV rules apply in this message. */
   pgvDisabled: boolean;
 }
 
 const tables = new WeakMap<protobuf.Type, TypeTable>();
 
+// protobufjs computes fullName by walking parents on every access; the walker asks often.
+const fullNames = new WeakMap<protobuf.ReflectionObject, string>();
+
 function fullNameOf(t: protobuf.ReflectionObject): string {
-  return t.fullName.replace(/^\./, '');
+  let name = fullNames.get(t);
+  if (name === undefined) {
+    name = t.fullName.replace(/^\./, '');
+    fullNames.set(t, name);
+  }
+  return name;
 }
 
 function ruleParts(obj: protobuf.ReflectionObject): RuleObject[] {
@@ -147,6 +157,7 @@ function tableOf(type: protobuf.Type): TypeTable {
     fields,
     byKey,
     requiredOneofs,
+    ruled: fields.filter((f) => f.rules !== undefined),
     pgvDisabled: hasOption(type, '(validate.disabled)') || hasOption(type, '(validate.ignored)'),
   };
   tables.set(type, table);
@@ -251,30 +262,31 @@ class Walker {
     const table = tableOf(type);
     const pgv = pgvIn && !table.pgvDisabled;
     const out: Record<string, unknown> = {};
-    const keyOf = new Map<string, string>();
-    const oneofSet = new Map<string, string>();
-    for (const key of Object.keys(json)) {
+    // Plain null-prototype objects: cheaper than Maps for the handful of keys a message has.
+    const keyOf: Record<string, string> = Object.create(null) as Record<string, string>;
+    const oneofSet: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (const key in json) {
       const value = json[key];
       const info = table.byKey.get(key);
       if (!info) {
         this.report([...path, key], `unknown field "${key}" in ${table.fullName}`);
         continue;
       }
-      if (keyOf.has(info.name)) {
-        this.report([...path, key], `field ${info.name} given twice (as "${keyOf.get(info.name)}" and "${key}")`);
+      if (keyOf[info.name] !== undefined) {
+        this.report([...path, key], `field ${info.name} given twice (as "${keyOf[info.name]}" and "${key}")`);
         continue;
       }
       // proto3 JSON: null means "not set", except for google.protobuf.Value.
       if (value === undefined) continue;
       if (value === null && !(info.messageType && fullNameOf(info.messageType) === 'google.protobuf.Value' && !info.repeated && !info.map)) continue;
-      keyOf.set(info.name, key);
+      keyOf[info.name] = key;
       if (info.oneof) {
-        const prev = oneofSet.get(info.oneof);
+        const prev = oneofSet[info.oneof];
         if (prev !== undefined) {
           this.report([...path, key], `oneof ${info.oneof}: "${key}" and "${prev}" are both set; only one may be`);
           continue;
         }
-        oneofSet.set(info.oneof, key);
+        oneofSet[info.oneof] = key;
       }
       path.push(key);
       const v = this.fieldValue(info, value, path, pgv);
@@ -283,11 +295,10 @@ class Walker {
     }
     if (pgv) {
       for (const o of table.requiredOneofs) {
-        if (!oneofSet.has(o.name)) this.report(path, `exactly one of ${o.members.join(', ')} is required (oneof ${o.name})`);
+        if (oneofSet[o.name] === undefined) this.report(path, `exactly one of ${o.members.join(', ')} is required (oneof ${o.name})`);
       }
-      for (const info of table.fields) {
-        if (!info.rules) continue;
-        const key = keyOf.get(info.name) ?? info.name;
+      for (const info of table.ruled) {
+        const key = keyOf[info.name] ?? info.name;
         path.push(key);
         this.applyRules(info, out[info.name], path);
         path.pop();
