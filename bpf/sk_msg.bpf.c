@@ -47,6 +47,16 @@ int meshaccel_sk_msg(struct sk_msg_md *msg)
 
 	if (cfg->bulk_streak && size < cfg->bulk_small_max) {
 		if (++flow->streak >= cfg->bulk_streak) {
+			/* Both ends go TCP-only now: the peer must not redirect into us any more,
+			 * because we are about to leave the sockhash (and a socket leaving it
+			 * discards whatever sits unread in its redirect queue). */
+			__u64 now = bpf_ktime_get_ns();
+			flow->flags |= MESHACCEL_FLOW_LEAVE;
+			flow->handoff_ns = now;
+			if (peer_flow) {
+				peer_flow->flags |= MESHACCEL_FLOW_TCP_ONLY | MESHACCEL_FLOW_LEAVE;
+				peer_flow->handoff_ns = now;
+			}
 			meshaccel_count(MESHACCEL_CTR_BULK_HANDOFFS, 1);
 			return pass_for_good(flow, size);
 		}

@@ -5,6 +5,89 @@
 #include "meshaccel_abi.h"
 #include "meshaccel_maps.h"
 #include "meshaccel_keys.h"
+#include <bpf/bpf_core_read.h>
+
+/* Callbacks that give a handed-off socket the chance to leave the sockhash: RTT samples (on
+ * ACKs of data it sends over TCP) for the sending end, and every received TCP header for the
+ * receiving end. Redirected traffic produces neither, so accelerated sockets pay nothing. */
+#define MA_LEAVE_CB_FLAGS (BPF_SOCK_OPS_RTT_CB_FLAG | BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG)
+
+/* The two kernel structures read to see whether a socket's redirect queue is empty. Only the
+ * fields used are declared; CO-RE relocates their offsets against the running kernel's BTF. */
+struct list_head___ma {
+	struct list_head___ma *next, *prev;
+} __attribute__((preserve_access_index));
+
+struct sock___ma {
+	void *sk_user_data;
+} __attribute__((preserve_access_index));
+
+struct sk_psock___ma {
+	struct list_head___ma ingress_msg;
+} __attribute__((preserve_access_index));
+
+/* sk_user_data carries flag bits (SK_USER_DATA_NOCOPY|BPF|PSOCK) below the psock pointer. */
+#define MA_USER_DATA_PTRMASK (~7ul)
+
+/* 1 when the socket's psock holds no redirected message its application has not read yet,
+ * 0 when it does or when that cannot be read. */
+static __always_inline int ingress_empty(struct bpf_sock *bsk)
+{
+	struct sock___ma *sk;
+	struct sk_psock___ma *psock;
+	unsigned long ud = 0;
+	void *next = 0;
+
+	if (!bsk)
+		return 0;
+	sk = (struct sock___ma *)bpf_skc_to_tcp_sock(bsk);
+	if (!sk)
+		return 0;
+	if (bpf_core_read(&ud, sizeof(ud), &sk->sk_user_data))
+		return 0;
+	psock = (struct sk_psock___ma *)(ud & MA_USER_DATA_PTRMASK);
+	if (!psock)
+		return 1; /* no psock: nothing can be queued */
+	if (bpf_core_read(&next, sizeof(next), &psock->ingress_msg.next))
+		return 0;
+	return next == (void *)&psock->ingress_msg;
+}
+
+/* A socket handed off as a bulk small-write flow still runs through the psock (tcp_bpf)
+ * send path, which pushes every small write as its own segment; only leaving the sockhash
+ * gives it TCP's native, coalescing path back. Leaving frees the psock, and with it any
+ * redirected bytes not yet read, so it happens only when:
+ *   - both ends have been TCP-only for MESHACCEL_LEAVE_DELAY_NS (no redirect into this
+ *     socket can still be on its way: new sends by the peer pass, and one decided before the
+ *     hand-off completes within microseconds; its enqueue takes this socket's lock, which we
+ *     hold here), and
+ *   - the socket's redirect queue is empty (its application read everything).
+ * This runs from the RTT callback (sending end) and the header-parse callback (receiving end),
+ * both with the socket locked. */
+static __always_inline void maybe_leave_sockhash(struct bpf_sock_ops *skops)
+{
+	struct meshaccel_sock_key key;
+	struct meshaccel_flow *flow;
+	int ok;
+
+	MESHACCEL_FILL_KEY(skops, &key, ok);
+	if (!ok)
+		return;
+	key.netns = bpf_get_netns_cookie(skops);
+	flow = bpf_map_lookup_elem(&ma_flows, &key);
+	if (!flow || !(flow->flags & MESHACCEL_FLOW_LEAVE)) {
+		/* Only sockets waiting to leave need RTT callbacks. */
+		if (!flow || (flow->flags & MESHACCEL_FLOW_TCP_ONLY))
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~MA_LEAVE_CB_FLAGS);
+		return;
+	}
+	if (bpf_ktime_get_ns() - flow->handoff_ns < MESHACCEL_LEAVE_DELAY_NS || !ingress_empty(skops->sk))
+		return;
+	flow->flags &= ~MESHACCEL_FLOW_LEAVE;
+	if (bpf_map_delete_elem(&ma_socks, &key) == 0)
+		meshaccel_count(MESHACCEL_CTR_SOCK_LEFT, 1);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~MA_LEAVE_CB_FLAGS);
+}
 
 static __always_inline int port_selected(const struct meshaccel_sock_key *key)
 {
@@ -40,8 +123,10 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 	}
 	meshaccel_count(MESHACCEL_CTR_SOCK_INSERTED, 1);
 	/* Ask for state changes so the flow state is dropped when the socket closes (the
-	 * kernel removes the sockhash entry by itself). */
-	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	 * kernel removes the sockhash entry by itself), and for RTT samples, which come only
+	 * with TCP-sent data: that is when a handed-off socket may leave the sockhash. */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
+					  MA_LEAVE_CB_FLAGS);
 }
 
 static __always_inline void on_close(struct bpf_sock_ops *skops)
@@ -64,6 +149,10 @@ int meshaccel_sockops(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		on_established(skops);
+		break;
+	case BPF_SOCK_OPS_RTT_CB:
+	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
+		maybe_leave_sockhash(skops);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)

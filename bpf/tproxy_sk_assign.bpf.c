@@ -33,6 +33,7 @@ struct rd_config {
 #define RD_F_INBOUND_PORTS_LISTED 1u /* only ports in ma_rd_in_ports are captured inbound */
 #define RD_F_INBOUND_ENABLED 2u
 #define RD_F_OUTBOUND_ENABLED 4u
+#define RD_F_IPV6 8u /* capture IPv6 too */
 
 enum rd_stat {
   RD_IN_CAPTURED = 0,
@@ -195,7 +196,7 @@ int meshaccel_tproxy(struct __sk_buff *skb) {
                  outbound ? cfg->outbound_proxy_port : cfg->inbound_proxy_port, cfg, outbound,
                  tcp->syn && !tcp->ack);
   }
-  if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+  if (eth->h_proto == bpf_htons(ETH_P_IPV6) && (cfg->flags & RD_F_IPV6)) {
     struct ipv6hdr *ip6 = (void *)(eth + 1);
     /* Extension headers are not walked: such packets take the normal path. */
     if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_TCP) return TC_ACT_OK;

@@ -7,7 +7,8 @@
  * ratio is what to read.
  *
  *   node dist/bench/datapath/driver.js NETBENCH_BINARY
- *   env: BENCH_SECONDS (per trial, default 2), BENCH_REPS (default 3), BENCH_ONLY (regex on row names)
+ *   env: BENCH_SECONDS (per trial, default 2), BENCH_REPS (default 3), BENCH_ONLY (regex on row
+ *   names), BENCH_BULK_STREAK (the datapath's bulk hand-off threshold; 0 disables it)
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -94,7 +95,8 @@ async function main(): Promise<void> {
     execFileSync('ip', ['netns', 'add', side.netns]);
     execFileSync('ip', ['-n', side.netns, 'link', 'set', 'lo', 'up']);
   }
-  const a = attach({ cgroup: sides.accel.cgroup, pinDir });
+  const streak = process.env.BENCH_BULK_STREAK;
+  const a = attach({ cgroup: sides.accel.cgroup, pinDir, bulkStreak: streak === undefined ? undefined : Number(streak) });
   console.log(`datapath attached to ${a.cgroup} (pins ${pinDir}); bulk hand-off after ${status({ pinDir }).bulkStreak} small sends`);
 
   const servers: [string, string[], string][] = [

@@ -41,11 +41,18 @@ struct meshaccel_config {
 struct meshaccel_flow {
 	__u32 streak;          /* consecutive small sends since the peer last sent */
 	__u32 flags;           /* MESHACCEL_FLOW_* */
+	__u64 handoff_ns;      /* bpf_ktime_get_ns() of the bulk hand-off, 0 if none */
 };
 
 /* Once a socket has handed one message to TCP it never redirects again: its peer reads
  * redirected data before TCP data, so redirect-after-pass would reorder the stream. */
 #define MESHACCEL_FLOW_TCP_ONLY 1u
+/* Handed off as a bulk small-write flow: sockops removes the socket from the sockhash (so it
+ * leaves the sk_msg path entirely and TCP's own send path, which coalesces small writes,
+ * takes over) once that is safe. See sockops.bpf.c:maybe_leave_sockhash(). */
+#define MESHACCEL_FLOW_LEAVE 2u
+/* A socket leaves the sockhash no sooner than this after its hand-off. */
+#define MESHACCEL_LEAVE_DELAY_NS (20ull * 1000 * 1000)
 
 enum meshaccel_counter {
 	MESHACCEL_CTR_REDIRECT_MSGS = 0,
@@ -57,6 +64,7 @@ enum meshaccel_counter {
 	MESHACCEL_CTR_SOCK_INSERTED,   /* established sockets added to the sockhash */
 	MESHACCEL_CTR_SOCK_INSERT_ERR, /* flow or sockhash update failed: socket stays plain TCP */
 	MESHACCEL_CTR_SOCK_CLOSED,     /* flow state removed on close */
+	MESHACCEL_CTR_SOCK_LEFT,       /* handed-off sockets removed from the sockhash */
 	MESHACCEL_CTR_MAX = 16,
 };
 

@@ -77,7 +77,7 @@ export class Peer {
   }
 
   /** Sends one client command and returns its JSON answer. */
-  async cmd<T = { ok: boolean; error?: string; mismatches?: number; localPorts?: number[] }>(line: string, timeoutMs?: number): Promise<T> {
+  async cmd<T = { ok: boolean; error?: string; mismatches?: number; localPorts?: number[]; ms?: number }>(line: string, timeoutMs?: number): Promise<T> {
     this.child.stdin!.write(line + '\n');
     return this.json<T>(timeoutMs);
   }

@@ -22,6 +22,7 @@ export const COUNTER_NAMES = [
   'socketsInserted',
   'insertErrors',
   'socketsClosed',
+  'socketsLeft',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

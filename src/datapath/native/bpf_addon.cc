@@ -29,10 +29,17 @@ std::string g_libbpf_log;
 
 int CaptureLibbpfLog(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char buf[1024];
-  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  // The verifier log arrives as one large message: size it first instead of truncating.
+  va_list copy;
+  va_copy(copy, args);
+  int n = vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  if (n <= 0) return n;
+  std::string buf((size_t)n + 1, '\0');
+  vsnprintf(&buf[0], buf.size(), fmt, args);
+  buf.resize((size_t)n);
   g_libbpf_log.append(buf);
-  if (g_libbpf_log.size() > 8192) g_libbpf_log.erase(0, g_libbpf_log.size() - 8192);
+  if (g_libbpf_log.size() > 16384) g_libbpf_log.erase(0, g_libbpf_log.size() - 16384);
   return n;
 }
 
@@ -73,7 +80,7 @@ Napi::Value Fail(Napi::Env env, const std::string& what, int err) {
   if (err < 0) err = -err;
   std::string msg = what + ": " + strerror(err) + " (errno " + std::to_string(err) + ")";
   if (!g_libbpf_log.empty()) {
-    std::string tail = g_libbpf_log.size() > 2000 ? g_libbpf_log.substr(g_libbpf_log.size() - 2000) : g_libbpf_log;
+    std::string tail = g_libbpf_log.size() > 3000 ? g_libbpf_log.substr(g_libbpf_log.size() - 3000) : g_libbpf_log;
     msg += "\nlibbpf: " + tail;
   }
   g_libbpf_log.clear();
