@@ -22,6 +22,7 @@ const SPEC: Record<string, OptionSpec> = {
   'proxy-uid': { value: true, description: "uid the proxy runs as; its traffic is never captured" },
   'tproxy-mark': { value: true, description: `fwmark of captured packets (default ${hex(DEFAULT_REDIRECT_CONFIG.tproxyMark)})` },
   'route-table': { value: true, description: `routing table with the local default route (default ${DEFAULT_REDIRECT_CONFIG.routeTable})` },
+  'no-ipv6': { description: 'capture IPv4 only (when the proxy listens on IPv4 only)' },
   interfaces: { value: true, repeated: true, description: 'devices whose inbound TCP is captured (default: all but lo)' },
   'dry-run': { description: 'apply: print the nft transaction instead of running it' },
   json: { description: 'status: print JSON' },
@@ -62,6 +63,7 @@ export function configFromArgs(args: ParsedArgs): Partial<RedirectConfig> {
   if (uid) c.proxyUid = parseU32(uid, 'proxy-uid');
   const mark = optionValue(args, 'tproxy-mark');
   if (mark) c.tproxyMark = parseU32(mark, 'tproxy-mark');
+  if (args.flags.has('no-ipv6')) c.captureIpv6 = false;
   const table = optionValue(args, 'route-table');
   if (table) c.routeTable = parseU32(table, 'route-table');
   return c;

@@ -22,6 +22,12 @@ export interface RedirectConfig {
   excludeOutboundPorts: number[];
   excludeInboundCidrs: string[];
   excludeOutboundCidrs: string[];
+  /**
+   * Capture IPv6 TCP too (default true). The proxy's listeners must then accept IPv6 (bind `::`
+   * with IPv4 compatibility); set false when they are IPv4-only, or captured IPv6 flows find no
+   * socket and are dropped.
+   */
+  captureIpv6?: boolean;
 }
 
 export const DEFAULT_REDIRECT_CONFIG: Readonly<RedirectConfig> = Object.freeze({

@@ -152,6 +152,17 @@ for (const mode of ['nft', 'bpf'] as const) {
       }
     });
 
+    it('with captureIpv6 false, IPv6 bypasses the proxy while IPv4 is still captured', async () => {
+      await applyRedirect(config({ captureIpv6: false }), { netns: A(), mode });
+      try {
+        assert.deepEqual(await clientFrom(B(), 'fd99::1', 8080, { local: 'fd99::2' }), { ok: true, reply: 'server:a:fd99::1:8080:fd99::2' });
+        assert.deepEqual(await clientFrom(A(), 'fd99::2', 8080), { ok: true, reply: 'server:b:fd99::2:8080:fd99::1' });
+        assert.deepEqual(await clientFrom(B(), '10.99.0.1', 8080), { ok: true, reply: 'proxy-in:10.99.0.1:8080:10.99.0.2' });
+      } finally {
+        await applyRedirect(config(), { netns: A(), mode });
+      }
+    });
+
     it('apply twice equals apply once', async () => {
       const snapshot = async (): Promise<string> => {
         const nft = (await runIn({ netns: A() }, ['nft', '-s', 'list', 'table', 'inet', 'meshaccel'])).stdout;

@@ -41,6 +41,13 @@ describe('redirect ruleset and config', () => {
     assert.throws(() => renderTable(withDefaults({}), 'nft', { interfaces: ['eth0" accept'] }), /not an interface name/);
   });
 
+  it('captureIpv6 false renders no ip6 tproxy and lets IPv6 pass the output chain', () => {
+    const text = renderTable(withDefaults({ captureIpv6: false }), 'nft');
+    assert.doesNotMatch(text, /tproxy ip6/);
+    assert.match(text, /chain output \{[^}]*meta nfproto ipv6 return/);
+    assert.match(renderTable(withDefaults({}), 'nft'), /tproxy ip6 to :15006/);
+  });
+
   it('bpf mode keeps only the outbound marking chain', () => {
     const text = renderTable(withDefaults({}), 'bpf');
     assert.doesNotMatch(text, /tproxy/);

@@ -30,6 +30,7 @@ export const STAT_NAMES = [
 const FLAG_INBOUND_PORTS_LISTED = 1;
 const FLAG_INBOUND_ENABLED = 2;
 const FLAG_OUTBOUND_ENABLED = 4;
+const FLAG_IPV6 = 8;
 
 /**
  * The compiled object: bpf/build/ (built by `make bpf`) when up to date, else compiled here the
@@ -123,7 +124,8 @@ export async function loadProgram(target: NetnsTarget, pinDir: string, config: R
   for (const p of config.excludeInboundPorts) await mapUpdate(m('ma_rd_in_xports'), u16le(p), ['01']);
   for (const c of cidrsOf(config.excludeInboundCidrs, 4)) await mapUpdate(m('ma_rd_in_xv4'), cidrKey(c.text, 4), ['01']);
   for (const c of cidrsOf(config.excludeInboundCidrs, 6)) await mapUpdate(m('ma_rd_in_xv6'), cidrKey(c.text, 6), ['01']);
-  const flags = FLAG_INBOUND_ENABLED | FLAG_OUTBOUND_ENABLED | (config.inboundPorts.length > 0 ? FLAG_INBOUND_PORTS_LISTED : 0);
+  const flags =
+    FLAG_INBOUND_ENABLED | FLAG_OUTBOUND_ENABLED | (config.inboundPorts.length > 0 ? FLAG_INBOUND_PORTS_LISTED : 0) | (config.captureIpv6 !== false ? FLAG_IPV6 : 0);
   // struct rd_config { u32 tproxy_mark; u16 inbound; u16 outbound; u32 flags; u32 pad; }
   const value = [...u32le(config.tproxyMark), ...u16le(config.inboundProxyPort), ...u16le(config.outboundProxyPort), ...u32le(flags), ...u32le(0)];
   // Written last: until the config entry exists the program passes every packet.

@@ -76,6 +76,7 @@ export function renderTable(config: RedirectConfig, mode: RedirectMode, options:
   const mark = hex(config.tproxyMark);
   const proxyMark = hex(config.proxyMark);
   const proxyPorts = [config.inboundProxyPort, config.outboundProxyPort];
+  const v6 = config.captureIpv6 !== false;
   const out: string[] = [];
   out.push(`table ${TABLE_FAMILY} ${TABLE_NAME} {`);
   out.push(`\tcomment "meshaccel redirect agent (mode ${mode}); rewritten as a whole by every apply"`);
@@ -105,8 +106,7 @@ export function renderTable(config: RedirectConfig, mode: RedirectMode, options:
 \t}`);
     out.push(`\tchain outbound_tproxy {
 \t\tmeta nfproto ipv4 meta l4proto tcp counter name "outbound_captured" tproxy ip to :${config.outboundProxyPort} accept
-\t\tmeta nfproto ipv6 meta l4proto tcp counter name "outbound_captured" tproxy ip6 to :${config.outboundProxyPort} accept
-\t}`);
+${v6 ? `\t\tmeta nfproto ipv6 meta l4proto tcp counter name "outbound_captured" tproxy ip6 to :${config.outboundProxyPort} accept\n` : ''}\t}`);
     const inbound: string[] = [];
     if (options.interfaces && options.interfaces.length > 0) {
       inbound.push(`\t\tiifname != { ${options.interfaces.map(quoteIfname).join(', ')} } return`);
@@ -119,14 +119,15 @@ export function renderTable(config: RedirectConfig, mode: RedirectMode, options:
     if (config.inboundPorts.length > 0) inbound.push(`\t\ttcp dport != @inbound_ports return`);
     inbound.push(
       `\t\tmeta nfproto ipv4 meta l4proto tcp counter name "inbound_captured" tproxy ip to :${config.inboundProxyPort} meta mark set ${mark} accept`,
-      `\t\tmeta nfproto ipv6 meta l4proto tcp counter name "inbound_captured" tproxy ip6 to :${config.inboundProxyPort} meta mark set ${mark} accept`,
     );
+    if (v6) inbound.push(`\t\tmeta nfproto ipv6 meta l4proto tcp counter name "inbound_captured" tproxy ip6 to :${config.inboundProxyPort} meta mark set ${mark} accept`);
     out.push(`\tchain inbound {\n${inbound.join('\n')}\n\t}`);
   }
 
   const output = [
     `\t\ttype route hook output priority mangle; policy accept;`,
     `\t\tmeta l4proto != tcp return`,
+    ...(v6 ? [] : [`\t\tmeta nfproto ipv6 return`]),
     `\t\t# Replies (e.g. the proxy answering a captured inbound client) are never captured.`,
     `\t\tct direction reply return`,
     `\t\tmeta mark ${proxyMark} counter name "proxy_bypass" return`,

@@ -43,6 +43,7 @@ function localDefault(family: Family): string {
 /** Adds the rule and route when missing; running it twice changes nothing. */
 export async function ensurePolicyRouting(target: NetnsTarget, config: RedirectConfig): Promise<void> {
   for (const family of ['-4', '-6'] as const) {
+    if (family === '-6' && config.captureIpv6 === false) continue;
     if (!(await familyEnabled(target, family))) continue;
     const existing = await ourRules(target, family, config);
     const exact = existing.filter((x) => x.priority === RULE_PRIORITY && (x.fwmask === undefined || Number(x.fwmask) === 0xffffffff));
