@@ -73,7 +73,7 @@ export const command: Command = {
     });
     const state = server.source.current();
     consoleLogger.info(`policy version ${state.version}: ${state.proxies.size} proxies from ${state.files.length} files in ${directories.join(', ')}`);
-    consoleLogger.info(`xDS (ADS, SotW + Delta, ${tls ? (clientCa ? 'mTLS' : 'TLS') : 'plaintext'}) listening on ${server.xds.address}, mode ${mode}`);
+    consoleLogger.info(`xDS (ADS, SotW + Delta, ${tls ? (clientCa ? 'mTLS' : 'TLS') : 'plaintext'}) listening on ${server.xds.address}, mode ${mode}, ready ${Math.round(process.uptime() * 1000)} ms after start`);
     consoleLogger.info(`point Envoy's ADS cluster at ${server.xds.address} (example bootstrap: envoy/)`);
     if (server.admin) consoleLogger.info(`status: meshaccel status --admin http://127.0.0.1:${server.admin.port}`);
 
