@@ -126,7 +126,8 @@ function locate(root: YAML.Node | null | undefined, path: readonly PathSegment[]
 
 export function checkText(file: string, text: string): FileCheckResult {
   const lineCounter = new YAML.LineCounter();
-  const docs = YAML.parseAllDocuments(text, { lineCounter, prettyErrors: false });
+  // merge: Envoy's YAML loader honours `<<` merge keys, which bootstraps use with anchors.
+  const docs = YAML.parseAllDocuments(text, { lineCounter, prettyErrors: false, merge: true });
   const result: FileCheckResult = { file, checked: [], violations: [] };
   const docList = Array.isArray(docs) ? docs : [docs];
   for (const doc of docList) {

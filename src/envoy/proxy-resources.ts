@@ -6,7 +6,7 @@ import { TypeUrl } from './type-urls';
 import { Direction, rbacEcdsName, typedExtensionConfig } from './builders/ecds';
 import { captureListener, httpPorts, listenerName, originalDstCluster, passthroughRouteConfig } from './builders/listeners';
 import { grpcServerListener } from './builders/grpc-server';
-import { Json, RBAC_TYPE_URL, compileHttpRules } from './builders/rbac';
+import { Json, RBAC_TYPE_URL, allowAllRbac, compileHttpRules } from './builders/rbac';
 
 /**
  * The one entry from a proxy's compiled policy to the xDS resources serving it:
@@ -23,6 +23,14 @@ export interface ProxyBuildOptions {
   redirect: RedirectConfig;
   /** grpc mode: host part of the address the XdsServer binds (its listener name carries it). */
   grpcServerHost?: string;
+  /**
+   * Ingress ports that must always have a resource, even with no policy on them: in Istio mode
+   * the ports the EnvoyFilter references (a missing ECDS resource would leave Envoy on the
+   * deny-all default), in gRPC mode the ports XdsServers bind (no Listener, no serving).
+   * Such a port without HTTP rules gets an allow-all RBAC (Istio) or no RBAC filter (gRPC):
+   * L3/L4 verdicts are the datapath's, not Envoy's.
+   */
+  servedPorts?: readonly number[];
 }
 
 export interface GeneratedResource {
@@ -55,7 +63,19 @@ function mergeByPort(ports: readonly CompiledPortPolicy[], warnings: string[]): 
   return [...byPort.values()].sort((a, b) => a.port - b.port);
 }
 
+/** Adds an empty (no L7) entry for each served port the compiled policy does not mention. */
+function withServedPorts(ports: CompiledPortPolicy[], served: readonly number[] | undefined): CompiledPortPolicy[] {
+  if (!served || served.length === 0) return ports;
+  const have = new Set(ports.map((p) => p.port));
+  const extra = [...new Set(served)].filter((p) => !have.has(p)).map((port): CompiledPortPolicy => ({ port, protocol: 'TCP', l7: 'none', rules: [] }));
+  return [...ports, ...extra].sort((a, b) => a.port - b.port);
+}
+
 function ecdsRbac(direction: Direction, port: CompiledPortPolicy, mtls: boolean, warnings: string[]): GeneratedResource {
+  if (port.l7 !== 'http') {
+    const name = rbacEcdsName(direction, port.port);
+    return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, allowAllRbac()), origins: [] };
+  }
   const c = compileHttpRules(port, { direction: direction === 'inbound' ? 'ingress' : 'egress', mtlsPrincipals: mtls });
   warnings.push(...c.warnings);
   const name = rbacEcdsName(direction, port.port);
@@ -65,7 +85,7 @@ function ecdsRbac(direction: Direction, port: CompiledPortPolicy, mtls: boolean,
 export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: ProxyBuildOptions): ProxyBuild {
   const warnings: string[] = [];
   const resources: GeneratedResource[] = [];
-  const ingress = mergeByPort(compiled.ingress, warnings);
+  const ingress = withServedPorts(mergeByPort(compiled.ingress, warnings), options.servedPorts);
   const egress = mergeByPort(compiled.egress, warnings);
   const allOrigins = (ports: CompiledPortPolicy[]): PolicyOrigin[] => {
     const seen = new Map<string, PolicyOrigin>();
@@ -87,7 +107,9 @@ export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: P
       break;
     }
     case 'istio': {
-      for (const p of ingress.filter(isHttp)) resources.push(ecdsRbac('inbound', p, true, warnings));
+      // Every known port gets its resource (allow-all without HTTP rules), so removing a port's
+      // last L7 rule lifts the L7 restriction instead of leaving Envoy on the deny-all default.
+      for (const p of ingress) resources.push(ecdsRbac('inbound', p, true, warnings));
       if (egress.some(isHttp)) warnings.push('istio mode compiles ingress HTTP rules only; egress HTTP rules are not enforced by Envoy');
       break;
     }

@@ -111,9 +111,19 @@ describe('standalone Envoy resources', () => {
 });
 
 describe('Istio mode', () => {
-  it('serves only the ECDS RBAC resources the EnvoyFilter references', () => {
+  it('serves only ECDS RBAC resources, one per ingress port, allow-all where a port has no HTTP rules', () => {
     const res = build('http-basic', 'istio');
-    assert.deepEqual(res.map((r) => [r.typeUrl, r.name]), [[TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.8080']]);
+    assert.deepEqual(res.map((r) => [r.typeUrl, r.name]), [
+      [TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.8080'],
+      [TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.9090'],
+    ]);
+    assert.deepEqual((res[1].json as any).typed_config.rules.policies['allow-all'], { permissions: [{ any: true }], principals: [{ any: true }] });
+  });
+
+  it('always serves the ports the EnvoyFilter references, so a port never sits on the deny-all default', () => {
+    const res = buildProxyResourceJson(FIXTURES['http-basic'], { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG, servedPorts: [8080, 7070] }).resources;
+    assert.deepEqual(res.map((r) => r.name), ['meshaccel.rbac.inbound.7070', 'meshaccel.rbac.inbound.8080', 'meshaccel.rbac.inbound.9090']);
+    assert.ok((res[0].json as any).typed_config.rules.policies['allow-all']);
   });
 });
 
@@ -130,6 +140,11 @@ describe('proxyless gRPC server listeners', () => {
     assert.deepEqual(hcm.route_config.virtual_hosts[0].routes[0].non_forwarding_action, {});
     const noL7 = (res[1].json as any).default_filter_chain.filters[0].typed_config;
     assert.deepEqual(noL7.http_filters.map((f: any) => f.name), ['envoy.filters.http.router'], 'no RBAC on a port without L7 rules');
+  });
+
+  it('serve a Listener for every port an XdsServer binds, even one no policy mentions', () => {
+    const res = buildProxyResourceJson(FIXTURES['grpc-methods'], { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, servedPorts: [50053] }).resources;
+    assert.deepEqual(res.map((r) => r.name.split('=')[1]), ['0.0.0.0:50051', '0.0.0.0:50052', '0.0.0.0:50053']);
   });
 });
 
