@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../../src/datapath/redirect-config';
-import { buildProxyResourceJson, buildProxyResources, type GeneratedResource } from '../../src/envoy/proxy-resources';
+import { buildProxyResourceJson, buildProxyResources, encodeGeneratedSettled, type GeneratedResource } from '../../src/envoy/proxy-resources';
 import { SchemaError } from '../../src/envoy/encode';
 import { TypeUrl } from '../../src/envoy/type-urls';
 import type { CompiledProxyPolicy } from '../../src/policy/compiled';
@@ -165,13 +165,29 @@ describe('a generated resource that fails the schema is never served', () => {
     }
   });
 
-  it('an out-of-range CIDR prefix is caught the same way', () => {
+  it('encodeGeneratedSettled reports every bad resource and keeps the good ones', () => {
+    const bad: CompiledProxyPolicy = JSON.parse(JSON.stringify(FIXTURES['egress-and-deny']));
+    bad.ingress[1].rules[0].peers.cidrs = ['10.0.0.0/99'];
+    bad.egress[0].rules[0].http = [{ headerMatches: [{ name: 'a\nb' }] }];
+    bad.ingress[0].rules[0].peers = { any: true, cidrs: [], principals: [] };
+    bad.ingress[0].rules[0].http = [{ headers: ['x\u0000ok'] }];
+    const { encoded, errors } = encodeGeneratedSettled(buildProxyResourceJson(bad, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG }).resources);
+    assert.deepEqual(errors.map((e) => [e.resourceName, e.origins.map((o) => o.policy)]), [
+      ['meshaccel.rbac.inbound.8443', ['default/nobody']],
+      ['meshaccel.rbac.outbound.80', ['default/egress-api']],
+    ]);
+    assert.equal(encoded.length, 7);
+  });
+
+  it('a malformed CIDR (IPv4 prefix over 32, which PGV alone would pass) drops that peer with a warning', () => {
     const bad: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-cidr' }, peers: { any: false, cidrs: ['10.0.0.0/200'], principals: [] }, http: [] }] }],
+      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-cidr' }, peers: { any: false, cidrs: ['10.0.0.0/33', '10.1.0.0/16'], principals: [] }, http: [] }] }],
       egress: [],
     };
-    assert.throws(() => buildProxyResources(bad, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }), /policy default\/bad-cidr[\s\S]*prefix_len: value 200 must be <= 128/);
+    const build = buildProxyResourceJson(bad, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG });
+    assert.deepEqual(build.warnings, ['policy default/bad-cidr: "10.0.0.0/33" is not a CIDR; that peer is not allowed']);
+    assert.deepEqual((build.resources[0].json as any).typed_config.rules.policies['default/bad-cidr#0'].principals, [{ remote_ip: { address_prefix: '10.1.0.0', prefix_len: 16 } }]);
   });
 });

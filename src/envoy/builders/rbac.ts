@@ -1,3 +1,4 @@
+import { isIP } from 'net';
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerSet, PolicyOrigin } from '../../policy/compiled';
 
 /**
@@ -80,10 +81,29 @@ export function httpRulePermission(rule: HttpRule, origin: PolicyOrigin, warning
   return andPermissions(parts);
 }
 
-function cidrRange(cidr: string): Json {
-  const [address, len] = cidr.split('/');
-  const prefixLen = len === undefined ? (address.includes(':') ? 128 : 32) : Number(len);
+/**
+ * CIDR string → CidrRange, or undefined when malformed. PGV only bounds prefix_len by 128, but
+ * Envoy (and gRPC) reject an IPv4 prefix over 32 when they build the matcher, so check here.
+ */
+export function cidrRange(cidr: string): Json | undefined {
+  const [address, len, extra] = cidr.trim().split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || extra !== undefined) return undefined;
+  const max = family === 4 ? 32 : 128;
+  const prefixLen = len === undefined ? max : /^\d+$/.test(len) ? Number(len) : NaN;
+  if (!(prefixLen >= 0 && prefixLen <= max)) return undefined;
   return { address_prefix: address, prefix_len: prefixLen };
+}
+
+function cidrRanges(cidrs: readonly string[], origin: PolicyOrigin, warnings: string[]): Json[] {
+  const out: Json[] = [];
+  for (const c of cidrs) {
+    const r = cidrRange(c);
+    // Dropping a peer from an ALLOW policy only narrows access: fail closed, and say so.
+    if (r) out.push(r);
+    else warnings.push(`policy ${origin.policy}: "${c}" is not a CIDR; that peer is not allowed`);
+  }
+  return out;
 }
 
 /** Istio's principal names are SPIFFE URIs; the compiled form may carry them without scheme. */
@@ -91,9 +111,9 @@ export function spiffeUri(principal: string): string {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(principal) ? principal : `spiffe://${principal}`;
 }
 
-function peerPrincipals(peers: PeerSet, mtls: boolean): Json[] {
+function peerPrincipals(peers: PeerSet, mtls: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
   if (peers.any) return [{ any: true }];
-  const ids: Json[] = peers.cidrs.map((c) => ({ remote_ip: cidrRange(c) }));
+  const ids: Json[] = cidrRanges(peers.cidrs, origin, warnings).map((r) => ({ remote_ip: r }));
   if (mtls) for (const p of peers.principals) ids.push({ authenticated: { principal_name: { exact: spiffeUri(p) } } });
   return ids;
 }
@@ -114,12 +134,13 @@ export function compileHttpRules(port: CompiledPortPolicy, options: RbacOptions)
     let permissions: Json[];
     let principals: Json[];
     if (options.direction === 'ingress') {
-      principals = peerPrincipals(rule.peers, options.mtlsPrincipals);
+      principals = peerPrincipals(rule.peers, options.mtlsPrincipals, rule.origin, warnings);
       permissions = [l7];
     } else {
       // Egress: the downstream is the local workload; the peers are where it connects to.
       principals = [{ any: true }];
-      permissions = rule.peers.any ? [l7] : rule.peers.cidrs.length === 0 ? [] : [andPermissions([orPermissions(rule.peers.cidrs.map((c) => ({ destination_ip: cidrRange(c) }))), l7])];
+      const destinations = rule.peers.any ? [] : cidrRanges(rule.peers.cidrs, rule.origin, warnings);
+      permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations.map((r) => ({ destination_ip: r }))), l7])];
     }
     if (principals.length === 0 || permissions.length === 0) {
       warnings.push(`policy ${rule.origin.policy}: rule ${index} on port ${port.port} selects no peer address${options.mtlsPrincipals ? ' or principal' : ''}; it allows nothing`);
