@@ -233,7 +233,8 @@ class Walker {
       this.report(path, 'Any needs a "@type"');
       return undefined;
     }
-    const typeName = url.slice(url.lastIndexOf('/') + 1);
+    // protobuf's JSON parser wants a type URL (prefix/full.Name), not a bare type name.
+    const typeName = url.includes('/') ? url.slice(url.lastIndexOf('/') + 1) : '';
     const inner = typeName ? resolveEnvoyType(typeName) : null;
     if (!inner) {
       this.report([...path, '@type'], `type ${JSON.stringify(url)} does not resolve to a message in Envoy's API`);
