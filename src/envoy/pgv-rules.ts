@@ -108,9 +108,20 @@ const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+$/;
 
-function compilePattern(pattern: string): RegExp {
-  // Envoy's patterns are RE2; the ones in its API are also valid ECMAScript without flags.
-  return new RegExp(pattern);
+interface Tester {
+  test(s: string): boolean;
+}
+
+function compilePattern(pattern: string): Tester {
+  // PGV patterns are RE2. The ones in Envoy's API are also valid ECMAScript; anything RE2-only
+  // ((?i), \z, \pL...) goes to the RE2 port gRPC itself uses.
+  try {
+    return new RegExp(pattern);
+  } catch {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { RE2 } = require('re2-wasm') as { RE2: new (p: string, flags: string) => Tester };
+    return new RE2(pattern, 'u');
+  }
 }
 
 function stringCheck(r: RuleObject): ValueCheck {

@@ -160,6 +160,17 @@ describe('Envoy schema checker', () => {
     assert.equal(violations(cluster({ name: '', connect_timeout: '0s', bogus: 1 })).length, 3);
   });
 
+  it('string pattern: RouteMatch.path_separated_prefix, and RE2-only syntax', () => {
+    const route = (prefix: string): Record<string, unknown> => hcm({ route_config: { name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { path_separated_prefix: prefix }, route: { cluster: 'b' } }] }] } });
+    assert.deepEqual(violations(route('/api')), []);
+    const r = only(route('/api/'));
+    assert.equal(r.path, 'route_config.virtual_hosts[0].routes[0].match.path_separated_prefix');
+    assert.match(r.message, /does not match pattern/);
+    const re2 = compileRules({ string: { pattern: '^(?i)ab\\z' } }, { kind: 'string' });
+    assert.deepEqual(re2.check?.('AB'), []);
+    assert.equal(re2.check?.('abc').length, 1);
+  });
+
   it('reversed numeric ranges mean "outside" (PGV semantics)', () => {
     const r = compileRules({ uint32: { gt: 10, lt: 5 } }, { kind: 'uint32' });
     assert.deepEqual(r.check?.(7).length, 1);
