@@ -22,21 +22,33 @@ struct sock___ma {
 	void *sk_user_data;
 } __attribute__((preserve_access_index));
 
+struct atomic___ma {
+	int counter;
+} __attribute__((preserve_access_index));
+
+struct refcount_struct___ma {
+	struct atomic___ma refs;
+} __attribute__((preserve_access_index));
+
 struct sk_psock___ma {
 	struct list_head___ma ingress_msg;
+	struct refcount_struct___ma refcnt;
 } __attribute__((preserve_access_index));
 
 /* sk_user_data carries flag bits (SK_USER_DATA_NOCOPY|BPF|PSOCK) below the psock pointer. */
 #define MA_USER_DATA_PTRMASK (~7ul)
 
-/* 1 when the socket's psock holds no redirected message its application has not read yet,
- * 0 when it does or when that cannot be read. */
-static __always_inline int ingress_empty(struct bpf_sock *bsk)
+/* 1 when the socket's psock can be released without discarding anything: its redirect queue
+ * is empty and nobody but the sockhash holds it (a peer about to enqueue into it holds a
+ * reference from before it takes our lock until after the enqueue). 0 when it cannot, or when
+ * the kernel structures cannot be read. */
+static __always_inline int psock_idle(struct bpf_sock *bsk)
 {
 	struct sock___ma *sk;
 	struct sk_psock___ma *psock;
 	unsigned long ud = 0;
 	void *next = 0;
+	int refs = 0;
 
 	if (!bsk)
 		return 0;
@@ -47,23 +59,28 @@ static __always_inline int ingress_empty(struct bpf_sock *bsk)
 		return 0;
 	psock = (struct sk_psock___ma *)(ud & MA_USER_DATA_PTRMASK);
 	if (!psock)
-		return 1; /* no psock: nothing can be queued */
-	if (bpf_core_read(&next, sizeof(next), &psock->ingress_msg.next))
 		return 0;
-	return next == (void *)&psock->ingress_msg;
+	if (bpf_core_read(&next, sizeof(next), &psock->ingress_msg.next) ||
+	    bpf_core_read(&refs, sizeof(refs), &psock->refcnt.refs.counter))
+		return 0;
+	return next == (void *)&psock->ingress_msg && refs == 1;
 }
 
 /* A socket handed off as a bulk small-write flow still runs through the psock (tcp_bpf)
  * send path, which pushes every small write as its own segment; only leaving the sockhash
  * gives it TCP's native, coalescing path back. Leaving frees the psock, and with it any
  * redirected bytes not yet read, so it happens only when:
- *   - both ends have been TCP-only for MESHACCEL_LEAVE_DELAY_NS (no redirect into this
- *     socket can still be on its way: new sends by the peer pass, and one decided before the
- *     hand-off completes within microseconds; its enqueue takes this socket's lock, which we
- *     hold here), and
- *   - the socket's redirect queue is empty (its application read everything).
+ *   - both ends have been TCP-only for MESHACCEL_LEAVE_DELAY_NS: new sends by the peer pass,
+ *     and a redirect it decided before the hand-off has had time to complete (its enqueue
+ *     takes this socket's lock, which we hold here, so it is either done or not started), and
+ *   - the socket's redirect queue is empty (its application read everything), and
+ *   - the sockhash holds the only psock reference: a peer whose redirect was decided before
+ *     the hand-off takes a reference before it waits for our lock, so it is seen here even
+ *     if it has been descheduled for longer than the delay. Our own sendmsg also holds one,
+ *     so this succeeds on an ACK processed while the application is between writes.
  * This runs from the RTT callback (sending end) and the header-parse callback (receiving end),
- * both with the socket locked. */
+ * both with the socket locked. The one window left: a peer descheduled for longer than the
+ * delay between its redirect verdict and taking the psock reference (a few instructions). */
 static __always_inline void maybe_leave_sockhash(struct bpf_sock_ops *skops)
 {
 	struct meshaccel_sock_key key;
@@ -81,7 +98,7 @@ static __always_inline void maybe_leave_sockhash(struct bpf_sock_ops *skops)
 			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~MA_LEAVE_CB_FLAGS);
 		return;
 	}
-	if (bpf_ktime_get_ns() - flow->handoff_ns < MESHACCEL_LEAVE_DELAY_NS || !ingress_empty(skops->sk))
+	if (bpf_ktime_get_ns() - flow->handoff_ns < MESHACCEL_LEAVE_DELAY_NS || !psock_idle(skops->sk))
 		return;
 	flow->flags &= ~MESHACCEL_FLOW_LEAVE;
 	if (bpf_map_delete_elem(&ma_socks, &key) == 0)
