@@ -109,6 +109,9 @@ static __always_inline void count(__u32 stat) {
  * proxy listener found by the same tuple with the destination port replaced. */
 static __always_inline int steer(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 tuple_len,
                                  __u16 proxy_port, const struct rd_config *cfg, int outbound, int syn) {
+  /* Outbound packets after the SYN arrive on lo with the local route the reroute gave them,
+   * so the stack's own lookup finds the proxy's accepted socket: nothing to do. */
+  if (outbound && !syn) return TC_ACT_OK;
   struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
   if (sk) {
     if (sk->state != BPF_TCP_LISTEN) {

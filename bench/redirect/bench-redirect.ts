@@ -20,32 +20,53 @@ const PROXY_MARK = 0x539;
 const SERVER = '10.99.0.2';
 const SERVER_PORT = 7000;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONN_CONCURRENCY = Number(process.env.BENCH_CONN_CONCURRENCY ?? 4);
 const RR_CONCURRENCY = Number(process.env.BENCH_RR_CONCURRENCY ?? 8);
 const CPU = process.env.BENCH_CPU ?? '1';
 const CLK_TCK = 100; // USER_HZ on Linux
 
-type Mode = 'direct' | 'nft-tproxy' | 'bpf-sk-assign' | 'iptables-redirect';
-const MODES: Mode[] = ['direct', 'nft-tproxy', 'bpf-sk-assign', 'iptables-redirect'];
+type Capture = 'none' | 'nft' | 'bpf' | 'iptables';
+interface Mode {
+  name: string;
+  capture: Capture;
+  /** Captured connections end at a local echo on the proxy port: the capture's cost alone. */
+  local: boolean;
+}
+const MODES: Mode[] = [
+  { name: 'direct', capture: 'none', local: false },
+  { name: 'nft-tproxy', capture: 'nft', local: false },
+  { name: 'bpf-sk-assign', capture: 'bpf', local: false },
+  { name: 'iptables-redirect', capture: 'iptables', local: false },
+  { name: 'nft-tproxy/local', capture: 'nft', local: true },
+  { name: 'bpf-sk-assign/local', capture: 'bpf', local: true },
+  { name: 'iptables-redirect/local', capture: 'iptables', local: true },
+];
+/** Relay ports (through the proxy) and local-echo ports (capture only). */
+const RELAY_TPROXY_PORT = 15001;
+const RELAY_NAT_PORT = 15002;
+const LOCAL_TPROXY_PORT = 15011;
+const LOCAL_NAT_PORT = 15012;
 
-async function iptablesRedirect(t: Topology, on: boolean): Promise<void> {
+async function iptablesRedirect(t: Topology, toPort: number | undefined): Promise<void> {
   const ns = { netns: t.a };
-  if (!on) {
+  if (toPort === undefined) {
     await runRaw(['nsenter', `--net=/run/netns/${t.a}`, '--', 'iptables', '-t', 'nat', '-F', 'OUTPUT']);
     return;
   }
   // Istio's shape: the proxy's own (marked) traffic returns first, the rest is REDIRECTed.
   await runIn(ns, ['iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'mark', '--mark', String(PROXY_MARK), '-j', 'RETURN']);
-  await runIn(ns, ['iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', SERVER, '--dport', String(SERVER_PORT), '-j', 'REDIRECT', '--to-ports', '15002']);
+  await runIn(ns, ['iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', SERVER, '--dport', String(SERVER_PORT), '-j', 'REDIRECT', '--to-ports', String(toPort)]);
 }
 
 async function setMode(t: Topology, mode: Mode): Promise<void> {
   await removeRedirect({ netns: t.a });
-  await iptablesRedirect(t, false);
-  if (mode === 'nft-tproxy') await applyRedirect({ proxyMark: PROXY_MARK }, { netns: t.a, mode: 'nft' });
-  if (mode === 'bpf-sk-assign') await applyRedirect({ proxyMark: PROXY_MARK }, { netns: t.a, mode: 'bpf' });
-  if (mode === 'iptables-redirect') await iptablesRedirect(t, true);
+  await iptablesRedirect(t, undefined);
+  const outboundProxyPort = mode.local ? LOCAL_TPROXY_PORT : RELAY_TPROXY_PORT;
+  if (mode.capture === 'nft' || mode.capture === 'bpf') {
+    await applyRedirect({ proxyMark: PROXY_MARK, outboundProxyPort }, { netns: t.a, mode: mode.capture });
+  }
+  if (mode.capture === 'iptables') await iptablesRedirect(t, mode.local ? LOCAL_NAT_PORT : RELAY_NAT_PORT);
 }
 
 /** user+system CPU of a process so far, in microseconds (/proc/PID/stat fields 14 and 15). */
@@ -92,9 +113,10 @@ async function main(): Promise<number> {
       await run(['nsenter', `--net=/run/netns/${t.a}`, '--', 'sysctl', '-q', '-w', `${k}=${v}`]);
     }
     procs.push(await startInNetns(t.b, ['echo', String(SERVER_PORT)], Number(CPU)));
-    procs.push(await startInNetns(t.a, ['relay', '15006', '15001', String(PROXY_MARK), '15002'], Number(CPU)));
+    procs.push(await startInNetns(t.a, ['relay', '15006', String(RELAY_TPROXY_PORT), String(PROXY_MARK), String(RELAY_NAT_PORT)], Number(CPU)));
+    procs.push(await startInNetns(t.a, ['echo', String(LOCAL_NAT_PORT), String(LOCAL_TPROXY_PORT)], Number(CPU)));
     const pids = procs.map((p) => p.child.pid!);
-    const results = Object.fromEntries(MODES.map((m) => [m, { conn: [] as Sample[], rr: [] as Sample[] }])) as Record<Mode, { conn: Sample[]; rr: Sample[] }>;
+    const results = Object.fromEntries(MODES.map((m) => [m.name, { conn: [] as Sample[], rr: [] as Sample[] }])) as Record<string, { conn: Sample[]; rr: Sample[] }>;
     console.log(`bench-redirect: ${ROUNDS} rounds x ${SECONDS}s per figure, modes interleaved, all processes on CPU ${CPU}`);
     console.log(`  conn: ${CONN_CONCURRENCY} concurrent (connect, 1-byte echo, reset); rr: ${RR_CONCURRENCY} kept connections x 64-byte echo`);
     for (let round = 1; round <= ROUNDS; round++) {
@@ -102,17 +124,18 @@ async function main(): Promise<number> {
         await setMode(t, mode);
         const conn = await load(t, 'conn', pids);
         const rr = await load(t, 'rr', pids);
-        results[mode].conn.push(conn);
-        results[mode].rr.push(rr);
-        console.log(`  round ${round} ${mode.padEnd(18)} conn/s ${conn.rate.toFixed(0).padStart(7)} (${conn.cpuPerOp.toFixed(0)} us cpu)  req/s ${rr.rate.toFixed(0).padStart(7)} (${rr.cpuPerOp.toFixed(1)} us cpu)`);
+        results[mode.name].conn.push(conn);
+        results[mode.name].rr.push(rr);
+        console.log(`  round ${round} ${mode.name.padEnd(23)} conn/s ${conn.rate.toFixed(0).padStart(7)} (${conn.cpuPerOp.toFixed(0)} us cpu)  req/s ${rr.rate.toFixed(0).padStart(7)} (${rr.cpuPerOp.toFixed(1)} us cpu)`);
       }
     }
-    console.log('\nmedians (outbound path: client -> capture -> relay -> SO_MARK upstream -> echo server; direct = no capture, no relay):');
-    console.log(`  ${'mode'.padEnd(18)} ${'conn/s'.padStart(8)} ${'cpu us/conn'.padStart(12)} ${'req/s'.padStart(8)} ${'cpu us/req'.padStart(11)}`);
+    console.log('\nmedians. Outbound path: client -> capture -> relay -> SO_MARK upstream -> echo server in the peer namespace;');
+    console.log('  direct = no capture, no relay; /local = the captured connection ends at an echo on the proxy port (capture cost alone).');
+    console.log(`  ${'mode'.padEnd(23)} ${'conn/s'.padStart(8)} ${'cpu us/conn'.padStart(12)} ${'req/s'.padStart(8)} ${'cpu us/req'.padStart(11)}`);
     for (const mode of MODES) {
-      const r = results[mode];
+      const r = results[mode.name];
       console.log(
-        `  ${mode.padEnd(18)} ${median(r.conn.map((x) => x.rate)).toFixed(0).padStart(8)} ${median(r.conn.map((x) => x.cpuPerOp)).toFixed(0).padStart(12)} ` +
+        `  ${mode.name.padEnd(23)} ${median(r.conn.map((x) => x.rate)).toFixed(0).padStart(8)} ${median(r.conn.map((x) => x.cpuPerOp)).toFixed(0).padStart(12)} ` +
           `${median(r.rr.map((x) => x.rate)).toFixed(0).padStart(8)} ${median(r.rr.map((x) => x.cpuPerOp)).toFixed(1).padStart(11)}`,
       );
     }

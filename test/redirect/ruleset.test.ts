@@ -13,8 +13,8 @@ describe('redirect ruleset and config', () => {
       withDefaults({ proxyUid: 1337, inboundPorts: [80, 443], excludeOutboundPorts: [9091], excludeInboundCidrs: ['10.1.0.0/16', 'fd00::/8'], excludeOutboundCidrs: ['192.0.2.1'] }),
       'nft',
     );
-    assert.match(text, /tproxy ip to :15006 meta mark set 0x1 accept/);
-    assert.match(text, /tproxy ip6 to :15006 meta mark set 0x1 accept/);
+    assert.match(text, /tproxy ip to :15006 meta mark set 0x1 ct mark set ct mark \| 0x1 accept|tproxy ip to :15006 meta mark set 0x1 ct mark set ct mark or 0x1 accept/);
+    assert.match(text, /tproxy ip6 to :15006 meta mark set 0x1 ct mark set ct mark or 0x1 accept/);
     assert.match(text, /iif "lo" meta mark 0x1 jump outbound_tproxy/);
     assert.match(text, /tproxy ip to :15001 accept/);
     assert.match(text, /meta mark 0x539 counter name "proxy_bypass" return/);
@@ -53,7 +53,7 @@ describe('redirect ruleset and config', () => {
     assert.doesNotMatch(text, /tproxy/);
     assert.doesNotMatch(text, /chain prerouting/);
     assert.match(text, /chain output \{\n\t\ttype route hook output priority mangle/);
-    assert.match(text, /counter name "outbound_marked" meta mark set 0x1/);
+    assert.match(text, /counter name "outbound_marked" meta mark set 0x1 ct mark set ct mark or 0x1/);
   });
 
   it('the transaction replaces the table whether or not it exists', () => {

@@ -11,16 +11,21 @@
  *   assigns the SYN to the IP_TRANSPARENT listener without touching the header; the mark makes
  *   policy routing (`ip rule fwmark tproxyMark lookup routeTable`, table holding
  *   `local 0.0.0.0/0 dev lo`) deliver it locally even when the destination address is not
- *   local. Later packets of the flow match `socket transparent 1` and get the same mark.
+ *   local. The capture also sets tproxyMark in the conntrack mark (OR-ed, other bits kept):
+ *   later packets of the flow match it and get the routing mark without another socket lookup
+ *   (the stack's own lookup then finds the proxy's accepted socket). SYNs always take the
+ *   tproxy path, so a retransmitted SYN still finds its request socket.
  *
  * Outbound (the workload connects out; locally generated, so PREROUTING never sees it):
  *   1. connect() -> route lookup (main table) -> OUTPUT; chain `output` (type route) sets
  *      meta mark = tproxyMark unless excluded (reply direction, the proxy's SO_MARK or uid,
- *      loopback destinations, excluded ports/CIDRs).
+ *      loopback destinations, excluded ports/CIDRs), and records it in the conntrack mark so
+ *      the flow's later packets skip the exclusion checks.
  *   2. A `type route` chain re-runs the route lookup when the mark changes: the fwmark rule
  *      now selects routeTable, whose `local default dev lo` sends the packet out of lo.
- *   3. lo loops it back into PREROUTING (the mark survives; destination unchanged); chain
- *      `prerouting` sees iif lo + tproxyMark and TPROXYs it to :outboundProxyPort.
+ *   3. lo loops it back into PREROUTING (mark, destination and route survive); chain
+ *      `prerouting` sees iif lo + tproxyMark on the SYN and TPROXYs it to :outboundProxyPort.
+ *      Later packets already carry a local route and reach the accepted socket directly.
  *   4. The proxy's accepted socket has the original destination as its local address; the
  *      proxy connects upstream with SO_MARK = proxyMark, which `output` skips, so the upstream
  *      SYN follows the main table out of the pod.
@@ -38,7 +43,7 @@ export const TABLE_NAME = 'meshaccel';
 /** Named counters, in the order `status` prints them. */
 export const COUNTERS = [
   'inbound_captured',
-  'inbound_established',
+  'established',
   'inbound_excluded',
   'outbound_marked',
   'outbound_captured',
@@ -97,8 +102,8 @@ export function renderTable(config: RedirectConfig, mode: RedirectMode, options:
 \t\tmeta l4proto != tcp return
 \t\t# Replies to connections opened from here (incl. the proxy's upstream) are never captured.
 \t\tct direction reply return
-\t\t# Packets of flows a transparent socket already owns: route them locally.
-\t\tsocket transparent 1 meta mark set ${mark} counter name "inbound_established" accept
+\t\t# Later packets of captured flows: route them locally (SYNs always go through tproxy).
+\t\tct mark and ${mark} == ${mark} tcp flags & (syn | ack) != syn meta mark set ${mark} counter name "established" accept
 \t\t# Outbound flows marked in \`output\` come back through lo.
 \t\tiif "lo" meta mark ${mark} jump outbound_tproxy
 \t\tiif "lo" return
@@ -118,9 +123,9 @@ ${v6 ? `\t\tmeta nfproto ipv6 meta l4proto tcp counter name "outbound_captured" 
     );
     if (config.inboundPorts.length > 0) inbound.push(`\t\ttcp dport != @inbound_ports return`);
     inbound.push(
-      `\t\tmeta nfproto ipv4 meta l4proto tcp counter name "inbound_captured" tproxy ip to :${config.inboundProxyPort} meta mark set ${mark} accept`,
+      `\t\tmeta nfproto ipv4 meta l4proto tcp counter name "inbound_captured" tproxy ip to :${config.inboundProxyPort} meta mark set ${mark} ct mark set ct mark or ${mark} accept`,
     );
-    if (v6) inbound.push(`\t\tmeta nfproto ipv6 meta l4proto tcp counter name "inbound_captured" tproxy ip6 to :${config.inboundProxyPort} meta mark set ${mark} accept`);
+    if (v6) inbound.push(`\t\tmeta nfproto ipv6 meta l4proto tcp counter name "inbound_captured" tproxy ip6 to :${config.inboundProxyPort} meta mark set ${mark} ct mark set ct mark or ${mark} accept`);
     out.push(`\tchain inbound {\n${inbound.join('\n')}\n\t}`);
   }
 
@@ -130,6 +135,8 @@ ${v6 ? `\t\tmeta nfproto ipv6 meta l4proto tcp counter name "outbound_captured" 
     ...(v6 ? [] : [`\t\tmeta nfproto ipv6 return`]),
     `\t\t# Replies (e.g. the proxy answering a captured inbound client) are never captured.`,
     `\t\tct direction reply return`,
+    `\t\t# Later packets of a flow captured at its first packet.`,
+    `\t\tct mark and ${mark} == ${mark} counter name "outbound_marked" meta mark set ${mark} return`,
     `\t\tmeta mark ${proxyMark} counter name "proxy_bypass" return`,
   ];
   if (config.proxyUid !== undefined) output.push(`\t\tmeta skuid ${config.proxyUid} counter name "proxy_bypass" return`);
@@ -139,7 +146,7 @@ ${v6 ? `\t\tmeta nfproto ipv6 meta l4proto tcp counter name "outbound_captured" 
     `\t\ttcp dport @exclude_outbound_ports counter name "outbound_excluded" return`,
     `\t\tip daddr @exclude_outbound_v4 counter name "outbound_excluded" return`,
     `\t\tip6 daddr @exclude_outbound_v6 counter name "outbound_excluded" return`,
-    `\t\tcounter name "outbound_marked" meta mark set ${mark}`,
+    `\t\tcounter name "outbound_marked" meta mark set ${mark} ct mark set ct mark or ${mark}`,
   );
   out.push(`\tchain output {\n${output.join('\n')}\n\t}`);
   out.push('}');
