@@ -104,8 +104,12 @@ async function apply(args: ParsedArgs): Promise<number> {
 async function remove(args: ParsedArgs): Promise<number> {
   const redirect = await import('../datapath/redirect');
   const netns = optionValue(args, 'netns');
-  await redirect.removeRedirect({ netns }, configFromArgs(args));
-  console.log(`redirect removed from ${netns ?? 'the host namespace'}`);
+  const outcome = await redirect.removeRedirect({ netns }, configFromArgs(args));
+  console.log(
+    outcome === 'namespace-gone'
+      ? `redirect: namespace ${netns} is gone (its rules with it); freed the agent's record and BPF pins`
+      : `redirect removed from ${netns ?? 'the host namespace'}`,
+  );
   return 0;
 }
 

@@ -3,6 +3,7 @@
  * interface names. One namespace the test creates, with a veth pair inside it.
  */
 import { strict as assert } from 'assert';
+import * as fs from 'fs';
 import { applyRedirect, removeRedirect } from '../../src/datapath/redirect';
 import { missingPrerequisites } from '../../src/datapath/redirect/preflight';
 import { run, runIn, runRaw } from '../../src/datapath/redirect/exec';
@@ -82,6 +83,22 @@ describe('redirect agent lifecycle', function () {
     assert.doesNotMatch(await rules(), /fwmark/);
     assert.equal((await runIn(target, ['nft', 'list', 'ruleset'])).stdout.trim(), '');
     for (const dev of ['lo', 'v0', 'v1']) assert.equal((await filters(dev)).trim(), '');
+  });
+
+  it('frees the record and BPF pins of a namespace that disappeared', async () => {
+    const gone = `${ns}-gone`;
+    await run(['ip', 'netns', 'add', gone]);
+    let state;
+    try {
+      await run(['ip', '-n', gone, 'link', 'set', 'lo', 'up']);
+      state = await applyRedirect({}, { netns: gone, mode: 'bpf' });
+    } finally {
+      await runRaw(['ip', 'netns', 'del', gone]);
+    }
+    assert.ok(state.pinDir && fs.existsSync(state.pinDir));
+    assert.equal(await removeRedirect({ netns: gone }), 'namespace-gone');
+    assert.equal(fs.existsSync(state.pinDir), false);
+    assert.equal(readState(gone), undefined);
   });
 
   it('names a missing interface and a missing namespace', async () => {

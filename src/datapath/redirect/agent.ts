@@ -9,7 +9,7 @@ import * as path from 'path';
 import type { RedirectConfig } from '../redirect-config';
 import { validateRedirectConfig, withDefaults, type RedirectMode } from './config';
 import { attachedDevices, attachIngress, BPFFS_ROOT, detachIngress, ensureBpffs, listInterfaces, loadProgram, readStats } from './bpf-tc';
-import { runRawIn, type NetnsTarget } from './exec';
+import { netnsPath, runRawIn, type NetnsTarget } from './exec';
 import { applyNftTable, readNftTable, removeNftTable, type NftTableState } from './nft';
 import { missingPrerequisites } from './preflight';
 import { ensurePolicyRouting, readPolicyRouting, removePolicyRouting, type RoutingState } from './routing';
@@ -87,7 +87,13 @@ export async function applyRedirect(partial: Partial<RedirectConfig>, options: A
  * Removes the table, the policy routing, tc filters and pins. Without a state file (e.g. after
  * the agent's /run was lost) it removes what `fallback` (default config) would have installed.
  */
-export async function removeRedirect(options: { netns?: string } = {}, fallback: Partial<RedirectConfig> = {}): Promise<void> {
+export async function removeRedirect(options: { netns?: string } = {}, fallback: Partial<RedirectConfig> = {}): Promise<'removed' | 'namespace-gone'> {
+  // A pod's namespace can vanish before the agent hears of it: its rules went with it, but the
+  // agent's record and pinned BPF objects (which keep the program alive) are still to free.
+  if (options.netns !== undefined && !fs.existsSync(netnsPath(options.netns)) && (readState(options.netns) || pinDirsOf(options.netns).length > 0)) {
+    forgetNamespace(options.netns, readState(options.netns));
+    return 'namespace-gone';
+  }
   await preflight('nft', options.netns);
   const target: NetnsTarget = { netns: options.netns };
   const state = readState(options.netns);
@@ -97,13 +103,21 @@ export async function removeRedirect(options: { netns?: string } = {}, fallback:
   const devices = new Set([...(state?.devices ?? [])]);
   if (toolPresent('tc')) for (const d of await attachedDevices(target)) devices.add(d);
   for (const dev of devices) await detachIngress(target, dev, (state?.createdClsact ?? []).includes(dev));
+  forgetNamespace(options.netns, state);
+  return 'removed';
+}
+
+/** Pin directories of a namespace, including those of interrupted applies. */
+function pinDirsOf(netns: string | undefined): string[] {
+  if (!fs.existsSync(BPFFS_ROOT)) return [];
+  const prefix = `redirect-${namespaceKey(netns)}-`;
+  return fs.readdirSync(BPFFS_ROOT).filter((e) => e.startsWith(prefix)).map((e) => path.join(BPFFS_ROOT, e));
+}
+
+function forgetNamespace(netns: string | undefined, state: InstalledState | undefined): void {
   if (state?.pinDir) fs.rmSync(state.pinDir, { recursive: true, force: true });
-  // Pins of this namespace from interrupted applies.
-  if (fs.existsSync(BPFFS_ROOT)) {
-    const prefix = `redirect-${namespaceKey(options.netns)}-`;
-    for (const e of fs.readdirSync(BPFFS_ROOT)) if (e.startsWith(prefix)) fs.rmSync(path.join(BPFFS_ROOT, e), { recursive: true, force: true });
-  }
-  deleteState(options.netns);
+  for (const dir of pinDirsOf(netns)) fs.rmSync(dir, { recursive: true, force: true });
+  deleteState(netns);
 }
 
 function toolPresent(name: string): boolean {
