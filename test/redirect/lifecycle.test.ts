@@ -70,6 +70,12 @@ describe('redirect agent lifecycle', function () {
     assert.doesNotMatch(now, /fwmark 0x1 lookup 100/);
     assert.equal((await runIn(target, ['ip', 'route', 'show', 'table', '100'])).stdout.trim(), '');
     assert.equal(readState(ns)?.config.routeTable, 101);
+    // Same table, new mark: the old rule goes, the table's local route stays.
+    await applyRedirect({ tproxyMark: 0x4, routeTable: 101 }, { netns: ns });
+    assert.match(await rules(), /fwmark 0x4 lookup 101/);
+    assert.doesNotMatch(await rules(), /fwmark 0x2 /);
+    assert.match((await runIn(target, ['ip', 'route', 'show', 'table', '101'])).stdout, /local default dev lo/);
+    assert.match((await runIn(target, ['ip', '-6', 'route', 'show', 'table', '101'])).stdout, /local default dev lo/);
   });
 
   it('remove is idempotent and works without a state file', async () => {

@@ -77,7 +77,8 @@ export async function applyRedirect(partial: Partial<RedirectConfig>, options: A
   if (previous?.pinDir && previous.pinDir !== state.pinDir) fs.rmSync(previous.pinDir, { recursive: true, force: true });
   // A previous apply with another mark/table leaves a rule that would now be stale.
   if (previous && (previous.config.tproxyMark !== config.tproxyMark || previous.config.routeTable !== config.routeTable)) {
-    await removePolicyRouting(target, previous.config);
+    // The local default route stays when the table is still ours under the new config.
+    await removePolicyRouting(target, previous.config, { keepRoute: previous.config.routeTable === config.routeTable });
   }
   writeState(state);
   return state;

@@ -55,7 +55,11 @@ export async function ensurePolicyRouting(target: NetnsTarget, config: RedirectC
 }
 
 /** Deletes every rule this agent could have added and the local default route in routeTable. */
-export async function removePolicyRouting(target: NetnsTarget, config: Pick<RedirectConfig, 'tproxyMark' | 'routeTable'>): Promise<void> {
+export async function removePolicyRouting(
+  target: NetnsTarget,
+  config: Pick<RedirectConfig, 'tproxyMark' | 'routeTable'>,
+  options: { keepRoute?: boolean } = {},
+): Promise<void> {
   for (const family of ['-4', '-6'] as const) {
     if (!(await familyEnabled(target, family))) continue;
     for (const rule of await ourRules(target, family, config)) {
@@ -63,6 +67,7 @@ export async function removePolicyRouting(target: NetnsTarget, config: Pick<Redi
       if (rule.priority !== undefined) argv.push('priority', String(rule.priority));
       await runIn(target, argv);
     }
+    if (options.keepRoute) continue;
     const r = await runRawIn(target, ['ip', family, 'route', 'del', 'local', localDefault(family), 'dev', 'lo', 'table', String(config.routeTable)]);
     if (r.code !== 0 && !/No such process|No such file or directory|does not exist|not found|Cannot find/i.test(r.stderr)) {
       throw new Error(`ip ${family} route del local ${localDefault(family)} table ${config.routeTable}: ${r.stderr.trim()}`);
