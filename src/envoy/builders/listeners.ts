@@ -97,9 +97,13 @@ export function httpPorts(ports: readonly CompiledPortPolicy[]): number[] {
 }
 
 export function captureListener(direction: Direction, ports: readonly CompiledPortPolicy[], redirect: RedirectConfig): Json {
+  const port = direction === 'inbound' ? redirect.inboundProxyPort : redirect.outboundProxyPort;
   return {
     name: listenerName(direction),
-    address: { socket_address: { address: '0.0.0.0', port_value: direction === 'inbound' ? redirect.inboundProxyPort : redirect.outboundProxyPort } },
+    address: { socket_address: { address: '0.0.0.0', port_value: port } },
+    // The agent captures IPv6 too unless told not to; TPROXY needs an IPv6 socket on the same
+    // port for those flows, or they find no listener and are dropped.
+    ...(redirect.captureIpv6 !== false ? { additional_addresses: [{ address: { socket_address: { address: '::', port_value: port, ipv4_compat: false } } }] } : {}),
     transparent: true,
     traffic_direction: direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
     listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: withType(ORIGINAL_DST_TYPE_URL, {}) }],
