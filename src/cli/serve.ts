@@ -14,6 +14,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   workloads: { value: true, repeated: true, description: 'directory of Workload YAML (default examples/workloads)' },
   mode: { value: true, description: 'standalone (listeners+ECDS RBAC) | istio (ECDS only) | grpc (proxyless, inline RBAC)' },
   'grpc-server-host': { value: true, description: 'grpc mode: host part of the XdsServer listening address (default 0.0.0.0)' },
+  'served-ports': { value: true, repeated: true, description: 'grpc/istio: ports that always get a resource, even with no policy (the XdsServer ports / EnvoyFilter ports)' },
   'trust-domain': { value: true, description: 'SPIFFE trust domain for mTLS principals (default cluster.local)' },
   'tls-cert': { value: true, description: 'serve xDS over TLS with this certificate chain (PEM)' },
   'tls-key': { value: true, description: 'private key for --tls-cert' },
@@ -68,6 +69,7 @@ export const command: Command = {
       adminPort,
       tls,
       grpcServerHost: optionValue(args, 'grpc-server-host'),
+      servedPorts: optionList(args, 'served-ports').map((p) => parsePort(p, '--served-ports')),
       trustDomain: optionValue(args, 'trust-domain'),
       log: consoleLogger,
     });

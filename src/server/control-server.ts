@@ -20,6 +20,8 @@ export interface ControlServerOptions {
   tls?: TlsFiles;
   redirect?: RedirectConfig;
   grpcServerHost?: string;
+  /** Ports that always get a resource (gRPC server listeners, Istio EnvoyFilter ports). */
+  servedPorts?: readonly number[];
   trustDomain?: string;
   log: Logger;
 }
@@ -39,7 +41,7 @@ export interface RunningControlServer {
  */
 export async function startControlServer(o: ControlServerOptions): Promise<RunningControlServer> {
   const source = new FilePolicySource({ directories: o.directories, trustDomain: o.trustDomain });
-  const snapshots = new PolicySnapshotSource(source, { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost }, o.log);
+  const snapshots = new PolicySnapshotSource(source, { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost, servedPorts: o.servedPorts }, o.log);
 
   source.on('error', (diagnostics) => {
     o.log.warn(`policy files rejected, still serving version ${source.current().version}:\n${diagnostics.map(formatDiagnostic).join('\n')}`);
