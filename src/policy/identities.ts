@@ -8,6 +8,8 @@ export interface Identity {
   readonly labels: Labels;
   /** Canonical `k=v,...` of the labels. */
   readonly key: string;
+  /** Each label as its key and its `k=v` string, built once for the selector cache's indexes. */
+  readonly pairs: readonly { readonly key: string; readonly label: string }[];
   readonly namespace: string;
   readonly serviceAccount: string;
 }
@@ -23,8 +25,12 @@ export function identityLabels(labels: LabelMap, namespace: string, serviceAccou
   return out;
 }
 
+function labelPairs(labels: Labels): { key: string; label: string }[] {
+  return [...labels].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([k, v]) => ({ key: k, label: `${k}=${v}` }));
+}
+
 export function labelsKey(labels: Labels): string {
-  return [...labels].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([k, v]) => `${k}=${v}`).join(',');
+  return labelPairs(labels).map((p) => p.label).join(',');
 }
 
 /**
@@ -39,7 +45,8 @@ export class IdentityAllocator {
 
   /** `created` tells the caller the selector cache must learn about this identity. */
   acquire(labels: Labels): { identity: Identity; created: boolean } {
-    const key = labelsKey(labels);
+    const pairs = labelPairs(labels);
+    const key = pairs.map((p) => p.label).join(',');
     const entry = this.byKey.get(key);
     if (entry) {
       entry.refs++;
@@ -49,6 +56,7 @@ export class IdentityAllocator {
       id: this.nextId++,
       labels: new Map(labels),
       key,
+      pairs,
       namespace: labels.get(NAMESPACE_LABEL) ?? '',
       serviceAccount: labels.get(SERVICE_ACCOUNT_LABEL) ?? 'default',
     };

@@ -10,14 +10,17 @@ export type Labels = ReadonlyMap<string, string>;
  */
 export interface Selector {
   readonly key: string;
+  /** The requirements, canonicalised, for evaluation over label bitsets (full regeneration). */
+  readonly requirements: readonly Requirement[];
   /** One `key=value` every selected label set must carry, for indexing; absent if none. */
   readonly indexLabel?: string;
   matches(labels: Labels): boolean;
 }
 
-type Requirement =
-  | { op: 'Eq'; key: string; value: string }
-  | { op: 'In' | 'NotIn'; key: string; values: ReadonlySet<string> }
+/** `label`/`labels` are the `key=value` strings, precomputed for index and bitset lookups. */
+export type Requirement =
+  | { op: 'Eq'; key: string; value: string; label: string }
+  | { op: 'In' | 'NotIn'; key: string; values: ReadonlySet<string>; labels: readonly string[] }
   | { op: 'Exists' | 'DoesNotExist'; key: string };
 
 function requirementKey(r: Requirement): string {
@@ -38,17 +41,17 @@ function requirementKey(r: Requirement): string {
  */
 export function compileSelector(spec: LabelSelectorSpec, namespace?: string): Selector {
   const reqs: Requirement[] = [];
-  for (const [key, value] of Object.entries(spec.matchLabels ?? {})) reqs.push({ op: 'Eq', key, value });
+  for (const [key, value] of Object.entries(spec.matchLabels ?? {})) reqs.push({ op: 'Eq', key, value, label: `${key}=${value}` });
   for (const e of spec.matchExpressions ?? []) {
     if (e.operator === 'In' || e.operator === 'NotIn') {
       const values = new Set(e.values ?? []);
       // `key In (v)` is `key=v`: same meaning, and it becomes indexable.
-      if (e.operator === 'In' && values.size === 1) reqs.push({ op: 'Eq', key: e.key, value: [...values][0] });
-      else reqs.push({ op: e.operator, key: e.key, values });
+      if (e.operator === 'In' && values.size === 1) reqs.push({ op: 'Eq', key: e.key, value: [...values][0], label: `${e.key}=${[...values][0]}` });
+      else reqs.push({ op: e.operator, key: e.key, values, labels: [...values].map((v) => `${e.key}=${v}`) });
     } else reqs.push({ op: e.operator, key: e.key });
   }
   if (namespace !== undefined && !reqs.some((r) => r.key === NAMESPACE_LABEL)) {
-    reqs.push({ op: 'Eq', key: NAMESPACE_LABEL, value: namespace });
+    reqs.push({ op: 'Eq', key: NAMESPACE_LABEL, value: namespace, label: `${NAMESPACE_LABEL}=${namespace}` });
   }
   const keyed = reqs.map((r) => ({ r, k: requirementKey(r) })).sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
   const unique = keyed.filter((x, i) => i === 0 || keyed[i - 1].k !== x.k);
@@ -62,7 +65,7 @@ export function compileSelector(spec: LabelSelectorSpec, namespace?: string): Se
   const eqKeys = eq.map((r) => r.key);
   const eqValues = eq.map((r) => r.value);
   const rest = sorted.filter((r) => r.op !== 'Eq');
-  const indexLabel = eq.length > 0 ? `${eq[0].key}=${eq[0].value}` : undefined;
+  const indexLabel = eq.length > 0 ? eq[0].label : undefined;
 
   const matches = (labels: Labels): boolean => {
     for (let i = 0; i < eqKeys.length; i++) if (labels.get(eqKeys[i]) !== eqValues[i]) return false;
@@ -86,5 +89,5 @@ export function compileSelector(spec: LabelSelectorSpec, namespace?: string): Se
     }
     return true;
   };
-  return { key, indexLabel, matches };
+  return { key, requirements: sorted, indexLabel, matches };
 }

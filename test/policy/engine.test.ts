@@ -200,7 +200,9 @@ describe('policy engine', () => {
         const p = policy(name, {
           endpointSelector: rand(4) === 0 ? {} : { matchLabels: { app: apps[rand(5)] } },
           ingress: [{ fromEndpoints: [{ matchExpressions: [{ key: 'app', operator: 'In', values: [apps[rand(5)], apps[rand(5)]] }, { key: 'v', operator: rand(2) ? 'NotIn' : 'In', values: [String(rand(3))] }] }], toPorts: [{ ports: [{ port: 80 + rand(2), protocol: 'TCP' }], rules: { http: [{ path: `/p${rand(5)}` }] } }] }],
-          egress: rand(2) ? [{ toEndpoints: [{ matchLabels: { app: apps[rand(5)] } }] }] : undefined,
+          egress: rand(2)
+            ? [{ toEndpoints: [{ matchLabels: { app: apps[rand(5)] } }, { matchExpressions: [{ key: rand(2) ? 'v' : 'missing', operator: rand(2) ? 'Exists' : 'DoesNotExist' }] }] }]
+            : undefined,
         }, ns);
         e.upsertPolicy(p);
         live.set(`${p.kind}/${ns === null ? name : `default/${name}`}`, p);
@@ -219,10 +221,32 @@ describe('policy engine', () => {
       fresh.commit();
       assert.deepEqual(JSON.parse(JSON.stringify([...e.proxies()].sort())), JSON.parse(JSON.stringify([...fresh.proxies()].sort())), `step ${step}`);
       if (step % 10 !== 9) continue;
-      // A full rebuild of the selector cache must land on the same selections.
-      e.selectors.rebuild();
+      // A full rebuild (bitset evaluation) must land on exactly the incremental selections.
+      assert.equal(e.selectors.rebuild(), 0, `rebuild changed selectors at step ${step}`);
       for (const key of e.proxies().keys()) assert.deepEqual(e.compileProxy(key).policy, fresh.proxy(key), `rebuild, step ${step}, ${key}`);
     }
     assert.ok(compared >= 200 && e.proxies().size >= 4 && e.policyCount >= 3, `the random walk exercised little: ${compared} ${e.proxies().size} ${e.policyCount}`);
+  });
+});
+
+describe('selector cache full regeneration', () => {
+  it('rebuild repairs a corrupted selection and reports it; identity slots are reused', () => {
+    const e = new PolicyEngine();
+    for (let i = 0; i < 100; i++) e.upsertWorkload(workload(`w${i}`, { app: `a${i % 7}`, v: String(i % 3) }, `10.9.0.${i + 1}`));
+    e.upsertPolicy(httpFrom('a1', 'a2'));
+    e.upsertPolicy(policy('expr', { endpointSelector: { matchExpressions: [{ key: 'v', operator: 'NotIn', values: ['0'] }, { key: 'app', operator: 'In', values: ['a3', 'a4'] }] } }));
+    e.commit();
+    assert.equal(e.selectors.rebuild(), 0);
+    const victim = [...e.selectors.entries()].find((cs) => cs.selected.size > 0);
+    assert.ok(victim);
+    const id = [...victim.selected][0];
+    victim.selected.delete(id);
+    victim.bits.fill(0);
+    assert.equal(e.selectors.rebuild(), 1);
+    assert.ok(victim.selected.has(id));
+    assert.equal(e.selectors.rebuild(), 0);
+    for (let i = 0; i < 50; i++) e.removeWorkload(`Workload/default/w${i}`);
+    for (let i = 200; i < 260; i++) e.upsertWorkload(workload(`w${i}`, { app: `a${i % 7}`, v: String(i % 3), x: 'new' }, `10.9.1.${i - 199}`));
+    assert.equal(e.selectors.rebuild(), 0);
   });
 });
