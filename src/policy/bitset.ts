@@ -47,3 +47,14 @@ export function equalBits(a: Bits, b: Bits): boolean {
   for (let w = 0; w < a.length; w++) if (a[w] !== b[w]) return false;
   return true;
 }
+
+export function isZero(a: Bits): boolean {
+  for (let w = 0; w < a.length; w++) if (a[w] !== 0) return false;
+  return true;
+}
+
+/** Whether `a & b` equals `bits`, without materialising `a & b`. */
+export function equalsAnd(a: Bits, b: Bits, bits: Bits): boolean {
+  for (let w = 0; w < bits.length; w++) if (((a[w] & b[w]) >>> 0) !== bits[w]) return false;
+  return true;
+}

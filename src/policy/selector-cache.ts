@@ -1,4 +1,4 @@
-import { andInto, andNotInto, clearBit, equalBits, orInto, setBit, widen, wordsFor, type Bits } from './bitset';
+import { andInto, andNotInto, clearBit, equalBits, equalsAnd, isZero, orInto, setBit, widen, wordsFor, type Bits } from './bitset';
 import type { Identity } from './identities';
 import type { Requirement, Selector } from './selector';
 
@@ -164,8 +164,24 @@ export class SelectorCache {
   /** Re-evaluates one selector over the bitsets; true if its selection changed. */
   private refresh(cs: CachedSelector): boolean {
     const out = this.scratch;
-    this.evaluate(cs.selector.requirements, out);
-    if (equalBits(out, cs.bits)) return false;
+    const eqLabels = cs.selector.eqLabels;
+    // matchLabels-only selectors (nearly all) are the AND of their labels' bitsets, which hold
+    // live slots only: compare one or two of them with the cached bits in place, no copy.
+    if (eqLabels !== undefined && eqLabels.length <= 2) {
+      const a = this.labelBits.get(eqLabels[0]);
+      const b = eqLabels.length === 2 ? this.labelBits.get(eqLabels[1]) : a;
+      if (a === undefined || b === undefined) {
+        if (isZero(cs.bits)) return false;
+        out.fill(0);
+      } else {
+        if (equalsAnd(a, b, cs.bits)) return false;
+        out.set(a);
+        andInto(out, b);
+      }
+    } else {
+      this.evaluate(cs.selector.requirements, out);
+      if (equalBits(out, cs.bits)) return false;
+    }
     const bits = cs.bits;
     for (let w = 0; w < out.length; w++) {
       let diff = (out[w] ^ bits[w]) | 0;

@@ -12,6 +12,8 @@ export interface Selector {
   readonly key: string;
   /** The requirements, canonicalised, for evaluation over label bitsets (full regeneration). */
   readonly requirements: readonly Requirement[];
+  /** The `k=v` labels when the selector is matchLabels only (the common case); else undefined. */
+  readonly eqLabels?: readonly string[];
   /** One `key=value` every selected label set must carry, for indexing; absent if none. */
   readonly indexLabel?: string;
   matches(labels: Labels): boolean;
@@ -89,5 +91,6 @@ export function compileSelector(spec: LabelSelectorSpec, namespace?: string): Se
     }
     return true;
   };
-  return { key, requirements: sorted, indexLabel, matches };
+  const eqLabels = rest.length === 0 && eq.length > 0 ? eq.map((r) => r.label) : undefined;
+  return { key, requirements: sorted, eqLabels, indexLabel, matches };
 }
