@@ -5,7 +5,6 @@ import { resourceKey, resourceName, type PolicyResource, type Resource, type Wor
 import { compilePolicyRules, type DirectionalRule, type PolicyRules } from './policy-rules';
 import { PortTable, type L7Conflict } from './port-table';
 import { bindingKey, bindingOf, keyMatchesNode } from './proxy-binding';
-import { compileSelector } from './selector';
 import { SelectorCache, type CachedSelector } from './selector-cache';
 
 export interface EngineOptions {
@@ -34,7 +33,6 @@ interface PolicyRecord {
 interface WorkloadRecord {
   key: string;
   resource: WorkloadResource;
-  fingerprint: string;
   identity: Identity;
   proxyKey: string;
   cidrs: string[];
@@ -46,6 +44,10 @@ interface Materialized {
 }
 
 const DEFAULT_ALLOW_ORIGIN = '(default allow: no policy selects this workload in this direction)';
+
+function workloadFingerprint(w: WorkloadResource): string {
+  return JSON.stringify([w.labels, w.spec]);
+}
 
 function hostCidr(address: string): string {
   return address.includes(':') ? `${address}/128` : `${address}/32`;
@@ -143,14 +145,15 @@ export class PolicyEngine {
 
   upsertWorkload(resource: WorkloadResource): void {
     const key = resourceKey(resource);
-    const fingerprint = JSON.stringify([resource.labels, resource.spec]);
     const old = this.workloads.get(key);
-    if (old?.fingerprint === fingerprint) return;
+    // Serialised only to compare with an existing version; a new workload (the hot path of an
+    // identity add) skips it.
+    if (old && workloadFingerprint(old.resource) === workloadFingerprint(resource)) return;
     if (old) this.removeWorkload(key);
     const labels = identityLabels(resource.labels, resource.namespace, resource.spec.serviceAccount ?? 'default');
     const { identity, created } = this.identities.acquire(labels);
     if (created) this.selectors.addIdentity(identity);
-    const rec: WorkloadRecord = { key, resource, fingerprint, identity, proxyKey: bindingKey(bindingOf(resource.spec.proxy)), cidrs: resource.spec.addresses.map(hostCidr) };
+    const rec: WorkloadRecord = { key, resource, identity, proxyKey: bindingKey(bindingOf(resource.spec.proxy)), cidrs: resource.spec.addresses.map(hostCidr) };
     this.workloads.set(key, rec);
     addToIndex(this.identityWorkloads, identity.id, rec);
     addToIndex(this.proxyWorkloads, rec.proxyKey, rec);
@@ -385,6 +388,3 @@ function conflictDiagnostic(proxyKey: string, c: L7Conflict, policy: PolicyResou
       `${c.first.origin.policy}${c.first.origin.file ? ` (${c.first.origin.file}:${c.first.origin.line ?? 1})` : ''}; a port has one L7 protocol`,
   };
 }
-
-/** For callers that build selectors outside a policy (tests, bench). */
-export { compileSelector };

@@ -43,7 +43,10 @@ export class IdentityAllocator {
   private readonly byId = new Map<number, Identity>();
   private nextId = FIRST_IDENTITY;
 
-  /** `created` tells the caller the selector cache must learn about this identity. */
+  /**
+   * `created` tells the caller the selector cache must learn about this identity. A new
+   * identity keeps `labels` as given (no copy): callers pass a map they do not touch again.
+   */
   acquire(labels: Labels): { identity: Identity; created: boolean } {
     const pairs = labelPairs(labels);
     const key = pairs.map((p) => p.label).join(',');
@@ -54,7 +57,7 @@ export class IdentityAllocator {
     }
     const identity: Identity = {
       id: this.nextId++,
-      labels: new Map(labels),
+      labels,
       key,
       pairs,
       namespace: labels.get(NAMESPACE_LABEL) ?? '',

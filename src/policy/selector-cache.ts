@@ -70,7 +70,7 @@ export class SelectorCache {
   }
 
   /** Adds an identity; returns the selectors that now select it. */
-  addIdentity(identity: Identity): CachedSelector[] {
+  addIdentity(identity: Identity): ReadonlySet<CachedSelector> {
     if (this.identities.has(identity.id)) throw new Error(`identity ${identity.id} added twice`);
     this.identities.set(identity.id, identity);
     const slot = this.allocateSlot(identity);
@@ -95,7 +95,7 @@ export class SelectorCache {
     }
     for (const cs of this.unindexed) consider(cs);
     this.selectorsOfIdentity.set(identity.id, hits);
-    return [...hits];
+    return hits;
   }
 
   /** Removes an identity; returns the selectors that selected it. */
