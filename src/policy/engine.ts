@@ -88,6 +88,8 @@ export class PolicyEngine {
   private readonly peerMaterialized = new Map<CachedSelector, Materialized>();
   private readonly compiled = new Map<string, { policy: CompiledProxyPolicy; json: string }>();
   private readonly dirty = new Set<string>();
+  /** Policies whose peers changed; expanded to their subjects' proxies when the dirty set is read. */
+  private readonly dirtyPolicies = new Set<PolicyRecord>();
 
   constructor(options: EngineOptions = {}) {
     this.trustDomain = options.trustDomain ?? 'cluster.local';
@@ -174,13 +176,26 @@ export class PolicyEngine {
     return true;
   }
 
-  /** The peers these selectors select changed (membership or addresses): their users' proxies must be rebuilt. */
+  /**
+   * The peers these selectors select changed (membership or addresses): their users' proxies
+   * must be rebuilt. Only the policies are noted here; expanding them to proxies waits until the
+   * dirty set is read, so an identity add costs the selectors and policies it touches, not the
+   * (possibly many) proxies behind them, and a burst of adds expands each policy once.
+   */
   private peersChanged(selectors: Iterable<CachedSelector>): void {
     for (const cs of selectors) {
       this.peerMaterialized.delete(cs);
       const users = this.peerUsers.get(cs);
-      if (users) for (const p of users) this.markSubjectProxies(p);
+      if (users) for (const p of users) this.dirtyPolicies.add(p);
     }
+  }
+
+  private expandDirtyPolicies(): void {
+    for (const p of this.dirtyPolicies) {
+      // A policy replaced or removed since was marked by that change already.
+      if (this.policies.get(p.rules.key) === p) this.markSubjectProxies(p);
+    }
+    this.dirtyPolicies.clear();
   }
 
   private markSubjectProxies(p: PolicyRecord): void {
@@ -198,6 +213,7 @@ export class PolicyEngine {
   }
 
   dirtyProxies(): ReadonlySet<string> {
+    this.expandDirtyPolicies();
     return this.dirty;
   }
 
@@ -242,6 +258,7 @@ export class PolicyEngine {
     const results: { key: string; policy: CompiledProxyPolicy; json: string }[] = [];
     const removed: string[] = [];
     const conflicts: Diagnostic[] = [];
+    this.expandDirtyPolicies();
     for (const key of [...this.dirty].sort()) {
       if (!this.proxyWorkloads.has(key)) {
         if (this.compiled.has(key)) removed.push(key);
