@@ -39,15 +39,26 @@ export interface NodeStatus {
   types: TypeStatus[];
 }
 
+/** Kept per node and type for every connected proxy: times as epoch ms, not Date objects, since thousands of these live for as long as the streams do. */
+interface TypeRecord {
+  sentVersion?: string;
+  sentAt?: number;
+  ackedVersion?: string;
+  ackedAt?: number;
+  lastNack?: NackRecord;
+  wildcard: boolean;
+  subscribedNames: number;
+}
+
 interface NodeRecord {
   nodeId: string;
   key: string;
   cluster: string;
   userAgent: string;
   streams: Map<number, { peer: string; protocol: string }>;
-  connectedAt: Date;
-  lastRequestAt: Date;
-  types: Map<string, TypeStatus>;
+  connectedAt: number;
+  lastRequestAt: number;
+  types: Map<string, TypeRecord>;
 }
 
 export interface NodeStatusEvents {
@@ -73,7 +84,7 @@ export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> {
 
   streamOpened(streamId: number, nodeId: string, key: string, cluster: string, userAgent: string, peer: string, protocol: string): void {
     let rec = this.nodes.get(nodeId);
-    const now = new Date();
+    const now = Date.now();
     if (!rec) {
       rec = { nodeId, key, cluster, userAgent, streams: new Map(), connectedAt: now, lastRequestAt: now, types: new Map() };
       this.nodes.set(nodeId, rec);
@@ -104,12 +115,12 @@ export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> {
     }
   }
 
-  private type(nodeId: string, typeUrl: string): TypeStatus | undefined {
+  private type(nodeId: string, typeUrl: string): TypeRecord | undefined {
     const rec = this.nodes.get(nodeId);
     if (!rec) return undefined;
-    rec.lastRequestAt = new Date();
+    rec.lastRequestAt = Date.now();
     let t = rec.types.get(typeUrl);
-    if (!t) rec.types.set(typeUrl, (t = { typeUrl, wildcard: false, subscribedNames: 0 }));
+    if (!t) rec.types.set(typeUrl, (t = { wildcard: false, subscribedNames: 0 }));
     return t;
   }
 
@@ -124,14 +135,14 @@ export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> {
     const t = this.type(nodeId, typeUrl);
     if (!t) return;
     t.sentVersion = version;
-    t.sentAt = new Date();
+    t.sentAt = Date.now();
   }
 
   acked(nodeId: string, typeUrl: string, version: string): void {
     const t = this.type(nodeId, typeUrl);
     if (!t) return;
     t.ackedVersion = version;
-    t.ackedAt = new Date();
+    t.ackedAt = Date.now();
     t.lastNack = undefined;
     this.emit('ack', nodeId, typeUrl, version);
   }
@@ -162,8 +173,17 @@ function toStatus(rec: NodeRecord): NodeStatus {
     peers: [...new Set([...rec.streams.values()].map((s) => s.peer))],
     streams: rec.streams.size,
     protocols: [...new Set([...rec.streams.values()].map((s) => s.protocol))],
-    connectedAt: rec.connectedAt,
-    lastRequestAt: rec.lastRequestAt,
-    types: [...rec.types.values()].map((t) => ({ ...t })),
+    connectedAt: new Date(rec.connectedAt),
+    lastRequestAt: new Date(rec.lastRequestAt),
+    types: [...rec.types].map(([typeUrl, t]) => ({
+      typeUrl,
+      sentVersion: t.sentVersion,
+      sentAt: t.sentAt === undefined ? undefined : new Date(t.sentAt),
+      ackedVersion: t.ackedVersion,
+      ackedAt: t.ackedAt === undefined ? undefined : new Date(t.ackedAt),
+      lastNack: t.lastNack,
+      wildcard: t.wildcard,
+      subscribedNames: t.subscribedNames,
+    })),
   };
 }
