@@ -107,6 +107,19 @@ static __always_inline void count(__u32 stat) {
 
 /* Assigns the flow's own socket if one exists (later packets of a captured flow), else the
  * proxy listener found by the same tuple with the destination port replaced. */
+/* Hands the packet to `sk` (consuming the reference) and marks it for the fwmark route. */
+static __always_inline int assign_to(struct __sk_buff *skb, struct bpf_sock *sk, const struct rd_config *cfg, __u32 counter) {
+  long err = bpf_sk_assign(skb, sk, 0);
+  bpf_sk_release(sk);
+  if (err) {
+    count(RD_ASSIGN_FAILED);
+    return TC_ACT_OK;
+  }
+  skb->mark = cfg->tproxy_mark;
+  count(counter);
+  return TC_ACT_OK;
+}
+
 static __always_inline int steer(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 tuple_len,
                                  __u16 proxy_port, const struct rd_config *cfg, int outbound, int syn) {
   /* Outbound packets after the SYN arrive on lo with the local route the reroute gave them,
@@ -114,17 +127,7 @@ static __always_inline int steer(struct __sk_buff *skb, struct bpf_sock_tuple *t
   if (outbound && !syn) return TC_ACT_OK;
   struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
   if (sk) {
-    if (sk->state != BPF_TCP_LISTEN) {
-      long err = bpf_sk_assign(skb, sk, 0);
-      bpf_sk_release(sk);
-      if (err) {
-        count(RD_ASSIGN_FAILED);
-        return TC_ACT_OK;
-      }
-      skb->mark = cfg->tproxy_mark;
-      count(outbound ? RD_OUT_ESTABLISHED : RD_IN_ESTABLISHED);
-      return TC_ACT_OK;
-    }
+    if (sk->state != BPF_TCP_LISTEN) return assign_to(skb, sk, cfg, outbound ? RD_OUT_ESTABLISHED : RD_IN_ESTABLISHED);
     bpf_sk_release(sk); /* the workload's own listener: the proxy takes the flow instead */
   }
   /* Only a connection request starts a captured flow; a stray segment of a flow no local
@@ -142,15 +145,7 @@ static __always_inline int steer(struct __sk_buff *skb, struct bpf_sock_tuple *t
     count(RD_NO_LISTENER);
     return TC_ACT_OK;
   }
-  long err = bpf_sk_assign(skb, sk, 0);
-  bpf_sk_release(sk);
-  if (err) {
-    count(RD_ASSIGN_FAILED);
-    return TC_ACT_OK;
-  }
-  skb->mark = cfg->tproxy_mark;
-  count(outbound ? RD_OUT_CAPTURED : RD_IN_CAPTURED);
-  return TC_ACT_OK;
+  return assign_to(skb, sk, cfg, outbound ? RD_OUT_CAPTURED : RD_IN_CAPTURED);
 }
 
 static __always_inline int inbound_excluded_port(__u16 dport, const struct rd_config *cfg) {
