@@ -20,18 +20,18 @@ function build(fixture: string, mode: 'standalone' | 'istio' | 'grpc', redirect:
 }
 
 describe('RBAC compilation', () => {
-  it('turns each rule into an ALLOW policy: peers as remote_ip principals, HTTP rules as header matchers', () => {
+  it('turns each rule into an ALLOW policy: peers as direct_remote_ip principals (never X-Forwarded-For), HTTP rules as header matchers', () => {
     const ecds = byName(build('http-basic', 'standalone'), TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.8080');
     assert.equal(ecds.typed_config['@type'], 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC');
     const rules = ecds.typed_config.rules;
     assert.equal(rules.action, 'ALLOW');
     const pub = rules.policies['default/allow-public#0'];
-    assert.deepEqual(pub.principals, [{ remote_ip: { address_prefix: '10.0.1.5', prefix_len: 32 } }], 'standalone: no mTLS principals');
+    assert.deepEqual(pub.principals, [{ direct_remote_ip: { address_prefix: '10.0.1.5', prefix_len: 32 } }], 'standalone: no mTLS principals');
     assert.deepEqual(pub.permissions, [
       { and_rules: { rules: [{ header: { name: ':method', string_match: { safe_regex: { regex: 'GET' } } } }, { header: { name: ':path', string_match: { safe_regex: { regex: '/public(/.*)?' } } } }] } },
     ]);
     const admin = rules.policies['default/allow-admin#1'];
-    assert.deepEqual(admin.principals.map((p: any) => `${p.remote_ip.address_prefix}/${p.remote_ip.prefix_len}`), ['10.0.2.0/24', 'fd00::/64']);
+    assert.deepEqual(admin.principals.map((p: any) => `${p.direct_remote_ip.address_prefix}/${p.direct_remote_ip.prefix_len}`), ['10.0.2.0/24', 'fd00::/64']);
     const conds = admin.permissions[0].and_rules.rules.map((r: any) => r.header);
     assert.deepEqual(conds.map((h: any) => h.name), [':method', ':path', ':authority', 'x-token', 'x-request-id']);
     assert.deepEqual(conds[3].string_match, { exact: 's3cret' });
@@ -188,6 +188,6 @@ describe('a generated resource that fails the schema is never served', () => {
     };
     const build = buildProxyResourceJson(bad, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG });
     assert.deepEqual(build.warnings, ['policy default/bad-cidr: "10.0.0.0/33" is not a CIDR; that peer is not allowed']);
-    assert.deepEqual((build.resources[0].json as any).typed_config.rules.policies['default/bad-cidr#0'].principals, [{ remote_ip: { address_prefix: '10.1.0.0', prefix_len: 16 } }]);
+    assert.deepEqual((build.resources[0].json as any).typed_config.rules.policies['default/bad-cidr#0'].principals, [{ direct_remote_ip: { address_prefix: '10.1.0.0', prefix_len: 16 } }]);
   });
 });

@@ -113,7 +113,9 @@ export function spiffeUri(principal: string): string {
 
 function peerPrincipals(peers: PeerSet, mtls: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
   if (peers.any) return [{ any: true }];
-  const ids: Json[] = cidrRanges(peers.cidrs, origin, warnings).map((r) => ({ remote_ip: r }));
+  // direct_remote_ip, not remote_ip: Envoy derives remote_ip from X-Forwarded-For unless the
+  // HCM sets use_remote_address, so a client could claim any peer address in a header.
+  const ids: Json[] = cidrRanges(peers.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
   if (mtls) for (const p of peers.principals) ids.push({ authenticated: { principal_name: { exact: spiffeUri(p) } } });
   return ids;
 }
