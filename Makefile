@@ -9,7 +9,7 @@ NPM_STAMP := node_modules/.meshaccel-installed
 XDS_PORT ?= 18000
 
 .PHONY: all setup deps build ts bpf addon run serve test test-unit clean \
-        bench-xds bench-policy bench-datapath bench-redirect
+        bench-xds bench-policy bench-envoy bench-datapath bench-redirect
 
 all: build
 
@@ -59,6 +59,9 @@ bench-xds: build
 
 bench-policy: build
 	node dist/bench/policy/bench-policy.js
+
+bench-envoy: build
+	node dist/bench/envoy/bench-envoy.js
 
 bench-datapath: build
 	bash bench/datapath/run.sh
