@@ -57,6 +57,15 @@ function mergeByPort(ports: readonly CompiledPortPolicy[], warnings: string[]): 
       continue;
     }
     const prev = byPort.get(p.port);
+    if (prev && prev.l7 !== 'none' && p.l7 !== 'none' && prev.l7 !== p.l7) {
+      // TCP and ANY entries of one port meet here; one port cannot be both HTTP and Kafka, and
+      // choosing either would drop the other's rules (fail open). Refuse the whole build.
+      const policies = [...new Set([...prev.rules, ...p.rules].map((r) => r.origin.policy))].join(', ');
+      throw new Error(`port ${p.port} has both ${prev.l7} and ${p.l7} rules (from ${policies}); one port carries one L7 protocol`);
+    }
+    if (p.l7 === 'kafka') {
+      warnings.push(`Kafka rules on port ${p.port} (from ${[...new Set(p.rules.map((r) => r.origin.policy))].join(', ')}) are not enforced by Envoy yet: requests on that port are not restricted at L7`);
+    }
     if (!prev) byPort.set(p.port, { ...p, rules: [...p.rules] });
     else byPort.set(p.port, { ...prev, l7: prev.l7 === 'none' ? p.l7 : prev.l7, rules: [...prev.rules, ...p.rules] });
   }

@@ -45,7 +45,15 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
       }
       return;
     }
-    const value: unknown = doc.toJS({ maxAliasCount: 1000 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 1000 });
+    } catch (err) {
+      // An unresolved alias or an alias bomb: a diagnostic for this document, never a crash.
+      const pos = positions.position(doc.range[0]);
+      diagnostics.push({ file, document, line: pos.line, column: pos.column, path: '', message: `YAML error: ${(err as Error).message.split('\n')[0]}` });
+      return;
+    }
     if (value === null || value === undefined) return; // empty document, e.g. a trailing `---`
     const report = (p: readonly PathSegment[], message: string, subject?: string, atKey = false): void => {
       const pos = positions.locate(p, { key: atKey });
@@ -158,15 +166,31 @@ export function crossDocumentChecks(resources: readonly Resource[]): Diagnostic[
   return out;
 }
 
+function statOrUndefined(file: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(file);
+  } catch {
+    return undefined; // a dangling link
+  }
+}
+
 /** The `.yaml`/`.yml` files of a directory (recursively), sorted, hidden files skipped (editors' swap files). */
 export function listYamlFiles(dir: string): string[] {
   const out: string[] = [];
+  const seen = new Set<string>();
   const walk = (d: string): void => {
+    // A symlinked directory may point back up the tree.
+    const real = fs.realpathSync(d);
+    if (seen.has(real)) return;
+    seen.add(real);
     for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
       if (entry.name.startsWith('.')) continue;
       const full = path.join(d, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.isFile() && /\.ya?ml$/.test(entry.name)) out.push(full);
+      // Follow symlinks: a Kubernetes ConfigMap mount is `p.yaml -> ..data/p.yaml`.
+      const stat = entry.isSymbolicLink() ? statOrUndefined(full) : entry;
+      if (!stat) continue;
+      if (stat.isDirectory()) walk(full);
+      else if (stat.isFile() && /\.ya?ml$/.test(entry.name)) out.push(full);
     }
   };
   walk(dir);

@@ -1,6 +1,6 @@
 import type { HttpRule, KafkaRule, PolicyOrigin } from './compiled';
 import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
-import { resourceName, type LabelSelectorSpec, type PolicyResource, type PortRuleSpec } from './model';
+import { NAMESPACE_LABEL, resourceName, type LabelSelectorSpec, type PolicyResource, type PortRuleSpec } from './model';
 import { compileSelector, type Selector } from './selector';
 import { parseCidr, parsePortNumber } from './semantic-checks';
 
@@ -81,9 +81,21 @@ function normaliseCidr(text: string): string {
   return `${c.address}/${c.prefix}`;
 }
 
+/**
+ * A namespaced policy protects only workloads of its own namespace, whatever its
+ * endpointSelector says about namespaces (as Cilium forces a CNP's endpointSelector): otherwise
+ * a policy in one namespace could open ports of workloads in another.
+ */
+function ownNamespaceOnly(s: LabelSelectorSpec): LabelSelectorSpec {
+  const matchLabels = Object.fromEntries(Object.entries(s.matchLabels ?? {}).filter(([k]) => k !== NAMESPACE_LABEL));
+  const matchExpressions = (s.matchExpressions ?? []).filter((e) => e.key !== NAMESPACE_LABEL);
+  return { ...s, matchLabels, matchExpressions };
+}
+
 export function compilePolicyRules(p: PolicyResource): PolicyRules {
   const ns = p.kind === 'L7Policy' ? p.namespace : undefined;
   const sel = (s: LabelSelectorSpec): Selector => compileSelector(s, ns);
+  const subject = ns === undefined ? sel(p.spec.endpointSelector) : compileSelector(ownNamespaceOnly(p.spec.endpointSelector), ns);
   const name = resourceName(p);
   const origin = (dir: 'ingress' | 'egress', i: number): PolicyOrigin => {
     const o: PolicyOrigin = { policy: name };
@@ -102,7 +114,7 @@ export function compilePolicyRules(p: PolicyResource): PolicyRules {
   });
   return {
     key: `${p.kind}/${name}`,
-    subject: sel(p.spec.endpointSelector),
+    subject,
     enforcesIngress: p.spec.ingress !== undefined,
     enforcesEgress: p.spec.egress !== undefined,
     ingress: (p.spec.ingress ?? []).map((r, i) => directional('ingress', i, r.fromEndpoints, r.fromCIDR, r.toPorts)),

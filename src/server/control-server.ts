@@ -1,6 +1,5 @@
-import { FilePolicySource } from '../sources/file-source';
+import { FilePolicySource, nodeAffected } from '../sources/file-source';
 import { formatDiagnostic } from '../policy/diagnostics';
-import { keyMatchesNode } from '../policy/proxy-binding';
 import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../datapath/redirect-config';
 import type { EnvoyMode } from '../envoy/proxy-resources';
 import { startXdsServer, type RunningXdsServer } from '../xds/standalone';
@@ -49,7 +48,7 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
   source.on('update', (u) => {
     const keys = [...u.changed, ...u.removed];
     o.log.info(`policy version ${u.state.version}: ${u.changed.length} proxies changed, ${u.removed.length} removed`);
-    snapshots.policiesChanged((node) => keys.some((k) => keyMatchesNode(k, node.id, node.metadata)));
+    snapshots.policiesChanged((node) => nodeAffected(keys, node.id, node.metadata));
   });
   const initial = source.start();
   if (!initial.applied) {

@@ -34,7 +34,10 @@ export class PolicySnapshotSource implements SnapshotSource {
   ) {}
 
   nodeKey(node: NodeInfo): string {
-    if (!this.nodes.has(node.id)) {
+    const known = this.nodes.get(node.id);
+    // A proxy rescheduled under the same id with new metadata may now serve other workloads:
+    // its policy must follow the metadata it connects with, not the first it ever sent.
+    if (!known || JSON.stringify(known.metadata) !== JSON.stringify(node.metadata)) {
       this.nodes.set(node.id, node);
       this.rebuild(node);
     }

@@ -159,7 +159,13 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (!this.stopped) this.reload();
+      if (this.stopped) return;
+      // Whatever a reload throws must not take the server down: the last good state stays.
+      try {
+        this.reload();
+      } catch (err) {
+        this.report([{ file: this.options.directories.join(', '), line: 1, column: 1, path: '', message: `reload failed: ${(err as Error).message}` }]);
+      }
     }, this.debounceMs);
   }
 }

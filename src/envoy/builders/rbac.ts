@@ -52,11 +52,11 @@ function orPermissions(parts: Json[]): Json {
   return { or_rules: { rules: parts } };
 }
 
-/** Cilium's `headers: ["X-Token"]` (presence) or `["X-Token: abc"]` (exact value). */
+/** Cilium's `headers: ["X-Token"]` (presence), `["X-Token: abc"]` or `["X-Token abc"]` (exact value). */
 function parseHeaderString(text: string): { name: string; value?: string } {
-  const m = /^\s*([^:\s][^:\s]*)\s*(?::\s*(.*?))?\s*$/.exec(text);
-  if (!m) return { name: text.trim() };
-  return { name: m[1].toLowerCase(), value: m[2] === undefined || m[2] === '' ? undefined : m[2] };
+  const m = /^\s*([^:\s]+):?\s*(.*?)\s*$/.exec(text);
+  if (!m) return { name: text.trim().toLowerCase() };
+  return { name: m[1].toLowerCase(), value: m[2] === '' ? undefined : m[2] };
 }
 
 /** One HttpRule: AND of its method/path/host/header conditions. */
@@ -133,14 +133,18 @@ export function compileHttpRules(port: CompiledPortPolicy, options: RbacOptions)
     if (!origins.some((o) => o.policy === rule.origin.policy)) origins.push(rule.origin);
     const http = rule.http ?? [];
     const l7 = http.length === 0 ? { any: true } : orPermissions(http.map((h) => httpRulePermission(h, rule.origin, warnings)));
+    // A proxy serving several workloads: a rule meant for some of them must not open the port
+    // for the others, so it also names the local addresses it applies to.
+    const local = rule.local === undefined ? undefined : cidrRanges(rule.local, rule.origin, warnings);
     let permissions: Json[];
     let principals: Json[];
     if (options.direction === 'ingress') {
       principals = peerPrincipals(rule.peers, options.mtlsPrincipals, rule.origin, warnings);
-      permissions = [l7];
+      // Inbound, the local workload is the connection's (original) destination.
+      permissions = local === undefined ? [l7] : local.length === 0 ? [] : [andPermissions([orPermissions(local.map((r) => ({ destination_ip: r }))), l7])];
     } else {
       // Egress: the downstream is the local workload; the peers are where it connects to.
-      principals = [{ any: true }];
+      principals = local === undefined ? [{ any: true }] : local.map((r) => ({ direct_remote_ip: r }));
       const destinations = rule.peers.any ? [] : cidrRanges(rule.peers.cidrs, rule.origin, warnings);
       permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations.map((r) => ({ destination_ip: r }))), l7])];
     }
