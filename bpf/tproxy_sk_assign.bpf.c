@@ -127,7 +127,10 @@ static __always_inline int steer(struct __sk_buff *skb, struct bpf_sock_tuple *t
   if (outbound && !syn) return TC_ACT_OK;
   struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
   if (sk) {
-    if (sk->state != BPF_TCP_LISTEN) return assign_to(skb, sk, cfg, outbound ? RD_OUT_ESTABLISHED : RD_IN_ESTABLISHED);
+    /* A SYN that meets a TIME_WAIT socket starts a new flow: the stack would look for a
+     * listener on the original port and bypass the proxy, so steer it like any new flow. */
+    if (sk->state != BPF_TCP_LISTEN && !(syn && sk->state == BPF_TCP_TIME_WAIT))
+      return assign_to(skb, sk, cfg, outbound ? RD_OUT_ESTABLISHED : RD_IN_ESTABLISHED);
     bpf_sk_release(sk); /* the workload's own listener: the proxy takes the flow instead */
   }
   /* Only a connection request starts a captured flow; a stray segment of a flow no local

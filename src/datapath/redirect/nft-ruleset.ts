@@ -135,11 +135,15 @@ ${v6 ? `\t\tmeta nfproto ipv6 meta l4proto tcp counter name "outbound_captured" 
     ...(v6 ? [] : [`\t\tmeta nfproto ipv6 return`]),
     `\t\t# Replies (e.g. the proxy answering a captured inbound client) are never captured.`,
     `\t\tct direction reply return`,
-    `\t\t# Later packets of a flow captured at its first packet.`,
-    `\t\tct mark and ${mark} == ${mark} counter name "outbound_marked" meta mark set ${mark} return`,
+    // The proxy's own sockets first: a source-preserving upstream can share the 5-tuple (and so
+    // the conntrack entry and its mark) of the flow it proxies, and must never be re-marked.
     `\t\tmeta mark ${proxyMark} counter name "proxy_bypass" return`,
   ];
   if (config.proxyUid !== undefined) output.push(`\t\tmeta skuid ${config.proxyUid} counter name "proxy_bypass" return`);
+  output.push(
+    `\t\t# Later packets of a flow captured at its first packet.`,
+    `\t\tct mark and ${mark} == ${mark} counter name "outbound_marked" meta mark set ${mark} return`,
+  );
   output.push(
     `\t\t# Destinations already routed to lo are local (loopback, own addresses).`,
     `\t\toif "lo" return`,
