@@ -70,7 +70,7 @@ static __always_inline int psock_idle(struct bpf_sock *bsk)
  * send path, which pushes every small write as its own segment; only leaving the sockhash
  * gives it TCP's native, coalescing path back. Leaving frees the psock, and with it any
  * redirected bytes not yet read, so it happens only when:
- *   - both ends have been TCP-only for MESHACCEL_LEAVE_DELAY_NS: new sends by the peer pass,
+ *   - both ends have been TCP-only for the configured leave_delay_ms: new sends by the peer pass,
  *     and a redirect it decided before the hand-off has had time to complete (its enqueue
  *     takes this socket's lock, which we hold here, so it is either done or not started), and
  *   - the socket's redirect queue is empty (its application read everything), and
@@ -80,7 +80,9 @@ static __always_inline int psock_idle(struct bpf_sock *bsk)
  *     so this succeeds on an ACK processed while the application is between writes.
  * This runs from the RTT callback (sending end) and the header-parse callback (receiving end),
  * both with the socket locked. The one window left: a peer descheduled for longer than the
- * delay between its redirect verdict and taking the psock reference (a few instructions). */
+ * delay between its redirect verdict and taking the psock reference. That path includes
+ * release_sock(), where a task throttled by a CPU quota can sit for tens of milliseconds, so
+ * the delay defaults to a second and 0 keeps handed-off sockets in the sockhash. */
 static __always_inline void maybe_leave_sockhash(struct bpf_sock_ops *skops)
 {
 	struct meshaccel_sock_key key;
@@ -98,7 +100,14 @@ static __always_inline void maybe_leave_sockhash(struct bpf_sock_ops *skops)
 			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~MA_LEAVE_CB_FLAGS);
 		return;
 	}
-	if (bpf_ktime_get_ns() - flow->handoff_ns < MESHACCEL_LEAVE_DELAY_NS || !psock_idle(skops->sk))
+	struct meshaccel_config *cfg = meshaccel_config();
+	if (!cfg || !cfg->leave_delay_ms) {
+		/* Leaving is off: stay TCP-only in the sockhash and stop the callbacks. */
+		flow->flags &= ~MESHACCEL_FLOW_LEAVE;
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags & ~MA_LEAVE_CB_FLAGS);
+		return;
+	}
+	if (bpf_ktime_get_ns() - flow->handoff_ns < (__u64)cfg->leave_delay_ms * 1000000ull || !psock_idle(skops->sk))
 		return;
 	flow->flags &= ~MESHACCEL_FLOW_LEAVE;
 	if (bpf_map_delete_elem(&ma_socks, &key) == 0)

@@ -34,7 +34,10 @@ struct meshaccel_config {
 	 * redirection, so it is handed to TCP for good. 0 disables the hand-off. */
 	__u32 bulk_streak;
 	__u32 bulk_small_max;  /* a message shorter than this many bytes is "small" */
-	__u32 reserved;
+	/* A handed-off socket leaves the sockhash once both ends were TCP-only this long; 0 = it
+	 * stays (TCP-only) for good. Long by default: a peer preempted between its redirect verdict
+	 * and the redirect itself would otherwise find no psock and fail the send with EPIPE. */
+	__u32 leave_delay_ms;
 };
 
 /* Per-socket redirection state, keyed like the sockhash. */
@@ -52,7 +55,6 @@ struct meshaccel_flow {
  * takes over) once that is safe. See sockops.bpf.c:maybe_leave_sockhash(). */
 #define MESHACCEL_FLOW_LEAVE 2u
 /* A socket leaves the sockhash no sooner than this after its hand-off. */
-#define MESHACCEL_LEAVE_DELAY_NS (20ull * 1000 * 1000)
 
 enum meshaccel_counter {
 	MESHACCEL_CTR_REDIRECT_MSGS = 0,

@@ -16,6 +16,7 @@ const COMMON: Record<string, OptionSpec> = {
 const ATTACH: Record<string, OptionSpec> = {
   cgroup: { value: true, description: 'cgroup v2 directory to accelerate (default: the cgroup2 root)' },
   ports: { value: true, repeated: true, description: 'only pairs using these ports (e.g. 15001,15006); default: all loopback' },
+  'leave-delay-ms': { value: true, description: 'after a hand-off, ms before a socket leaves the sockhash (0 = never; default 1000)' },
   'bulk-streak': { value: true, description: 'small one-way sends before a flow is handed to TCP (0 = never; default 16)' },
   'bulk-small-max': { value: true, description: 'bytes under which a send counts as small (default 16384)' },
   ...COMMON,
@@ -66,6 +67,7 @@ async function attachCmd(argv: string[]): Promise<number> {
   const ports = optionList(args, 'ports').map((p) => parsePort(p, '--ports'));
   const streak = optionValue(args, 'bulk-streak');
   const smallMax = optionValue(args, 'bulk-small-max');
+  const leaveDelay = optionValue(args, 'leave-delay-ms');
   const dp = await import('../datapath/bpf/datapath');
   const pre = await import('../datapath/bpf/preflight');
   try {
@@ -75,6 +77,7 @@ async function attachCmd(argv: string[]): Promise<number> {
       ports,
       bulkStreak: streak === undefined ? undefined : nonNegative(streak, '--bulk-streak'),
       bulkSmallMax: smallMax === undefined ? undefined : nonNegative(smallMax, '--bulk-small-max'),
+      leaveDelayMs: leaveDelay === undefined ? undefined : nonNegative(leaveDelay, '--leave-delay-ms'),
     });
     if (args.flags.has('json')) console.log(jsonText(r));
     else

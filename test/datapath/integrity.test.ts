@@ -104,7 +104,9 @@ describe('datapath: stream integrity (real kernel)', function () {
   });
 
   it('hands a one-way small-write run to TCP, then out of the sockhash, without losing or reordering bytes', async function () {
-    env.attach({ bulkStreak: 8, bulkSmallMax: 16384 });
+    // A short leave delay so the sockets leave within this short run (the default is 1 s).
+    env.attach({ bulkStreak: 8, bulkSmallMax: 16384, leaveDelayMs: 20 });
+    assert.strictEqual(env.status().leaveDelayMs, 20);
     const port = testPort();
     await env.server('127.0.0.1', port, { cgroup: env.cgroup, sink: true });
     const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });

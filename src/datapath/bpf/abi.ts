@@ -45,3 +45,9 @@ export const BPFFS_ROOT = '/sys/fs/bpf';
  */
 export const DEFAULT_BULK_STREAK = 16;
 export const DEFAULT_BULK_SMALL_MAX = 16384;
+/**
+ * How long both ends of a handed-off flow stay TCP-only before leaving the sockhash. Long,
+ * because a peer preempted between its redirect verdict and the redirect would otherwise find
+ * no psock and fail its send with EPIPE; 0 keeps handed-off sockets in the sockhash.
+ */
+export const DEFAULT_LEAVE_DELAY_MS = 1000;

@@ -5,6 +5,7 @@ import {
   COUNTER_NAMES,
   Counters,
   DEFAULT_BULK_SMALL_MAX,
+  DEFAULT_LEAVE_DELAY_MS,
   DEFAULT_BULK_STREAK,
   DEFAULT_PIN_DIR,
   MODE_VALUES,
@@ -34,6 +35,8 @@ export interface AttachOptions extends DatapathTarget {
   ports?: number[];
   bulkStreak?: number;
   bulkSmallMax?: number;
+  /** After a bulk hand-off, ms both ends stay TCP-only before leaving the sockhash (0 = never leave). */
+  leaveDelayMs?: number;
 }
 
 export interface AttachResult {
@@ -78,6 +81,7 @@ export interface DatapathStatus {
   mode: RedirectMode | 'unknown' | null;
   bulkStreak: number | null;
   bulkSmallMax: number | null;
+  leaveDelayMs: number | null;
   ports: number[];
   counters: Counters | null;
   socketCount: number;
@@ -125,6 +129,7 @@ export function attach(opts: AttachOptions = {}): AttachResult {
       mode: MODE_VALUES[mode],
       bulkStreak: opts.bulkStreak ?? DEFAULT_BULK_STREAK,
       bulkSmallMax: opts.bulkSmallMax ?? DEFAULT_BULK_SMALL_MAX,
+      leaveDelayMs: opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS,
     },
     ports,
   );
@@ -201,6 +206,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     mode: null,
     bulkStreak: null,
     bulkSmallMax: null,
+    leaveDelayMs: null,
     ports: [],
     counters: null,
     socketCount: 0,
@@ -219,6 +225,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     mode: s.config ? modeName(s.config.mode) : null,
     bulkStreak: s.config?.bulkStreak ?? null,
     bulkSmallMax: s.config?.bulkSmallMax ?? null,
+    leaveDelayMs: s.config?.leaveDelayMs ?? null,
     ports: s.ports ?? [],
     counters: s.counters ? countersFrom(s.counters) : null,
     socketCount: s.socketCount ?? 0,

@@ -277,7 +277,7 @@ Napi::Value AttachCgroup(const Napi::CallbackInfo& info) {
   return r;
 }
 
-// configure(pinDir, {mode, bulkStreak, bulkSmallMax}, ports[]): config slot and port set
+// configure(pinDir, {mode, bulkStreak, bulkSmallMax, leaveDelayMs}, ports[]): config slot and port set
 // (the port set is replaced: stale ports are removed after the new ones are in).
 Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -292,6 +292,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   cfg.mode = c.Get("mode").ToNumber().Uint32Value();
   cfg.bulk_streak = c.Get("bulkStreak").ToNumber().Uint32Value();
   cfg.bulk_small_max = c.Get("bulkSmallMax").ToNumber().Uint32Value();
+  cfg.leave_delay_ms = c.Get("leaveDelayMs").ToNumber().Uint32Value();
 
   Fd ports_fd(OpenPin(pin_dir, MESHACCEL_MAP_PORTS));
   if (!ports_fd.ok()) return Fail(env, "open pinned map " MESHACCEL_MAP_PORTS, errno);
@@ -388,6 +389,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     c.Set("mode", Napi::Number::New(env, cfg.mode));
     c.Set("bulkStreak", Napi::Number::New(env, cfg.bulk_streak));
     c.Set("bulkSmallMax", Napi::Number::New(env, cfg.bulk_small_max));
+    c.Set("leaveDelayMs", Napi::Number::New(env, cfg.leave_delay_ms));
     r.Set("config", c);
   } else {
     r.Set("config", env.Null());
