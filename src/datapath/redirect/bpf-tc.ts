@@ -100,9 +100,11 @@ function cidrKey(text: string, family: 4 | 6): string[] {
   return [...u32le(c.prefix), ...[...addr].map((x) => x.toString(16).padStart(2, '0'))];
 }
 
-function ipv6Bytes(address: string): Buffer {
+export function ipv6Bytes(address: string): Buffer {
   const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
-  const parse = (s: string | undefined): number[] => (s ? s.split(':').filter((x) => x !== '') : []).map((h) => parseInt(h, 16));
+  // An IPv4-embedded tail (::ffff:10.0.0.1) is two groups, not one.
+  const group = (h: string): number[] => (h.includes('.') ? ((b) => [(b[0] << 8) | b[1], (b[2] << 8) | b[3]])(h.split('.').map(Number)) : [parseInt(h, 16)]);
+  const parse = (s: string | undefined): number[] => (s ? s.split(':').filter((x) => x !== '') : []).flatMap(group);
   const h = parse(head);
   const t = parse(tail);
   const groups = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];

@@ -31,7 +31,8 @@ export interface Cidr {
 export function parseCidr(text: string): Cidr {
   const [address, prefixText, extra] = text.trim().split('/');
   const family = net.isIP(address);
-  if (extra !== undefined || (family !== 4 && family !== 6)) throw new Error(`"${text}" is not an IPv4/IPv6 CIDR`);
+  // net.isIP accepts zone ids (fe80::1%eth0), which no CIDR set can hold.
+  if (extra !== undefined || (family !== 4 && family !== 6) || address.includes('%')) throw new Error(`"${text}" is not an IPv4/IPv6 CIDR`);
   const max = family === 4 ? 32 : 128;
   const prefix = prefixText === undefined ? max : Number(prefixText);
   if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (prefixText !== undefined && prefixText.trim() === '')) {
