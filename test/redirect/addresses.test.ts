@@ -13,3 +13,13 @@ describe('redirect: address parsing for the bpf maps', () => {
     assert.throws(() => parseCidr('fe80::1%eth0/64'), /not an IPv4\/IPv6 CIDR/);
   });
 });
+
+describe('redirect: per-namespace state keys', () => {
+  it('never share a key between two namespace names, nor with the host', async () => {
+    const { namespaceKey } = await import('../../src/datapath/redirect/state');
+    const names = [undefined, 'host', 'a/b', 'a_b', 'a.b', 'pod', 'pod-2', 'ünï'];
+    const keys = names.map(namespaceKey);
+    assert.equal(new Set(keys).size, names.length, keys.join(' '));
+    for (const k of keys) assert.match(k, /^[A-Za-z0-9._-]+$/);
+  });
+});

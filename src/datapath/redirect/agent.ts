@@ -111,8 +111,10 @@ export async function removeRedirect(options: { netns?: string } = {}, fallback:
 /** Pin directories of a namespace, including those of interrupted applies. */
 function pinDirsOf(netns: string | undefined): string[] {
   if (!fs.existsSync(BPFFS_ROOT)) return [];
-  const prefix = `redirect-${namespaceKey(netns)}-`;
-  return fs.readdirSync(BPFFS_ROOT).filter((e) => e.startsWith(prefix)).map((e) => path.join(BPFFS_ROOT, e));
+  // Exactly `redirect-<key>-<base36 time>`: a prefix match would also take `ns-pod-2`'s for `ns-pod`.
+  const key = namespaceKey(netns).replace(/[.]/g, '\\.');
+  const ours = new RegExp(`^redirect-${key}-[0-9a-z]+$`);
+  return fs.readdirSync(BPFFS_ROOT).filter((e) => ours.test(e)).map((e) => path.join(BPFFS_ROOT, e));
 }
 
 function forgetNamespace(netns: string | undefined, state: InstalledState | undefined): void {

@@ -23,10 +23,14 @@ export interface InstalledState {
   pinDir?: string;
 }
 
-/** A filesystem-safe key for the namespace: its name, or "host" for the agent's own. */
+/**
+ * A filesystem-safe key for the namespace: "host" for the agent's own, `ns-<name>` otherwise,
+ * with every character outside [A-Za-z0-9.-] escaped as _XX so two names never share a key
+ * (and a namespace named "host" is not the host).
+ */
 export function namespaceKey(netns: string | undefined): string {
   if (!netns) return 'host';
-  return netns.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return `ns-${netns.replace(/[^A-Za-z0-9.-]/g, (c) => [...Buffer.from(c)].map((b) => `_${b.toString(16).padStart(2, '0')}`).join(''))}`;
 }
 
 function file(netns: string | undefined): string {
