@@ -37,6 +37,18 @@ describe('redirect agent lifecycle', function () {
   const qdiscs = async (): Promise<string> => (await runIn(target, ['tc', 'qdisc', 'show'])).stdout;
   const rules = async (): Promise<string> => (await runIn(target, ['ip', 'rule', 'show'])).stdout;
 
+  it('refuses a route table that already holds someone else\'s routes, and changes nothing', async () => {
+    await runIn(target, ['ip', 'route', 'add', 'unreachable', '10.77.0.0/16', 'table', '177']);
+    try {
+      await assert.rejects(applyRedirect({ routeTable: 177 }, { netns: ns, mode: 'nft' }), /routing table 177 .* not meshaccel's .*unreachable 10\.77\.0\.0\/16/);
+      assert.match((await runIn(target, ['ip', 'route', 'show', 'table', '177'])).stdout, /unreachable 10\.77\.0\.0\/16/);
+      assert.doesNotMatch(await rules(), /lookup 177/, 'no rule added');
+    } finally {
+      await runIn(target, ['ip', 'route', 'del', 'unreachable', '10.77.0.0/16', 'table', '177']);
+      await removeRedirect(target).catch(() => undefined);
+    }
+  });
+
   it('bpf mode attaches to every device and lo; nft mode afterwards detaches all of it', async () => {
     const state = await applyRedirect({}, { netns: ns, mode: 'bpf' });
     assert.deepEqual([...(state.devices ?? [])].sort(), ['lo', 'v0', 'v1']);

@@ -42,15 +42,41 @@ function localDefault(family: Family): string {
 
 /** Adds the rule and route when missing; running it twice changes nothing. */
 export async function ensurePolicyRouting(target: NetnsTarget, config: RedirectConfig): Promise<void> {
+  const families: Family[] = [];
   for (const family of ['-4', '-6'] as const) {
     if (family === '-6' && config.captureIpv6 === false) continue;
-    if (!(await familyEnabled(target, family))) continue;
+    if (await familyEnabled(target, family)) families.push(family);
+  }
+  // Every check before any change, so a refused table leaves nothing behind.
+  for (const family of families) await checkTableIsOurs(target, family, config.routeTable);
+  for (const family of families) {
     const existing = await ourRules(target, family, config);
     const exact = existing.filter((x) => x.priority === RULE_PRIORITY && (x.fwmask === undefined || Number(x.fwmask) === 0xffffffff));
     if (exact.length === 0) {
       await runIn(target, ['ip', family, 'rule', 'add', 'fwmark', `${hex(config.tproxyMark)}/0xffffffff`, 'lookup', String(config.routeTable), 'priority', String(RULE_PRIORITY)]);
     }
     await runIn(target, ['ip', family, 'route', 'replace', 'local', localDefault(family), 'dev', 'lo', 'table', String(config.routeTable)]);
+  }
+}
+
+interface IpRouteJson {
+  type?: string;
+  dst?: string;
+  dev?: string;
+}
+
+/**
+ * `route replace` would silently swap out someone else's default route in that table (table
+ * 100 is a popular choice for multi-homing): refuse unless the table is empty or holds only
+ * our `local default dev lo`.
+ */
+async function checkTableIsOurs(target: NetnsTarget, family: Family, table: number): Promise<void> {
+  const r = await runRawIn(target, ['ip', '-j', family, 'route', 'show', 'table', String(table)]);
+  if (r.code !== 0) return; // an empty table may not exist yet
+  const routes = JSON.parse(r.stdout || '[]') as IpRouteJson[];
+  const foreign = routes.filter((x) => !(x.type === 'local' && x.dst === 'default' && x.dev === 'lo'));
+  if (foreign.length > 0) {
+    throw new Error(`routing table ${table} (${family === '-4' ? 'IPv4' : 'IPv6'}) already holds routes that are not meshaccel's (${foreign.map((x) => `${x.type ?? 'unicast'} ${x.dst ?? '?'}${x.dev ? ` dev ${x.dev}` : ''}`).join(', ')}); choose another --route-table`);
   }
 }
 
