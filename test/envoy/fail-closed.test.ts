@@ -61,13 +61,8 @@ spec:
 ---
 `;
 
-/** Policies must never compile to something more permissive than written. */
-describe('compiled RBAC fails closed', () => {
-  it('on a proxy serving two workloads, a rule for one does not open the port for the other (and the other\'s default allow does not open the first)', () => {
-    const compiled = compile(
-      workload('w1', 'a', 'one', '10.0.0.1') +
-        workload('w2', 'a', 'two', '10.0.0.2') +
-        `apiVersion: meshaccel.io/v1alpha1
+/** a/p: workload w1 (app=one) accepts only GET /public on port 80. */
+const RESTRICT_W1 = `apiVersion: meshaccel.io/v1alpha1
 kind: L7Policy
 metadata: {name: p, namespace: a}
 spec:
@@ -76,7 +71,15 @@ spec:
     - toPorts:
         - ports: [{port: 80, protocol: TCP}]
           rules: {http: [{method: GET, path: /public}]}
-`,
+`;
+
+/** Policies must never compile to something more permissive than written. */
+describe('compiled RBAC fails closed', () => {
+  it('on a proxy serving two workloads, a rule for one does not open the port for the other (and the other\'s default allow does not open the first)', () => {
+    const compiled = compile(
+      workload('w1', 'a', 'one', '10.0.0.1') +
+        workload('w2', 'a', 'two', '10.0.0.2') +
+        RESTRICT_W1,
       'any-id',
       { NODE: 'n1' },
     );
@@ -89,16 +92,8 @@ spec:
   it('a namespaced policy cannot select workloads of another namespace', () => {
     const compiled = compile(
       workload('w1', 'a', 'one', '10.0.0.1') +
-        `apiVersion: meshaccel.io/v1alpha1
-kind: L7Policy
-metadata: {name: p, namespace: a}
-spec:
-  endpointSelector: {matchLabels: {app: one}}
-  ingress:
-    - toPorts:
-        - ports: [{port: 80, protocol: TCP}]
-          rules: {http: [{method: GET, path: /public}]}
----
+        RESTRICT_W1 +
+        `---
 apiVersion: meshaccel.io/v1alpha1
 kind: L7Policy
 metadata: {name: evil, namespace: tenant-b}

@@ -2,6 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import type * as protobuf from 'protobufjs';
 import { getDiscoveryRoot } from '../../src/envoy/protos';
 import { encodeDeltaRequest, encodeSotwRequest } from '../../src/xds/requests';
+import { SnapshotCache } from '../../src/xds/cache';
+import { startXdsServer, type RunningXdsServer, type XdsServerOptions } from '../../src/xds/standalone';
 
 const identity = (b: Buffer): Buffer => b;
 
@@ -99,4 +101,32 @@ export function deltaStream(client: grpc.Client, service = 'envoy.service.discov
 
 export function rawClient(port: number, creds = grpc.credentials.createInsecure(), options: grpc.ClientOptions = {}): grpc.Client {
   return new grpc.Client(`127.0.0.1:${port}`, creds, options);
+}
+
+/** An xDS Node as a request carries it (gRPC's client insists on a locality). */
+export const testNode = (id: string): Record<string, unknown> => ({ id, locality: {} });
+
+export interface XdsTestBed {
+  xds: RunningXdsServer;
+  cache: SnapshotCache;
+  client: grpc.Client;
+}
+
+/**
+ * Registers mocha hooks that give every test a fresh cache, server and raw client; the
+ * returned object's fields are filled in before each test.
+ */
+export function xdsServerPerTest(options: Partial<XdsServerOptions> = {}, seed: (cache: SnapshotCache) => void = () => undefined): XdsTestBed {
+  const bed = {} as XdsTestBed;
+  beforeEach(async () => {
+    bed.cache = new SnapshotCache();
+    seed(bed.cache);
+    bed.xds = await startXdsServer({ ...options, source: bed.cache, port: 0, host: '127.0.0.1' });
+    bed.client = rawClient(bed.xds.port);
+  });
+  afterEach(async () => {
+    bed.client.close();
+    await bed.xds.close();
+  });
+  return bed;
 }

@@ -1,46 +1,31 @@
 import * as assert from 'node:assert/strict';
-import type * as grpc from '@grpc/grpc-js';
-import { SnapshotCache } from '../../src/xds/cache';
 import { Snapshot } from '../../src/xds/snapshot';
-import { startXdsServer, type RunningXdsServer } from '../../src/xds/standalone';
 import { TypeUrl } from '../../src/envoy/type-urls';
 import { edsCluster, endpoints, resource } from '../helpers/envoy-resources';
-import { deltaStream, rawClient, type DecodedDeltaResponse } from '../helpers/raw-xds-client';
+import { deltaStream, type DecodedDeltaResponse, testNode, xdsServerPerTest } from '../helpers/raw-xds-client';
 
-const node = (id: string) => ({ id, locality: {} });
+const node = testNode;
 const names = (r: DecodedDeltaResponse) => r.resources.map((x) => x.name).sort();
 
 /** Incremental xDS, case by case as the xDS protocol document describes it. */
 describe('Delta xDS', function () {
   this.timeout(20000);
-  let xds: RunningXdsServer;
-  let cache: SnapshotCache;
-  let client: grpc.Client;
-
-  beforeEach(async () => {
-    cache = new SnapshotCache();
-    xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1', controlPlaneId: 'meshaccel-test' });
-    client = rawClient(xds.port);
-  });
-  afterEach(async () => {
-    client.close();
-    await xds.close();
-  });
+  const bed = xdsServerPerTest({ controlPlaneId: 'meshaccel-test' });
 
   const clusters = (...n: string[]) => n.map((x) => edsCluster(x));
 
   it('legacy wildcard: an empty first CDS request gets every cluster, then only what changes', async () => {
-    cache.setSnapshot('n1', Snapshot.fromResources([...clusters('a', 'b', 'c')]));
-    const s = deltaStream(client);
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([...clusters('a', 'b', 'c')]));
+    const s = deltaStream(bed.client);
     s.send({ node: node('n1'), type_url: TypeUrl.Cluster });
     const r1 = await s.next();
     assert.deepEqual(names(r1), ['a', 'b', 'c']);
-    assert.equal(r1.system_version_info, cache.getSnapshot('n1')!.version(TypeUrl.Cluster));
+    assert.equal(r1.system_version_info, bed.cache.getSnapshot('n1')!.version(TypeUrl.Cluster));
     s.send({ type_url: TypeUrl.Cluster, response_nonce: r1.nonce });
 
     // b changes, c is removed, d is added; a is untouched and must not be re-sent.
     const changedB = resource(TypeUrl.Cluster, 'b', { name: 'b', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, lb_policy: 'RING_HASH' });
-    cache.setSnapshot('n1', Snapshot.fromResources([edsCluster('a'), changedB, edsCluster('d')]));
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([edsCluster('a'), changedB, edsCluster('d')]));
     const r2 = await s.next();
     assert.deepEqual(names(r2), ['b', 'd']);
     assert.deepEqual(r2.removed_resources, ['c']);
@@ -48,14 +33,14 @@ describe('Delta xDS', function () {
     s.send({ type_url: TypeUrl.Cluster, response_nonce: r2.nonce });
 
     // The same content in a new Snapshot object sends nothing.
-    cache.setSnapshot('n1', Snapshot.fromResources([edsCluster('a'), changedB, edsCluster('d')]));
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([edsCluster('a'), changedB, edsCluster('d')]));
     await s.nothingFor(300);
     s.close();
   });
 
   it('explicit "*" is a wildcard for any type, and an empty wildcard still gets a first response', async () => {
-    cache.setSnapshot('n1', Snapshot.fromResources([endpoints('x', [1000])]));
-    const s = deltaStream(client);
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([endpoints('x', [1000])]));
+    const s = deltaStream(bed.client);
     s.send({ node: node('n1'), type_url: TypeUrl.ClusterLoadAssignment, resource_names_subscribe: ['*'] });
     assert.deepEqual(names(await s.next()), ['x']);
     s.send({ type_url: TypeUrl.Listener, resource_names_subscribe: ['*'] });
@@ -66,8 +51,8 @@ describe('Delta xDS', function () {
   });
 
   it('named subscriptions: only what is named, a missing name is answered in removed_resources, unsubscribe stops updates', async () => {
-    cache.setSnapshot('n1', Snapshot.fromResources([endpoints('e1', [1]), endpoints('e2', [2])]));
-    const s = deltaStream(client);
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([endpoints('e1', [1]), endpoints('e2', [2])]));
+    const s = deltaStream(bed.client);
     s.send({ node: node('n1'), type_url: TypeUrl.ClusterLoadAssignment, resource_names_subscribe: ['e1', 'missing'] });
     const r1 = await s.next();
     assert.deepEqual(names(r1), ['e1']);
@@ -81,7 +66,7 @@ describe('Delta xDS', function () {
     s.send({ type_url: TypeUrl.ClusterLoadAssignment, response_nonce: r2.nonce });
 
     // e1 changes, but the stream unsubscribed from it; 'missing' appears and is sent.
-    cache.setSnapshot('n1', Snapshot.fromResources([endpoints('e1', [11]), endpoints('e2', [2]), endpoints('missing', [3])]));
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([endpoints('e1', [11]), endpoints('e2', [2]), endpoints('missing', [3])]));
     const r3 = await s.next();
     assert.deepEqual(names(r3), ['missing']);
     s.send({ type_url: TypeUrl.ClusterLoadAssignment, response_nonce: r3.nonce });
@@ -94,8 +79,8 @@ describe('Delta xDS', function () {
 
   it('reconnect with initial_resource_versions: unchanged resources are not sent, stale ones are, deleted ones are removed', async () => {
     const snap = Snapshot.fromResources([...clusters('a', 'b')]);
-    cache.setSnapshot('n1', snap);
-    const s = deltaStream(client);
+    bed.cache.setSnapshot('n1', snap);
+    const s = deltaStream(bed.client);
     s.send({
       node: node('n1'),
       type_url: TypeUrl.Cluster,
@@ -109,35 +94,35 @@ describe('Delta xDS', function () {
   });
 
   it('NACK is recorded with its error_detail, the rejected version is not resent, and a stale nonce is no ACK', async () => {
-    cache.setSnapshot('n1', Snapshot.fromResources([...clusters('a')]));
-    const s = deltaStream(client);
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([...clusters('a')]));
+    const s = deltaStream(bed.client);
     s.send({ node: node('n1'), type_url: TypeUrl.Cluster, resource_names_subscribe: ['*'] });
     const r1 = await s.next();
     s.send({ type_url: TypeUrl.Cluster, response_nonce: r1.nonce, error_detail: { code: 3, message: 'cluster a: bad' } });
     await s.nothingFor(300);
-    const st = xds.controlPlane.status.get('n1')!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!;
+    const st = bed.xds.controlPlane.status.get('n1')!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!;
     assert.equal(st.lastNack?.message, 'cluster a: bad');
     assert.equal(st.lastNack?.version, r1.system_version_info);
     assert.equal(st.ackedVersion, undefined);
 
-    cache.setSnapshot('n1', Snapshot.fromResources([...clusters('a', 'b')]));
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([...clusters('a', 'b')]));
     const r2 = await s.next();
     assert.deepEqual(names(r2), ['b']);
     // ACKing an old nonce is not an ACK of the new version.
     s.send({ type_url: TypeUrl.Cluster, response_nonce: r1.nonce });
     await s.nothingFor(200);
-    assert.equal(xds.controlPlane.status.get('n1')!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!.ackedVersion, undefined);
+    assert.equal(bed.xds.controlPlane.status.get('n1')!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!.ackedVersion, undefined);
     s.send({ type_url: TypeUrl.Cluster, response_nonce: r2.nonce });
     await s.nothingFor(200);
-    const acked = xds.controlPlane.status.get('n1')!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!;
+    const acked = bed.xds.controlPlane.status.get('n1')!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!;
     assert.equal(acked.ackedVersion, r2.system_version_info);
     assert.equal(acked.lastNack, undefined);
     s.close();
   });
 
   it('carries resource TTLs, and works on the per-type service without type_url', async () => {
-    cache.setSnapshot('n1', Snapshot.fromResources([resource(TypeUrl.Cluster, 'ttl', { name: 'ttl', type: 'EDS' }, { ttlMs: 30000 })]));
-    const s = deltaStream(client, 'envoy.service.cluster.v3.ClusterDiscoveryService/DeltaClusters');
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([resource(TypeUrl.Cluster, 'ttl', { name: 'ttl', type: 'EDS' }, { ttlMs: 30000 })]));
+    const s = deltaStream(bed.client, 'envoy.service.cluster.v3.ClusterDiscoveryService/DeltaClusters');
     s.send({ node: node('n1'), resource_names_subscribe: ['ttl'] });
     const r = await s.next();
     assert.equal(r.type_url, TypeUrl.Cluster);

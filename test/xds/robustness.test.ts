@@ -6,31 +6,18 @@ import { Snapshot } from '../../src/xds/snapshot';
 import { startXdsServer, type RunningXdsServer } from '../../src/xds/standalone';
 import { TypeUrl } from '../../src/envoy/type-urls';
 import { edsCluster, endpoints } from '../helpers/envoy-resources';
-import { rawClient, sotwStream, deltaStream } from '../helpers/raw-xds-client';
+import { rawClient, sotwStream, deltaStream, testNode, xdsServerPerTest } from '../helpers/raw-xds-client';
 import { makeTestPki, type TestPki } from '../helpers/certs';
 
-const node = (id: string) => ({ id, locality: {} });
+const node = testNode;
 
 describe('xDS server under bad input', function () {
   this.timeout(30000);
-  let xds: RunningXdsServer;
-  let cache: SnapshotCache;
-  let client: grpc.Client;
-
-  beforeEach(async () => {
-    cache = new SnapshotCache();
-    cache.setSnapshot('good', Snapshot.fromResources([edsCluster('a'), endpoints('a', [1])]));
-    xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1', limits: { maxNamesPerType: 5000 } });
-    client = rawClient(xds.port);
-  });
-  afterEach(async () => {
-    client.close();
-    await xds.close();
-  });
+  const bed = xdsServerPerTest({ limits: { maxNamesPerType: 5000 } }, (cache) => cache.setSnapshot('good', Snapshot.fromResources([edsCluster('a'), endpoints('a', [1])])));
 
   /** A healthy stream opened first must keep working whatever the bad one does. */
   async function healthyStream() {
-    const s = sotwStream(client);
+    const s = sotwStream(bed.client);
     s.send({ node: node('good'), type_url: TypeUrl.Cluster });
     const r = await s.next();
     s.send({ type_url: TypeUrl.Cluster, version_info: r.version_info, response_nonce: r.nonce });
@@ -40,7 +27,7 @@ describe('xDS server under bad input', function () {
   let probes = 0;
   async function stillHealthy(s: Awaited<ReturnType<typeof healthyStream>>) {
     const probe = `probe-${++probes}`;
-    cache.setSnapshot('good', Snapshot.fromResources([edsCluster('a'), edsCluster(probe)]));
+    bed.cache.setSnapshot('good', Snapshot.fromResources([edsCluster('a'), edsCluster(probe)]));
     const r = await s.next();
     assert.equal(r.resources.length, 2);
     assert.ok(r.resources.some((a) => Buffer.from(a.value).includes(probe)), `healthy stream got ${probe}`);
@@ -49,7 +36,7 @@ describe('xDS server under bad input', function () {
 
   it('ends a stream asking for an unknown type_url with INVALID_ARGUMENT naming it', async () => {
     const good = await healthyStream();
-    const bad = sotwStream(client);
+    const bad = sotwStream(bed.client);
     bad.send({ node: node('good'), type_url: 'type.googleapis.com/not.a.Type' });
     const st = await bad.ended;
     assert.equal(st.code, grpc.status.INVALID_ARGUMENT);
@@ -60,11 +47,11 @@ describe('xDS server under bad input', function () {
 
   it('rejects a first request without node.id, a node id changed mid-stream, and undecodable bytes', async () => {
     const good = await healthyStream();
-    const noNode = sotwStream(client);
+    const noNode = sotwStream(bed.client);
     noNode.send({ type_url: TypeUrl.Cluster });
     assert.match((await noNode.ended).details, /must carry node.id/);
 
-    const changed = deltaStream(client);
+    const changed = deltaStream(bed.client);
     changed.send({ node: node('good'), type_url: TypeUrl.Cluster });
     await changed.next();
     changed.send({ node: node('other'), type_url: TypeUrl.Cluster });
@@ -72,7 +59,7 @@ describe('xDS server under bad input', function () {
     assert.equal(st.code, grpc.status.INVALID_ARGUMENT);
     assert.match(st.details, /node id changed/);
 
-    const garbage = client.makeBidiStreamRequest('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', (b: Buffer) => b, (b: Buffer) => b);
+    const garbage = bed.client.makeBidiStreamRequest('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', (b: Buffer) => b, (b: Buffer) => b);
     garbage.on('error', () => undefined);
     const ended = new Promise<grpc.StatusObject>((resolve) => garbage.on('status', resolve));
     garbage.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]));
@@ -85,7 +72,7 @@ describe('xDS server under bad input', function () {
 
   it('survives thousands of subscribe/unsubscribe requests and caps the name set', async () => {
     const good = await healthyStream();
-    const churn = deltaStream(client);
+    const churn = deltaStream(bed.client);
     churn.send({ node: node('good'), type_url: TypeUrl.ClusterLoadAssignment, resource_names_subscribe: ['a'] });
     await churn.next();
     for (let i = 0; i < 3000; i++) {
@@ -97,7 +84,7 @@ describe('xDS server under bad input', function () {
     assert.equal(answered, 3000);
     await stillHealthy(good);
 
-    const flood = deltaStream(client);
+    const flood = deltaStream(bed.client);
     flood.send({ node: node('good'), type_url: TypeUrl.ClusterLoadAssignment, resource_names_subscribe: Array.from({ length: 6000 }, (_, i) => `n${i}`) });
     const st = await flood.ended;
     assert.equal(st.code, grpc.status.RESOURCE_EXHAUSTED);
@@ -107,13 +94,13 @@ describe('xDS server under bad input', function () {
   });
 
   it('forgets a client that vanishes mid-push', async () => {
-    const s = sotwStream(client);
+    const s = sotwStream(bed.client);
     s.send({ node: node('vanishing'), type_url: TypeUrl.Cluster });
     await new Promise((r) => setTimeout(r, 100));
     s.call.cancel();
-    cache.setSnapshot('vanishing', Snapshot.fromResources([edsCluster('z')]));
+    bed.cache.setSnapshot('vanishing', Snapshot.fromResources([edsCluster('z')]));
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(xds.controlPlane.status.get('vanishing')?.streams, 0);
+    assert.equal(bed.xds.controlPlane.status.get('vanishing')?.streams, 0);
     const good = await healthyStream();
     good.close();
   });

@@ -1,39 +1,24 @@
 import * as assert from 'node:assert/strict';
-import type * as grpc from '@grpc/grpc-js';
-import { SnapshotCache } from '../../src/xds/cache';
 import { Snapshot } from '../../src/xds/snapshot';
-import { startXdsServer, type RunningXdsServer } from '../../src/xds/standalone';
 import { TypeUrl } from '../../src/envoy/type-urls';
 import { apiListener, decodeAny, edsCluster, endpoints, routeToCluster } from '../helpers/envoy-resources';
-import { rawClient, sotwStream, type DecodedSotwResponse } from '../helpers/raw-xds-client';
+import { sotwStream, type DecodedSotwResponse, testNode, xdsServerPerTest } from '../helpers/raw-xds-client';
 
-const node = (id: string) => ({ id, locality: {} });
+const node = testNode;
 const resNames = (r: DecodedSotwResponse, field = 'name') => r.resources.map((a) => decodeAny(a.type_url, a.value)[field] as string).sort();
 
 describe('State-of-the-World xDS', function () {
   this.timeout(20000);
-  let xds: RunningXdsServer;
-  let cache: SnapshotCache;
-  let client: grpc.Client;
-
-  beforeEach(async () => {
-    cache = new SnapshotCache();
-    xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
-    client = rawClient(xds.port);
-  });
-  afterEach(async () => {
-    client.close();
-    await xds.close();
-  });
+  const bed = xdsServerPerTest();
 
   it('wildcard LDS carries the full state: a removed Listener disappears from the next response', async () => {
-    cache.setSnapshot('n1', Snapshot.fromResources([apiListener('l1', 'r'), apiListener('l2', 'r')]));
-    const s = sotwStream(client);
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([apiListener('l1', 'r'), apiListener('l2', 'r')]));
+    const s = sotwStream(bed.client);
     s.send({ node: node('n1'), type_url: TypeUrl.Listener });
     const r1 = await s.next();
     assert.deepEqual(resNames(r1), ['l1', 'l2']);
     s.send({ type_url: TypeUrl.Listener, version_info: r1.version_info, response_nonce: r1.nonce });
-    cache.setSnapshot('n1', Snapshot.fromResources([apiListener('l1', 'r')]));
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([apiListener('l1', 'r')]));
     const r2 = await s.next();
     assert.deepEqual(resNames(r2), ['l1']);
     assert.notEqual(r2.version_info, r1.version_info);
@@ -41,8 +26,8 @@ describe('State-of-the-World xDS', function () {
   });
 
   it('an empty RDS name list means unsubscribe, not wildcard', async () => {
-    cache.setSnapshot('n1', Snapshot.fromResources([routeToCluster('r1', 'c')]));
-    const s = sotwStream(client);
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([routeToCluster('r1', 'c')]));
+    const s = sotwStream(bed.client);
     s.send({ node: node('n1'), type_url: TypeUrl.RouteConfiguration, resource_names: [] });
     await s.nothingFor(300);
     s.send({ type_url: TypeUrl.RouteConfiguration, resource_names: ['r1'] });
@@ -52,14 +37,14 @@ describe('State-of-the-World xDS', function () {
   });
 
   it('ACKs record the version; a stale nonce is not an ACK but a changed name set is still answered', async () => {
-    cache.setSnapshot('n1', Snapshot.fromResources([endpoints('e1', [1]), endpoints('e2', [2])]));
-    const s = sotwStream(client);
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([endpoints('e1', [1]), endpoints('e2', [2])]));
+    const s = sotwStream(bed.client);
     s.send({ node: node('n1'), type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['e1'] });
     const r1 = await s.next();
     assert.deepEqual(resNames(r1, 'cluster_name'), ['e1']);
     s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['e1'], version_info: r1.version_info, response_nonce: r1.nonce });
     await s.nothingFor(200);
-    assert.equal(xds.controlPlane.status.get('n1')!.types[0].ackedVersion, r1.version_info);
+    assert.equal(bed.xds.controlPlane.status.get('n1')!.types[0].ackedVersion, r1.version_info);
 
     // gRPC's client re-subscribes with an old nonce: not an ACK, but answered since names changed.
     s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['e1', 'e2'], version_info: r1.version_info, response_nonce: 'stale-nonce' });
@@ -68,14 +53,14 @@ describe('State-of-the-World xDS', function () {
     // Same names with a stale nonce: ignored.
     s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['e1', 'e2'], version_info: r1.version_info, response_nonce: 'stale-nonce' });
     await s.nothingFor(300);
-    assert.equal(xds.controlPlane.status.get('n1')!.types[0].ackedVersion, r1.version_info);
+    assert.equal(bed.xds.controlPlane.status.get('n1')!.types[0].ackedVersion, r1.version_info);
     s.close();
   });
 
   it('pushes a changed snapshot in make-before-break order: CDS, EDS, LDS, RDS', async () => {
     const v1 = [edsCluster('c'), endpoints('c', [1]), apiListener('l', 'r'), routeToCluster('r', 'c')];
-    cache.setSnapshot('n1', Snapshot.fromResources(v1));
-    const s = sotwStream(client);
+    bed.cache.setSnapshot('n1', Snapshot.fromResources(v1));
+    const s = sotwStream(bed.client);
     // Subscribe in the "wrong" order on purpose.
     s.send({ node: node('n1'), type_url: TypeUrl.RouteConfiguration, resource_names: ['r'] });
     s.send({ type_url: TypeUrl.Listener, resource_names: [] });
@@ -86,7 +71,7 @@ describe('State-of-the-World xDS', function () {
       s.send({ type_url: r.type_url, resource_names: r.type_url === TypeUrl.RouteConfiguration ? ['r'] : r.type_url === TypeUrl.ClusterLoadAssignment ? ['c'] : [], version_info: r.version_info, response_nonce: r.nonce });
     }
     await s.nothingFor(200);
-    cache.setSnapshot('n1', Snapshot.fromResources([edsCluster('c'), edsCluster('c2'), endpoints('c', [2]), apiListener('l', 'r2'), apiListener('l2', 'r'), routeToCluster('r', 'c2')]));
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([edsCluster('c'), edsCluster('c2'), endpoints('c', [2]), apiListener('l', 'r2'), apiListener('l2', 'r'), routeToCluster('r', 'c2')]));
     const order: string[] = [];
     for (let i = 0; i < 4; i++) order.push((await s.next()).type_url);
     assert.deepEqual(order, [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration]);
