@@ -34,6 +34,25 @@ export function skipUnlessKernel(ctx: Mocha.Context): void {
   }
 }
 
+/**
+ * The hooks every kernel suite needs: skip (saying why) without the kernel features, a test
+ * cgroup (with the programs attached when `attach` is set) for the suite or for each test, and
+ * everything removed afterwards. `env` is set by the before hook.
+ */
+export function kernelSuite(options: { attach?: boolean; perTest?: boolean } = {}): { env: KernelEnv } {
+  const suite = {} as { env: KernelEnv };
+  (options.perTest ? beforeEach : before)(function () {
+    skipUnlessKernel(this);
+    suite.env = new KernelEnv();
+    suite.env.makeCgroup();
+    if (options.attach) suite.env.attach();
+  });
+  (options.perTest ? afterEach : after)(async function () {
+    if (suite.env) await suite.env.cleanup();
+  });
+  return suite;
+}
+
 const PEER = path.join(__dirname, 'peer.js');
 let serial = 0;
 

@@ -1,58 +1,48 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
-import { KernelEnv, skipUnlessKernel, testPort } from './helpers';
+import { kernelSuite, testPort } from './helpers';
 
 /** Byte-exact delivery under redirection, and connections that outlive attach and detach. */
 describe('datapath: stream integrity (real kernel)', function () {
-  let env: KernelEnv;
-
-  beforeEach(function () {
-    skipUnlessKernel(this);
-    env = new KernelEnv();
-    env.makeCgroup();
-  });
-
-  afterEach(async function () {
-    if (env) await env.cleanup();
-  });
+  const k = kernelSuite({ perTest: true });
 
   it('delivers 1 B to 16 MiB messages intact (sha256 compared)', async function () {
-    env.attach();
+    k.env.attach();
     const port = testPort();
-    await env.server('127.0.0.1', port, { cgroup: env.cgroup });
-    const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     assert.ok((await client.cmd('open 1')).ok);
-    const before = env.status().counters!;
+    const before = k.env.status().counters!;
     for (const size of [1, 2, 100, 1460, 4096, 65535, 65536, 65537, 1 << 20, 16 << 20]) {
       const r = await client.cmd(`exchange ${size}`);
       assert.ok(r.ok, `size ${size}: ${r.error ?? 'hash mismatch'}`);
     }
-    const after = env.status().counters!;
+    const after = k.env.status().counters!;
     assert.ok(after.redirectedBytes - before.redirectedBytes > 16 << 20, 'the large messages were redirected');
   });
 
   it('handles half-close: payload then FIN each way, nothing lost', async function () {
-    env.attach();
+    k.env.attach();
     const port = testPort();
-    await env.server('127.0.0.1', port, { cgroup: env.cgroup });
-    const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     assert.ok((await client.cmd('open 5')).ok);
     assert.ok((await client.cmd('exchange 1000')).ok);
     const r = await client.cmd('halfclose 200000');
     assert.ok(r.ok, r.error);
     assert.ok((await client.cmd('close')).ok);
     // Closed sockets leave the map (the kernel unlinks them on close).
-    const left = env.status().sockets.filter((s) => s.localPort === port || s.remotePort === port);
+    const left = k.env.status().sockets.filter((s) => s.localPort === port || s.remotePort === port);
     assert.strictEqual(left.length, 0);
   });
 
   it('serves 200 concurrent connections', async function () {
-    env.attach();
+    k.env.attach();
     const port = testPort();
-    await env.server('127.0.0.1', port, { cgroup: env.cgroup });
-    const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     assert.ok((await client.cmd('open 200')).ok);
-    assert.strictEqual(env.status().sockets.filter((s) => s.localPort === port || s.remotePort === port).length, 400);
+    assert.strictEqual(k.env.status().sockets.filter((s) => s.localPort === port || s.remotePort === port).length, 400);
     for (const size of [17, 3000, 70000]) {
       const r = await client.cmd(`exchange ${size}`);
       assert.ok(r.ok, `size ${size}: ${r.error ?? `${r.mismatches} mismatches`}`);
@@ -61,35 +51,35 @@ describe('datapath: stream integrity (real kernel)', function () {
 
   it('keeps a connection opened before attach working (it stays plain TCP)', async function () {
     const port = testPort();
-    await env.server('127.0.0.1', port, { cgroup: env.cgroup });
-    const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     const early = await client.cmd('open 1');
     assert.ok((await client.cmd('exchange 100')).ok);
-    env.attach();
+    k.env.attach();
     for (const size of [1, 5000, 1 << 20]) assert.ok((await client.cmd(`exchange ${size}`)).ok, `early connection, size ${size}`);
-    let st = env.status();
+    let st = k.env.status();
     assert.strictEqual(st.sockets.filter((s) => s.localPort === early.localPorts![0] || s.remotePort === early.localPorts![0]).length, 0);
     assert.strictEqual(st.counters!.redirectedMessages, 0);
     // A connection opened after attach is accelerated, next to the old one.
     const late = await client.cmd('open 1');
     assert.ok((await client.cmd('exchange 4096')).ok);
-    st = env.status();
+    st = k.env.status();
     assert.strictEqual(st.sockets.filter((s) => s.localPort === late.localPorts![0] || s.remotePort === late.localPorts![0]).length, 2);
     assert.ok(st.counters!.redirectedMessages >= 2);
   });
 
   it('keeps live connections working over plain TCP after detach', async function () {
-    env.attach();
+    k.env.attach();
     const port = testPort();
-    await env.server('127.0.0.1', port, { cgroup: env.cgroup });
-    const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     assert.ok((await client.cmd('open 10')).ok);
     assert.ok((await client.cmd('exchange 4096')).ok);
-    assert.ok(env.status().counters!.redirectedMessages >= 20);
-    const removed = env.detach();
+    assert.ok(k.env.status().counters!.redirectedMessages >= 20);
+    const removed = k.env.detach();
     assert.ok(removed.includes('link_sockops') && removed.includes('prog_sk_msg'), `removed ${removed.join(',')}`);
-    assert.ok(!fs.existsSync(env.pinDir), 'pin directory removed');
-    assert.strictEqual(env.status().loaded, false);
+    assert.ok(!fs.existsSync(k.env.pinDir), 'pin directory removed');
+    assert.strictEqual(k.env.status().loaded, false);
     for (const size of [1, 64, 65536, 1 << 20, 4 << 20]) {
       const r = await client.cmd(`exchange ${size}`);
       assert.ok(r.ok, `after detach, size ${size}: ${r.error ?? `${r.mismatches} mismatches`}`);
@@ -105,18 +95,18 @@ describe('datapath: stream integrity (real kernel)', function () {
 
   it('hands a one-way small-write run to TCP, then out of the sockhash, without losing or reordering bytes', async function () {
     // A short leave delay so the sockets leave within this short run (the default is 1 s).
-    env.attach({ bulkStreak: 8, bulkSmallMax: 16384, leaveDelayMs: 20 });
-    assert.strictEqual(env.status().leaveDelayMs, 20);
+    k.env.attach({ bulkStreak: 8, bulkSmallMax: 16384, leaveDelayMs: 20 });
+    assert.strictEqual(k.env.status().leaveDelayMs, 20);
     const port = testPort();
-    await env.server('127.0.0.1', port, { cgroup: env.cgroup, sink: true });
-    const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup, sink: true });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     assert.ok((await client.cmd('open 4')).ok);
     // 4000 separate 1 KiB writes per connection, the sink silent until the FIN: each run is
     // handed to TCP after 8 writes and, 20 ms later, leaves the sockhash; the sink's hash
     // proves every byte arrived once and in order across all three paths.
     const r = await client.cmd('sink 1024 4000');
     assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
-    const c = env.status().counters!;
+    const c = k.env.status().counters!;
     assert.strictEqual(c.bulkHandoffs, 4, 'one hand-off per connection');
     assert.ok(c.redirectedMessages >= 4 * 7, 'the first writes of each run were redirected');
     assert.ok(c.passedMessages >= 4, 'writes after the hand-off went over TCP');

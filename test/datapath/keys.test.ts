@@ -1,39 +1,28 @@
 import * as assert from 'assert';
 import { execFileSync } from 'child_process';
-import { KernelEnv, skipUnlessKernel, testPort } from './helpers';
+import { kernelSuite, testPort } from './helpers';
 import type { Counters } from '../../src/datapath/bpf/abi';
 import type { SocketEntry } from '../../src/datapath/bpf/datapath';
 
 /** Socket keys as the programs build them: byte order, families, netns, misses, ports mode. */
 describe('datapath: sockhash keys and redirection (real kernel)', function () {
-  let env: KernelEnv;
-
-  before(function () {
-    skipUnlessKernel(this);
-    env = new KernelEnv();
-    env.makeCgroup();
-    env.attach();
-  });
-
-  after(async function () {
-    if (env) await env.cleanup();
-  });
+  const k = kernelSuite({ attach: true });
 
   afterEach(async function () {
-    if (env) await env.killPeers();
+    if (k.env) await k.env.killPeers();
   });
 
   const counters = (): Counters => {
-    const c = env.status().counters;
+    const c = k.env.status().counters;
     assert.ok(c, 'counters readable');
     return c;
   };
-  const entriesFor = (port: number): SocketEntry[] => env.status().sockets.filter((s) => s.localPort === port || s.remotePort === port);
+  const entriesFor = (port: number): SocketEntry[] => k.env.status().sockets.filter((s) => s.localPort === port || s.remotePort === port);
 
   it('stores both ends of an IPv4 pair with host-order ports, swapped, under one netns cookie', async function () {
     const port = testPort();
-    await env.server('127.0.0.1', port, { cgroup: env.cgroup });
-    const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     const opened = await client.cmd('open 1');
     assert.ok(opened.ok, opened.error);
     const local = opened.localPorts![0];
@@ -61,8 +50,8 @@ describe('datapath: sockhash keys and redirection (real kernel)', function () {
 
   it('keys IPv6 ::1 pairs as AF_INET6', async function () {
     const port = testPort();
-    await env.server('::1', port, { cgroup: env.cgroup });
-    const client = env.client('::1', port, { cgroup: env.cgroup });
+    await k.env.server('::1', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('::1', port, { cgroup: k.env.cgroup });
     assert.ok((await client.cmd('open 1')).ok);
     const before = counters();
     assert.ok((await client.cmd('exchange 5000')).ok);
@@ -74,8 +63,8 @@ describe('datapath: sockhash keys and redirection (real kernel)', function () {
 
   it('normalises a dual-stack listener (::ffff:127.0.0.1) to the IPv4 key of its client', async function () {
     const port = testPort();
-    await env.server('::', port, { cgroup: env.cgroup });
-    const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });
+    await k.env.server('::', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     assert.ok((await client.cmd('open 1')).ok);
     const before = counters();
     assert.ok((await client.cmd('exchange 64')).ok);
@@ -89,8 +78,8 @@ describe('datapath: sockhash keys and redirection (real kernel)', function () {
 
   it('passes to TCP when the peer is outside the cgroup (server outside, client inside)', async function () {
     const port = testPort();
-    await env.server('127.0.0.1', port); // not in the cgroup
-    const client = env.client('127.0.0.1', port, { cgroup: env.cgroup });
+    await k.env.server('127.0.0.1', port); // not in the cgroup
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     const opened = await client.cmd('open 1');
     const before = counters();
     for (const size of [1, 4096, 1 << 20]) assert.ok((await client.cmd(`exchange ${size}`)).ok, `exchange ${size}`);
@@ -105,8 +94,8 @@ describe('datapath: sockhash keys and redirection (real kernel)', function () {
 
   it('passes to TCP when the client is outside the cgroup (server inside)', async function () {
     const port = testPort();
-    await env.server('127.0.0.1', port, { cgroup: env.cgroup });
-    const client = env.client('127.0.0.1', port);
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('127.0.0.1', port);
     assert.ok((await client.cmd('open 2')).ok);
     const before = counters();
     for (const size of [10, 70000]) assert.ok((await client.cmd(`exchange ${size}`)).ok);
@@ -117,15 +106,15 @@ describe('datapath: sockhash keys and redirection (real kernel)', function () {
   });
 
   it('leaves non-loopback traffic alone (two namespaces over a veth pair, both in the cgroup)', async function () {
-    const [nsA, nsB] = [env.makeNetns('va'), env.makeNetns('vb')];
+    const [nsA, nsB] = [k.env.makeNetns('va'), k.env.makeNetns('vb')];
     execFileSync('ip', ['-n', nsA, 'link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb', 'netns', nsB]);
     execFileSync('ip', ['-n', nsA, 'addr', 'add', '10.77.0.1/24', 'dev', 'va']);
     execFileSync('ip', ['-n', nsB, 'addr', 'add', '10.77.0.2/24', 'dev', 'vb']);
     execFileSync('ip', ['-n', nsA, 'link', 'set', 'va', 'up']);
     execFileSync('ip', ['-n', nsB, 'link', 'set', 'vb', 'up']);
     const port = testPort();
-    await env.server('10.77.0.1', port, { cgroup: env.cgroup, netns: nsA });
-    const client = env.client('10.77.0.1', port, { cgroup: env.cgroup, netns: nsB });
+    await k.env.server('10.77.0.1', port, { cgroup: k.env.cgroup, netns: nsA });
+    const client = k.env.client('10.77.0.1', port, { cgroup: k.env.cgroup, netns: nsB });
     const before = counters();
     const opened = await client.cmd('open 3');
     assert.ok(opened.ok, opened.error);
@@ -139,22 +128,22 @@ describe('datapath: sockhash keys and redirection (real kernel)', function () {
   it('in ports mode inserts only pairs using a configured port', async function () {
     const [pOn, pOff] = [testPort(), testPort()];
     try {
-      const r = env.attach({ ports: [pOn] });
+      const r = k.env.attach({ ports: [pOn] });
       assert.strictEqual(r.mode, 'ports');
       assert.ok(r.adopted && r.alreadyAttached, 'second attach adopts and only reconfigures');
-      assert.deepStrictEqual(env.status().ports, [pOn]);
-      await env.server('127.0.0.1', pOn, { cgroup: env.cgroup });
-      await env.server('127.0.0.1', pOff, { cgroup: env.cgroup });
-      const a = env.client('127.0.0.1', pOn, { cgroup: env.cgroup });
-      const b = env.client('127.0.0.1', pOff, { cgroup: env.cgroup });
+      assert.deepStrictEqual(k.env.status().ports, [pOn]);
+      await k.env.server('127.0.0.1', pOn, { cgroup: k.env.cgroup });
+      await k.env.server('127.0.0.1', pOff, { cgroup: k.env.cgroup });
+      const a = k.env.client('127.0.0.1', pOn, { cgroup: k.env.cgroup });
+      const b = k.env.client('127.0.0.1', pOff, { cgroup: k.env.cgroup });
       assert.ok((await a.cmd('open 1')).ok && (await b.cmd('open 1')).ok);
       assert.ok((await a.cmd('exchange 300')).ok && (await b.cmd('exchange 300')).ok);
       assert.strictEqual(entriesFor(pOn).length, 2);
       assert.strictEqual(entriesFor(pOff).length, 0);
     } finally {
-      env.attach();
+      k.env.attach();
     }
-    assert.deepStrictEqual(env.status().ports, []);
-    assert.strictEqual(env.status().mode, 'all');
+    assert.deepStrictEqual(k.env.status().ports, []);
+    assert.strictEqual(k.env.status().mode, 'all');
   });
 });

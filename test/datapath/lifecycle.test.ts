@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
-import { KernelEnv, skipUnlessKernel } from './helpers';
+import { kernelSuite } from './helpers';
 import { preflight } from '../../src/datapath/bpf/preflight';
 import { packageRoot } from '../../src/paths';
 
@@ -32,64 +32,54 @@ describe('datapath: preflight (no kernel needed)', function () {
 });
 
 describe('datapath: load, adopt, detach and the CLI (real kernel)', function () {
-  let env: KernelEnv;
-
-  before(function () {
-    skipUnlessKernel(this);
-    env = new KernelEnv();
-    env.makeCgroup();
-  });
-
-  after(async function () {
-    if (env) await env.cleanup();
-  });
+  const k = kernelSuite();
 
   it('adopts the pinned programs on a second start instead of loading twice', function () {
-    const first = env.attach();
+    const first = k.env.attach();
     assert.strictEqual(first.adopted, false);
     assert.strictEqual(first.alreadyAttached, false);
-    const ids = env.status().programs;
-    const second = env.attach();
+    const ids = k.env.status().programs;
+    const second = k.env.attach();
     assert.strictEqual(second.adopted, true);
     assert.strictEqual(second.alreadyAttached, true);
     assert.strictEqual(second.linkId, first.linkId);
-    const again = env.status();
+    const again = k.env.status();
     assert.deepStrictEqual([again.programs.sockops?.id, again.programs.skMsg?.id], [ids.sockops?.id, ids.skMsg?.id]);
-    assert.strictEqual(again.cgroup?.path, env.cgroup);
+    assert.strictEqual(again.cgroup?.path, k.env.cgroup);
     assert.deepStrictEqual(again.skMsgAttachedIds, [ids.skMsg?.id]);
   });
 
   it('refuses to move an attachment to another cgroup without a detach', function () {
-    const other = env.makeCgroup(`${env.cgroup}-other`);
-    assert.throws(() => env.attach({ cgroup: other }), /already attached/);
+    const other = k.env.makeCgroup(`${k.env.cgroup}-other`);
+    assert.throws(() => k.env.attach({ cgroup: other }), /already attached/);
   });
 
   it('reports status through the CLI as JSON', function () {
-    const r = cli(['datapath', 'status', '--pin-dir', env.pinDir, '--json']);
+    const r = cli(['datapath', 'status', '--pin-dir', k.env.pinDir, '--json']);
     assert.strictEqual(r.code, 0, r.stderr);
     const s = JSON.parse(r.stdout) as { attached: boolean; mode: string; cgroup: { path: string } };
     assert.strictEqual(s.attached, true);
     assert.strictEqual(s.mode, 'all');
-    assert.strictEqual(s.cgroup.path, env.cgroup);
+    assert.strictEqual(s.cgroup.path, k.env.cgroup);
   });
 
   it('detaches through the CLI, removing every pin; a second detach is a no-op', function () {
-    const r = cli(['datapath', 'detach', '--pin-dir', env.pinDir]);
+    const r = cli(['datapath', 'detach', '--pin-dir', k.env.pinDir]);
     assert.strictEqual(r.code, 0, r.stderr);
     assert.match(r.stdout, /detached/);
-    assert.ok(!fs.existsSync(env.pinDir));
-    const again = cli(['datapath', 'detach', '--pin-dir', env.pinDir]);
+    assert.ok(!fs.existsSync(k.env.pinDir));
+    const again = cli(['datapath', 'detach', '--pin-dir', k.env.pinDir]);
     assert.strictEqual(again.code, 0);
     assert.match(again.stdout, /not attached/);
-    const st = cli(['datapath', 'status', '--pin-dir', env.pinDir]);
+    const st = cli(['datapath', 'status', '--pin-dir', k.env.pinDir]);
     assert.match(st.stdout, /nothing loaded/);
   });
 
   it('exits 1 naming the missing cgroup v2 directory', function () {
-    const r = cli(['datapath', 'attach', '--pin-dir', env.pinDir, '--cgroup', '/sys/fs/cgroup/unified/meshaccel-does-not-exist']);
+    const r = cli(['datapath', 'attach', '--pin-dir', k.env.pinDir, '--cgroup', '/sys/fs/cgroup/unified/meshaccel-does-not-exist']);
     assert.strictEqual(r.code, 1);
     assert.match(r.stderr, /cgroup-v2: no cgroup v2 at \/sys\/fs\/cgroup\/unified\/meshaccel-does-not-exist/);
-    assert.ok(!fs.existsSync(env.pinDir), 'nothing was loaded');
+    assert.ok(!fs.existsSync(k.env.pinDir), 'nothing was loaded');
   });
 
   it('exits 1 naming root and bpf() when run unprivileged', function () {
@@ -97,7 +87,7 @@ describe('datapath: load, adopt, detach and the CLI (real kernel)', function () 
       console.log('    skipping: setpriv (util-linux) not installed');
       this.skip();
     }
-    const r = cli(['datapath', 'attach', '--pin-dir', env.pinDir, '--cgroup', env.cgroup], 65534);
+    const r = cli(['datapath', 'attach', '--pin-dir', k.env.pinDir, '--cgroup', k.env.cgroup], 65534);
     assert.strictEqual(r.code, 1, r.stderr);
     assert.match(r.stderr, /root: not root \(uid 65534\)/);
     assert.match(r.stderr, /bpf-syscall: bpf\(\) syscall unavailable/);
