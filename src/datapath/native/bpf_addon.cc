@@ -116,6 +116,36 @@ bool GetString(const Napi::Object& o, const char* key, std::string* out) {
 // Opens a pinned object; ENOENT is reported as "not loaded" by callers that expect it.
 int OpenPin(const std::string& dir, const char* name) { return bpf_obj_get(PinPath(dir, name).c_str()); }
 
+// A map pinned by another build of the programs may have other key or value sizes; lookups and
+// updates with this build's structs would then read or write past them. Such a map is refused
+// for I/O with EPROTO.
+int OpenPinnedMap(const std::string& dir, const char* name, __u32 key_size, __u32 value_size) {
+  int fd = OpenPin(dir, name);
+  if (fd < 0) return fd;
+  bpf_map_info info;
+  memset(&info, 0, sizeof(info));
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  if (info.key_size != key_size || info.value_size != value_size) {
+    close(fd);
+    errno = EPROTO;
+    return -1;
+  }
+  return fd;
+}
+
+// What to say when a pinned map cannot be opened for I/O.
+std::string OpenMapWhat(const char* name) {
+  if (errno == EPROTO)
+    return std::string("pinned map ") + name + " has another build's layout (run `meshaccel datapath detach`, then attach again)";
+  return std::string("open pinned map ") + name;
+}
+
 // probeBpf(): whether the bpf() syscall works here (creates and frees a one-slot array).
 Napi::Value ProbeBpf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -294,8 +324,8 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   cfg.bulk_small_max = c.Get("bulkSmallMax").ToNumber().Uint32Value();
   cfg.leave_delay_ms = c.Get("leaveDelayMs").ToNumber().Uint32Value();
 
-  Fd ports_fd(OpenPin(pin_dir, MESHACCEL_MAP_PORTS));
-  if (!ports_fd.ok()) return Fail(env, "open pinned map " MESHACCEL_MAP_PORTS, errno);
+  Fd ports_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)));
+  if (!ports_fd.ok()) return Fail(env, OpenMapWhat(MESHACCEL_MAP_PORTS), errno);
   std::vector<__u16> wanted;
   for (uint32_t i = 0; i < ports.Length(); i++) {
     uint32_t p = ports.Get(i).ToNumber().Uint32Value();
@@ -322,8 +352,8 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   }
 
   // Config last: switching to PORTS mode after the port set is complete.
-  Fd cfg_fd(OpenPin(pin_dir, MESHACCEL_MAP_CONFIG));
-  if (!cfg_fd.ok()) return Fail(env, "open pinned map " MESHACCEL_MAP_CONFIG, errno);
+  Fd cfg_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)));
+  if (!cfg_fd.ok()) return Fail(env, OpenMapWhat(MESHACCEL_MAP_CONFIG), errno);
   __u32 zero = 0;
   int err = bpf_map_update_elem(cfg_fd.get(), &zero, &cfg, BPF_ANY);
   if (err) return Fail(env, "write " MESHACCEL_MAP_CONFIG, err);
@@ -379,7 +409,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     r.Set("link", env.Null());
   }
 
-  Fd cfg_fd(OpenPin(pin_dir, MESHACCEL_MAP_CONFIG));
+  Fd cfg_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)));
   if (cfg_fd.ok()) {
     meshaccel_config cfg;
     __u32 zero = 0;
@@ -395,7 +425,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     r.Set("config", env.Null());
   }
 
-  Fd ports_fd(OpenPin(pin_dir, MESHACCEL_MAP_PORTS));
+  Fd ports_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)));
   if (ports_fd.ok()) {
     Napi::Array a = Napi::Array::New(env);
     __u16 cur, next;
@@ -411,7 +441,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     r.Set("ports", env.Null());
   }
 
-  Fd ctr_fd(OpenPin(pin_dir, MESHACCEL_MAP_COUNTERS));
+  Fd ctr_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_COUNTERS, sizeof(__u32), sizeof(__u64)));
   if (ctr_fd.ok()) {
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) return Fail(env, "count possible CPUs", ncpu);
@@ -431,8 +461,8 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
 
   // Sockets: sockhash keys plus socket cookies (an 8-byte value makes the kernel return the
   // cookie on a userspace lookup).
-  Fd socks(OpenPin(pin_dir, MESHACCEL_MAP_SOCKS));
-  Fd flows(OpenPin(pin_dir, MESHACCEL_MAP_FLOWS));
+  Fd socks(OpenPinnedMap(pin_dir, MESHACCEL_MAP_SOCKS, sizeof(meshaccel_sock_key), sizeof(__u64)));
+  Fd flows(OpenPinnedMap(pin_dir, MESHACCEL_MAP_FLOWS, sizeof(meshaccel_sock_key), sizeof(meshaccel_flow)));
   if (socks.ok()) {
     Napi::Array a = Napi::Array::New(env);
     meshaccel_sock_key cur, next;
@@ -497,7 +527,7 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
   Napi::Array removed = Napi::Array::New(env);
   uint32_t n = 0;
 
-  Fd cfg_fd(OpenPin(pin_dir, MESHACCEL_MAP_CONFIG));
+  Fd cfg_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)));
   if (cfg_fd.ok()) {
     meshaccel_config cfg;
     memset(&cfg, 0, sizeof(cfg));

@@ -1,0 +1,32 @@
+import * as assert from 'assert';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import { loadNative } from '../../src/datapath/bpf/native';
+import { skipUnlessKernel } from './helpers';
+
+/**
+ * Maps pinned by another build (other key or value sizes) are never used for raw I/O: the
+ * addon would otherwise read or write past this build's structs.
+ */
+describe('datapath: pinned maps of another build (real kernel)', function () {
+  const pinDir = `/sys/fs/bpf/meshaccel-test-abi-${process.pid}`;
+
+  before(function () {
+    skipUnlessKernel(this);
+    fs.mkdirSync(pinDir, { recursive: true });
+    const bpftool = (args: string[]): void => void execFileSync('bpftool', args, { stdio: 'pipe' });
+    bpftool(['map', 'create', `${pinDir}/ma_ports`, 'type', 'hash', 'key', '2', 'value', '1', 'entries', '16', 'name', 'ma_ports']);
+    // A config slot one word larger than this build's.
+    bpftool(['map', 'create', `${pinDir}/ma_config`, 'type', 'array', 'key', '4', 'value', '20', 'entries', '1', 'name', 'ma_config']);
+  });
+
+  after(() => {
+    fs.rmSync(pinDir, { recursive: true, force: true });
+  });
+
+  it('configure refuses the map and says what to do; status leaves it out', () => {
+    const native = loadNative();
+    assert.throws(() => native.configure(pinDir, { mode: 1, bulkStreak: 16, bulkSmallMax: 16384, leaveDelayMs: 1000 }, []), /ma_config has another build's layout .*datapath detach/);
+    assert.strictEqual(native.status(pinDir, 16).config, null);
+  });
+});
