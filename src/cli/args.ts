@@ -19,7 +19,20 @@ export interface ParsedArgs {
 
 export class UsageError extends Error {}
 
-export function parseArgs(argv: readonly string[], spec: Readonly<Record<string, OptionSpec>>): ParsedArgs {
+/** `--help` was given: main prints the usage and exits 0, so no command handles it itself. */
+export class HelpRequested extends Error {
+  constructor(readonly usage: string) {
+    super(usage);
+  }
+}
+
+/** How a command names itself in its `--help` text. */
+export interface CommandUsage {
+  command: string;
+  summary: string;
+}
+
+export function parseArgs(argv: readonly string[], spec: Readonly<Record<string, OptionSpec>>, usage?: CommandUsage): ParsedArgs {
   const options = new Map<string, string[]>();
   const flags = new Set<string>();
   const positionals: string[] = [];
@@ -53,6 +66,7 @@ export function parseArgs(argv: readonly string[], spec: Readonly<Record<string,
     list.push(value);
     options.set(name, list);
   }
+  if (usage && flags.has('help')) throw new HelpRequested(usageText(usage.command, usage.summary, spec));
   return { options, flags, positionals };
 }
 

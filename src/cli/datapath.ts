@@ -1,5 +1,5 @@
 import type { Command } from './command';
-import { UsageError, optionList, optionValue, parseArgs, parsePort, usageText, OptionSpec } from './args';
+import { UsageError, optionList, optionValue, parseArgs, parsePort, OptionSpec } from './args';
 import type { DatapathStatus } from '../datapath/bpf/datapath';
 
 /**
@@ -61,8 +61,7 @@ function statusText(s: DatapathStatus, maxSockets: number): string {
 }
 
 async function attachCmd(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ATTACH);
-  if (args.flags.has('help')) return (console.log(usageText('datapath attach', 'Load (or adopt) the sockops/sk_msg programs and attach them to a cgroup.', ATTACH)), 0);
+  const args = parseArgs(argv, ATTACH, { command: 'datapath attach', summary: 'Load (or adopt) the sockops/sk_msg programs and attach them to a cgroup.' });
   if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
   const ports = optionList(args, 'ports').map((p) => parsePort(p, '--ports'));
   const streak = optionValue(args, 'bulk-streak');
@@ -99,8 +98,7 @@ async function attachCmd(argv: string[]): Promise<number> {
 }
 
 async function detachCmd(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, COMMON);
-  if (args.flags.has('help')) return (console.log(usageText('datapath detach', 'Detach and unpin; live connections continue over plain TCP.', COMMON)), 0);
+  const args = parseArgs(argv, COMMON, { command: 'datapath detach', summary: 'Detach and unpin; live connections continue over plain TCP.' });
   if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
   const dp = await import('../datapath/bpf/datapath');
   try {
@@ -115,8 +113,7 @@ async function detachCmd(argv: string[]): Promise<number> {
 }
 
 async function statusCmd(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, STATUS);
-  if (args.flags.has('help')) return (console.log(usageText('datapath status', 'Programs, cgroup attachment, counters and sockhash entries.', STATUS)), 0);
+  const args = parseArgs(argv, STATUS, { command: 'datapath status', summary: 'Programs, cgroup attachment, counters and sockhash entries.' });
   if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
   const max = optionValue(args, 'sockets');
   const maxSockets = max === undefined ? 20 : nonNegative(max, '--sockets');

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import type { Command } from './command';
 import type { CompiledProxyPolicy } from '../policy/compiled';
-import { UsageError, optionValue, parseArgs, usageText, type OptionSpec } from './args';
+import { UsageError, optionValue, parseArgs, type OptionSpec } from './args';
 
 /**
  * `meshaccel envoy check FILE...`: Envoy's schema and PGV rules over bootstraps and resources.
@@ -23,11 +23,7 @@ const RENDER_OPTIONS: Record<string, OptionSpec> = {
 const SUMMARY = 'check Envoy config files against Envoy\'s schema; render compiled policy as Envoy resources';
 
 async function check(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, CHECK_OPTIONS);
-  if (args.flags.has('help')) {
-    console.log(usageText('envoy check FILE...', 'Checks Envoy bootstraps and resources (YAML or JSON; "@type" resources, lists, `resources:`, Istio EnvoyFilters) against Envoy\'s protos and their validate.rules. Exit 0 only if every file passes.', CHECK_OPTIONS));
-    return 0;
-  }
+  const args = parseArgs(argv, CHECK_OPTIONS, { command: 'envoy check FILE...', summary: 'Checks Envoy bootstraps and resources (YAML or JSON; "@type" resources, lists, `resources:`, Istio EnvoyFilters) against Envoy\'s protos and their validate.rules. Exit 0 only if every file passes.' });
   if (args.positionals.length === 0) throw new UsageError('envoy check needs at least one FILE');
   const { checkFile, formatFileViolation } = await import('../envoy/check-file');
   let failed = false;
@@ -51,11 +47,7 @@ async function check(argv: string[]): Promise<number> {
 }
 
 async function render(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, RENDER_OPTIONS);
-  if (args.flags.has('help')) {
-    console.log(usageText('envoy render COMPILED.json', 'Prints the Envoy resources a CompiledProxyPolicy (JSON) compiles to, after checking them.', RENDER_OPTIONS));
-    return 0;
-  }
+  const args = parseArgs(argv, RENDER_OPTIONS, { command: 'envoy render COMPILED.json', summary: 'Prints the Envoy resources a CompiledProxyPolicy (JSON) compiles to, after checking them.' });
   const [file] = args.positionals;
   if (!file || args.positionals.length > 1) throw new UsageError('envoy render needs exactly one COMPILED.json');
   const mode = optionValue(args, 'mode') ?? 'standalone';

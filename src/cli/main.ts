@@ -1,5 +1,5 @@
 import type { Command } from './command';
-import { UsageError } from './args';
+import { HelpRequested, UsageError } from './args';
 
 // Each subcommand is loaded only when named, so `meshaccel status` never pays for loading
 // Envoy's protos or the BPF addon.
@@ -33,6 +33,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await (await load()).run(rest);
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      console.log(err.usage);
+      return 0;
+    }
     if (err instanceof UsageError) {
       console.error(`meshaccel ${name}: ${err.message}`);
       return 2;

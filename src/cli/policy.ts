@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import type { Command } from './command';
-import { optionList, parseArgs, UsageError, usageText, type OptionSpec } from './args';
+import { optionList, parseArgs, UsageError, type OptionSpec } from './args';
 import { formatDiagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
 import { listYamlFiles, loadFiles } from '../policy/loader';
@@ -37,11 +37,7 @@ function expand(paths: readonly string[]): string[] {
 
 /** Validates files like a compiler: one line per error, exit status 0 only if everything passed. */
 async function check(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, CHECK_SPEC);
-  if (args.flags.has('help')) {
-    console.log(usageText('policy check FILE|DIR...', 'Validate L7Policy, ClusterL7Policy and Workload YAML against the CRD schema, RE2 and Kafka rules.', CHECK_SPEC));
-    return 0;
-  }
+  const args = parseArgs(argv, CHECK_SPEC, { command: 'policy check FILE|DIR...', summary: 'Validate L7Policy, ClusterL7Policy and Workload YAML against the CRD schema, RE2 and Kafka rules.' });
   if (args.positionals.length === 0) throw new UsageError('policy check needs at least one FILE');
   const files = expand(args.positionals);
   const loaded = loadFiles(files);
@@ -64,11 +60,7 @@ async function check(argv: string[]): Promise<number> {
 
 /** Prints the compiled IR the Envoy builders consume, keyed by proxy. */
 async function compile(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, COMPILE_SPEC);
-  if (args.flags.has('help')) {
-    console.log(usageText('policy compile', 'Compile policies and workloads to the per-proxy IR (JSON on stdout).', COMPILE_SPEC));
-    return 0;
-  }
+  const args = parseArgs(argv, COMPILE_SPEC, { command: 'policy compile', summary: 'Compile policies and workloads to the per-proxy IR (JSON on stdout).' });
   const inputs = [...optionList(args, 'policies'), ...optionList(args, 'workloads'), ...args.positionals];
   if (inputs.length === 0) throw new UsageError('policy compile needs --policies and/or --workloads');
   const loaded = loadFiles(expand(inputs));

@@ -161,11 +161,12 @@ async function status(args: ParsedArgs): Promise<number> {
 export const command: Command = {
   summary: SUMMARY,
   async run(argv: string[]): Promise<number> {
-    const args = parseArgs(argv, SPEC);
+    const usage = { command: 'redirect apply|remove|status [options]', summary: SUMMARY };
+    const args = parseArgs(argv, SPEC, usage);
     const [action, ...extra] = args.positionals;
-    if (args.flags.has('help') || !action) {
-      console.log(usageText('redirect apply|remove|status [options]', SUMMARY, SPEC));
-      return action || args.flags.has('help') ? 0 : 2;
+    if (!action) {
+      console.log(usageText(usage.command, usage.summary, SPEC));
+      return 2;
     }
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
     const actions: Record<string, (a: ParsedArgs) => Promise<number>> = { apply, remove, status };

@@ -1,6 +1,6 @@
 import * as path from 'path';
 import type { Command } from './command';
-import { optionList, optionValue, parseArgs, parsePort, usageText, UsageError, type OptionSpec } from './args';
+import { optionList, optionValue, parseArgs, parsePort, UsageError, type OptionSpec } from './args';
 import { packageRoot } from '../paths';
 import type { EnvoyMode } from '../envoy/proxy-resources';
 import type { TlsFiles } from '../xds/tls';
@@ -32,11 +32,7 @@ const consoleLogger: Logger = {
 export const command: Command = {
   summary: 'run the xDS control server on the file policy store (watches the directories)',
   async run(argv) {
-    const args = parseArgs(argv, OPTIONS);
-    if (args.flags.has('help')) {
-      console.log(usageText('serve [options]', 'Serves compiled L7 policy to Envoy (ADS, SotW and Delta; LDS/RDS/CDS/EDS/ECDS/SDS).', OPTIONS));
-      return 0;
-    }
+    const args = parseArgs(argv, OPTIONS, { command: 'serve [options]', summary: 'Serves compiled L7 policy to Envoy (ADS, SotW and Delta; LDS/RDS/CDS/EDS/ECDS/SDS).' });
     const mode = (optionValue(args, 'mode') ?? 'standalone') as EnvoyMode;
     if (!MODES.includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}`);
     const port = parsePort(optionValue(args, 'port') ?? '18000', '--port', true);

@@ -1,6 +1,6 @@
 import * as http from 'http';
 import type { Command } from './command';
-import { optionValue, parseArgs, usageText, type OptionSpec } from './args';
+import { optionValue, parseArgs, type OptionSpec } from './args';
 import type { NodeStatus } from '../xds/node-status';
 import { shortType } from '../xds/snapshot';
 
@@ -53,11 +53,7 @@ export function formatStatus(doc: StatusDocument): string {
 export const command: Command = {
   summary: 'show connected proxies, the versions they ACKed and their last NACK',
   async run(argv) {
-    const args = parseArgs(argv, OPTIONS);
-    if (args.flags.has('help')) {
-      console.log(usageText('status [--admin URL] [--json]', 'Reads the admin endpoint of a running control server.', OPTIONS));
-      return 0;
-    }
+    const args = parseArgs(argv, OPTIONS, { command: 'status [--admin URL] [--json]', summary: 'Reads the admin endpoint of a running control server.' });
     const base = (optionValue(args, 'admin') ?? 'http://127.0.0.1:18001').replace(/\/$/, '');
     try {
       const doc = await fetchJson(`${/^https?:\/\//.test(base) ? base : `http://${base}`}/status`);
