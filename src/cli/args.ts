@@ -90,7 +90,9 @@ export function parsePort(text: string, what: string, allowZero = false): number
 export function usageText(command: string, summary: string, spec: Readonly<Record<string, OptionSpec>>): string {
   const lines = [`usage: meshaccel ${command}`, '', summary, ''];
   for (const [name, opt] of Object.entries(spec)) {
-    lines.push(`  --${name}${opt.value ? ' VALUE' : ''}${opt.repeated ? ' (repeatable)' : ''}`.padEnd(34) + opt.description);
+    const head = `  --${name}${opt.value ? ' VALUE' : ''}${opt.repeated ? ' (repeatable)' : ''}`;
+    // A long option name still gets a gap before its description.
+    lines.push(`${head.padEnd(34)}${head.length >= 34 ? '  ' : ''}${opt.description}`);
   }
   return lines.join('\n');
 }
