@@ -61,10 +61,6 @@ export class PolicySnapshotSource implements SnapshotSource {
     return [...this.failures.values()];
   }
 
-  knownNodes(): string[] {
-    return [...this.nodes.keys()];
-  }
-
   private rebuild(node: NodeInfo): void {
     const compiled = this.policies.policyForNode(node.id, node.metadata);
     try {

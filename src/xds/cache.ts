@@ -27,8 +27,6 @@ export interface SnapshotSource {
 
 export interface SnapshotCacheOptions {
   nodeHash?: NodeHash;
-  /** Served to nodes whose key has no snapshot of its own (for example a static example). */
-  fallback?: Snapshot;
 }
 
 /** In-memory snapshots per node key, with change notification. */
@@ -36,11 +34,9 @@ export class SnapshotCache implements SnapshotSource {
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly watchers = new Map<string, Set<(s: Snapshot) => void>>();
   private readonly nodeHash: NodeHash;
-  private fallback: Snapshot | undefined;
 
   constructor(options: SnapshotCacheOptions = {}) {
     this.nodeHash = options.nodeHash ?? nodeIdHash;
-    this.fallback = options.fallback;
   }
 
   nodeKey(node: NodeInfo): string {
@@ -48,7 +44,7 @@ export class SnapshotCache implements SnapshotSource {
   }
 
   getSnapshot(key: string): Snapshot | undefined {
-    return this.snapshots.get(key) ?? this.fallback;
+    return this.snapshots.get(key);
   }
 
   keys(): string[] {
@@ -61,21 +57,10 @@ export class SnapshotCache implements SnapshotSource {
     this.notify(key, snapshot);
   }
 
-  /** Replaces the whole set in one step: keys absent from `next` fall back or go empty. */
-  setAll(next: ReadonlyMap<string, Snapshot>): void {
-    for (const key of [...this.snapshots.keys()]) if (!next.has(key)) this.clearSnapshot(key);
-    for (const [key, snap] of next) this.setSnapshot(key, snap);
-  }
-
   clearSnapshot(key: string): void {
     if (!this.snapshots.delete(key)) return;
-    this.notify(key, this.fallback ?? Snapshot.empty());
-  }
-
-  setFallback(snapshot: Snapshot | undefined): void {
-    this.fallback = snapshot;
-    const watched = [...this.watchers.keys()].filter((k) => !this.snapshots.has(k));
-    for (const key of watched) this.notify(key, snapshot ?? Snapshot.empty());
+    // Streams on that key are told their configuration is now empty.
+    this.notify(key, Snapshot.empty());
   }
 
   watch(key: string, listener: (snapshot: Snapshot) => void): () => void {

@@ -35,10 +35,6 @@ export class Snapshot {
     return new Snapshot(new Map());
   }
 
-  typeUrls(): string[] {
-    return [...this.byType.keys()];
-  }
-
   resources(typeUrl: string): ReadonlyMap<string, EncodedResource> {
     return this.byType.get(typeUrl) ?? EMPTY;
   }
@@ -55,13 +51,6 @@ export class Snapshot {
       this.typeVersions.set(typeUrl, v);
     }
     return v;
-  }
-
-  /** Versions of all types together: what a node "is on". */
-  get systemVersion(): string {
-    const h = createHash('sha256');
-    for (const t of [...this.byType.keys()].sort()) h.update(t).update(this.version(t));
-    return h.digest('base64url').slice(0, 16);
   }
 
   /**

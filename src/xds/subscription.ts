@@ -29,10 +29,6 @@ export class Subscription {
     return this.named.size;
   }
 
-  has(name: string): boolean {
-    return this.named.has(name);
-  }
-
   names(): IterableIterator<string> {
     return this.named.values();
   }

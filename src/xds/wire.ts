@@ -42,9 +42,8 @@ export function anyBytes(typeUrl: string, value: Uint8Array): Buffer {
 }
 
 /** envoy.service.discovery.v3.Resource: name=3, version=1, resource=2, ttl=6. */
-function deltaResourceBytes(r: EncodedResource, includeBody: boolean): Buffer {
-  const parts = [stringField(3, r.name), stringField(1, r.version)];
-  if (includeBody) parts.push(lengthDelimited(2, anyBytes(r.typeUrl, r.value)));
+function deltaResourceBytes(r: EncodedResource): Buffer {
+  const parts = [stringField(3, r.name), stringField(1, r.version), lengthDelimited(2, anyBytes(r.typeUrl, r.value))];
   if (r.ttlMs !== undefined) parts.push(lengthDelimited(6, durationBytes(r.ttlMs)));
   return Buffer.concat(parts);
 }
@@ -58,7 +57,7 @@ const deltaFramed = new WeakMap<EncodedResource, Buffer>();
 export function sotwResourceField(r: EncodedResource): Buffer {
   let framed = sotwFramed.get(r);
   if (!framed) {
-    const any = r.ttlMs === undefined ? anyBytes(r.typeUrl, r.value) : anyBytes(WRAPPED_RESOURCE_TYPE, deltaResourceBytes(r, true));
+    const any = r.ttlMs === undefined ? anyBytes(r.typeUrl, r.value) : anyBytes(WRAPPED_RESOURCE_TYPE, deltaResourceBytes(r));
     framed = lengthDelimited(2, any);
     sotwFramed.set(r, framed);
   }
@@ -69,7 +68,7 @@ export function sotwResourceField(r: EncodedResource): Buffer {
 export function deltaResourceField(r: EncodedResource): Buffer {
   let framed = deltaFramed.get(r);
   if (!framed) {
-    framed = lengthDelimited(2, deltaResourceBytes(r, true));
+    framed = lengthDelimited(2, deltaResourceBytes(r));
     deltaFramed.set(r, framed);
   }
   return framed;
