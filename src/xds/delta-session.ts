@@ -1,6 +1,6 @@
 import { decodeDeltaRequest } from './requests';
 import type { EncodedResource } from './resource';
-import { pushRank, StreamSession, type SessionContext, type XdsCall } from './stream-session';
+import { StreamSession, type SessionContext, type XdsCall } from './stream-session';
 import { Subscription } from './subscription';
 import { deltaResponse } from './wire';
 
@@ -24,9 +24,7 @@ interface DeltaTypeState {
 const MAX_IN_FLIGHT = 64;
 
 /** One incremental (Delta) xDS stream. */
-export class DeltaSession extends StreamSession {
-  private readonly types = new Map<string, DeltaTypeState>();
-
+export class DeltaSession extends StreamSession<DeltaTypeState> {
   constructor(call: XdsCall, ctx: SessionContext, fixedTypeUrl?: string) {
     super(call, ctx, fixedTypeUrl, 'delta');
   }
@@ -36,19 +34,13 @@ export class DeltaSession extends StreamSession {
     const node = this.identify(req.node);
     const typeUrl = this.typeUrlOf(req.typeUrl);
 
-    let state = this.types.get(typeUrl);
-    const first = !state;
-    if (!state) {
-      this.checkTypeCount(this.types.size + 1);
-      state = {
-        subscription: new Subscription(typeUrl),
-        known: new Map(req.initialResourceVersions),
-        announcedAbsent: new Set(),
-        inFlight: new Map(),
-        owesInitialResponse: true,
-      };
-      this.types.set(typeUrl, state);
-    }
+    const { state, first } = this.typeState(typeUrl, () => ({
+      subscription: new Subscription(typeUrl),
+      known: new Map(req.initialResourceVersions),
+      announcedAbsent: new Set<string>(),
+      inFlight: new Map<string, string>(),
+      owesInitialResponse: true,
+    }));
 
     if (req.responseNonce) {
       const version = state.inFlight.get(req.responseNonce);
@@ -77,9 +69,8 @@ export class DeltaSession extends StreamSession {
     this.push(typeUrl, state);
   }
 
-  protected onSnapshot(): void {
-    const ordered = [...this.types.entries()].sort((a, b) => pushRank(a[0]) - pushRank(b[0]));
-    for (const [typeUrl, state] of ordered) this.push(typeUrl, state);
+  protected pushOnSnapshot(typeUrl: string, state: DeltaTypeState): void {
+    this.push(typeUrl, state);
   }
 
   private push(typeUrl: string, state: DeltaTypeState): void {

@@ -1,5 +1,5 @@
 import { decodeSotwRequest, type SotwRequest } from './requests';
-import { pushRank, StreamSession, type SessionContext, type XdsCall } from './stream-session';
+import { StreamSession, type SessionContext, type XdsCall } from './stream-session';
 import { Subscription } from './subscription';
 import { SOTW_NONCE_FIELD, withNonce } from './wire';
 
@@ -12,9 +12,7 @@ interface SotwTypeState {
 }
 
 /** One State-of-the-World stream (ADS or a per-type service). */
-export class SotwSession extends StreamSession {
-  private readonly types = new Map<string, SotwTypeState>();
-
+export class SotwSession extends StreamSession<SotwTypeState> {
   constructor(call: XdsCall, ctx: SessionContext, fixedTypeUrl?: string) {
     super(call, ctx, fixedTypeUrl, 'sotw');
   }
@@ -25,13 +23,7 @@ export class SotwSession extends StreamSession {
     const typeUrl = this.typeUrlOf(req.typeUrl);
     this.checkNames(typeUrl, req.resourceNames.length);
 
-    let state = this.types.get(typeUrl);
-    const first = !state;
-    if (!state) {
-      this.checkTypeCount(this.types.size + 1);
-      state = { subscription: new Subscription(typeUrl) };
-      this.types.set(typeUrl, state);
-    }
+    const { state, first } = this.typeState(typeUrl, () => ({ subscription: new Subscription(typeUrl) }));
 
     const stale = this.settleNonce(node.id, typeUrl, state, req);
     const changed = state.subscription.replace(req.resourceNames, first);
@@ -65,9 +57,8 @@ export class SotwSession extends StreamSession {
     return false;
   }
 
-  protected onSnapshot(): void {
-    const ordered = [...this.types.entries()].sort((a, b) => pushRank(a[0]) - pushRank(b[0]));
-    for (const [typeUrl, state] of ordered) this.push(typeUrl, state, false);
+  protected pushOnSnapshot(typeUrl: string, state: SotwTypeState): void {
+    this.push(typeUrl, state, false);
   }
 
   private push(typeUrl: string, state: SotwTypeState, force: boolean): void {

@@ -53,7 +53,7 @@ const PUSH_ORDER: readonly string[] = [
   TypeUrl.Runtime,
 ];
 
-export function pushRank(typeUrl: string): number {
+function pushRank(typeUrl: string): number {
   const i = PUSH_ORDER.indexOf(typeUrl);
   return i < 0 ? PUSH_ORDER.length : i;
 }
@@ -63,7 +63,9 @@ export function pushRank(typeUrl: string): number {
  * request, following the node's snapshot, writing responses, and tidying up however the
  * stream ends. Subclasses hold the per-type protocol state.
  */
-export abstract class StreamSession {
+export abstract class StreamSession<TypeState> {
+  /** Per-type protocol state, in the order the client first asked for each type. */
+  private readonly types = new Map<string, TypeState>();
   protected readonly id: number;
   protected node?: NodeInfo;
   protected snapshot?: Snapshot;
@@ -90,8 +92,24 @@ export abstract class StreamSession {
   }
 
   protected abstract handle(bytes: Buffer): void;
-  /** Push what changed for every subscribed type, in make-before-break order. */
-  protected abstract onSnapshot(): void;
+  /** Push what a new snapshot changed for one subscribed type. */
+  protected abstract pushOnSnapshot(typeUrl: string, state: TypeState): void;
+
+  /** The state of a type, created (within the per-stream type limit) on its first request. */
+  protected typeState(typeUrl: string, create: () => TypeState): { state: TypeState; first: boolean } {
+    const existing = this.types.get(typeUrl);
+    if (existing) return { state: existing, first: false };
+    this.checkTypeCount(this.types.size + 1);
+    const state = create();
+    this.types.set(typeUrl, state);
+    return { state, first: true };
+  }
+
+  /** Every subscribed type, in make-before-break order. */
+  private onSnapshot(): void {
+    const ordered = [...this.types.entries()].sort((a, b) => pushRank(a[0]) - pushRank(b[0]));
+    for (const [typeUrl, state] of ordered) this.pushOnSnapshot(typeUrl, state);
+  }
 
   private onData(bytes: Buffer): void {
     if (this.closed) return;
@@ -153,7 +171,7 @@ export abstract class StreamSession {
     }
   }
 
-  protected checkTypeCount(count: number): void {
+  private checkTypeCount(count: number): void {
     if (count > this.ctx.limits.maxTypesPerStream) {
       throw new StreamError(grpc.status.RESOURCE_EXHAUSTED, `too many type URLs on one stream (${count} > ${this.ctx.limits.maxTypesPerStream})`);
     }
