@@ -25,6 +25,19 @@ export function isMetadataKey(key: string): boolean {
   return key.startsWith(METADATA_PREFIX);
 }
 
+// Every policy update matches each metadata key against every connected node: parse a key once.
+const parsedKeys = new Map<string, readonly (readonly [string, string])[]>();
+
+function metadataRequirements(key: string): readonly (readonly [string, string])[] {
+  let want = parsedKeys.get(key);
+  if (!want) {
+    want = Object.entries(parseMetadataKey(key));
+    if (parsedKeys.size >= 10_000) parsedKeys.clear(); // keys of long-gone bindings
+    parsedKeys.set(key, want);
+  }
+  return want;
+}
+
 export function parseMetadataKey(key: string): Record<string, string> {
   return JSON.parse(key.slice(METADATA_PREFIX.length)) as Record<string, string>;
 }
@@ -32,6 +45,5 @@ export function parseMetadataKey(key: string): Record<string, string> {
 /** Whether a proxy key applies to a connecting node. Metadata values compare as strings. */
 export function keyMatchesNode(key: string, nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): boolean {
   if (!isMetadataKey(key)) return key === nodeId;
-  const want = parseMetadataKey(key);
-  return Object.entries(want).every(([k, v]) => nodeMetadata[k] !== undefined && String(nodeMetadata[k]) === v);
+  return metadataRequirements(key).every(([k, v]) => nodeMetadata[k] !== undefined && String(nodeMetadata[k]) === v);
 }
