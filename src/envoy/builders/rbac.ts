@@ -1,5 +1,5 @@
-import { isIP } from 'net';
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerSet, PolicyOrigin } from '../../policy/compiled';
+import { parseCidr } from '../../policy/semantic-checks';
 
 /**
  * Compiled HTTP rules → Envoy's RBAC HTTP filter config (envoy.extensions.filters.http.rbac.v3.RBAC),
@@ -86,13 +86,8 @@ export function httpRulePermission(rule: HttpRule, origin: PolicyOrigin, warning
  * Envoy (and gRPC) reject an IPv4 prefix over 32 when they build the matcher, so check here.
  */
 export function cidrRange(cidr: string): Json | undefined {
-  const [address, len, extra] = cidr.trim().split('/');
-  const family = isIP(address ?? '');
-  if (family === 0 || extra !== undefined) return undefined;
-  const max = family === 4 ? 32 : 128;
-  const prefixLen = len === undefined ? max : /^\d+$/.test(len) ? Number(len) : NaN;
-  if (!(prefixLen >= 0 && prefixLen <= max)) return undefined;
-  return { address_prefix: address, prefix_len: prefixLen };
+  const c = parseCidr(cidr.trim());
+  return c && { address_prefix: c.address, prefix_len: c.prefix };
 }
 
 function cidrRanges(cidrs: readonly string[], origin: PolicyOrigin, warnings: string[]): Json[] {
