@@ -113,7 +113,11 @@ export class SelectorCache {
         if (b) clearBit(b, slot);
       }
       const kb = this.keyBits.get(k);
-      if (kb) clearBit(kb, slot);
+      if (kb) {
+        clearBit(kb, slot);
+        // Absent reads as empty (Exists/DoesNotExist), so keys no identity has any more go.
+        if (isZero(kb)) this.keyBits.delete(k);
+      }
     }
     const hits = this.selectorsOfIdentity.get(identity.id) ?? new Set<CachedSelector>();
     this.selectorsOfIdentity.delete(identity.id);
