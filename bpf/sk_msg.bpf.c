@@ -5,14 +5,19 @@
 #include "meshaccel_abi.h"
 #include "meshaccel_maps.h"
 #include "meshaccel_keys.h"
+#include "meshaccel_psock.h"
 
 /* Hands this message to TCP and pins the socket to TCP for the rest of its life (see
  * MESHACCEL_FLOW_TCP_ONLY: the peer reads redirected data first, so a later redirect after a
- * pass would overtake the passed bytes). */
+ * pass would overtake the passed bytes). sockops then takes the socket out of the sockhash
+ * once that is safe. */
 static __always_inline int pass_for_good(struct meshaccel_flow *flow, __u32 size)
 {
-	if (flow)
-		flow->flags |= MESHACCEL_FLOW_TCP_ONLY;
+	if (flow && !(flow->flags & MESHACCEL_FLOW_TCP_ONLY)) {
+		if (!flow->handoff_ns)
+			flow->handoff_ns = bpf_ktime_get_ns();
+		__sync_fetch_and_or(&flow->flags, MESHACCEL_FLOW_TCP_ONLY);
+	}
 	meshaccel_count(MESHACCEL_CTR_PASS_MSGS, 1);
 	meshaccel_count(MESHACCEL_CTR_PASS_BYTES, size);
 	return SK_PASS;
@@ -47,15 +52,21 @@ int meshaccel_sk_msg(struct sk_msg_md *msg)
 
 	if (cfg->bulk_streak && size < cfg->bulk_small_max) {
 		if (++flow->streak >= cfg->bulk_streak) {
-			/* Both ends go TCP-only now: the peer must not redirect into us any more,
-			 * because we are about to leave the sockhash (and a socket leaving it
-			 * discards whatever sits unread in its redirect queue). */
-			__u64 now = bpf_ktime_get_ns();
-			flow->flags |= MESHACCEL_FLOW_LEAVE;
-			flow->handoff_ns = now;
+			/* Both ends go TCP-only now, so that both can leave the sockhash: a socket
+			 * leaving it releases whatever sits unread in its redirect queue, so the peer
+			 * must stop redirecting into us first. */
 			if (peer_flow) {
-				peer_flow->flags |= MESHACCEL_FLOW_TCP_ONLY | MESHACCEL_FLOW_LEAVE;
-				peer_flow->handoff_ns = now;
+				__u32 give = MESHACCEL_FLOW_TCP_ONLY;
+
+				if (!peer_flow->handoff_ns)
+					peer_flow->handoff_ns = bpf_ktime_get_ns();
+				/* This send holds one reference on our psock and the sockhash another.
+				 * With no third, no other send of ours is between a redirect verdict and
+				 * its redirect, and all later verdicts pass: nothing of ours can land in
+				 * the peer's queue any more, so it need not wait for us to leave. */
+				if (ma_psock_refs(ma_sock_psock(flow->sk)) == 2)
+					give |= MESHACCEL_FLOW_PEER_QUIET;
+				__sync_fetch_and_or(&peer_flow->flags, give);
 			}
 			meshaccel_count(MESHACCEL_CTR_BULK_HANDOFFS, 1);
 			return pass_for_good(flow, size);

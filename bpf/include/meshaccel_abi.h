@@ -34,27 +34,38 @@ struct meshaccel_config {
 	 * redirection, so it is handed to TCP for good. 0 disables the hand-off. */
 	__u32 bulk_streak;
 	__u32 bulk_small_max;  /* a message shorter than this many bytes is "small" */
-	/* A handed-off socket leaves the sockhash once both ends were TCP-only this long; 0 = it
-	 * stays (TCP-only) for good. Long by default: a peer preempted between its redirect verdict
-	 * and the redirect itself would otherwise find no psock and fail the send with EPIPE. */
+	/* A socket handed to TCP (TCP_ONLY) leaves the sockhash, and so the sk_msg send path, once
+	 * that cannot lose or reorder bytes (see sockops.bpf.c:maybe_leave_sockhash()) and at least
+	 * this long after its hand-off. MESHACCEL_LEAVE_NEVER keeps such sockets in the sockhash. */
 	__u32 leave_delay_ms;
 };
 
-/* Per-socket redirection state, keyed like the sockhash. */
+#define MESHACCEL_LEAVE_NEVER 0xffffffffu
+
+/* Per-socket redirection state, keyed like the sockhash. Written by this socket's programs
+ * under its lock, and by the peer's (flags only, atomically). */
 struct meshaccel_flow {
 	__u32 streak;          /* consecutive small sends since the peer last sent */
 	__u32 flags;           /* MESHACCEL_FLOW_* */
-	__u64 handoff_ns;      /* bpf_ktime_get_ns() of the bulk hand-off, 0 if none */
+	__u64 handoff_ns;      /* bpf_ktime_get_ns() when the socket went TCP-only, 0 before */
+	/* Kernel address of the socket, recorded at insertion so the peer's programs can read its
+	 * psock (meshaccel_psock.h); only ever dereferenced through bpf_probe_read_kernel. */
+	__u64 sk;
+	__u32 cb_flags;        /* sock_ops callback flags this program turned on (and may turn off) */
+	__u32 pad;
 };
 
 /* Once a socket has handed one message to TCP it never redirects again: its peer reads
- * redirected data before TCP data, so redirect-after-pass would reorder the stream. */
+ * redirected data before TCP data, so redirect-after-pass would reorder the stream. A TCP-only
+ * socket then leaves the sockhash as soon as that is safe, which gives it TCP's own send path
+ * back (the sk_msg path pushes every small write as its own segment). */
 #define MESHACCEL_FLOW_TCP_ONLY 1u
-/* Handed off as a bulk small-write flow: sockops removes the socket from the sockhash (so it
- * leaves the sk_msg path entirely and TCP's own send path, which coalesces small writes,
- * takes over) once that is safe. See sockops.bpf.c:maybe_leave_sockhash(). */
-#define MESHACCEL_FLOW_LEAVE 2u
-/* A socket leaves the sockhash no sooner than this after its hand-off. */
+/* The peer can never again redirect into this socket: it is TCP-only and was seen with no send
+ * in progress (or it is gone). Until then, leaving could free this socket's psock under a
+ * redirect the peer decided earlier: its send would fail with EPIPE, or its bytes be lost. */
+#define MESHACCEL_FLOW_PEER_QUIET 2u
+/* Left the sockhash (set just before the delete, see peer_quiet() in sockops.bpf.c). */
+#define MESHACCEL_FLOW_LEFT 4u
 
 enum meshaccel_counter {
 	MESHACCEL_CTR_REDIRECT_MSGS = 0,
@@ -66,7 +77,8 @@ enum meshaccel_counter {
 	MESHACCEL_CTR_SOCK_INSERTED,   /* established sockets added to the sockhash */
 	MESHACCEL_CTR_SOCK_INSERT_ERR, /* flow or sockhash update failed: socket stays plain TCP */
 	MESHACCEL_CTR_SOCK_CLOSED,     /* flow state removed on close */
-	MESHACCEL_CTR_SOCK_LEFT,       /* handed-off sockets removed from the sockhash */
+	MESHACCEL_CTR_SOCK_LEFT,       /* TCP-only sockets removed from the sockhash */
+	MESHACCEL_CTR_LEAVE_WAITS,     /* leave checks that waited for the peer to stop sending */
 	MESHACCEL_CTR_MAX = 16,
 };
 

@@ -16,7 +16,7 @@ const COMMON: Record<string, OptionSpec> = {
 const ATTACH: Record<string, OptionSpec> = {
   cgroup: { value: true, description: 'cgroup v2 directory to accelerate (default: the cgroup2 root)' },
   ports: { value: true, repeated: true, description: 'only pairs using these ports (e.g. 15001,15006); default: all loopback' },
-  'leave-delay-ms': { value: true, description: 'after a hand-off, ms before a socket leaves the sockhash (0 = never; default 1000)' },
+  'leave-delay-ms': { value: true, description: 'minimum ms a socket handed to TCP waits before leaving the sockhash once that is safe, or never (default 0)' },
   'bulk-streak': { value: true, description: 'small one-way sends before a flow is handed to TCP (0 = never; default 16)' },
   'bulk-small-max': { value: true, description: 'bytes under which a send counts as small (default 16384)' },
   ...COMMON,
@@ -76,7 +76,7 @@ async function attachCmd(argv: string[]): Promise<number> {
       ports,
       bulkStreak: streak === undefined ? undefined : nonNegative(streak, '--bulk-streak'),
       bulkSmallMax: smallMax === undefined ? undefined : nonNegative(smallMax, '--bulk-small-max'),
-      leaveDelayMs: leaveDelay === undefined ? undefined : nonNegative(leaveDelay, '--leave-delay-ms'),
+      leaveDelayMs: leaveDelay === undefined || leaveDelay === 'never' ? leaveDelay : nonNegative(leaveDelay, '--leave-delay-ms'),
     });
     if (args.flags.has('json')) console.log(jsonText(r));
     else

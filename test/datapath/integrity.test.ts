@@ -94,23 +94,39 @@ describe('datapath: stream integrity (real kernel)', function () {
   });
 
   it('hands a one-way small-write run to TCP, then out of the sockhash, without losing or reordering bytes', async function () {
-    // A short leave delay so the sockets leave within this short run (the default is 1 s).
-    k.env.attach({ bulkStreak: 8, bulkSmallMax: 16384, leaveDelayMs: 20 });
-    assert.strictEqual(k.env.status().leaveDelayMs, 20);
+    k.env.attach({ bulkStreak: 8, bulkSmallMax: 16384 });
+    assert.strictEqual(k.env.status().leaveDelayMs, 0, 'by default a socket leaves as soon as that is safe');
     const port = testPort();
     await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup, sink: true });
     const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     assert.ok((await client.cmd('open 4')).ok);
     // 4000 separate 1 KiB writes per connection, the sink silent until the FIN: each run is
-    // handed to TCP after 8 writes and, 20 ms later, leaves the sockhash; the sink's hash
-    // proves every byte arrived once and in order across all three paths.
+    // handed to TCP after 8 writes and then leaves the sockhash; the sink's hash proves every
+    // byte arrived once and in order across all three paths.
     const r = await client.cmd('sink 1024 4000');
     assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
     const c = k.env.status().counters!;
     assert.strictEqual(c.bulkHandoffs, 4, 'one hand-off per connection');
     assert.ok(c.redirectedMessages >= 4 * 7, 'the first writes of each run were redirected');
     assert.ok(c.passedMessages >= 4, 'writes after the hand-off went over TCP');
-    assert.ok(c.socketsLeft >= 1, `handed-off sockets left the sockhash (${c.socketsLeft}; run took ${r.ms} ms)`);
+    assert.ok(c.socketsLeft >= 4, `handed-off sockets left the sockhash (${c.socketsLeft}; run took ${r.ms} ms)`);
+    assert.ok((await client.cmd('close')).ok);
+  });
+
+  it("with leaving turned off, handed-off sockets stay in the sockhash and pass every write to TCP, in order", async function () {
+    k.env.attach({ bulkStreak: 8, bulkSmallMax: 16384, leaveDelayMs: 'never' });
+    assert.strictEqual(k.env.status().leaveDelayMs, 'never');
+    const port = testPort();
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup, sink: true });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
+    assert.ok((await client.cmd('open 2')).ok);
+    const before = k.env.status().counters!;
+    const r = await client.cmd('sink 1024 2000');
+    assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
+    const after = k.env.status().counters!;
+    assert.strictEqual(after.bulkHandoffs - before.bulkHandoffs, 2);
+    assert.ok(after.passedMessages - before.passedMessages >= 2 * 1900, 'the rest of each run went over TCP');
+    assert.strictEqual(after.socketsLeft - before.socketsLeft, 0, 'no socket left the sockhash');
     assert.ok((await client.cmd('close')).ok);
   });
 });

@@ -23,6 +23,7 @@ export const COUNTER_NAMES = [
   'insertErrors',
   'socketsClosed',
   'socketsLeft',
+  'leaveWaits',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -46,8 +47,13 @@ export const BPFFS_ROOT = '/sys/fs/bpf';
 export const DEFAULT_BULK_STREAK = 16;
 export const DEFAULT_BULK_SMALL_MAX = 16384;
 /**
- * How long both ends of a handed-off flow stay TCP-only before leaving the sockhash. Long,
- * because a peer preempted between its redirect verdict and the redirect would otherwise find
- * no psock and fail its send with EPIPE; 0 keeps handed-off sockets in the sockhash.
+ * Minimum ms a TCP-only socket waits after its hand-off before it leaves the sockhash. Safety
+ * does not depend on it (sockops checks the peer can no longer redirect into the socket), so it
+ * is 0: leave as soon as that holds. `'never'` keeps handed-off sockets in the sockhash.
  */
-export const DEFAULT_LEAVE_DELAY_MS = 1000;
+export const DEFAULT_LEAVE_DELAY_MS = 0;
+export type LeaveDelay = number | 'never';
+/** MESHACCEL_LEAVE_NEVER */
+export const LEAVE_NEVER_VALUE = 0xffffffff;
+export const leaveDelayValue = (d: LeaveDelay): number => (d === 'never' ? LEAVE_NEVER_VALUE : d);
+export const leaveDelayOf = (v: number): LeaveDelay => (v === LEAVE_NEVER_VALUE ? 'never' : v);

@@ -8,6 +8,9 @@ import {
   DEFAULT_LEAVE_DELAY_MS,
   DEFAULT_BULK_STREAK,
   DEFAULT_PIN_DIR,
+  LeaveDelay,
+  leaveDelayOf,
+  leaveDelayValue,
   MODE_VALUES,
   RedirectMode,
   modeName,
@@ -35,8 +38,8 @@ export interface AttachOptions extends DatapathTarget {
   ports?: number[];
   bulkStreak?: number;
   bulkSmallMax?: number;
-  /** After a bulk hand-off, ms both ends stay TCP-only before leaving the sockhash (0 = never leave). */
-  leaveDelayMs?: number;
+  /** Minimum ms a TCP-only socket waits before leaving the sockhash once that is safe (`'never'`: it stays). */
+  leaveDelayMs?: LeaveDelay;
 }
 
 export interface AttachResult {
@@ -81,7 +84,7 @@ export interface DatapathStatus {
   mode: RedirectMode | 'unknown' | null;
   bulkStreak: number | null;
   bulkSmallMax: number | null;
-  leaveDelayMs: number | null;
+  leaveDelayMs: LeaveDelay | null;
   ports: number[];
   counters: Counters | null;
   socketCount: number;
@@ -129,7 +132,7 @@ export function attach(opts: AttachOptions = {}): AttachResult {
       mode: MODE_VALUES[mode],
       bulkStreak: opts.bulkStreak ?? DEFAULT_BULK_STREAK,
       bulkSmallMax: opts.bulkSmallMax ?? DEFAULT_BULK_SMALL_MAX,
-      leaveDelayMs: opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS,
+      leaveDelayMs: leaveDelayValue(opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS),
     },
     ports,
   );
@@ -225,7 +228,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     mode: s.config ? modeName(s.config.mode) : null,
     bulkStreak: s.config?.bulkStreak ?? null,
     bulkSmallMax: s.config?.bulkSmallMax ?? null,
-    leaveDelayMs: s.config?.leaveDelayMs ?? null,
+    leaveDelayMs: s.config ? leaveDelayOf(s.config.leaveDelayMs) : null,
     ports: s.ports ?? [],
     counters: s.counters ? countersFrom(s.counters) : null,
     socketCount: s.socketCount ?? 0,
