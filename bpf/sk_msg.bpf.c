@@ -23,6 +23,43 @@ static __always_inline int pass_for_good(struct meshaccel_flow *flow, __u32 size
 	return SK_PASS;
 }
 
+/* A run of one-way sends (the peer sent nothing meanwhile) that plain loopback TCP carries
+ * better than per-message redirection counts toward a hand-off:
+ *   - small writes: TCP coalesces them into large segments, redirection moves each alone;
+ *   - large writes that find the peer's socket locked, i.e. its reader still copying out the
+ *     previous message on another CPU: the redirect then waits for that lock, so writer and
+ *     reader take turns, where TCP lets them copy in parallel (its receive path queues to the
+ *     socket backlog instead of waiting). On one CPU the reader never holds the lock while
+ *     the writer runs, so those flows keep redirecting. */
+static __always_inline int one_way_send_tcp_carries_better(const struct meshaccel_config *cfg, __u32 size,
+							    const struct meshaccel_flow *peer_flow)
+{
+	if (size < cfg->bulk_small_max)
+		return 1;
+	return cfg->bulk_large_min && size >= cfg->bulk_large_min && peer_flow && ma_sock_owned(peer_flow->sk);
+}
+
+/* Both ends go TCP-only, so that both can leave the sockhash: a socket leaving it releases
+ * whatever sits unread in its redirect queue, so the peer must stop redirecting into us first. */
+static __always_inline int hand_off(struct meshaccel_flow *flow, struct meshaccel_flow *peer_flow, __u32 size)
+{
+	if (peer_flow) {
+		__u32 give = MESHACCEL_FLOW_TCP_ONLY;
+
+		if (!peer_flow->handoff_ns)
+			peer_flow->handoff_ns = bpf_ktime_get_ns();
+		/* This send holds one reference on our psock and the sockhash another. With no
+		 * third, no other send of ours is between a redirect verdict and its redirect, and
+		 * all later verdicts pass: nothing of ours can land in the peer's queue any more,
+		 * so it need not wait for us to leave. */
+		if (ma_psock_refs(ma_sock_psock(flow->sk)) == 2)
+			give |= MESHACCEL_FLOW_PEER_QUIET;
+		__sync_fetch_and_or(&peer_flow->flags, give);
+	}
+	meshaccel_count(MESHACCEL_CTR_BULK_HANDOFFS, 1);
+	return pass_for_good(flow, size);
+}
+
 SEC("sk_msg")
 int meshaccel_sk_msg(struct sk_msg_md *msg)
 {
@@ -50,27 +87,9 @@ int meshaccel_sk_msg(struct sk_msg_md *msg)
 	if (peer_flow && peer_flow->streak)
 		peer_flow->streak = 0;
 
-	if (cfg->bulk_streak && size < cfg->bulk_small_max) {
-		if (++flow->streak >= cfg->bulk_streak) {
-			/* Both ends go TCP-only now, so that both can leave the sockhash: a socket
-			 * leaving it releases whatever sits unread in its redirect queue, so the peer
-			 * must stop redirecting into us first. */
-			if (peer_flow) {
-				__u32 give = MESHACCEL_FLOW_TCP_ONLY;
-
-				if (!peer_flow->handoff_ns)
-					peer_flow->handoff_ns = bpf_ktime_get_ns();
-				/* This send holds one reference on our psock and the sockhash another.
-				 * With no third, no other send of ours is between a redirect verdict and
-				 * its redirect, and all later verdicts pass: nothing of ours can land in
-				 * the peer's queue any more, so it need not wait for us to leave. */
-				if (ma_psock_refs(ma_sock_psock(flow->sk)) == 2)
-					give |= MESHACCEL_FLOW_PEER_QUIET;
-				__sync_fetch_and_or(&peer_flow->flags, give);
-			}
-			meshaccel_count(MESHACCEL_CTR_BULK_HANDOFFS, 1);
-			return pass_for_good(flow, size);
-		}
+	if (cfg->bulk_streak && one_way_send_tcp_carries_better(cfg, size, peer_flow)) {
+		if (++flow->streak >= cfg->bulk_streak)
+			return hand_off(flow, peer_flow, size);
 	} else if (flow->streak) {
 		flow->streak = 0;
 	}

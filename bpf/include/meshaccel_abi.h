@@ -29,11 +29,14 @@ enum meshaccel_mode {
 
 struct meshaccel_config {
 	__u32 mode;            /* enum meshaccel_mode */
-	/* A direction that sends this many small messages in a row while its peer sends nothing
-	 * is a bulk small-write flow; loopback TCP coalesces those better than per-message
-	 * redirection, so it is handed to TCP for good. 0 disables the hand-off. */
+	/* A direction that sends this many messages in a row that loopback TCP carries better
+	 * (small ones, or large ones that find the reader busy), while its peer sends nothing, is
+	 * handed to TCP for good. 0 disables the hand-off. */
 	__u32 bulk_streak;
 	__u32 bulk_small_max;  /* a message shorter than this many bytes is "small" */
+	/* Messages of at least this many bytes that find the peer still reading count toward the
+	 * same streak (see sk_msg.bpf.c); 0 = only small messages do. */
+	__u32 bulk_large_min;
 	/* A socket handed to TCP (TCP_ONLY) leaves the sockhash, and so the sk_msg send path, once
 	 * that cannot lose or reorder bytes (see sockops.bpf.c:maybe_leave_sockhash()) and at least
 	 * this long after its hand-off. MESHACCEL_LEAVE_NEVER keeps such sockets in the sockhash. */
@@ -73,7 +76,7 @@ enum meshaccel_counter {
 	MESHACCEL_CTR_MISS_MSGS,       /* peer not in the sockhash: passed to TCP */
 	MESHACCEL_CTR_PASS_MSGS,       /* every message handed to TCP, misses included */
 	MESHACCEL_CTR_PASS_BYTES,
-	MESHACCEL_CTR_BULK_HANDOFFS,   /* directions handed to TCP as bulk small-write flows */
+	MESHACCEL_CTR_BULK_HANDOFFS,   /* one-way runs handed to TCP (see bulk_streak) */
 	MESHACCEL_CTR_SOCK_INSERTED,   /* established sockets added to the sockhash */
 	MESHACCEL_CTR_SOCK_INSERT_ERR, /* flow or sockhash update failed: socket stays plain TCP */
 	MESHACCEL_CTR_SOCK_CLOSED,     /* flow state removed on close */

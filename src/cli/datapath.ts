@@ -19,6 +19,7 @@ const ATTACH: Record<string, OptionSpec> = {
   'leave-delay-ms': { value: true, description: 'minimum ms a socket handed to TCP waits before leaving the sockhash once that is safe, or never (default 0)' },
   'bulk-streak': { value: true, description: 'small one-way sends before a flow is handed to TCP (0 = never; default 16)' },
   'bulk-small-max': { value: true, description: 'bytes under which a send counts as small (default 16384)' },
+  'bulk-large-min': { value: true, description: 'bytes from which a send that finds the reader busy counts too (default 262144; 0 = off)' },
   ...COMMON,
 };
 
@@ -45,7 +46,7 @@ function statusText(s: DatapathStatus, maxSockets: number): string {
   lines.push(`sockops:    ${prog(s.programs.sockops)}`);
   lines.push(`sk_msg:     ${prog(s.programs.skMsg)}${s.skMsgAttachedIds ? ` (attached to sockhash: ${s.skMsgAttachedIds.length > 0 ? 'yes' : 'no'})` : ''}`);
   lines.push(`cgroup:     ${s.cgroup ? `${s.cgroup.path ?? '(removed)'} (id ${s.cgroup.id}, link ${s.cgroup.linkId})` : 'not attached'}`);
-  lines.push(`mode:       ${s.mode ?? '?'}${s.mode === 'ports' ? ` ${s.ports.join(',')}` : ''}; bulk hand-off after ${s.bulkStreak ?? '?'} sends < ${s.bulkSmallMax ?? '?'} B`);
+  lines.push(`mode:       ${s.mode ?? '?'}${s.mode === 'ports' ? ` ${s.ports.join(',')}` : ''}; bulk hand-off after ${s.bulkStreak ?? '?'} sends < ${s.bulkSmallMax ?? '?'} B or >= ${s.bulkLargeMin ?? '?'} B to a busy reader; leave delay ${s.leaveDelayMs ?? '?'}${typeof s.leaveDelayMs === 'number' ? ' ms' : ''}`);
   if (s.counters) {
     const c = s.counters;
     lines.push(`redirected: ${c.redirectedMessages} messages, ${c.redirectedBytes} bytes`);
@@ -66,6 +67,7 @@ async function attachCmd(argv: string[]): Promise<number> {
   const ports = optionList(args, 'ports').map((p) => parsePort(p, '--ports'));
   const streak = optionValue(args, 'bulk-streak');
   const smallMax = optionValue(args, 'bulk-small-max');
+  const largeMin = optionValue(args, 'bulk-large-min');
   const leaveDelay = optionValue(args, 'leave-delay-ms');
   const dp = await import('../datapath/bpf/datapath');
   const pre = await import('../datapath/bpf/preflight');
@@ -76,6 +78,7 @@ async function attachCmd(argv: string[]): Promise<number> {
       ports,
       bulkStreak: streak === undefined ? undefined : nonNegative(streak, '--bulk-streak'),
       bulkSmallMax: smallMax === undefined ? undefined : nonNegative(smallMax, '--bulk-small-max'),
+      bulkLargeMin: largeMin === undefined ? undefined : nonNegative(largeMin, '--bulk-large-min'),
       leaveDelayMs: leaveDelay === undefined || leaveDelay === 'never' ? leaveDelay : nonNegative(leaveDelay, '--leave-delay-ms'),
     });
     if (args.flags.has('json')) console.log(jsonText(r));

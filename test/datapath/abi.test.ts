@@ -16,8 +16,8 @@ describe('datapath: pinned maps of another build (real kernel)', function () {
     fs.mkdirSync(pinDir, { recursive: true });
     const bpftool = (args: string[]): void => void execFileSync('bpftool', args, { stdio: 'pipe' });
     bpftool(['map', 'create', `${pinDir}/ma_ports`, 'type', 'hash', 'key', '2', 'value', '1', 'entries', '16', 'name', 'ma_ports']);
-    // A config slot one word larger than this build's.
-    bpftool(['map', 'create', `${pinDir}/ma_config`, 'type', 'array', 'key', '4', 'value', '20', 'entries', '1', 'name', 'ma_config']);
+    // A config slot of an older build (three words; this build's is larger).
+    bpftool(['map', 'create', `${pinDir}/ma_config`, 'type', 'array', 'key', '4', 'value', '12', 'entries', '1', 'name', 'ma_config']);
   });
 
   after(() => {
@@ -26,7 +26,7 @@ describe('datapath: pinned maps of another build (real kernel)', function () {
 
   it('configure refuses the map and says what to do; status leaves it out', () => {
     const native = loadNative();
-    assert.throws(() => native.configure(pinDir, { mode: 1, bulkStreak: 16, bulkSmallMax: 16384, leaveDelayMs: 1000 }, []), /ma_config has another build's layout .*datapath detach/);
+    assert.throws(() => native.configure(pinDir, { mode: 1, bulkStreak: 16, bulkSmallMax: 16384, bulkLargeMin: 262144, leaveDelayMs: 0 }, []), /ma_config has another build's layout .*datapath detach/);
     assert.strictEqual(native.status(pinDir, 16).config, null);
   });
 });

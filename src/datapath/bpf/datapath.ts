@@ -5,6 +5,7 @@ import {
   COUNTER_NAMES,
   Counters,
   DEFAULT_BULK_SMALL_MAX,
+  DEFAULT_BULK_LARGE_MIN,
   DEFAULT_LEAVE_DELAY_MS,
   DEFAULT_BULK_STREAK,
   DEFAULT_PIN_DIR,
@@ -38,6 +39,8 @@ export interface AttachOptions extends DatapathTarget {
   ports?: number[];
   bulkStreak?: number;
   bulkSmallMax?: number;
+  /** Sends from this size that find the reader busy count toward the hand-off streak (0 = off). */
+  bulkLargeMin?: number;
   /** Minimum ms a TCP-only socket waits before leaving the sockhash once that is safe (`'never'`: it stays). */
   leaveDelayMs?: LeaveDelay;
 }
@@ -84,6 +87,7 @@ export interface DatapathStatus {
   mode: RedirectMode | 'unknown' | null;
   bulkStreak: number | null;
   bulkSmallMax: number | null;
+  bulkLargeMin: number | null;
   leaveDelayMs: LeaveDelay | null;
   ports: number[];
   counters: Counters | null;
@@ -132,6 +136,7 @@ export function attach(opts: AttachOptions = {}): AttachResult {
       mode: MODE_VALUES[mode],
       bulkStreak: opts.bulkStreak ?? DEFAULT_BULK_STREAK,
       bulkSmallMax: opts.bulkSmallMax ?? DEFAULT_BULK_SMALL_MAX,
+      bulkLargeMin: opts.bulkLargeMin ?? DEFAULT_BULK_LARGE_MIN,
       leaveDelayMs: leaveDelayValue(opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS),
     },
     ports,
@@ -209,6 +214,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     mode: null,
     bulkStreak: null,
     bulkSmallMax: null,
+    bulkLargeMin: null,
     leaveDelayMs: null,
     ports: [],
     counters: null,
@@ -228,6 +234,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     mode: s.config ? modeName(s.config.mode) : null,
     bulkStreak: s.config?.bulkStreak ?? null,
     bulkSmallMax: s.config?.bulkSmallMax ?? null,
+    bulkLargeMin: s.config?.bulkLargeMin ?? null,
     leaveDelayMs: s.config ? leaveDelayOf(s.config.leaveDelayMs) : null,
     ports: s.ports ?? [],
     counters: s.counters ? countersFrom(s.counters) : null,

@@ -29,6 +29,7 @@ export interface NativeConfig {
   mode: number;
   bulkStreak: number;
   bulkSmallMax: number;
+  bulkLargeMin: number;
   leaveDelayMs: number;
 }
 

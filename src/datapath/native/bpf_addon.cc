@@ -307,7 +307,7 @@ Napi::Value AttachCgroup(const Napi::CallbackInfo& info) {
   return r;
 }
 
-// configure(pinDir, {mode, bulkStreak, bulkSmallMax, leaveDelayMs}, ports[]): config slot and port set
+// configure(pinDir, {mode, bulkStreak, bulkSmallMax, bulkLargeMin, leaveDelayMs}, ports[]): config slot and port set
 // (the port set is replaced: stale ports are removed after the new ones are in).
 Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -322,6 +322,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   cfg.mode = c.Get("mode").ToNumber().Uint32Value();
   cfg.bulk_streak = c.Get("bulkStreak").ToNumber().Uint32Value();
   cfg.bulk_small_max = c.Get("bulkSmallMax").ToNumber().Uint32Value();
+  cfg.bulk_large_min = c.Get("bulkLargeMin").ToNumber().Uint32Value();
   cfg.leave_delay_ms = c.Get("leaveDelayMs").ToNumber().Uint32Value();
 
   Fd ports_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)));
@@ -419,6 +420,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     c.Set("mode", Napi::Number::New(env, cfg.mode));
     c.Set("bulkStreak", Napi::Number::New(env, cfg.bulk_streak));
     c.Set("bulkSmallMax", Napi::Number::New(env, cfg.bulk_small_max));
+    c.Set("bulkLargeMin", Napi::Number::New(env, cfg.bulk_large_min));
     c.Set("leaveDelayMs", Napi::Number::New(env, cfg.leave_delay_ms));
     r.Set("config", c);
   } else {
