@@ -85,7 +85,7 @@ async function attachCmd(argv: string[]): Promise<number> {
     else
       console.log(
         `datapath ${r.alreadyAttached ? 'already attached' : 'attached'} to ${r.cgroup} (cgroup id ${r.cgroupId}, link ${r.linkId}); ` +
-          `programs ${r.adopted ? 'adopted from' : 'loaded and pinned under'} ${r.pinDir}; mode ${r.mode}${r.mode === 'ports' ? ` ${r.ports.join(',')}` : ''}`,
+          `programs ${r.adopted ? 'adopted from' : r.upgraded ? 'of another build replaced under' : 'loaded and pinned under'} ${r.pinDir}; mode ${r.mode}${r.mode === 'ports' ? ` ${r.ports.join(',')}` : ''}`,
       );
     return 0;
   } catch (err) {

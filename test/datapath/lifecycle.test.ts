@@ -1,8 +1,10 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { spawnSync } from 'child_process';
-import { kernelSuite } from './helpers';
+import { SpawnSyncReturns, spawnSync } from 'child_process';
+import * as os from 'os';
+import { kernelSuite, testPort } from './helpers';
+import { loadNative } from '../../src/datapath/bpf/native';
 import { preflight } from '../../src/datapath/bpf/preflight';
 import { packageRoot } from '../../src/paths';
 
@@ -47,6 +49,43 @@ describe('datapath: load, adopt, detach and the CLI (real kernel)', function () 
     assert.deepStrictEqual([again.programs.sockops?.id, again.programs.skMsg?.id], [ids.sockops?.id, ids.skMsg?.id]);
     assert.strictEqual(again.cgroup?.path, k.env.cgroup);
     assert.deepStrictEqual(again.skMsgAttachedIds, [ids.skMsg?.id]);
+  });
+
+  it('replaces pinned programs of another build in place (link and sockhash switched), then adopts them', async function () {
+    // Another build of the same source: -Os instead of -O2 gives other instructions, so other
+    // program tags, over the same maps.
+    const clang = ['clang-14', 'clang'].find((c) => spawnSync(c, ['--version']).status === 0);
+    if (!clang) this.skip();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-build-'));
+    const objects = { sockops: path.join(dir, 'sockops.o'), skMsg: path.join(dir, 'sk_msg.o') };
+    for (const [src, out] of [['sockops', objects.sockops], ['sk_msg', objects.skMsg]] as const) {
+      const r: SpawnSyncReturns<string> = spawnSync(clang as string, ['-Os', '-g', '-target', 'bpf', '-mcpu=v3', '-I/usr/include/x86_64-linux-gnu', `-I${packageRoot()}/bpf/include`, '-c', `${packageRoot()}/bpf/${src}.bpf.c`, '-o', out], { encoding: 'utf8' });
+      assert.strictEqual(r.status, 0, r.stderr);
+    }
+    try {
+      k.env.attach();
+      const old = k.env.status();
+      const up = k.env.attach({ objects });
+      assert.deepStrictEqual([up.adopted, up.upgraded, up.alreadyAttached, up.linkId], [false, true, true, old.cgroup?.linkId]);
+      const now = k.env.status();
+      assert.notStrictEqual(now.programs.sockops?.id, old.programs.sockops?.id);
+      assert.notStrictEqual(now.programs.skMsg?.id, old.programs.skMsg?.id);
+      assert.deepStrictEqual(now.skMsgAttachedIds, [now.programs.skMsg?.id], 'the sockhash runs the new sk_msg program alone');
+      assert.strictEqual(loadNative().status(k.env.pinDir, 0).link?.progId, now.programs.sockops?.id, 'the cgroup link runs the new sockops program');
+      // New connections go through the new programs.
+      const port = testPort();
+      await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup });
+      const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
+      assert.ok((await client.cmd('open 1')).ok);
+      assert.ok((await client.cmd('exchange 4096')).ok);
+      assert.ok(k.env.status().counters!.redirectedMessages >= 2);
+      // The next start of the same build adopts what is pinned.
+      const again = k.env.attach({ objects });
+      assert.deepStrictEqual([again.adopted, again.upgraded], [true, false]);
+      assert.strictEqual(k.env.status().programs.sockops?.id, now.programs.sockops?.id);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses to move an attachment to another cgroup without a detach', function () {

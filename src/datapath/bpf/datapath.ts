@@ -52,8 +52,10 @@ export interface AttachResult {
   linkId: number;
   mode: RedirectMode;
   ports: number[];
-  /** The programs were already pinned (a previous start) and were reused, not reloaded. */
+  /** The pinned programs (a previous start) were this build's and were reused. */
   adopted: boolean;
+  /** Programs of another build were pinned and were replaced in place by this build's. */
+  upgraded: boolean;
   /** The cgroup link already existed; only the configuration was updated. */
   alreadyAttached: boolean;
 }
@@ -125,7 +127,7 @@ export function attach(opts: AttachOptions = {}): AttachResult {
   const pinDir = pinDirOf(opts);
   fs.mkdirSync(pinDir, { recursive: true });
 
-  const { adopted } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
+  const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
   const ports = validPorts(opts.ports ?? []);
   const mode: RedirectMode = ports.length > 0 ? 'ports' : 'all';
   // Configure before attaching, so the first socket established in the cgroup already sees
@@ -142,7 +144,7 @@ export function attach(opts: AttachOptions = {}): AttachResult {
     ports,
   );
   const link = native.attachCgroup(pinDir, cgroup);
-  return { pinDir, cgroup, cgroupId: link.cgroupId, linkId: link.linkId, mode, ports, adopted, alreadyAttached: link.already };
+  return { pinDir, cgroup, cgroupId: link.cgroupId, linkId: link.linkId, mode, ports, adopted, upgraded, alreadyAttached: link.already };
 }
 
 export interface DetachResult {

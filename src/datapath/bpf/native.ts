@@ -47,7 +47,7 @@ export interface NativeStatus {
 
 export interface NativeBpf {
   probeBpf(): { ok: boolean; errno?: number; message?: string };
-  load(opts: { pinDir: string; sockopsObject: string; skMsgObject: string }): { adopted: boolean };
+  load(opts: { pinDir: string; sockopsObject: string; skMsgObject: string }): { adopted: boolean; upgraded: boolean };
   attachCgroup(pinDir: string, cgroupPath: string): { linkId: number; cgroupId: number; already: boolean };
   configure(pinDir: string, config: NativeConfig, ports: number[]): void;
   status(pinDir: string, maxSockets: number): NativeStatus;

@@ -52,6 +52,11 @@ class Fd {
   Fd& operator=(const Fd&) = delete;
   int get() const { return fd_; }
   bool ok() const { return fd_ >= 0; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
   void reset(int fd = -1) {
     if (fd_ >= 0) close(fd_);
     fd_ = fd;
@@ -162,10 +167,10 @@ Napi::Value ProbeBpf(const Napi::CallbackInfo& info) {
   return r;
 }
 
-// Opens and loads one object with its maps pinned (or reused) under pinDir, then pins its
-// single program at pinDir/<progPin>. Returns the program's fd via *prog_fd (caller closes).
-bool LoadObject(Napi::Env env, const std::string& file, const std::string& pin_dir, const char* prog_pin,
-                int* prog_fd_out) {
+// Opens and loads one object with its maps pinned (or reused) under pinDir. Returns its single
+// program's fd via *prog_fd_out (caller closes); the object itself is closed, the fd keeps the
+// program alive.
+bool LoadProgram(Napi::Env env, const std::string& file, const std::string& pin_dir, int* prog_fd_out) {
   LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir.c_str());
   bpf_object* raw = bpf_object__open_file(file.c_str(), &opts);
   if (!raw) {
@@ -183,26 +188,48 @@ bool LoadObject(Napi::Env env, const std::string& file, const std::string& pin_d
     FailMsg(env, "BPF object " + file + " holds no program");
     return false;
   }
-  std::string pin = PinPath(pin_dir, prog_pin);
-  err = bpf_program__pin(prog, pin.c_str());
-  if (err) {
-    Fail(env, "pin program at " + pin, err);
-    return false;
-  }
-  // The pin keeps the program alive after the object (and its fds) are closed.
-  int fd = bpf_obj_get(pin.c_str());
+  int fd = dup(bpf_program__fd(prog));
   if (fd < 0) {
-    Fail(env, "reopen pinned program " + pin, errno);
+    Fail(env, "keep program of " + file, errno);
     return false;
   }
   *prog_fd_out = fd;
   return true;
 }
 
-// load({pinDir, sockopsObject, skMsgObject}) -> {adopted}
-// Adopts when both programs are already pinned; otherwise loads whichever is missing (maps
-// are reused from the pins by name, so a half-finished earlier load is completed, not
-// duplicated), then attaches sk_msg to the sockhash.
+// The kernel's tag of a loaded program: a hash of its instructions with map references
+// blanked, so the same source built the same way has the same tag whichever maps it uses.
+bool ProgTag(int fd, unsigned char tag[BPF_TAG_SIZE]) {
+  bpf_prog_info info;
+  memset(&info, 0, sizeof(info));
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len)) return false;
+  memcpy(tag, info.tag, BPF_TAG_SIZE);
+  return true;
+}
+
+// Pins fd at pin_dir/name, replacing whatever was pinned there.
+bool Repin(Napi::Env env, int fd, const std::string& pin_dir, const char* name) {
+  std::string pin = PinPath(pin_dir, name);
+  if (unlink(pin.c_str()) && errno != ENOENT) {
+    Fail(env, "unpin " + pin, errno);
+    return false;
+  }
+  if (bpf_obj_pin(fd, pin.c_str())) {
+    Fail(env, "pin program at " + pin, errno);
+    return false;
+  }
+  return true;
+}
+
+// load({pinDir, sockopsObject, skMsgObject}) -> {adopted, upgraded}
+// Loads both programs from this build's objects (maps are created and pinned, or reused from
+// the pins by name; libbpf refuses a pinned map whose definition differs). When programs are
+// already pinned (a previous start), their tags are compared with the fresh ones: the same
+// code is adopted and the fresh copies dropped; different code (another build) replaces the
+// pinned programs in place: the cgroup link is switched to the new sockops program atomically
+// and the new sk_msg program replaces the old one on the sockhash, so sockets established from
+// then on run the new code while live ones keep what they started with.
 Napi::Value Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) return FailMsg(env, "load: expected an options object");
@@ -213,34 +240,69 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     return FailMsg(env, "load: pinDir, sockopsObject and skMsgObject must be strings");
   g_libbpf_log.clear();
 
-  bool have_sockops = PinExists(PinPath(pin_dir, MESHACCEL_PIN_SOCKOPS));
-  bool have_sk_msg = PinExists(PinPath(pin_dir, MESHACCEL_PIN_SK_MSG));
-  bool adopted = have_sockops && have_sk_msg;
-
-  Fd sockops_fd, sk_msg_fd;
-  if (!have_sockops) {
-    int fd = -1;
-    if (!LoadObject(env, sockops_obj, pin_dir, MESHACCEL_PIN_SOCKOPS, &fd)) return env.Undefined();
-    sockops_fd.reset(fd);
+  // A map pinned by a build with other layouts would make libbpf's reuse fail with a bare
+  // EINVAL: say which map and what to do instead.
+  struct {
+    const char* name;
+    __u32 key, value;
+  } maps[] = {{MESHACCEL_MAP_SOCKS, sizeof(meshaccel_sock_key), sizeof(__u64)},
+              {MESHACCEL_MAP_FLOWS, sizeof(meshaccel_sock_key), sizeof(meshaccel_flow)},
+              {MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)},
+              {MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)},
+              {MESHACCEL_MAP_COUNTERS, sizeof(__u32), sizeof(__u64)}};
+  for (const auto& m : maps) {
+    if (!PinExists(PinPath(pin_dir, m.name))) continue;
+    Fd map(OpenPinnedMap(pin_dir, m.name, m.key, m.value));
+    if (!map.ok()) return Fail(env, OpenMapWhat(m.name), errno);
   }
-  if (!have_sk_msg) {
-    int fd = -1;
-    if (!LoadObject(env, sk_msg_obj, pin_dir, MESHACCEL_PIN_SK_MSG, &fd)) return env.Undefined();
-    sk_msg_fd.reset(fd);
-  } else {
-    sk_msg_fd.reset(OpenPin(pin_dir, MESHACCEL_PIN_SK_MSG));
-    if (!sk_msg_fd.ok()) return Fail(env, "open pinned sk_msg program", errno);
+
+  int fd = -1;
+  if (!LoadProgram(env, sockops_obj, pin_dir, &fd)) return env.Undefined();
+  Fd sockops_fd(fd);
+  if (!LoadProgram(env, sk_msg_obj, pin_dir, &fd)) return env.Undefined();
+  Fd sk_msg_fd(fd);
+
+  // Per program: adopt the pinned one when its tag matches, else (re)pin the fresh one.
+  bool adopted = true, upgraded = false;
+  struct Slot {
+    const char* pin;
+    Fd* fresh;
+  } slots[] = {{MESHACCEL_PIN_SOCKOPS, &sockops_fd}, {MESHACCEL_PIN_SK_MSG, &sk_msg_fd}};
+  for (Slot& slot : slots) {
+    Fd pinned(OpenPin(pin_dir, slot.pin));
+    unsigned char want[BPF_TAG_SIZE], have[BPF_TAG_SIZE];
+    if (!ProgTag(slot.fresh->get(), want)) return Fail(env, std::string("read tag of fresh ") + slot.pin, errno);
+    if (pinned.ok() && ProgTag(pinned.get(), have) && memcmp(want, have, BPF_TAG_SIZE) == 0) {
+      slot.fresh->reset(pinned.release());
+      continue;
+    }
+    adopted = false;
+    if (pinned.ok()) upgraded = true;
+    if (!Repin(env, slot.fresh->get(), pin_dir, slot.pin)) return env.Undefined();
+  }
+
+  if (upgraded) {
+    // An existing cgroup link keeps running the old sockops program until told otherwise.
+    std::string link_pin = PinPath(pin_dir, MESHACCEL_PIN_LINK);
+    if (PinExists(link_pin)) {
+      Fd link(bpf_obj_get(link_pin.c_str()));
+      if (!link.ok()) return Fail(env, "open pinned link " + link_pin, errno);
+      int err = bpf_link_update(link.get(), sockops_fd.get(), nullptr);
+      // ENOLINK: the link's cgroup is gone; attachCgroup replaces the link.
+      if (err && err != -ENOLINK) return Fail(env, "switch the cgroup link to the new sockops program", err);
+    }
   }
 
   Fd socks(OpenPin(pin_dir, MESHACCEL_MAP_SOCKS));
   if (!socks.ok()) return Fail(env, "open pinned sockhash " MESHACCEL_MAP_SOCKS, errno);
-  // Re-attaching the same program to the map is a no-op for the kernel, so adoption can
-  // repair a state where the pins exist but the attachment was lost.
+  // Attaching replaces the sockhash's sk_msg program (a no-op when it is the same one), so
+  // this also repairs a state where the pins exist but the attachment was lost.
   int err = bpf_prog_attach(sk_msg_fd.get(), socks.get(), BPF_SK_MSG_VERDICT, 0);
   if (err) return Fail(env, "attach sk_msg program to sockhash", err);
 
   Napi::Object r = Napi::Object::New(env);
   r.Set("adopted", Napi::Boolean::New(env, adopted));
+  r.Set("upgraded", Napi::Boolean::New(env, upgraded));
   return r;
 }
 
