@@ -23,8 +23,8 @@ static __always_inline int pass_for_good(struct meshaccel_flow *flow, __u32 size
 	return SK_PASS;
 }
 
-/* A run of one-way sends (the peer sent nothing meanwhile) that plain loopback TCP carries
- * better than per-message redirection counts toward a hand-off:
+/* A run of bulk_streak sends that plain loopback TCP carries better than per-message
+ * redirection, during which the peer sent nothing (a one-way run), is handed off:
  *   - small writes: TCP coalesces them into large segments, redirection moves each alone;
  *   - large writes that find the peer's socket locked, i.e. its reader still copying out the
  *     previous message on another CPU: the redirect then waits for that lock, so writer and
@@ -80,18 +80,29 @@ int meshaccel_sk_msg(struct sk_msg_md *msg)
 		return pass_for_good(flow, size);
 
 	meshaccel_peer_key(&self, &peer);
+	flow->sends++;
 
-	/* Our send ends the peer's run of one-way sends. Written only when non-zero so a
-	 * request/response pair does not bounce the peer's cache line on every message. */
-	peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
-	if (peer_flow && peer_flow->streak)
-		peer_flow->streak = 0;
-
-	if (cfg->bulk_streak && one_way_send_tcp_carries_better(cfg, size, peer_flow)) {
-		if (++flow->streak >= cfg->bulk_streak)
-			return hand_off(flow, peer_flow, size);
-	} else if (flow->streak) {
-		flow->streak = 0;
+	/* The peer's state is read only for large writes and once per bulk_streak sends, never
+	 * written per message: a request/response pair then costs one hash lookup (the redirect's)
+	 * per message and does not bounce the peer's cache line between CPUs. */
+	if (cfg->bulk_streak) {
+		peer_flow = 0;
+		if (size >= cfg->bulk_small_max && cfg->bulk_large_min && size >= cfg->bulk_large_min)
+			peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
+		if (one_way_send_tcp_carries_better(cfg, size, peer_flow)) {
+			if (++flow->streak >= cfg->bulk_streak) {
+				if (!peer_flow)
+					peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
+				/* One-way only if the peer sent nothing since the last check (or since the
+				 * flow began); otherwise this window starts over. */
+				if (!peer_flow || peer_flow->sends == flow->peer_sends_seen)
+					return hand_off(flow, peer_flow, size);
+				flow->peer_sends_seen = peer_flow->sends;
+				flow->streak = 0;
+			}
+		} else if (flow->streak) {
+			flow->streak = 0;
+		}
 	}
 
 	/* bpf_msg_redirect_hash returns SK_DROP when the peer is not in the map (outside the

@@ -171,6 +171,10 @@ async function main(): Promise<void> {
     console.log(`| ${r.row.name} | ${r.row.client} | ${r.row.cpus} | ${r.row.metric} | ${median(r.plain).toFixed(0)} | ${median(r.accel).toFixed(0)} | **${pairedRatio(r).toFixed(2)}x** | ${per} | ${p99(r.plainP99)} | ${p99(r.accelP99)} |`);
   }
   console.log(`\ncounters (accel side): ${JSON.stringify(st.counters)}`);
+  // Per-run program cost, when the kernel keeps run statistics (sysctl kernel.bpf_stats_enabled=1).
+  for (const [name, p] of Object.entries(st.programs)) {
+    if (p && p.runCount > 0) console.log(`${name}: ${p.runCount} runs, ${(p.runTimeNs / p.runCount).toFixed(0)} ns per run`);
+  }
   const file = path.join(os.tmpdir(), `${tag}.json`);
   fs.writeFileSync(file, JSON.stringify({ seconds: SECONDS, reps: REPS, results: results.map((r) => ({ ...r, row: { name: r.row.name, client: r.row.client, cpus: r.row.cpus, metric: r.row.metric } })) }, null, 2));
   console.log(`raw results: ${file}`);

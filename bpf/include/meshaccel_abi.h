@@ -48,13 +48,15 @@ struct meshaccel_config {
 /* Per-socket redirection state, keyed like the sockhash. Written by this socket's programs
  * under its lock, and by the peer's (flags only, atomically). */
 struct meshaccel_flow {
-	__u32 streak;          /* consecutive small sends since the peer last sent */
+	__u32 streak;          /* consecutive sends that count toward a hand-off (see sk_msg.bpf.c) */
 	__u32 flags;           /* MESHACCEL_FLOW_* */
 	__u64 handoff_ns;      /* bpf_ktime_get_ns() when the socket went TCP-only, 0 before */
 	/* Kernel address of the socket, recorded at insertion so the peer's programs can read its
 	 * psock (meshaccel_psock.h); only ever dereferenced through bpf_probe_read_kernel. */
 	__u64 sk;
 	__u32 cb_flags;        /* sock_ops callback flags this program turned on (and may turn off) */
+	__u32 sends;           /* messages this socket sent through sk_msg */
+	__u32 peer_sends_seen; /* the peer's `sends` at the last one-way check */
 	__u32 pad;
 };
 
