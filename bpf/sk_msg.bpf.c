@@ -23,20 +23,28 @@ static __always_inline int pass_for_good(struct meshaccel_flow *flow, __u32 size
 	return SK_PASS;
 }
 
-/* A run of bulk_streak sends that plain loopback TCP carries better than per-message
- * redirection, during which the peer sent nothing (a one-way run), is handed off:
+/* What a send means for the hand-off streak: a run of bulk_streak sends that plain loopback TCP
+ * carries better than per-message redirection, during which the peer sent nothing (a one-way
+ * run), is handed to TCP. Those sends are:
  *   - small writes: TCP coalesces them into large segments, redirection moves each alone;
  *   - large writes that find the peer's socket locked, i.e. its reader still copying out the
  *     previous message on another CPU: the redirect then waits for that lock, so writer and
  *     reader take turns, where TCP lets them copy in parallel (its receive path queues to the
- *     socket backlog instead of waiting). On one CPU the reader never holds the lock while
- *     the writer runs, so those flows keep redirecting. */
-static __always_inline int one_way_send_tcp_carries_better(const struct meshaccel_config *cfg, __u32 size,
-							    const struct meshaccel_flow *peer_flow)
+ *     socket backlog instead of waiting). Catching the reader is a matter of timing, so a large
+ *     write that finds it idle takes one back instead of breaking the run: the run grows
+ *     while most large writes find the reader busy. On one CPU almost none do (the reader
+ *     runs only when the writer does not), so those flows keep redirecting.
+ * Anything else breaks the run. */
+enum streak_step { STREAK_BREAK, STREAK_COUNT, STREAK_BACK };
+
+static __always_inline enum streak_step streak_step(const struct meshaccel_config *cfg, __u32 size,
+						    const struct meshaccel_flow *peer_flow)
 {
 	if (size < cfg->bulk_small_max)
-		return 1;
-	return cfg->bulk_large_min && size >= cfg->bulk_large_min && peer_flow && ma_sock_owned(peer_flow->sk);
+		return STREAK_COUNT;
+	if (!cfg->bulk_large_min || size < cfg->bulk_large_min || !peer_flow)
+		return STREAK_BREAK;
+	return ma_sock_owned(peer_flow->sk) ? STREAK_COUNT : STREAK_BACK;
 }
 
 /* Both ends go TCP-only, so that both can leave the sockhash: a socket leaving it releases
@@ -66,6 +74,7 @@ int meshaccel_sk_msg(struct sk_msg_md *msg)
 	struct meshaccel_sock_key self, peer;
 	struct meshaccel_flow *flow, *peer_flow;
 	struct meshaccel_config *cfg;
+	enum streak_step step;
 	__u32 size = msg->size;
 	int ok;
 
@@ -89,19 +98,20 @@ int meshaccel_sk_msg(struct sk_msg_md *msg)
 		peer_flow = 0;
 		if (size >= cfg->bulk_small_max && cfg->bulk_large_min && size >= cfg->bulk_large_min)
 			peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
-		if (one_way_send_tcp_carries_better(cfg, size, peer_flow)) {
-			if (++flow->streak >= cfg->bulk_streak) {
-				if (!peer_flow)
-					peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
-				/* One-way only if the peer sent nothing since the last check (or since the
-				 * flow began); otherwise this window starts over. */
-				if (!peer_flow || peer_flow->sends == flow->peer_sends_seen)
-					return hand_off(flow, peer_flow, size);
-				flow->peer_sends_seen = peer_flow->sends;
-				flow->streak = 0;
-			}
-		} else if (flow->streak) {
+		step = streak_step(cfg, size, peer_flow);
+		if (step == STREAK_COUNT && ++flow->streak >= cfg->bulk_streak) {
+			if (!peer_flow)
+				peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
+			/* One-way only if the peer sent nothing since the last check (or since the
+			 * flow began); otherwise this window starts over. */
+			if (!peer_flow || peer_flow->sends == flow->peer_sends_seen)
+				return hand_off(flow, peer_flow, size);
+			flow->peer_sends_seen = peer_flow->sends;
 			flow->streak = 0;
+		} else if (step == STREAK_BREAK && flow->streak) {
+			flow->streak = 0;
+		} else if (step == STREAK_BACK && flow->streak) {
+			flow->streak--;
 		}
 	}
 
