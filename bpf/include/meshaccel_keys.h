@@ -49,8 +49,8 @@ static __always_inline int is_loopback6(__u32 a0, __u32 a1, __u32 a2, __u32 a3)
 			__u32 r_ = READ_ONCE((ctx)->remote_ip4);                           \
 			if (is_loopback4(l_) && is_loopback4(r_)) {                        \
 				(key)->family = AF_INET;                                   \
-				(key)->local_ip[0] = l_;                                   \
-				(key)->remote_ip[0] = r_;                                  \
+				(key)->local_ip4 = l_;                                     \
+				(key)->remote_ip4 = r_;                                    \
 				(ok) = 1;                                                  \
 			}                                                                  \
 		} else if (fam_ == AF_INET6) {                                             \
@@ -65,15 +65,13 @@ static __always_inline int is_loopback6(__u32 a0, __u32 a1, __u32 a2, __u32 a3)
 			if (is_v4mapped(l0_, l1_, l2_) && is_v4mapped(r0_, r1_, r2_)) {    \
 				if (is_loopback4(l3_) && is_loopback4(r3_)) {              \
 					(key)->family = AF_INET;                           \
-					(key)->local_ip[0] = l3_;                          \
-					(key)->remote_ip[0] = r3_;                         \
+					(key)->local_ip4 = l3_;                            \
+					(key)->remote_ip4 = r3_;                           \
 					(ok) = 1;                                          \
 				}                                                          \
 			} else if (is_loopback6(l0_, l1_, l2_, l3_) &&                     \
 				   is_loopback6(r0_, r1_, r2_, r3_)) {                     \
 				(key)->family = AF_INET6;                                  \
-				(key)->local_ip[3] = l3_;                                  \
-				(key)->remote_ip[3] = r3_;                                 \
 				(ok) = 1;                                                  \
 			}                                                                  \
 		}                                                                          \
@@ -87,11 +85,8 @@ static __always_inline void meshaccel_peer_key(const struct meshaccel_sock_key *
 	peer->family = self->family;
 	peer->local_port = self->remote_port;
 	peer->remote_port = self->local_port;
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		peer->local_ip[i] = self->remote_ip[i];
-		peer->remote_ip[i] = self->local_ip[i];
-	}
+	peer->local_ip4 = self->remote_ip4;
+	peer->remote_ip4 = self->local_ip4;
 }
 
 #endif /* MESHACCEL_KEYS_H */

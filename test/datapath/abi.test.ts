@@ -2,6 +2,7 @@ import * as assert from 'assert';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import { loadNative } from '../../src/datapath/bpf/native';
+import { defaultObjectPaths } from '../../src/datapath/bpf/preflight';
 import { skipUnlessKernel } from './helpers';
 
 /**
@@ -28,5 +29,10 @@ describe('datapath: pinned maps of another build (real kernel)', function () {
     const native = loadNative();
     assert.throws(() => native.configure(pinDir, { mode: 1, bulkStreak: 16, bulkSmallMax: 16384, bulkLargeMin: 262144, leaveDelayMs: 0 }, []), /ma_config has another build's layout .*datapath detach/);
     assert.strictEqual(native.status(pinDir, 16).config, null);
+  });
+
+  it('load refuses to reuse it, naming the map and what to do', () => {
+    const objects = defaultObjectPaths();
+    assert.throws(() => loadNative().load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg }), /pinned map ma_config has another build's layout .*datapath detach/);
   });
 });

@@ -132,6 +132,24 @@ describe('datapath: stream integrity (real kernel)', function () {
     assert.ok((await client.cmd('close')).ok);
   });
 
+  it('keeps both directions intact when both ends send at once across hand-offs and leaves', async function () {
+    // Small pipelined writes against an echo server: the echoes break some one-way windows and
+    // not others, so hand-offs happen while the peer is itself sending, which is when a socket
+    // leaving the sockhash too early would cost the peer an EPIPE or lose redirected bytes.
+    k.env.attach({ bulkStreak: 4 });
+    const port = testPort();
+    await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup });
+    const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
+    assert.ok((await client.cmd('open 16')).ok);
+    const before = k.env.status().counters!;
+    const r = await client.cmd('pipeline 2048 1500', 120000);
+    assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
+    const after = k.env.status().counters!;
+    assert.ok(after.redirectedMessages - before.redirectedMessages > 0);
+    assert.ok(after.bulkHandoffs - before.bulkHandoffs > 0, `some runs were handed off (${JSON.stringify(after)})`);
+    assert.ok((await client.cmd('close')).ok);
+  });
+
   it("with leaving turned off, handed-off sockets stay in the sockhash and pass every write to TCP, in order", async function () {
     k.env.attach({ bulkStreak: 8, bulkSmallMax: 16384, leaveDelayMs: 'never' });
     assert.strictEqual(k.env.status().leaveDelayMs, 'never');

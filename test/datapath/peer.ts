@@ -6,7 +6,7 @@
  *
  *   node peer.js server|sink HOST PORT -> {"event":"listening","port":N}
  *   node peer.js client HOST PORT     -> one JSON line per command:
- *     open N [LOCALPORT] | exchange SIZE [ID] | halfclose SIZE | sink SIZE COUNT | close | quit
+ *     open N [LOCALPORT] | exchange SIZE [ID] | halfclose SIZE | sink SIZE COUNT | pipeline SIZE COUNT | close | quit
  */
 import * as net from 'net';
 import * as crypto from 'crypto';
@@ -143,6 +143,21 @@ function client(host: string, port: number): void {
             c.sock.end();
             const back = await c.read(64);
             return back.toString() === h.digest('hex');
+          }),
+        );
+        out({ ok: results.every((r) => r), mismatches: results.filter((r) => !r).length, ms: Date.now() - started });
+      } else if (cmd === 'pipeline') {
+        // `pipeline SIZE COUNT` on an echo server: COUNT writes of 1..SIZE bytes, each its own
+        // sendmsg, sent back to back while the echoes stream in, so both ends send at once
+        // across hand-offs and sockhash leaves; the echo must match byte for byte.
+        const [size, count] = [Number(a), Number(b)];
+        const results = await Promise.all(
+          conns.map(async (c) => {
+            const parts = Array.from({ length: count }, () => crypto.randomBytes(1 + crypto.randomInt(size)));
+            const payload = Buffer.concat(parts);
+            const echoed = c.read(payload.length);
+            for (const p of parts) await new Promise<void>((r, j) => c.sock.write(p, (e) => (e ? j(e) : r())));
+            return sha(await echoed) === sha(payload);
           }),
         );
         out({ ok: results.every((r) => r), mismatches: results.filter((r) => !r).length, ms: Date.now() - started });

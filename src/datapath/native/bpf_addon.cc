@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
@@ -437,9 +438,12 @@ Napi::Object ProgInfo(Napi::Env env, int fd) {
   return o;
 }
 
-Napi::Array IpWords(Napi::Env env, const __u32* ip) {
+// An address as four network-order words: IPv4 in [0]; an AF_INET6 key is always ::1.
+Napi::Array IpWords(Napi::Env env, __u32 family, __u32 ip4) {
+  __u32 w[4] = {ip4, 0, 0, 0};
+  if (family == AF_INET6) w[0] = 0, w[3] = htonl(1);
   Napi::Array a = Napi::Array::New(env, 4);
-  for (uint32_t i = 0; i < 4; i++) a.Set(i, Napi::Number::New(env, ip[i]));
+  for (uint32_t i = 0; i < 4; i++) a.Set(i, Napi::Number::New(env, w[i]));
   return a;
 }
 
@@ -543,8 +547,8 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
       Napi::Object s = Napi::Object::New(env);
       s.Set("netnsCookie", Napi::BigInt::New(env, (uint64_t)next.netns));
       s.Set("family", Napi::Number::New(env, next.family));
-      s.Set("localIp", IpWords(env, next.local_ip));
-      s.Set("remoteIp", IpWords(env, next.remote_ip));
+      s.Set("localIp", IpWords(env, next.family, next.local_ip4));
+      s.Set("remoteIp", IpWords(env, next.family, next.remote_ip4));
       s.Set("localPort", Napi::Number::New(env, next.local_port));
       s.Set("remotePort", Napi::Number::New(env, next.remote_port));
       s.Set("socketCookie", Napi::BigInt::New(env, (uint64_t)cookie));
