@@ -1,14 +1,16 @@
 /**
  * `make bench-datapath`: plain loopback against redirected loopback, side by side in one run.
- * Two network namespaces, each with its own cgroup: "plain" (no programs) and "accel" (the
- * datapath attached with its default config, in a private pin dir). Every shape runs in both,
- * alternating plain-first / accel-first per repetition, and the table reports medians and the
- * ratio accel/plain. The machine is shared, so single figures are noisy; the side-by-side
- * ratio is what to read.
+ * Network namespaces, each with its own cgroup: "plain" (no programs), "accel" (meshaccel's
+ * datapath with its default config, in a private pin dir) and, when a reference object is
+ * given, "ref" (the same sockops with the bench's minimal sk_msg program: key and redirect
+ * only, the raw prototype the targets were first measured with). Every shape runs on every
+ * side, the order rotating per repetition, and the table reports medians, the ratio
+ * accel/plain, the reference's ratio, and the share of the reference's gain meshaccel keeps.
+ * The machine is shared, so single figures are noisy; the side-by-side ratios are what to read.
  *
- *   node dist/bench/datapath/driver.js NETBENCH_BINARY
- * The headline ratio is the median of the per-repetition ratios (each repetition runs plain
- * and accel back to back), which cancels the slow drift of the other load on the machine.
+ *   node dist/bench/datapath/driver.js NETBENCH_BINARY [REFERENCE_SK_MSG_OBJECT]
+ * The headline ratio is the median of the per-repetition ratios (each repetition runs the
+ * sides back to back), which cancels the slow drift of the other load on the machine.
  *
  *   env: BENCH_SECONDS (per trial, default 1.5), BENCH_REPS (default 5), BENCH_ONLY (regex on row
  *   names), BENCH_BULK_STREAK (the datapath's bulk hand-off threshold; 0 disables it)
@@ -19,16 +21,18 @@ import * as path from 'path';
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import { attach, detach, status } from '../../src/datapath/bpf/datapath';
 import { cgroup2Root } from '../../src/datapath/bpf/cgroup';
+import { defaultObjectPaths } from '../../src/datapath/bpf/preflight';
 import { packageRoot } from '../../src/paths';
 
 const NETBENCH = process.argv[2];
+const REFERENCE = process.argv[3];
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5);
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
 const NODE_CLIENT = path.join(packageRoot(), 'dist/bench/datapath/node-client.js');
 const RELAY = path.join(packageRoot(), 'dist/bench/datapath/relay.js');
 
-type Side = 'plain' | 'accel';
+type Side = 'plain' | 'accel' | 'ref';
 interface SideEnv {
   cgroup: string;
   netns: string;
@@ -37,11 +41,11 @@ interface SideEnv {
 const tag = `meshaccel-bench-${process.pid}`;
 const cgRoot = cgroup2Root();
 if (!cgRoot) throw new Error('no cgroup2 mount');
-const sides: Record<Side, SideEnv> = {
-  plain: { cgroup: path.join(cgRoot, `${tag}-plain`), netns: `mab-${process.pid}-plain` },
-  accel: { cgroup: path.join(cgRoot, `${tag}-accel`), netns: `mab-${process.pid}-accel` },
-};
+const SIDES: Side[] = REFERENCE ? ['plain', 'accel', 'ref'] : ['plain', 'accel'];
+const sideEnv = (side: Side): SideEnv => ({ cgroup: path.join(cgRoot, `${tag}-${side}`), netns: `mab-${process.pid}-${side}` });
+const sides = Object.fromEntries(SIDES.map((side) => [side, sideEnv(side)])) as Record<Side, SideEnv>;
 const pinDir = `/sys/fs/bpf/${tag}`;
+const refPinDir = `/sys/fs/bpf/${tag}-ref`;
 const children: ChildProcess[] = [];
 
 function launch(side: Side, cpus: string, argv: string[]): ChildProcess {
@@ -101,6 +105,10 @@ async function main(): Promise<void> {
   const streak = process.env.BENCH_BULK_STREAK;
   const a = attach({ cgroup: sides.accel.cgroup, pinDir, bulkStreak: streak === undefined ? undefined : Number(streak) });
   console.log(`datapath attached to ${a.cgroup} (pins ${pinDir}); bulk hand-off after ${status({ pinDir }).bulkStreak} small sends`);
+  if (REFERENCE) {
+    attach({ cgroup: sides.ref.cgroup, pinDir: refPinDir, objects: { sockops: defaultObjectPaths().sockops, skMsg: REFERENCE } });
+    console.log(`reference sk_msg ${REFERENCE} attached to ${sides.ref.cgroup}`);
+  }
 
   const servers: [string, string[], string][] = [
     ['0', [NETBENCH, 'server', String(SRV_CPU0)], 'C server cpu0'],
@@ -110,7 +118,7 @@ async function main(): Promise<void> {
     ['0', [process.execPath, RELAY, String(RELAY0), String(APP0)], 'relay cpu0'],
     ['1', [process.execPath, RELAY, String(RELAY1), String(APP1)], 'relay cpu1'],
   ];
-  for (const side of ['plain', 'accel'] as Side[]) {
+  for (const side of SIDES) {
     for (const [cpus, argv, what] of servers) await waitLine(launch(side, cpus, argv), `${side} ${what}`);
   }
 
@@ -140,35 +148,49 @@ async function main(): Promise<void> {
     }
   }
 
-  interface Result { row: Row; plain: number[]; accel: number[]; plainP99: number[]; accelP99: number[] }
-  const pairedRatio = (r: Result): number => median(r.plain.map((p, i) => r.accel[i] / p));
+  interface Result { row: Row; values: Record<Side, number[]>; p99: Record<Side, number[]> }
+  const ratioOf = (r: Result, side: Side): number => median(r.values.plain.map((p, i) => r.values[side][i] / p));
   const results: Result[] = [];
   const started = Date.now();
   for (const row of rows) {
     const label = `${row.name} | ${row.client} | ${row.cpus} CPU`;
     if (ONLY && !ONLY.test(label)) continue;
-    const r: Result = { row, plain: [], accel: [], plainP99: [], accelP99: [] };
+    const empty = (): Record<Side, number[]> => Object.fromEntries(SIDES.map((side) => [side, []])) as unknown as Record<Side, number[]>;
+    const r: Result = { row, values: empty(), p99: empty() };
     for (let rep = 0; rep < REPS; rep++) {
-      const order: Side[] = rep % 2 === 0 ? ['plain', 'accel'] : ['accel', 'plain'];
+      const order = SIDES.map((_, i) => SIDES[(i + rep) % SIDES.length]);
       for (const side of order) {
         const out = await runClient(side, row.clientCpu, row.argv(row.port));
-        r[side].push(row.metric === 'req/s' ? out.ops : out.MBps);
-        if (out.p99us !== undefined) (side === 'plain' ? r.plainP99 : r.accelP99).push(out.p99us);
+        r.values[side].push(row.metric === 'req/s' ? out.ops : out.MBps);
+        if (out.p99us !== undefined) r.p99[side].push(out.p99us);
       }
     }
     results.push(r);
-    const ratio = pairedRatio(r);
-    process.stdout.write(`  ${label.padEnd(34)} plain ${median(r.plain).toFixed(0).padStart(8)}  accel ${median(r.accel).toFixed(0).padStart(8)} ${row.metric}  x${ratio.toFixed(2)}\n`);
+    const ref = REFERENCE ? `  reference x${ratioOf(r, 'ref').toFixed(2)}` : '';
+    process.stdout.write(`  ${label.padEnd(34)} plain ${median(r.values.plain).toFixed(0).padStart(8)}  accel ${median(r.values.accel).toFixed(0).padStart(8)} ${row.metric}  x${ratioOf(r, 'accel').toFixed(2)}${ref}\n`);
   }
 
   const st = status({ pinDir, maxSockets: 0 });
-  console.log(`\nResults (${REPS} alternating repetitions of ${SECONDS} s each; plain and redirected are medians; ratio = median of per-repetition accel/plain; ${((Date.now() - started) / 1000).toFixed(0)} s)`);
-  console.log('| shape | client | CPUs | metric | plain | redirected | ratio | per-rep ratios | p99 plain µs | p99 redirected µs |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log(`\nResults (${REPS} repetitions of ${SECONDS} s each, sides in rotating order; values are medians; ratio = median of per-repetition side/plain; ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  const p99 = (xs: number[]): string => (xs.length ? median(xs).toFixed(1) : '-');
+  if (REFERENCE) {
+    console.log('"kept" is meshaccel\'s gain over plain as a share of the reference program\'s gain (shown when the reference gains at least 5%).');
+    console.log('| shape | client | CPUs | metric | plain | meshaccel | ratio | per-rep ratios | reference ratio | kept | p99 plain µs | p99 meshaccel µs | p99 reference µs |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  } else {
+    console.log('| shape | client | CPUs | metric | plain | meshaccel | ratio | per-rep ratios | p99 plain µs | p99 meshaccel µs |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
+  }
   for (const r of results) {
-    const per = r.plain.map((p, i) => (r.accel[i] / p).toFixed(2)).join(' ');
-    const p99 = (xs: number[]): string => (xs.length ? median(xs).toFixed(1) : '-');
-    console.log(`| ${r.row.name} | ${r.row.client} | ${r.row.cpus} | ${r.row.metric} | ${median(r.plain).toFixed(0)} | ${median(r.accel).toFixed(0)} | **${pairedRatio(r).toFixed(2)}x** | ${per} | ${p99(r.plainP99)} | ${p99(r.accelP99)} |`);
+    const per = r.values.plain.map((p, i) => (r.values.accel[i] / p).toFixed(2)).join(' ');
+    const head = `| ${r.row.name} | ${r.row.client} | ${r.row.cpus} | ${r.row.metric} | ${median(r.values.plain).toFixed(0)} | ${median(r.values.accel).toFixed(0)} | **${ratioOf(r, 'accel').toFixed(2)}x** | ${per}`;
+    if (REFERENCE) {
+      const [mine, ref] = [ratioOf(r, 'accel'), ratioOf(r, 'ref')];
+      const kept = ref >= 1.05 ? `${(((mine - 1) / (ref - 1)) * 100).toFixed(0)}%` : '-';
+      console.log(`${head} | ${ref.toFixed(2)}x | ${kept} | ${p99(r.p99.plain)} | ${p99(r.p99.accel)} | ${p99(r.p99.ref)} |`);
+    } else {
+      console.log(`${head} | ${p99(r.p99.plain)} | ${p99(r.p99.accel)} |`);
+    }
   }
   console.log(`\ncounters (accel side): ${JSON.stringify(st.counters)}`);
   // Per-run program cost, when the kernel keeps run statistics (sysctl kernel.bpf_stats_enabled=1).
@@ -183,10 +205,12 @@ async function main(): Promise<void> {
 async function cleanup(): Promise<void> {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await new Promise((r) => setTimeout(r, 300));
-  try {
-    detach({ pinDir });
-  } catch (err) {
-    console.error(`detach: ${(err as Error).message}`);
+  for (const dir of [pinDir, refPinDir]) {
+    try {
+      detach({ pinDir: dir });
+    } catch (err) {
+      console.error(`detach ${dir}: ${(err as Error).message}`);
+    }
   }
   for (const side of Object.values(sides)) {
     try {
