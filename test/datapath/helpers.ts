@@ -154,7 +154,12 @@ export class KernelEnv {
 
   /** Starts peer.js; the process joins the cgroup and netns before it creates any socket. */
   spawn(args: string[], opts: PeerOptions = {}): Peer {
-    const inner = [...(opts.netns ? ['ip', 'netns', 'exec', opts.netns] : []), process.execPath, PEER, ...args];
+    return this.spawnProgram([process.execPath, PEER, ...args], opts);
+  }
+
+  /** Starts any line-driven program the same way (in the cgroup and netns from its first socket). */
+  spawnProgram(argv: string[], opts: PeerOptions = {}): Peer {
+    const inner = [...(opts.netns ? ['ip', 'netns', 'exec', opts.netns] : []), ...argv];
     const quoted = inner.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     const script = opts.cgroup ? `echo $$ > '${opts.cgroup}/cgroup.procs' && exec ${quoted}` : `exec ${quoted}`;
     const child = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -1,5 +1,9 @@
+import * as path from 'path';
 import * as assert from 'assert';
 import * as fs from 'fs';
+import { packageRoot } from '../../src/paths';
+import { SocketEntry } from '../../src/datapath/bpf/datapath';
+import { eventually } from '../helpers/echo-backend';
 import { kernelSuite, testPort } from './helpers';
 
 /** Byte-exact delivery under redirection, and connections that outlive attach and detach. */
@@ -148,6 +152,33 @@ describe('datapath: stream integrity (real kernel)', function () {
     assert.ok(after.redirectedMessages - before.redirectedMessages > 0);
     assert.ok(after.bulkHandoffs - before.bulkHandoffs > 0, `some runs were handed off (${JSON.stringify(after)})`);
     assert.ok((await client.cmd('close')).ok);
+  });
+
+  it('a handed-off socket stays in the sockhash while its peer is inside a send, and leaves once that send is done', async function () {
+    // The peer's send is a blocking sendall the socket does not read yet, so it sits in the
+    // kernel holding the peer's psock: exactly the state in which a redirect it decided before
+    // the hand-off could still be on its way. The 300 ms floor keeps the socket from leaving
+    // before that send has started.
+    k.env.attach({ bulkStreak: 8, leaveDelayMs: 300 });
+    const port = testPort();
+    const pair = k.env.spawnProgram(['python3', path.join(packageRoot(), 'test/datapath/blocked_sender.py'), String(port)], { cgroup: k.env.cgroup });
+    const { client_port: clientPort } = await pair.json<{ client_port: number }>(20000);
+    const clientEnd = (): SocketEntry | undefined => k.env.status().sockets.find((s) => s.localPort === clientPort && s.remotePort === port);
+    assert.ok(clientEnd(), 'both ends start in the sockhash');
+    const before = k.env.status().counters!;
+    assert.ok((await pair.cmd('handoff 32')).ok);
+    assert.strictEqual(k.env.status().counters!.bulkHandoffs - before.bulkHandoffs, 1);
+    const blocked = await pair.cmd<{ ok: boolean; blocked: boolean }>('block 16777216');
+    assert.ok(blocked.ok && blocked.blocked, 'the server is blocked in its send');
+    // Past the floor, each poke the client end sends is ACKed, and its RTT callback runs the
+    // leave check, which must wait on the busy peer.
+    await eventually('the leave check waits on the peer', async () => ((await pair.cmd('poke')).ok ? k.env.status().counters!.leaveWaits - before.leaveWaits : -1), (n) => n > 0, 10000);
+    assert.ok(clientEnd()?.tcpOnly, 'the client end is TCP-only and still in the sockhash');
+    const drained = await pair.cmd('drain', 60000);
+    assert.ok(drained.ok, drained.error ?? 'the 16 MiB arrived intact');
+    assert.ok((await pair.cmd('ping')).ok);
+    await eventually('the client end leaves once the send is done', async () => (clientEnd() ? 1 : 0) + ((await pair.cmd('ping')).ok ? 0 : 10), (n) => n === 0, 10000);
+    assert.ok((await pair.cmd('quit')).ok);
   });
 
   it("with leaving turned off, handed-off sockets stay in the sockhash and pass every write to TCP, in order", async function () {
