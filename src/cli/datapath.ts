@@ -1,6 +1,6 @@
 import type { Command } from './command';
 import { UsageError, optionList, optionValue, parseArgs, parsePort, OptionSpec } from './args';
-import type { DatapathStatus } from '../datapath/bpf/datapath';
+import type { AttachOptions, DatapathStatus } from '../datapath/bpf/datapath';
 
 /**
  * `meshaccel datapath attach|detach|status`: the eBPF loopback accelerator. Missing
@@ -38,6 +38,13 @@ function nonNegative(text: string, what: string): number {
   return n;
 }
 
+function handoffText(s: DatapathStatus): string {
+  if (s.bulkStreak === 0) return 'bulk hand-off off';
+  const large = s.bulkLargeMin ? ` or >= ${s.bulkLargeMin} B finding the reader busy` : '';
+  const leave = s.leaveDelayMs === 'never' ? 'never leave the sockhash' : `leave the sockhash when safe${s.leaveDelayMs ? `, no sooner than ${s.leaveDelayMs} ms` : ''}`;
+  return `bulk hand-off after ${s.bulkStreak ?? '?'} one-way sends < ${s.bulkSmallMax ?? '?'} B${large}; handed-off sockets ${leave}`;
+}
+
 function statusText(s: DatapathStatus, maxSockets: number): string {
   const lines: string[] = [];
   lines.push(`pin dir:    ${s.pinDir}${s.loaded ? '' : ' (nothing loaded)'}`);
@@ -46,12 +53,12 @@ function statusText(s: DatapathStatus, maxSockets: number): string {
   lines.push(`sockops:    ${prog(s.programs.sockops)}`);
   lines.push(`sk_msg:     ${prog(s.programs.skMsg)}${s.skMsgAttachedIds ? ` (attached to sockhash: ${s.skMsgAttachedIds.length > 0 ? 'yes' : 'no'})` : ''}`);
   lines.push(`cgroup:     ${s.cgroup ? `${s.cgroup.path ?? '(removed)'} (id ${s.cgroup.id}, link ${s.cgroup.linkId})` : 'not attached'}`);
-  lines.push(`mode:       ${s.mode ?? '?'}${s.mode === 'ports' ? ` ${s.ports.join(',')}` : ''}; bulk hand-off after ${s.bulkStreak ?? '?'} sends < ${s.bulkSmallMax ?? '?'} B or >= ${s.bulkLargeMin ?? '?'} B to a busy reader; leave delay ${s.leaveDelayMs ?? '?'}${typeof s.leaveDelayMs === 'number' ? ' ms' : ''}`);
+  lines.push(`mode:       ${s.mode ?? '?'}${s.mode === 'ports' ? ` ${s.ports.join(',')}` : ''}; ${handoffText(s)}`);
   if (s.counters) {
     const c = s.counters;
     lines.push(`redirected: ${c.redirectedMessages} messages, ${c.redirectedBytes} bytes`);
     lines.push(`passed:     ${c.passedMessages} messages, ${c.passedBytes} bytes (misses ${c.misses}, bulk hand-offs ${c.bulkHandoffs})`);
-    lines.push(`sockets:    ${c.socketsInserted} inserted, ${c.socketsClosed} closed, ${c.insertErrors} insert errors`);
+    lines.push(`sockets:    ${c.socketsInserted} inserted, ${c.socketsClosed} closed, ${c.insertErrors} insert errors, ${c.socketsLeft} left for plain TCP (${c.leaveWaits} leave checks waited on a busy peer)`);
   }
   lines.push(`sockhash:   ${s.socketCount} entries`);
   for (const e of s.sockets.slice(0, maxSockets)) {
@@ -69,18 +76,20 @@ async function attachCmd(argv: string[]): Promise<number> {
   const smallMax = optionValue(args, 'bulk-small-max');
   const largeMin = optionValue(args, 'bulk-large-min');
   const leaveDelay = optionValue(args, 'leave-delay-ms');
+  // Parsed before anything is loaded, so bad usage exits 2 and changes nothing.
+  const options: AttachOptions = {
+    cgroup: optionValue(args, 'cgroup'),
+    pinDir: optionValue(args, 'pin-dir'),
+    ports,
+    bulkStreak: streak === undefined ? undefined : nonNegative(streak, '--bulk-streak'),
+    bulkSmallMax: smallMax === undefined ? undefined : nonNegative(smallMax, '--bulk-small-max'),
+    bulkLargeMin: largeMin === undefined ? undefined : nonNegative(largeMin, '--bulk-large-min'),
+    leaveDelayMs: leaveDelay === undefined ? undefined : leaveDelay === 'never' ? 'never' : nonNegative(leaveDelay, '--leave-delay-ms (or never)'),
+  };
   const dp = await import('../datapath/bpf/datapath');
   const pre = await import('../datapath/bpf/preflight');
   try {
-    const r = dp.attach({
-      cgroup: optionValue(args, 'cgroup'),
-      pinDir: optionValue(args, 'pin-dir'),
-      ports,
-      bulkStreak: streak === undefined ? undefined : nonNegative(streak, '--bulk-streak'),
-      bulkSmallMax: smallMax === undefined ? undefined : nonNegative(smallMax, '--bulk-small-max'),
-      bulkLargeMin: largeMin === undefined ? undefined : nonNegative(largeMin, '--bulk-large-min'),
-      leaveDelayMs: leaveDelay === undefined || leaveDelay === 'never' ? leaveDelay : nonNegative(leaveDelay, '--leave-delay-ms'),
-    });
+    const r = dp.attach(options);
     if (args.flags.has('json')) console.log(jsonText(r));
     else
       console.log(

@@ -135,5 +135,8 @@ describe('datapath: load, adopt, detach and the CLI (real kernel)', function () 
   it('rejects bad usage with exit 2', function () {
     assert.strictEqual(cli(['datapath', 'attach', '--ports', '70000']).code, 2);
     assert.strictEqual(cli(['datapath', 'frobnicate']).code, 2);
+    const soon = cli(['datapath', 'attach', '--leave-delay-ms', 'soon']);
+    assert.strictEqual(soon.code, 2);
+    assert.match(soon.stderr, /--leave-delay-ms \(or never\): "soon" is not a non-negative integer/);
   });
 });
