@@ -81,7 +81,7 @@ async function apply(args: ParsedArgs): Promise<number> {
   const mode = modeFromArgs(args);
   const config = redirect.withDefaults(partial);
   try {
-    redirect.validateRedirectConfig(config);
+    redirect.validateRedirectConfig(config, mode);
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

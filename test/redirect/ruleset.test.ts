@@ -64,6 +64,12 @@ describe('redirect ruleset and config', () => {
   it('rejects configurations that would loop or cannot be rendered', () => {
     assert.throws(() => validateRedirectConfig(withDefaults({ proxyMark: 1 })), /proxy's own traffic would be captured/);
     assert.throws(() => validateRedirectConfig(withDefaults({ routeTable: 254 })), /routeTable/);
+    // bpf mode's tc maps hold 1024 entries each; nft sets have no bound. Caught before any change.
+    const many = Array.from({ length: 1025 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
+    assert.throws(() => validateRedirectConfig(withDefaults({ excludeInboundCidrs: many }), 'bpf'), /excludeInboundCidrs \(IPv4\): 1025 distinct entries, but bpf mode's tc program holds at most 1024 \(use --mode nft/);
+    assert.doesNotThrow(() => validateRedirectConfig(withDefaults({ excludeInboundCidrs: many }), 'nft'));
+    assert.doesNotThrow(() => validateRedirectConfig(withDefaults({ excludeInboundCidrs: [...many.slice(0, 1024), many[0]] }), 'bpf'), 'duplicates count once');
+    assert.throws(() => validateRedirectConfig(withDefaults({ inboundPorts: Array.from({ length: 1025 }, (_, i) => i + 1) }), 'bpf'), /inboundPorts: 1025 distinct entries/);
     assert.throws(() => validateRedirectConfig(withDefaults({ inboundPorts: [0] })), /inboundPorts: 0/);
     assert.throws(() => validateRedirectConfig(withDefaults({ excludeOutboundCidrs: ['10.0.0.0/33'] })), /excludeOutboundCidrs/);
     assert.throws(() => validateRedirectConfig(withDefaults({ excludeInboundCidrs: ['example.com'] })), /excludeInboundCidrs/);

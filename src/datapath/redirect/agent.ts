@@ -43,8 +43,8 @@ function pinDirFor(netns: string | undefined): string {
 
 export async function applyRedirect(partial: Partial<RedirectConfig>, options: ApplyOptions = {}): Promise<InstalledState> {
   const config = withDefaults(partial);
-  validateRedirectConfig(config);
   const mode = options.mode ?? 'nft';
+  validateRedirectConfig(config, mode);
   await preflight(mode, options.netns);
   const target: NetnsTarget = { netns: options.netns };
   const previous = readState(options.netns);

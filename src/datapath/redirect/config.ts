@@ -51,8 +51,31 @@ function checkU32(value: number, what: string, allowZero: boolean): void {
   }
 }
 
-/** Throws an Error naming the first bad field. */
-export function validateRedirectConfig(config: RedirectConfig): void {
+/**
+ * Entries each of the tc program's lookup maps holds (max_entries of ma_rd_in_ports,
+ * ma_rd_in_xports, ma_rd_in_xv4 and ma_rd_in_xv6 in bpf/tproxy_sk_assign.bpf.c). nft sets have
+ * no such bound.
+ */
+export const BPF_REDIRECT_MAP_ENTRIES = 1024;
+
+function checkBpfCapacity(config: RedirectConfig): void {
+  const over = (what: string, count: number): void => {
+    if (count > BPF_REDIRECT_MAP_ENTRIES) {
+      throw new Error(`${what}: ${count} distinct entries, but bpf mode's tc program holds at most ${BPF_REDIRECT_MAP_ENTRIES} (use --mode nft, or merge them into fewer)`);
+    }
+  };
+  over('inboundPorts', new Set(config.inboundPorts).size);
+  over('excludeInboundPorts', new Set(config.excludeInboundPorts).size);
+  for (const family of [4, 6] as const) {
+    over(`excludeInboundCidrs (IPv${family})`, new Set(cidrsOf(config.excludeInboundCidrs, family).map((c) => c.text)).size);
+  }
+}
+
+/**
+ * Throws an Error naming the first bad field. With a mode, also what that mode cannot hold, so
+ * an apply fails before it changes anything.
+ */
+export function validateRedirectConfig(config: RedirectConfig, mode?: RedirectMode): void {
   checkPort(config.inboundProxyPort, 'inboundProxyPort');
   checkPort(config.outboundProxyPort, 'outboundProxyPort');
   checkU32(config.tproxyMark, 'tproxyMark', false);
@@ -69,6 +92,7 @@ export function validateRedirectConfig(config: RedirectConfig): void {
   config.excludeOutboundPorts.forEach((p) => checkPort(p, 'excludeOutboundPorts'));
   for (const c of config.excludeInboundCidrs) parseCidrNamed(c, 'excludeInboundCidrs');
   for (const c of config.excludeOutboundCidrs) parseCidrNamed(c, 'excludeOutboundCidrs');
+  if (mode === 'bpf') checkBpfCapacity(config);
 }
 
 function parseCidrNamed(text: string, what: string): Cidr {
