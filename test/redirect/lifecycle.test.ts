@@ -8,6 +8,8 @@ import { applyRedirect, removeRedirect } from '../../src/datapath/redirect';
 import { missingPrerequisites } from '../../src/datapath/redirect/preflight';
 import { run, runIn, runRaw } from '../../src/datapath/redirect/exec';
 import { readState } from '../../src/datapath/redirect/state';
+import * as nft from '../../src/datapath/redirect/nft';
+import { BPFFS_ROOT } from '../../src/datapath/redirect/bpf-tc';
 
 describe('redirect agent lifecycle', function () {
   const ns = `ma-rd-${process.pid}-life`;
@@ -88,6 +90,52 @@ describe('redirect agent lifecycle', function () {
     assert.doesNotMatch(await rules(), /fwmark 0x2 /);
     assert.match((await runIn(target, ['ip', 'route', 'show', 'table', '101'])).stdout, /local default dev lo/);
     assert.match((await runIn(target, ['ip', '-6', 'route', 'show', 'table', '101'])).stdout, /local default dev lo/);
+  });
+
+  // The last step (the nft transaction) fails; every step before it ran for real against the
+  // namespace. The agent calls the module's export at call time, so the test swaps it.
+  async function withFailingNft<T>(body: () => Promise<T>): Promise<T> {
+    const real = nft.applyNftTable;
+    (nft as { applyNftTable: typeof real }).applyNftTable = async () => {
+      throw new Error('nft: simulated failure of the transaction');
+    };
+    try {
+      return await body();
+    } finally {
+      (nft as { applyNftTable: typeof real }).applyNftTable = real;
+    }
+  }
+  const pinDirs = (): string[] => (fs.existsSync(BPFFS_ROOT) ? fs.readdirSync(BPFFS_ROOT).filter((e) => e.startsWith(`redirect-`) && e.includes(ns)) : []);
+  const snapshot = async (): Promise<string[]> => [
+    await rules(),
+    (await runIn(target, ['ip', 'route', 'show', 'table', 'all'])).stdout,
+    await qdiscs(),
+    ...(await Promise.all(['lo', 'v0', 'v1'].map(filters))).map((f) => f.replace(/ id \d+/g, ' id N').replace(/ tag \w+/g, '')),
+    (await runIn(target, ['nft', 'list', 'ruleset'])).stdout,
+    JSON.stringify(pinDirs()),
+    JSON.stringify(readState(ns) ?? null),
+  ];
+
+  it('a failed first apply (bpf mode) takes back its routing, tc filters and pins', async () => {
+    await removeRedirect(target);
+    const before = await snapshot();
+    await withFailingNft(() => assert.rejects(applyRedirect({ routeTable: 123 }, { netns: ns, mode: 'bpf' }), /simulated failure .*rolled back/));
+    assert.deepEqual(await snapshot(), before);
+    assert.doesNotMatch(await rules(), /lookup 123/);
+  });
+
+  it('a failed re-apply keeps the previous apply intact: its filters, its program, its table', async () => {
+    await applyRedirect({}, { netns: ns, mode: 'bpf', interfaces: ['v0'] });
+    const before = await snapshot();
+    const prevProg = (await filters('v0')).match(/ id (\d+)/)?.[1];
+    // Another table and mark, every device: all of it must be taken back.
+    await withFailingNft(() => assert.rejects(applyRedirect({ tproxyMark: 0x8, routeTable: 124 }, { netns: ns, mode: 'bpf' }), /rolled back/));
+    assert.deepEqual(await snapshot(), before);
+    assert.equal((await filters('v0')).match(/ id (\d+)/)?.[1], prevProg, 'v0 runs the previous program again');
+    // And the previous apply still works as a base for the next one.
+    await applyRedirect({}, { netns: ns, mode: 'nft' });
+    assert.equal((await filters('v0')).trim(), '');
+    await removeRedirect(target);
   });
 
   it('remove is idempotent and works without a state file', async () => {

@@ -41,6 +41,37 @@ function pinDirFor(netns: string | undefined): string {
   return path.join(BPFFS_ROOT, `redirect-${namespaceKey(netns)}-${Date.now().toString(36)}`);
 }
 
+/**
+ * What a failed apply has to take back, newest first. Every step before the nft transaction
+ * (itself all or nothing) registers how to undo itself, so a failure at any point leaves the
+ * namespace as the previous apply left it.
+ */
+class Rollback {
+  private undo: { what: string; run: () => Promise<void> }[] = [];
+
+  add(what: string, run: () => Promise<void>): void {
+    this.undo.push({ what, run });
+  }
+
+  /** Rethrows err, saying whether the namespace is back to where it was. */
+  async fail(err: unknown): Promise<never> {
+    const failures: string[] = [];
+    for (const step of this.undo.reverse()) {
+      try {
+        await step.run();
+      } catch (e) {
+        failures.push(`${step.what}: ${(e as Error).message}`);
+      }
+    }
+    const message = (err as Error).message ?? String(err);
+    throw new Error(
+      failures.length === 0
+        ? `${message} (rolled back: the namespace is as the previous apply left it)`
+        : `${message}; rolling back also failed (${failures.join('; ')}): run \`meshaccel redirect remove\` and apply again`,
+    );
+  }
+}
+
 export async function applyRedirect(partial: Partial<RedirectConfig>, options: ApplyOptions = {}): Promise<InstalledState> {
   const config = withDefaults(partial);
   const mode = options.mode ?? 'nft';
@@ -54,23 +85,46 @@ export async function applyRedirect(partial: Partial<RedirectConfig>, options: A
     const all = await listInterfaces(target);
     for (const d of options.interfaces) if (!all.includes(d)) throw new Error(`interface "${d}" does not exist in ${options.netns ?? 'the host namespace'}`);
   }
-  await ensurePolicyRouting(target, config);
   const state: InstalledState = { netns: options.netns, mode, config, appliedAt: new Date().toISOString(), interfaces: options.interfaces };
-  if (mode === 'bpf') {
-    await ensureBpffs();
-    const loaded = await loadProgram(target, pinDirFor(options.netns), config);
-    const all = await listInterfaces(target);
-    const wanted = options.interfaces ?? all.filter((d) => d !== 'lo');
-    const devices = [...new Set([...wanted, 'lo'])];
-    const createdClsact = new Set(previous?.createdClsact ?? []);
-    for (const dev of devices) if (await attachIngress(target, dev, loaded.progPin)) createdClsact.add(dev);
-    state.devices = devices;
-    state.createdClsact = [...createdClsact];
-    state.pinDir = loaded.pinDir;
-    // Devices of a previous bpf apply that are no longer wanted.
-    for (const dev of previous?.devices ?? []) if (!devices.includes(dev)) await detachIngress(target, dev, createdClsact.has(dev));
+  const rollback = new Rollback();
+  try {
+    const routingBefore = await readPolicyRouting(target, config);
+    await ensurePolicyRouting(target, config);
+    const [hadRules, hadRoutes] = [routingBefore.rules.length > 0, routingBefore.routes.length > 0];
+    if (!hadRules || !hadRoutes) {
+      rollback.add('remove the policy routing it added', () => removePolicyRouting(target, config, { keepRules: hadRules, keepRoute: hadRoutes }));
+    }
+    if (mode === 'bpf') {
+      await ensureBpffs();
+      const pinDir = pinDirFor(options.netns);
+      rollback.add(`remove ${pinDir}`, async () => fs.rmSync(pinDir, { recursive: true, force: true }));
+      const loaded = await loadProgram(target, pinDir, config);
+      const all = await listInterfaces(target);
+      const wanted = options.interfaces ?? all.filter((d) => d !== 'lo');
+      const devices = [...new Set([...wanted, 'lo'])];
+      const createdClsact = new Set(previous?.createdClsact ?? []);
+      // A device the previous bpf apply also used gets its previous program back; others lose ours.
+      const previousProg = previous?.mode === 'bpf' && previous.pinDir ? path.join(previous.pinDir, 'prog') : undefined;
+      for (const dev of devices) {
+        const hadOurs = previousProg !== undefined && (previous?.devices ?? []).includes(dev) && fs.existsSync(previousProg);
+        const created = await attachIngress(target, dev, loaded.progPin);
+        if (created) createdClsact.add(dev);
+        rollback.add(`restore the tc filter on ${dev}`, () => (hadOurs ? attachIngress(target, dev, previousProg!).then(() => undefined) : detachIngress(target, dev, created)));
+      }
+      state.devices = devices;
+      state.createdClsact = [...createdClsact];
+      state.pinDir = loaded.pinDir;
+    }
+    await applyNftTable(target, config, mode, { interfaces: options.interfaces });
+  } catch (err) {
+    return rollback.fail(err);
   }
-  await applyNftTable(target, config, mode, { interfaces: options.interfaces });
+
+  // Committed: retire what the previous apply installed and this one no longer uses.
+  if (mode === 'bpf') {
+    const createdClsact = new Set(state.createdClsact ?? []);
+    for (const dev of previous?.devices ?? []) if (!(state.devices ?? []).includes(dev)) await detachIngress(target, dev, createdClsact.has(dev));
+  }
   if (previous?.mode === 'bpf' && mode === 'nft') {
     for (const dev of previous.devices ?? []) await detachIngress(target, dev, (previous.createdClsact ?? []).includes(dev));
   }

@@ -80,15 +80,15 @@ async function checkTableIsOurs(target: NetnsTarget, family: Family, table: numb
   }
 }
 
-/** Deletes every rule this agent could have added and the local default route in routeTable. */
+/** Deletes every rule this agent could have added and the local default route in routeTable (either can be kept). */
 export async function removePolicyRouting(
   target: NetnsTarget,
   config: Pick<RedirectConfig, 'tproxyMark' | 'routeTable'>,
-  options: { keepRoute?: boolean } = {},
+  options: { keepRoute?: boolean; keepRules?: boolean } = {},
 ): Promise<void> {
   for (const family of ['-4', '-6'] as const) {
     if (!(await familyEnabled(target, family))) continue;
-    for (const rule of await ourRules(target, family, config)) {
+    for (const rule of options.keepRules ? [] : await ourRules(target, family, config)) {
       const argv = ['ip', family, 'rule', 'del', 'fwmark', `${hex(config.tproxyMark)}${rule.fwmask ? `/${rule.fwmask}` : ''}`, 'lookup', String(config.routeTable)];
       if (rule.priority !== undefined) argv.push('priority', String(rule.priority));
       await runIn(target, argv);
