@@ -29,13 +29,6 @@ export const COUNTER_NAMES = [
 export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, number>;
 
-export const PIN_NAMES = Object.freeze({
-  sockops: 'prog_sockops',
-  skMsg: 'prog_sk_msg',
-  link: 'link_sockops',
-  maps: ['ma_socks', 'ma_flows', 'ma_config', 'ma_ports', 'ma_counters'] as const,
-});
-
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/meshaccel';
 export const BPFFS_ROOT = '/sys/fs/bpf';
 

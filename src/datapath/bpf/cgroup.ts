@@ -35,11 +35,6 @@ export function cgroup2Root(mounts = '/proc/self/mounts'): string | undefined {
   return undefined;
 }
 
-/** On cgroup2 a cgroup's id is its directory's inode number. */
-export function cgroupId(dir: string): number {
-  return fs.statSync(dir).ino;
-}
-
 /** Finds the directory of a cgroup id under root (breadth-first; undefined when gone). */
 export function cgroupPathOf(id: number, root = cgroup2Root()): string | undefined {
   if (!root) return undefined;

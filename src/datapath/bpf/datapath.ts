@@ -17,7 +17,7 @@ import {
   modeName,
 } from './abi';
 import { cgroup2Root, cgroupPathOf, isBpffs } from './cgroup';
-import { NativeProgInfo, NativeSocket, errnoOf, loadNative } from './native';
+import { NativeProgInfo, NativeSocket, loadNative } from './native';
 import { ObjectPaths, PreflightError, defaultObjectPaths, missingRequirements, preflight } from './preflight';
 
 /**
@@ -250,4 +250,3 @@ export function counters(target: DatapathTarget = {}): Counters | null {
   return status({ ...target, maxSockets: 0 }).counters;
 }
 
-export { errnoOf };

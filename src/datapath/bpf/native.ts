@@ -22,7 +22,6 @@ export interface NativeSocket {
   remotePort: number;
   socketCookie: bigint;
   tcpOnly?: boolean;
-  streak?: number;
 }
 
 export interface NativeConfig {
@@ -72,13 +71,4 @@ export function loadNative(file: string = addonPath()): NativeBpf {
   }
   cache.set(file, mod as NativeBpf);
   return mod as NativeBpf;
-}
-
-/** errno carried by the addon's Errors (see Fail() in bpf_addon.cc). */
-export function errnoOf(err: unknown): number | undefined {
-  if (err && typeof err === 'object' && 'errno' in err) {
-    const n = (err as { errno: unknown }).errno;
-    if (typeof n === 'number') return n;
-  }
-  return undefined;
 }

@@ -555,7 +555,6 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
       meshaccel_flow fl;
       if (flows.ok() && bpf_map_lookup_elem(flows.get(), &next, &fl) == 0) {
         s.Set("tcpOnly", Napi::Boolean::New(env, (fl.flags & MESHACCEL_FLOW_TCP_ONLY) != 0));
-        s.Set("streak", Napi::Number::New(env, fl.streak));
       }
       a.Set(n++, s);
     }
@@ -645,9 +644,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("status", Napi::Function::New(env, Status));
   exports.Set("detach", Napi::Function::New(env, Detach));
-  Napi::Object names = Napi::Object::New(env);
-  names.Set("counterMax", Napi::Number::New(env, MESHACCEL_CTR_MAX));
-  exports.Set("abi", names);
   return exports;
 }
 
