@@ -62,8 +62,9 @@ struct {
   __type(value, struct rd_config);
 } ma_rd_config SEC(".maps");
 
+/* Per CPU, so counting a packet never bounces a cache line between CPUs; userspace sums. */
 struct {
-  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, RD_STAT_MAX);
   __type(key, __u32);
   __type(value, __u64);
@@ -102,7 +103,7 @@ struct {
 
 static __always_inline void count(__u32 stat) {
   __u64 *v = bpf_map_lookup_elem(&ma_rd_stats, &stat);
-  if (v) __sync_fetch_and_add(v, 1);
+  if (v) *v += 1; /* this CPU's slot; the program does not migrate mid-run */
 }
 
 /* Assigns the flow's own socket if one exists (later packets of a captured flow), else the

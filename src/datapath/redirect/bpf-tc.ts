@@ -181,8 +181,12 @@ export async function attachedDevices(target: NetnsTarget): Promise<string[]> {
 
 export async function readStats(mapDir: string): Promise<Record<string, number>> {
   const r = await run(['bpftool', '-j', 'map', 'dump', 'pinned', path.join(mapDir, 'ma_rd_stats')]);
-  const rows = JSON.parse(r.stdout) as { formatted?: { key: number; value: number } }[];
+  // A per-CPU array: one value per CPU, summed.
+  const rows = JSON.parse(r.stdout) as { formatted?: { key: number; values: { cpu: number; value: number }[] } }[];
   const stats: Record<string, number> = {};
-  for (const row of rows) if (row.formatted && STAT_NAMES[row.formatted.key]) stats[STAT_NAMES[row.formatted.key]] = row.formatted.value;
+  for (const row of rows) {
+    const name = row.formatted && STAT_NAMES[row.formatted.key];
+    if (name) stats[name] = row.formatted!.values.reduce((sum, v) => sum + v.value, 0);
+  }
   return stats;
 }
