@@ -13,11 +13,8 @@
  * once that is safe. */
 static __always_inline int pass_for_good(struct meshaccel_flow *flow, __u32 size)
 {
-	if (flow && !(flow->flags & MESHACCEL_FLOW_TCP_ONLY)) {
-		if (!flow->handoff_ns)
-			flow->handoff_ns = bpf_ktime_get_ns();
-		__sync_fetch_and_or(&flow->flags, MESHACCEL_FLOW_TCP_ONLY);
-	}
+	if (flow && !(flow->flags & MESHACCEL_FLOW_TCP_ONLY))
+		meshaccel_flow_tcp_only(flow, 0);
 	meshaccel_count(MESHACCEL_CTR_PASS_MSGS, 1);
 	meshaccel_count(MESHACCEL_CTR_PASS_BYTES, size);
 	return SK_PASS;
@@ -52,17 +49,13 @@ static __always_inline enum streak_step streak_step(const struct meshaccel_confi
 static __always_inline int hand_off(struct meshaccel_flow *flow, struct meshaccel_flow *peer_flow, __u32 size)
 {
 	if (peer_flow) {
-		__u32 give = MESHACCEL_FLOW_TCP_ONLY;
-
-		if (!peer_flow->handoff_ns)
-			peer_flow->handoff_ns = bpf_ktime_get_ns();
 		/* This send holds one reference on our psock and the sockhash another. With no
 		 * third, no other send of ours is between a redirect verdict and its redirect, and
 		 * all later verdicts pass: nothing of ours can land in the peer's queue any more,
 		 * so it need not wait for us to leave. */
-		if (ma_psock_refs(ma_sock_psock(flow->sk)) == 2)
-			give |= MESHACCEL_FLOW_PEER_QUIET;
-		__sync_fetch_and_or(&peer_flow->flags, give);
+		int alone = ma_psock_refs(ma_sock_psock(flow->sk)) == 2;
+
+		meshaccel_flow_tcp_only(peer_flow, alone ? MESHACCEL_FLOW_PEER_QUIET : 0);
 	}
 	meshaccel_count(MESHACCEL_CTR_BULK_HANDOFFS, 1);
 	return pass_for_good(flow, size);

@@ -42,9 +42,7 @@ static __always_inline int peer_quiet(struct meshaccel_flow *flow, const struct 
 	if (peer) {
 		if (!(peer->flags & MESHACCEL_FLOW_TCP_ONLY)) {
 			/* The peer still redirects (our own sends missed it): stop that first. */
-			if (!peer->handoff_ns)
-				peer->handoff_ns = bpf_ktime_get_ns();
-			__sync_fetch_and_or(&peer->flags, MESHACCEL_FLOW_TCP_ONLY);
+			meshaccel_flow_tcp_only(peer, 0);
 			return 0;
 		}
 		psock = ma_sock_psock(peer->sk);

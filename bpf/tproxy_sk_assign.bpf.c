@@ -35,6 +35,10 @@ struct rd_config {
 #define RD_F_OUTBOUND_ENABLED 4u
 #define RD_F_IPV6 8u /* capture IPv6 too */
 
+/* Entries of each port and CIDR map; BPF_REDIRECT_MAP_ENTRIES in src/datapath/redirect/config.ts
+ * refuses a config that would not fit, before anything is installed. */
+#define RD_MAP_ENTRIES 1024
+
 enum rd_stat {
   RD_IN_CAPTURED = 0,
   RD_IN_ESTABLISHED,
@@ -73,21 +77,21 @@ struct {
 /* Ports in host byte order -> 1. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 1024);
+  __uint(max_entries, RD_MAP_ENTRIES);
   __type(key, __u16);
   __type(value, __u8);
 } ma_rd_in_ports SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 1024);
+  __uint(max_entries, RD_MAP_ENTRIES);
   __type(key, __u16);
   __type(value, __u8);
 } ma_rd_in_xports SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __uint(max_entries, 1024);
+  __uint(max_entries, RD_MAP_ENTRIES);
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, struct lpm_v4);
   __type(value, __u8);
@@ -95,7 +99,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-  __uint(max_entries, 1024);
+  __uint(max_entries, RD_MAP_ENTRIES);
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, struct lpm_v6);
   __type(value, __u8);

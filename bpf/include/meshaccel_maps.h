@@ -58,6 +58,15 @@ static __always_inline void meshaccel_count(__u32 idx, __u64 n)
 		*v += n; /* per-CPU slot, and programs do not migrate mid-run: no atomics needed */
 }
 
+/* Pins a flow to TCP (see MESHACCEL_FLOW_TCP_ONLY), stamping when, plus any extra flags. The
+ * flags word is also written by the peer's programs, hence the atomic or. */
+static __always_inline void meshaccel_flow_tcp_only(struct meshaccel_flow *flow, __u32 extra)
+{
+	if (!flow->handoff_ns)
+		flow->handoff_ns = bpf_ktime_get_ns();
+	__sync_fetch_and_or(&flow->flags, MESHACCEL_FLOW_TCP_ONLY | extra);
+}
+
 static __always_inline struct meshaccel_config *meshaccel_config(void)
 {
 	__u32 zero = 0;

@@ -52,9 +52,8 @@ function checkU32(value: number, what: string, allowZero: boolean): void {
 }
 
 /**
- * Entries each of the tc program's lookup maps holds (max_entries of ma_rd_in_ports,
- * ma_rd_in_xports, ma_rd_in_xv4 and ma_rd_in_xv6 in bpf/tproxy_sk_assign.bpf.c). nft sets have
- * no such bound.
+ * Entries each of the tc program's port and CIDR maps holds (RD_MAP_ENTRIES in
+ * bpf/tproxy_sk_assign.bpf.c). nft sets have no such bound.
  */
 export const BPF_REDIRECT_MAP_ENTRIES = 1024;
 
