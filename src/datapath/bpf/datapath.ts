@@ -171,22 +171,13 @@ export function detach(target: DatapathTarget = {}): DetachResult {
   return { pinDir, removed };
 }
 
-function ipText(family: number, words: number[]): string {
-  const bytes = (w: number): number[] => [w & 0xff, (w >>> 8) & 0xff, (w >>> 16) & 0xff, (w >>> 24) & 0xff];
-  if (family === 2) return bytes(words[0]).join('.');
-  const all = words.flatMap(bytes);
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((all[i] << 8) | all[i + 1]).toString(16));
-  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
-}
-
 function socketEntry(s: NativeSocket): SocketEntry {
   return {
     netnsCookie: s.netnsCookie,
     family: s.family === 10 ? 6 : 4,
-    localAddress: ipText(s.family, s.localIp),
+    localAddress: s.localAddress,
     localPort: s.localPort,
-    remoteAddress: ipText(s.family, s.remoteIp),
+    remoteAddress: s.remoteAddress,
     remotePort: s.remotePort,
     socketCookie: s.socketCookie,
     tcpOnly: s.tcpOnly === true,

@@ -16,8 +16,8 @@ export interface NativeProgInfo {
 export interface NativeSocket {
   netnsCookie: bigint;
   family: number;
-  localIp: number[];
-  remoteIp: number[];
+  localAddress: string;
+  remoteAddress: string;
   localPort: number;
   remotePort: number;
   socketCookie: bigint;

@@ -438,13 +438,12 @@ Napi::Object ProgInfo(Napi::Env env, int fd) {
   return o;
 }
 
-// An address as four network-order words: IPv4 in [0]; an AF_INET6 key is always ::1.
-Napi::Array IpWords(Napi::Env env, __u32 family, __u32 ip4) {
-  __u32 w[4] = {ip4, 0, 0, 0};
-  if (family == AF_INET6) w[0] = 0, w[3] = htonl(1);
-  Napi::Array a = Napi::Array::New(env, 4);
-  for (uint32_t i = 0; i < 4; i++) a.Set(i, Napi::Number::New(env, w[i]));
-  return a;
+// A key's address as text: IPv4 from the key, and AF_INET6 keys are always ::1.
+std::string IpText(__u32 family, __u32 ip4) {
+  if (family == AF_INET6) return "::1";
+  char text[INET_ADDRSTRLEN] = "";
+  inet_ntop(AF_INET, &ip4, text, sizeof(text));
+  return text;
 }
 
 // status(pinDir, maxSockets) -> everything readable from the pins; missing pieces are null.
@@ -547,8 +546,8 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
       Napi::Object s = Napi::Object::New(env);
       s.Set("netnsCookie", Napi::BigInt::New(env, (uint64_t)next.netns));
       s.Set("family", Napi::Number::New(env, next.family));
-      s.Set("localIp", IpWords(env, next.family, next.local_ip4));
-      s.Set("remoteIp", IpWords(env, next.family, next.remote_ip4));
+      s.Set("localAddress", IpText(next.family, next.local_ip4));
+      s.Set("remoteAddress", IpText(next.family, next.remote_ip4));
       s.Set("localPort", Napi::Number::New(env, next.local_port));
       s.Set("remotePort", Napi::Number::New(env, next.remote_port));
       s.Set("socketCookie", Napi::BigInt::New(env, (uint64_t)cookie));

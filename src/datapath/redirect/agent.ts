@@ -8,10 +8,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { RedirectConfig } from '../redirect-config';
 import { validateRedirectConfig, withDefaults, type RedirectMode } from './config';
-import { attachedDevices, attachIngress, BPFFS_ROOT, detachIngress, ensureBpffs, listInterfaces, loadProgram, readStats } from './bpf-tc';
+import { attachedDevices, attachIngress, BPFFS_ROOT, detachIngress, ensureBpffs, listInterfaces, loadProgram, progPinOf, readStats } from './bpf-tc';
 import { netnsPath, runRawIn, type NetnsTarget } from './exec';
 import { applyNftTable, readNftTable, removeNftTable, type NftTableState } from './nft';
-import { missingPrerequisites } from './preflight';
+import { hasTool, missingPrerequisites } from './preflight';
 import { ensurePolicyRouting, readPolicyRouting, removePolicyRouting, type RoutingState } from './routing';
 import { deleteState, namespaceKey, readState, writeState, type InstalledState } from './state';
 
@@ -98,22 +98,22 @@ export async function applyRedirect(partial: Partial<RedirectConfig>, options: A
       await ensureBpffs();
       const pinDir = pinDirFor(options.netns);
       rollback.add(`remove ${pinDir}`, async () => fs.rmSync(pinDir, { recursive: true, force: true }));
-      const loaded = await loadProgram(target, pinDir, config);
+      const progPin = await loadProgram(target, pinDir, config);
       const all = await listInterfaces(target);
       const wanted = options.interfaces ?? all.filter((d) => d !== 'lo');
       const devices = [...new Set([...wanted, 'lo'])];
       const createdClsact = new Set(previous?.createdClsact ?? []);
       // A device the previous bpf apply also used gets its previous program back; others lose ours.
-      const previousProg = previous?.mode === 'bpf' && previous.pinDir ? path.join(previous.pinDir, 'prog') : undefined;
+      const previousProg = previous?.mode === 'bpf' && previous.pinDir ? progPinOf(previous.pinDir) : undefined;
       for (const dev of devices) {
         const hadOurs = previousProg !== undefined && (previous?.devices ?? []).includes(dev) && fs.existsSync(previousProg);
-        const created = await attachIngress(target, dev, loaded.progPin);
+        const created = await attachIngress(target, dev, progPin);
         if (created) createdClsact.add(dev);
         rollback.add(`restore the tc filter on ${dev}`, () => (hadOurs ? attachIngress(target, dev, previousProg!).then(() => undefined) : detachIngress(target, dev, created)));
       }
       state.devices = devices;
       state.createdClsact = [...createdClsact];
-      state.pinDir = loaded.pinDir;
+      state.pinDir = pinDir;
     }
     await applyNftTable(target, config, mode, { interfaces: options.interfaces });
   } catch (err) {
@@ -156,7 +156,7 @@ export async function removeRedirect(options: { netns?: string } = {}, fallback:
   await removeNftTable(target);
   await removePolicyRouting(target, config);
   const devices = new Set([...(state?.devices ?? [])]);
-  if (toolPresent('tc')) for (const d of await attachedDevices(target)) devices.add(d);
+  if (await hasTool(['tc', '-V'])) for (const d of await attachedDevices(target)) devices.add(d);
   for (const dev of devices) await detachIngress(target, dev, (state?.createdClsact ?? []).includes(dev));
   forgetNamespace(options.netns, state);
   return 'removed';
@@ -175,10 +175,6 @@ function forgetNamespace(netns: string | undefined, state: InstalledState | unde
   if (state?.pinDir) fs.rmSync(state.pinDir, { recursive: true, force: true });
   for (const dir of pinDirsOf(netns)) fs.rmSync(dir, { recursive: true, force: true });
   deleteState(netns);
-}
-
-function toolPresent(name: string): boolean {
-  return fs.existsSync(`/usr/sbin/${name}`) || fs.existsSync(`/sbin/${name}`) || fs.existsSync(`/usr/bin/${name}`);
 }
 
 export interface RedirectStatus {
@@ -213,7 +209,7 @@ export async function redirectStatus(options: { netns?: string } = {}): Promise<
   };
   if (status.mode === 'bpf') {
     const devices = await attachedDevices(target);
-    const stats = state?.pinDir && fs.existsSync(state.pinDir) ? await readStats(path.join(state.pinDir, 'maps')) : {};
+    const stats = state?.pinDir && fs.existsSync(state.pinDir) ? await readStats(state.pinDir) : {};
     status.bpf = { devices, stats };
     if (!devices.includes('lo')) status.warnings.push('bpf mode: no tc filter on lo, outbound flows are not assigned');
   }

@@ -7,6 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { isBpffs } from '../bpf/cgroup';
 import { packageRoot } from '../../paths';
 import type { RedirectConfig } from '../redirect-config';
 import { cidrsOf } from './config';
@@ -56,14 +57,6 @@ export async function bpfObjectPath(): Promise<string> {
   return out;
 }
 
-function isBpffs(dir: string): boolean {
-  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-  return mounts.split('\n').some((l) => {
-    const [, mnt, type] = l.split(' ');
-    return mnt === dir && type === 'bpf';
-  });
-}
-
 /** A bpffs instance of our own, so pins never collide with other components' /sys/fs/bpf. */
 export async function ensureBpffs(): Promise<string> {
   fs.mkdirSync(BPFFS_ROOT, { recursive: true });
@@ -74,11 +67,9 @@ export async function ensureBpffs(): Promise<string> {
   return BPFFS_ROOT;
 }
 
-export interface LoadedProgram {
-  pinDir: string;
-  progPin: string;
-  mapDir: string;
-}
+/** Where loadProgram pins the program and its maps under a pin directory. */
+export const progPinOf = (pinDir: string): string => path.join(pinDir, 'prog');
+const mapDirOf = (pinDir: string): string => path.join(pinDir, 'maps');
 
 function u32le(n: number): string[] {
   const b = Buffer.alloc(4);
@@ -114,12 +105,13 @@ export function ipv6Bytes(address: string): Buffer {
 }
 
 /** Loads a fresh program + maps under pinDir and writes the configuration into the maps. */
-export async function loadProgram(target: NetnsTarget, pinDir: string, config: RedirectConfig): Promise<LoadedProgram> {
+/** Loads and configures the program under pinDir; returns its pin (progPinOf(pinDir)). */
+export async function loadProgram(target: NetnsTarget, pinDir: string, config: RedirectConfig): Promise<string> {
   const object = await bpfObjectPath();
   fs.rmSync(pinDir, { recursive: true, force: true });
-  const mapDir = path.join(pinDir, 'maps');
+  const mapDir = mapDirOf(pinDir);
   fs.mkdirSync(mapDir, { recursive: true });
-  const progPin = path.join(pinDir, 'prog');
+  const progPin = progPinOf(pinDir);
   await runIn(target, ['bpftool', 'prog', 'load', object, progPin, 'type', 'classifier', 'pinmaps', mapDir]);
   const m = (name: string): string => path.join(mapDir, name);
   for (const p of config.inboundPorts) await mapUpdate(m('ma_rd_in_ports'), u16le(p), ['01']);
@@ -132,7 +124,7 @@ export async function loadProgram(target: NetnsTarget, pinDir: string, config: R
   const value = [...u32le(config.tproxyMark), ...u16le(config.inboundProxyPort), ...u16le(config.outboundProxyPort), ...u32le(flags), ...u32le(0)];
   // Written last: until the config entry exists the program passes every packet.
   await mapUpdate(m('ma_rd_config'), u32le(0), value);
-  return { pinDir, progPin, mapDir };
+  return progPin;
 }
 
 export async function listInterfaces(target: NetnsTarget): Promise<string[]> {
@@ -179,8 +171,8 @@ export async function attachedDevices(target: NetnsTarget): Promise<string[]> {
   return out;
 }
 
-export async function readStats(mapDir: string): Promise<Record<string, number>> {
-  const r = await run(['bpftool', '-j', 'map', 'dump', 'pinned', path.join(mapDir, 'ma_rd_stats')]);
+export async function readStats(pinDir: string): Promise<Record<string, number>> {
+  const r = await run(['bpftool', '-j', 'map', 'dump', 'pinned', path.join(mapDirOf(pinDir), 'ma_rd_stats')]);
   // A per-CPU array: one value per CPU, summed.
   const rows = JSON.parse(r.stdout) as { formatted?: { key: number; values: { cpu: number; value: number }[] } }[];
   const stats: Record<string, number> = {};

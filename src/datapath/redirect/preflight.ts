@@ -8,7 +8,8 @@ import { packageRoot } from '../../paths';
 import type { RedirectMode } from './config';
 import { netnsPath, runRaw } from './exec';
 
-async function hasTool(argv: string[]): Promise<boolean> {
+/** Whether argv runs and exits 0 (a tool's version flag). */
+export async function hasTool(argv: string[]): Promise<boolean> {
   try {
     return (await runRaw(argv)).code === 0;
   } catch {
