@@ -122,11 +122,23 @@ bool GetString(const Napi::Object& o, const char* key, std::string* out) {
 // Opens a pinned object; ENOENT is reported as "not loaded" by callers that expect it.
 int OpenPin(const std::string& dir, const char* name) { return bpf_obj_get(PinPath(dir, name).c_str()); }
 
+// Each pinned map's name and the key and value sizes this build reads and writes it with.
+struct MapLayout {
+  const char* name;
+  __u32 key_size, value_size;
+};
+const MapLayout kSocks{MESHACCEL_MAP_SOCKS, sizeof(meshaccel_sock_key), sizeof(__u64)};
+const MapLayout kFlows{MESHACCEL_MAP_FLOWS, sizeof(meshaccel_sock_key), sizeof(meshaccel_flow)};
+const MapLayout kConfig{MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)};
+const MapLayout kPorts{MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)};
+const MapLayout kCounters{MESHACCEL_MAP_COUNTERS, sizeof(__u32), sizeof(__u64)};
+const MapLayout* const kMaps[] = {&kSocks, &kFlows, &kConfig, &kPorts, &kCounters};
+
 // A map pinned by another build of the programs may have other key or value sizes; lookups and
 // updates with this build's structs would then read or write past them. Such a map is refused
 // for I/O with EPROTO.
-int OpenPinnedMap(const std::string& dir, const char* name, __u32 key_size, __u32 value_size) {
-  int fd = OpenPin(dir, name);
+int OpenPinnedMap(const std::string& dir, const MapLayout& map) {
+  int fd = OpenPin(dir, map.name);
   if (fd < 0) return fd;
   bpf_map_info info;
   memset(&info, 0, sizeof(info));
@@ -137,7 +149,7 @@ int OpenPinnedMap(const std::string& dir, const char* name, __u32 key_size, __u3
     errno = err;
     return -1;
   }
-  if (info.key_size != key_size || info.value_size != value_size) {
+  if (info.key_size != map.key_size || info.value_size != map.value_size) {
     close(fd);
     errno = EPROTO;
     return -1;
@@ -243,18 +255,10 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
 
   // A map pinned by a build with other layouts would make libbpf's reuse fail with a bare
   // EINVAL: say which map and what to do instead.
-  struct {
-    const char* name;
-    __u32 key, value;
-  } maps[] = {{MESHACCEL_MAP_SOCKS, sizeof(meshaccel_sock_key), sizeof(__u64)},
-              {MESHACCEL_MAP_FLOWS, sizeof(meshaccel_sock_key), sizeof(meshaccel_flow)},
-              {MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)},
-              {MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)},
-              {MESHACCEL_MAP_COUNTERS, sizeof(__u32), sizeof(__u64)}};
-  for (const auto& m : maps) {
-    if (!PinExists(PinPath(pin_dir, m.name))) continue;
-    Fd map(OpenPinnedMap(pin_dir, m.name, m.key, m.value));
-    if (!map.ok()) return Fail(env, OpenMapWhat(m.name), errno);
+  for (const MapLayout* m : kMaps) {
+    if (!PinExists(PinPath(pin_dir, m->name))) continue;
+    Fd map(OpenPinnedMap(pin_dir, *m));
+    if (!map.ok()) return Fail(env, OpenMapWhat(m->name), errno);
   }
 
   int fd = -1;
@@ -388,7 +392,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   cfg.bulk_large_min = c.Get("bulkLargeMin").ToNumber().Uint32Value();
   cfg.leave_delay_ms = c.Get("leaveDelayMs").ToNumber().Uint32Value();
 
-  Fd ports_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)));
+  Fd ports_fd(OpenPinnedMap(pin_dir, kPorts));
   if (!ports_fd.ok()) return Fail(env, OpenMapWhat(MESHACCEL_MAP_PORTS), errno);
   std::vector<__u16> wanted;
   for (uint32_t i = 0; i < ports.Length(); i++) {
@@ -416,7 +420,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   }
 
   // Config last: switching to PORTS mode after the port set is complete.
-  Fd cfg_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)));
+  Fd cfg_fd(OpenPinnedMap(pin_dir, kConfig));
   if (!cfg_fd.ok()) return Fail(env, OpenMapWhat(MESHACCEL_MAP_CONFIG), errno);
   __u32 zero = 0;
   int err = bpf_map_update_elem(cfg_fd.get(), &zero, &cfg, BPF_ANY);
@@ -475,7 +479,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     r.Set("link", env.Null());
   }
 
-  Fd cfg_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)));
+  Fd cfg_fd(OpenPinnedMap(pin_dir, kConfig));
   if (cfg_fd.ok()) {
     meshaccel_config cfg;
     __u32 zero = 0;
@@ -492,7 +496,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     r.Set("config", env.Null());
   }
 
-  Fd ports_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)));
+  Fd ports_fd(OpenPinnedMap(pin_dir, kPorts));
   if (ports_fd.ok()) {
     Napi::Array a = Napi::Array::New(env);
     __u16 cur, next;
@@ -508,7 +512,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     r.Set("ports", env.Null());
   }
 
-  Fd ctr_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_COUNTERS, sizeof(__u32), sizeof(__u64)));
+  Fd ctr_fd(OpenPinnedMap(pin_dir, kCounters));
   if (ctr_fd.ok()) {
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) return Fail(env, "count possible CPUs", ncpu);
@@ -528,8 +532,8 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
 
   // Sockets: sockhash keys plus socket cookies (an 8-byte value makes the kernel return the
   // cookie on a userspace lookup).
-  Fd socks(OpenPinnedMap(pin_dir, MESHACCEL_MAP_SOCKS, sizeof(meshaccel_sock_key), sizeof(__u64)));
-  Fd flows(OpenPinnedMap(pin_dir, MESHACCEL_MAP_FLOWS, sizeof(meshaccel_sock_key), sizeof(meshaccel_flow)));
+  Fd socks(OpenPinnedMap(pin_dir, kSocks));
+  Fd flows(OpenPinnedMap(pin_dir, kFlows));
   if (socks.ok()) {
     Napi::Array a = Napi::Array::New(env);
     meshaccel_sock_key cur, next;
@@ -593,7 +597,7 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
   Napi::Array removed = Napi::Array::New(env);
   uint32_t n = 0;
 
-  Fd cfg_fd(OpenPinnedMap(pin_dir, MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)));
+  Fd cfg_fd(OpenPinnedMap(pin_dir, kConfig));
   if (cfg_fd.ok()) {
     meshaccel_config cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -622,8 +626,8 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
     if (err && err != -ENOENT) return Fail(env, "detach sk_msg from sockhash", err);
   }
 
-  const char* pins[] = {MESHACCEL_PIN_SOCKOPS, MESHACCEL_PIN_SK_MSG, MESHACCEL_MAP_SOCKS, MESHACCEL_MAP_FLOWS,
-                        MESHACCEL_MAP_CONFIG,  MESHACCEL_MAP_PORTS,  MESHACCEL_MAP_COUNTERS};
+  std::vector<const char*> pins = {MESHACCEL_PIN_SOCKOPS, MESHACCEL_PIN_SK_MSG};
+  for (const MapLayout* m : kMaps) pins.push_back(m->name);
   for (const char* name : pins) {
     std::string p = PinPath(pin_dir, name);
     if (unlink(p.c_str()) == 0) {
