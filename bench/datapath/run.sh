@@ -10,8 +10,7 @@ out=bench/datapath/build
 mkdir -p "$out"
 cc=$(command -v gcc || command -v cc || command -v clang-14)
 "$cc" -O2 -pthread -Wall -o "$out/netbench" bench/datapath/netbench.c
-clang=$(command -v clang || command -v clang-14)
-"$clang" -O2 -g -target bpf -mcpu=v3 -I/usr/include/x86_64-linux-gnu -Ibpf/include -c bench/datapath/reference_sk_msg.bpf.c -o "$out/reference_sk_msg.o"
+make -s -f bpf/Makefile SRCDIR="$PWD/bench/datapath" BUILDDIR="$PWD/$out"
 [ -f dist/bench/datapath/driver.js ] || node_modules/.bin/tsc -p tsconfig.json >/dev/null || true
 echo "bench-datapath: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); shared machine: compare the side-by-side ratios, not absolute figures"
 exec node dist/bench/datapath/driver.js "$PWD/$out/netbench" "$PWD/$out/reference_sk_msg.o"

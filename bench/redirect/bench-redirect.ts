@@ -10,7 +10,7 @@
  */
 import { applyRedirect, removeRedirect } from '../../src/datapath/redirect';
 import { missingPrerequisites } from '../../src/datapath/redirect/preflight';
-import { run, runIn, runRaw } from '../../src/datapath/redirect/exec';
+import { runIn, runRawIn } from '../../src/datapath/redirect/exec';
 import { createTopology, destroyTopology, startInNetns, type NsProcess, type Topology } from '../../test/redirect/fixtures/netns';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -51,7 +51,7 @@ const LOCAL_NAT_PORT = 15012;
 async function iptablesRedirect(t: Topology, toPort: number | undefined): Promise<void> {
   const ns = { netns: t.a };
   if (toPort === undefined) {
-    await runRaw(['nsenter', `--net=/run/netns/${t.a}`, '--', 'iptables', '-t', 'nat', '-F', 'OUTPUT']);
+    await runRawIn({ netns: t.a }, ['iptables', '-t', 'nat', '-F', 'OUTPUT']);
     return;
   }
   // Istio's shape: the proxy's own (marked) traffic returns first, the rest is REDIRECTed.
@@ -87,7 +87,7 @@ async function load(t: Topology, kind: 'conn' | 'rr', pids: number[]): Promise<S
   const script = path.join(packageRoot(), 'dist/bench/redirect/loadgen.js');
   const conc = kind === 'conn' ? CONN_CONCURRENCY : RR_CONCURRENCY;
   const before = pids.reduce((a, p) => a + cpuUsOf(p), 0);
-  const r = await run(['nsenter', `--net=/run/netns/${t.a}`, '--', 'taskset', '-c', CPU, process.execPath, script, kind, SERVER, String(SERVER_PORT), String(SECONDS), String(conc)]);
+  const r = await runIn({ netns: t.a }, ['taskset', '-c', CPU, process.execPath, script, kind, SERVER, String(SERVER_PORT), String(SECONDS), String(conc)]);
   const after = pids.reduce((a, p) => a + cpuUsOf(p), 0);
   const out = JSON.parse(r.stdout.trim()) as { rate: number; ops: number; errors: number; cpuUs: number; fatal?: string };
   if (out.fatal) throw new Error(`loadgen ${kind}: ${out.fatal}`);
@@ -110,7 +110,7 @@ async function main(): Promise<number> {
   const procs: NsProcess[] = [];
   try {
     for (const [k, v] of [['net.ipv4.ip_local_port_range', '10000 65000'], ['net.ipv4.tcp_tw_reuse', '1']]) {
-      await run(['nsenter', `--net=/run/netns/${t.a}`, '--', 'sysctl', '-q', '-w', `${k}=${v}`]);
+      await runIn({ netns: t.a }, ['sysctl', '-q', '-w', `${k}=${v}`]);
     }
     procs.push(await startInNetns(t.b, ['echo', String(SERVER_PORT)], Number(CPU)));
     procs.push(await startInNetns(t.a, ['relay', '15006', String(RELAY_TPROXY_PORT), String(PROXY_MARK), String(RELAY_NAT_PORT)], Number(CPU)));

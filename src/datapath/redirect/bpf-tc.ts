@@ -34,8 +34,8 @@ const FLAG_OUTBOUND_ENABLED = 4;
 const FLAG_IPV6 = 8;
 
 /**
- * The compiled object: bpf/build/ (built by `make bpf`) when up to date, else compiled here the
- * same way into a private temp dir, so the agent works before the shared build has run.
+ * The compiled object: bpf/build/ (built by `make bpf`) when up to date, else built by the same
+ * Makefile into a private temp dir, so the agent works before the shared build has run.
  */
 export async function bpfObjectPath(): Promise<string> {
   const root = packageRoot();
@@ -50,10 +50,15 @@ export async function bpfObjectPath(): Promise<string> {
   const out = path.join(dir, `${PROGRAM_NAME}.o`);
   const outStat = fs.statSync(out, { throwIfNoEntry: false });
   if (outStat && outStat.mtimeMs >= srcStat.mtimeMs) return out;
-  const clang = fs.existsSync('/usr/bin/clang-14') ? 'clang-14' : 'clang';
-  const tmp = `${out}.${process.pid}`;
-  await run([clang, '-O2', '-g', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', `-I${path.join(root, 'bpf', 'include')}`, '-c', source, '-o', tmp]);
-  fs.renameSync(tmp, out);
+  // Built in a directory of its own, then renamed: two agents building at once never see half a file.
+  const buildDir = fs.mkdtempSync(path.join(dir, 'build-'));
+  try {
+    const object = path.join(buildDir, `${PROGRAM_NAME}.o`);
+    await run(['make', '-s', '-f', path.join(root, 'bpf', 'Makefile'), `BUILDDIR=${buildDir}`, object]);
+    fs.renameSync(object, out);
+  } finally {
+    fs.rmSync(buildDir, { recursive: true, force: true });
+  }
   return out;
 }
 

@@ -30,8 +30,8 @@ export async function missingPrerequisites(mode: RedirectMode, netns?: string): 
     if (!(await hasTool(['tc', '-V']))) missing.push('tc (Debian package iproute2)');
     if (!(await hasTool(['bpftool', 'version']))) missing.push('bpftool (Debian package bpftool)');
     const built = path.join(packageRoot(), 'bpf', 'build', 'tproxy_sk_assign.o');
-    if (!fs.existsSync(built) && !fs.existsSync('/usr/bin/clang-14') && !fs.existsSync('/usr/bin/clang')) {
-      missing.push(`${built} (run \`make bpf\`) or clang-14 to build it`);
+    if (!fs.existsSync(built) && !((fs.existsSync('/usr/bin/clang-14') || fs.existsSync('/usr/bin/clang')) && (await hasTool(['make', '--version'])))) {
+      missing.push(`${built} (run \`make bpf\`) or clang-14 and make to build it`);
     }
   }
   return missing;
