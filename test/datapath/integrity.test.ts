@@ -32,12 +32,16 @@ describe('datapath: stream integrity (real kernel)', function () {
     const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
     assert.ok((await client.cmd('open 5')).ok);
     assert.ok((await client.cmd('exchange 1000')).ok);
+    const ours = (): number => k.env.status().sockets.filter((s) => s.localPort === port || s.remotePort === port).length;
+    assert.strictEqual(ours(), 10, 'both ends of the five connections are in the sockhash');
+    const before = k.env.status().counters!;
     const r = await client.cmd('halfclose 200000');
     assert.ok(r.ok, r.error);
+    // The payloads went both ways through redirection, across the half-closed state.
+    assert.ok(k.env.status().counters!.redirectedBytes - before.redirectedBytes >= 2 * 5 * 200000, 'the half-close payloads were redirected');
     assert.ok((await client.cmd('close')).ok);
     // Closed sockets leave the map (the kernel unlinks them on close).
-    const left = k.env.status().sockets.filter((s) => s.localPort === port || s.remotePort === port);
-    assert.strictEqual(left.length, 0);
+    assert.strictEqual(ours(), 0);
   });
 
   it('serves 200 concurrent connections', async function () {
