@@ -118,6 +118,8 @@ describe('FilePolicySource', function () {
     assert.match(errors[0].message, /invalid RE2/);
     assert.equal(source.current(), good, 'state object unchanged');
     assert.equal(source.current().proxies.get('web')?.ingress[0].rules[0].peers.any, true, 'web policy not half-applied');
+    // What nodes connecting now are served comes from the engine, not the state object above.
+    assert.equal(source.policyForNode('web')?.ingress[0].rules[0].peers.any, true, 'the engine serves the last good web policy');
     assert.deepEqual(source.errors(), errors);
 
     const fixed = nextEvent(source);
@@ -132,6 +134,7 @@ describe('FilePolicySource', function () {
     source = new FilePolicySource({ directories: [dir], debounceMs: 50 });
     source.start();
     const before = JSON.stringify([...source.current().proxies]);
+    const servedBefore = JSON.stringify(['api', 'db', 'web'].map((n) => source!.policyForNode(n) ?? null));
     const event = nextEvent(source);
     const kafka = allowHttp('web', 'api').replace('name: api', 'name: api-kafka').replace(/http:\n\s+- path: "\/\.\*"/, 'kafka:\n              - role: produce');
     // A second, independent change in the same reload must not be applied either.
@@ -141,6 +144,7 @@ describe('FilePolicySource', function () {
     assert.equal(errors.length, 1);
     assert.match(errors[0].message, /port 80\/TCP of proxy api gets Kafka rules here but HTTP rules from default\/api/);
     assert.equal(JSON.stringify([...source.current().proxies]), before);
+    assert.equal(JSON.stringify(['api', 'db', 'web'].map((n) => source!.policyForNode(n) ?? null)), servedBefore, 'the engine serves what it served before');
     // After rollback the engine is consistent: removing the conflict applies only the db change.
     const fixed = nextEvent(source);
     fs.writeFileSync(path.join(dir, 'more.yaml'), allowHttp('api', 'db'));
@@ -154,8 +158,14 @@ describe('FilePolicySource', function () {
     source.start();
     let updates = 0;
     source.on('update', () => updates++);
+    // Counted at the reload itself: extra reloads of the same final content emit no update, so
+    // counting updates alone would pass without any debounce.
+    let reloads = 0;
+    const reload = source.reload.bind(source);
+    source.reload = () => (reloads++, reload());
     for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, 'api.yaml'), allowHttp('web', 'api', `/v${i}/.*`));
     await new Promise((r) => setTimeout(r, 800));
+    assert.equal(reloads, 1, 'one reload for the burst');
     assert.equal(updates, 1);
     assert.equal(source.current().proxies.get('api')?.ingress[0].rules[0].http?.[0].path, '/v4/.*');
   });
