@@ -72,6 +72,7 @@ describe('standalone Envoy resources', () => {
   it('the HTTP filter references the ECDS resource by name and falls back to deny-all, router last', () => {
     const res = build('http-basic', 'standalone');
     const hcm = byName(res, TypeUrl.Listener, 'meshaccel.inbound').filter_chains[0].filters[0].typed_config;
+    assert.deepEqual(hcm.http_filters.map((f: { name: string }) => f.name), ['meshaccel.rbac.inbound.8080', 'envoy.filters.http.router'], 'exactly RBAC then the router');
     const [rbac, router] = hcm.http_filters;
     assert.equal(rbac.name, 'meshaccel.rbac.inbound.8080');
     assert.ok(res.some((r) => r.typeUrl === TypeUrl.ExtensionConfig && r.name === rbac.name), 'ECDS resource of that name is served');

@@ -25,7 +25,7 @@ function compileToJson(inputs: string[]): string {
 
 function golden(name: string, actual: string): void {
   const file = path.join(GOLDEN_DIR, name);
-  if (process.env.UPDATE_GOLDEN) fs.writeFileSync(file, actual);
+  if (process.env.UPDATE_GOLDEN === '1') fs.writeFileSync(file, actual);
   assert.equal(actual, fs.readFileSync(file, 'utf8'), `${name} differs; rerun with UPDATE_GOLDEN=1 if intended`);
 }
 

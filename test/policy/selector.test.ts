@@ -41,6 +41,7 @@ describe('label selectors', () => {
     const b = compileSelector({ matchExpressions: [{ key: 'a', operator: 'In', values: ['1'] }], matchLabels: { b: '2' } });
     assert.equal(a.key, b.key);
     assert.ok(b.indexLabel === 'a=1' || b.indexLabel === 'b=2');
+    assert.equal(compileSelector({ matchExpressions: [{ key: 'a', operator: 'In', values: ['1'] }] }).indexLabel, 'a=1', 'a one-value In alone is indexed');
     assert.equal(compileSelector({ matchExpressions: [{ key: 'a', operator: 'Exists' }] }).indexLabel, undefined);
     assert.notEqual(compileSelector({ matchLabels: { a: '1' } }, 'x').key, compileSelector({ matchLabels: { a: '1' } }, 'y').key);
   });
