@@ -130,7 +130,9 @@ describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', functio
       { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '127.0.0.1' },
     );
     cache.setSnapshot(NODE, Snapshot.fromResources(resources));
-    await eventually('GetItem denied', async () => (await call(client, 'GetItem')) === grpc.status.PERMISSION_DENIED);
-    assert.equal(await call(client, 'DeleteItem'), grpc.status.PERMISSION_DENIED);
+    // Wait on the verdict this snapshot changes (DeleteItem was allowed by the previous one);
+    // GetItem was already denied, so polling on it would not wait for the new policy at all.
+    await eventually('DeleteItem denied', async () => (await call(client, 'DeleteItem')) === grpc.status.PERMISSION_DENIED);
+    assert.equal(await call(client, 'GetItem'), grpc.status.PERMISSION_DENIED);
   });
 });
