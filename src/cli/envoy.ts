@@ -25,7 +25,8 @@ const SUMMARY = 'check Envoy config files against Envoy\'s schema; render compil
 async function check(argv: string[]): Promise<number> {
   const args = parseArgs(argv, CHECK_OPTIONS, { command: 'envoy check FILE...', summary: 'Checks Envoy bootstraps and resources (YAML or JSON; "@type" resources, lists, `resources:`, Istio EnvoyFilters) against Envoy\'s protos and their validate.rules. Exit 0 only if every file passes.' });
   if (args.positionals.length === 0) throw new UsageError('envoy check needs at least one FILE');
-  const { checkFile, formatFileViolation } = await import('../envoy/check-file');
+  const { checkFile } = await import('../envoy/check-file');
+  const { formatDiagnostic } = await import('../policy/diagnostics');
   let failed = false;
   for (const file of args.positionals) {
     let result;
@@ -36,7 +37,7 @@ async function check(argv: string[]): Promise<number> {
       failed = true;
       continue;
     }
-    for (const v of result.violations) console.log(formatFileViolation(v));
+    for (const v of result.violations) console.log(formatDiagnostic(v));
     if (result.violations.length > 0) failed = true;
     if (!args.flags.has('quiet')) {
       const verdict = result.violations.length === 0 ? 'ok' : `${result.violations.length} violation${result.violations.length === 1 ? '' : 's'}`;

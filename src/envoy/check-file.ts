@@ -1,6 +1,8 @@
 import * as fs from 'fs';
 import * as YAML from 'yaml';
 import type * as protobuf from 'protobufjs';
+import { type Diagnostic } from '../policy/diagnostics';
+import { DocumentPositions } from '../policy/yaml-positions';
 import { resolveEnvoyType } from './protos';
 import { PathSegment, Violation, checkEnvoyAnyJson, checkEnvoyJson, formatPath } from './schema-check';
 
@@ -10,20 +12,11 @@ import { PathSegment, Violation, checkEnvoyAnyJson, checkEnvoyJson, formatPath }
  * values), checks each, and reports violations at their line and column.
  */
 
-export interface FileViolation {
-  file: string;
-  line: number;
-  col: number;
-  /** Path from the document root, as written. */
-  path: string;
-  message: string;
-}
-
 export interface FileCheckResult {
   file: string;
   /** What was checked, e.g. "Bootstrap", "Listener meshaccel.inbound". */
   checked: string[];
-  violations: FileViolation[];
+  violations: Diagnostic[];
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -104,26 +97,6 @@ export function findTargets(doc: unknown): Target[] {
   return [typedTarget(bootstrap, doc, [], 'Bootstrap')];
 }
 
-/** The YAML node a path leads to, as deep as it exists; a found map key is preferred. */
-function locate(root: YAML.Node | null | undefined, path: readonly PathSegment[]): [number, number] | undefined {
-  let node: unknown = root;
-  let best: [number, number] | undefined = YAML.isNode(root) && root.range ? [root.range[0], root.range[1]] : undefined;
-  for (const seg of path) {
-    if (YAML.isMap(node)) {
-      const pair = node.items.find((it) => YAML.isScalar(it.key) && String(it.key.value) === String(seg));
-      if (!pair) break;
-      if (YAML.isNode(pair.key) && pair.key.range) best = [pair.key.range[0], pair.key.range[1]];
-      node = pair.value;
-    } else if (YAML.isSeq(node) && typeof seg === 'number') {
-      const item = node.items[seg];
-      if (!YAML.isNode(item)) break;
-      if (item.range) best = [item.range[0], item.range[1]];
-      node = item;
-    } else break;
-  }
-  return best;
-}
-
 export function checkText(file: string, text: string): FileCheckResult {
   const lineCounter = new YAML.LineCounter();
   // merge: Envoy's YAML loader honours `<<` merge keys, which bootstraps use with anchors.
@@ -134,31 +107,27 @@ export function checkText(file: string, text: string): FileCheckResult {
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const pos = lineCounter.linePos(e.pos[0]);
-        result.violations.push({ file, line: pos.line, col: pos.col, path: '(syntax)', message: e.message.split('\n')[0] });
+        result.violations.push({ file, line: pos.line, column: pos.col, path: '(syntax)', message: e.message.split('\n')[0] });
       }
       continue;
     }
     const json: unknown = doc.toJS({ maxAliasCount: 1000 });
     if (json === null || json === undefined) continue;
+    const positions = new DocumentPositions(doc, lineCounter);
     for (const target of findTargets(json)) {
       result.checked.push(target.label);
       for (const v of target.check()) {
         const full = [...target.path, ...v.path];
-        const at = locate(doc.contents, full);
-        const pos = at ? lineCounter.linePos(at[0]) : { line: 1, col: 1 };
-        result.violations.push({ file, line: pos.line, col: pos.col, path: formatPath(full), message: v.message });
+        const pos = positions.locate(full, { keys: true });
+        result.violations.push({ file, line: pos.line, column: pos.column, path: formatPath(full), message: v.message });
       }
     }
   }
   // Report in file order, as a compiler would.
-  result.violations.sort((a, b) => a.line - b.line || a.col - b.col);
+  result.violations.sort((a, b) => a.line - b.line || a.column - b.column);
   return result;
 }
 
 export function checkFile(file: string): FileCheckResult {
   return checkText(file, fs.readFileSync(file, 'utf8'));
-}
-
-export function formatFileViolation(v: FileViolation): string {
-  return `${v.file}:${v.line}:${v.col}: ${v.path}: ${v.message}`;
 }

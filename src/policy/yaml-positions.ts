@@ -17,8 +17,12 @@ export class DocumentPositions {
     private readonly lines: LineCounter,
   ) {}
 
-  /** Position of the value at `path`; with `key`, of the map key naming the last segment. */
-  locate(path: readonly PathSegment[], options: { key?: boolean } = {}): SourcePosition {
+  /**
+   * Position of the value at `path`; with `key`, of the map key naming the last segment; with
+   * `keys`, of the deepest map key (or list item) the path reaches, so a missing field points
+   * at the key of its parent (what `envoy check` reports).
+   */
+  locate(path: readonly PathSegment[], options: { key?: boolean; keys?: boolean } = {}): SourcePosition {
     let node: unknown = this.doc.contents;
     let best: number = rangeStart(node) ?? this.documentStart();
     for (let i = 0; i < path.length; i++) {
@@ -33,7 +37,7 @@ export class DocumentPositions {
         }
         next = pair.value;
         // `key:` with no value has a null value node without a range; the key is the place.
-        best = rangeStart(next) ?? rangeStart(pair.key) ?? best;
+        best = (options.keys ? rangeStart(pair.key) : rangeStart(next) ?? rangeStart(pair.key)) ?? best;
       } else if (isSeq(node) && typeof seg === 'number') {
         next = node.items[seg];
         if (next === undefined) break;
