@@ -54,9 +54,9 @@ export class Snapshot {
   }
 
   /**
-   * The SotW response for a selection of this snapshot's resources: its version and its body
-   * (everything but the nonce), computed once and shared by every stream with an equal
-   * selection. `selectionKey` is '*' for the wildcard or the sorted names.
+   * The SotW response for a selection of this snapshot's resources, computed once and shared by
+   * every stream with an equal selection. `selectionKey` is '*' for the wildcard or the sorted
+   * names.
    */
   sotwResponse(typeUrl: string, selectionKey: string, select: () => EncodedResource[], controlPlane?: Buffer): SotwResponse {
     const key = `${typeUrl}\n${selectionKey}`;
@@ -64,7 +64,7 @@ export class Snapshot {
     if (!response) {
       const selected = select();
       const version = selectionKey === '*' ? this.version(typeUrl) : selectionVersion(selected);
-      response = { version, body: sotwResponseBody(typeUrl, version, selected, controlPlane) };
+      response = new SotwResponse(typeUrl, version, selected, controlPlane);
       // Bound the cache: a client cycling through name sets must not grow it without limit;
       // recomputing a body is cheap next to leaking.
       if (this.responseCache.size >= 256) this.responseCache.clear();
@@ -74,9 +74,22 @@ export class Snapshot {
   }
 }
 
-export interface SotwResponse {
-  version: string;
-  body: Buffer;
+/** A selection's version, and its body: everything but the nonce. */
+export class SotwResponse {
+  private framed?: Buffer;
+
+  constructor(
+    private readonly typeUrl: string,
+    readonly version: string,
+    private readonly resources: readonly EncodedResource[],
+    private readonly controlPlane?: Buffer,
+  ) {}
+
+  // Framed on first read, not when built: on a new snapshot every stream asks for every type it
+  // follows, and most of those types are unchanged, so the stream stops at the version.
+  get body(): Buffer {
+    return (this.framed ??= sotwResponseBody(this.typeUrl, this.version, this.resources, this.controlPlane));
+  }
 }
 
 const EMPTY: ReadonlyMap<string, EncodedResource> = new Map();
