@@ -58,8 +58,9 @@ function mergeByPort(ports: readonly CompiledPortPolicy[], warnings: string[]): 
     }
     const prev = byPort.get(p.port);
     if (prev && prev.l7 !== 'none' && p.l7 !== 'none' && prev.l7 !== p.l7) {
-      // TCP and ANY entries of one port meet here; one port cannot be both HTTP and Kafka, and
-      // choosing either would drop the other's rules (fail open). Refuse the whole build.
+      // TCP and ANY entries of one port meet here. The engine's PortTable already reports such a
+      // clash as a conflict; this guards compiled policies that did not come through it, since
+      // choosing either protocol would drop the other's rules (fail open).
       const policies = [...new Set([...prev.rules, ...p.rules].map((r) => r.origin.policy))].join(', ');
       throw new Error(`port ${p.port} has both ${prev.l7} and ${p.l7} rules (from ${policies}); one port carries one L7 protocol`);
     }

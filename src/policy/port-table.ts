@@ -16,6 +16,7 @@ export interface L7Conflict {
  */
 export class PortTable {
   private readonly ports = new Map<string, CompiledPortPolicy>();
+  /** The first L7 rule per listening port: TCP and ANY entries of a port share one. */
   private readonly l7Source = new Map<string, CompiledRule>();
   readonly conflicts: L7Conflict[] = [];
 
@@ -25,13 +26,16 @@ export class PortTable {
     if (!entry) this.ports.set(key, (entry = { port, protocol, l7: 'none', rules: [] }));
     const l7 = rule.http ? 'http' : rule.kafka ? 'kafka' : 'none';
     if (l7 !== 'none') {
-      if (entry.l7 === 'none') {
-        entry.l7 = l7;
-        this.l7Source.set(key, rule);
-      } else if (entry.l7 !== l7) {
-        this.conflicts.push({ port, protocol, first: this.l7Source.get(key) as CompiledRule, second: rule });
+      // TCP and ANY rules of one port end up on one Envoy listener port, which parses one L7
+      // protocol: an HTTP/Kafka clash between them is the same conflict as within one entry.
+      const portKey = protocol === 'UDP' ? key : String(port);
+      const first = this.l7Source.get(portKey);
+      if (first && (first.http ? 'http' : 'kafka') !== l7) {
+        this.conflicts.push({ port, protocol, first, second: rule });
         return;
       }
+      if (!first) this.l7Source.set(portKey, rule);
+      entry.l7 = l7;
     }
     entry.rules.push(rule);
   }

@@ -139,6 +139,17 @@ describe('policy engine', () => {
     assert.equal(JSON.stringify(e.proxy('n-k')), before);
   });
 
+  it('HTTP on TCP and Kafka on ANY of the same port is the same conflict (the two entries meet in Envoy)', () => {
+    const e = new PolicyEngine();
+    e.upsertWorkload(workload('k', { app: 'kafka' }, '10.0.0.1', 'n-k'));
+    e.upsertPolicy(httpFrom('x', 'kafka'));
+    assert.equal(e.commit().conflicts.length, 0);
+    e.upsertPolicy(policy('kk', { endpointSelector: { matchLabels: { app: 'kafka' } }, ingress: [{ toPorts: [{ ports: [{ port: 80 }], rules: { kafka: [{ role: 'produce' }] } }] }] }));
+    const r = e.commit();
+    assert.equal(r.conflicts.length, 1, 'reported by the engine (and so by `policy check`), not first by the Envoy build');
+    assert.match(r.conflicts[0].message, /port 80\/ANY of proxy n-k gets Kafka rules here but HTTP rules from default\/kafka-from-x/);
+  });
+
   it('a proxy serving several workloads marks rules with the local addresses they apply to', () => {
     const e = new PolicyEngine();
     e.upsertWorkload(workload('api', { app: 'api' }, '10.0.0.1', 'shared'));
