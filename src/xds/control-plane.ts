@@ -88,8 +88,8 @@ export class XdsControlPlane {
       if (!snapshot) throw new StreamError(grpc.status.UNAVAILABLE, `no configuration for node ${node.id} yet`);
       const sub = new Subscription(typeUrl);
       sub.replace(req.resourceNames, true);
-      const response = snapshot.sotwResponse(typeUrl, sub.key(), () => sub.select(snapshot), this.ctx.controlPlane?.sotw);
-      callback(null, withNonce(response.body, '', SOTW_NONCE_FIELD));
+      const response = snapshot.sotwResponse(typeUrl, sub.key(), () => sub.select(snapshot));
+      callback(null, withNonce(response.body, '', SOTW_NONCE_FIELD, this.ctx.controlPlane?.sotw));
     } catch (err) {
       const code = err instanceof StreamError ? err.code : err instanceof BadRequestError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
       callback({ code, details: (err as Error).message } as grpc.ServiceError, null);

@@ -58,13 +58,13 @@ export class Snapshot {
    * every stream with an equal selection. `selectionKey` is '*' for the wildcard or the sorted
    * names.
    */
-  sotwResponse(typeUrl: string, selectionKey: string, select: () => EncodedResource[], controlPlane?: Buffer): SotwResponse {
+  sotwResponse(typeUrl: string, selectionKey: string, select: () => EncodedResource[]): SotwResponse {
     const key = `${typeUrl}\n${selectionKey}`;
     let response = this.responseCache.get(key);
     if (!response) {
       const selected = select();
       const version = selectionKey === '*' ? this.version(typeUrl) : selectionVersion(selected);
-      response = new SotwResponse(typeUrl, version, selected, controlPlane);
+      response = new SotwResponse(typeUrl, version, selected);
       // Bound the cache: a client cycling through name sets must not grow it without limit;
       // recomputing a body is cheap next to leaking.
       if (this.responseCache.size >= 256) this.responseCache.clear();
@@ -74,7 +74,10 @@ export class Snapshot {
   }
 }
 
-/** A selection's version, and its body: everything but the nonce. */
+/**
+ * A selection's version, and its body: everything but the nonce and control_plane. Snapshots
+ * may be shared by control planes with different identifiers, so the body must not carry one.
+ */
 export class SotwResponse {
   private framed?: Buffer;
 
@@ -82,13 +85,12 @@ export class SotwResponse {
     private readonly typeUrl: string,
     readonly version: string,
     private readonly resources: readonly EncodedResource[],
-    private readonly controlPlane?: Buffer,
   ) {}
 
   // Framed on first read, not when built: on a new snapshot every stream asks for every type it
   // follows, and most of those types are unchanged, so the stream stops at the version.
   get body(): Buffer {
-    return (this.framed ??= sotwResponseBody(this.typeUrl, this.version, this.resources, this.controlPlane));
+    return (this.framed ??= sotwResponseBody(this.typeUrl, this.version, this.resources));
   }
 }
 

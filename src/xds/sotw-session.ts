@@ -69,7 +69,7 @@ export class SotwSession extends StreamSession<SotwTypeState> {
     if (!sub.wildcard && sub.size === 0) return;
 
     const selectionKey = sub.key();
-    const response = snapshot.sotwResponse(typeUrl, selectionKey, () => sub.select(snapshot), this.ctx.controlPlane?.sotw);
+    const response = snapshot.sotwResponse(typeUrl, selectionKey, () => sub.select(snapshot));
     const version = response.version;
     if (!force && state.sent && state.sent.version === version && state.sent.selectionKey === selectionKey) return;
     if (!force && state.rejectedVersion === version) return;
@@ -77,6 +77,6 @@ export class SotwSession extends StreamSession<SotwTypeState> {
     const nonce = this.nextNonce();
     state.sent = { nonce, version, selectionKey };
     this.ctx.registry.sent(this.node.id, typeUrl, version);
-    this.write(withNonce(response.body, nonce, SOTW_NONCE_FIELD));
+    this.write(withNonce(response.body, nonce, SOTW_NONCE_FIELD, this.ctx.controlPlane?.sotw));
   }
 }

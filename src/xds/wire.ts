@@ -75,19 +75,19 @@ export function deltaResourceField(r: EncodedResource): Buffer {
 }
 
 /**
- * The stream-independent part of a SotW response: version_info, resources, type_url and
- * control_plane. The nonce is appended per send (protobuf fields may come in any order).
+ * The snapshot-derived part of a SotW response: version_info, resources and type_url. The nonce
+ * and control_plane are appended per send (protobuf fields may come in any order).
  */
-export function sotwResponseBody(typeUrl: string, versionInfo: string, resources: readonly EncodedResource[], controlPlane?: Buffer): Buffer {
+export function sotwResponseBody(typeUrl: string, versionInfo: string, resources: readonly EncodedResource[]): Buffer {
   const parts: Buffer[] = [stringField(1, versionInfo)];
   for (const r of resources) parts.push(sotwResourceField(r));
   parts.push(stringField(4, typeUrl));
-  if (controlPlane) parts.push(controlPlane);
   return Buffer.concat(parts);
 }
 
-export function withNonce(body: Buffer, nonce: string, nonceField: number): Buffer {
-  return Buffer.concat([body, stringField(nonceField, nonce)]);
+export function withNonce(body: Buffer, nonce: string, nonceField: number, controlPlane?: Buffer): Buffer {
+  const nonceBytes = stringField(nonceField, nonce);
+  return Buffer.concat(controlPlane ? [body, nonceBytes, controlPlane] : [body, nonceBytes]);
 }
 
 export const SOTW_NONCE_FIELD = 5;

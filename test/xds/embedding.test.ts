@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { addXdsServices, encodeEnvoyResource, Snapshot, SnapshotCache, TypeUrl } from '../../src/index';
+import { addXdsServices, encodeEnvoyResource, Snapshot, SnapshotCache, startXdsServer, TypeUrl } from '../../src/index';
 import { ECHO_METHOD, callEcho } from '../helpers/echo-backend';
 import { rawClient, sotwStream } from '../helpers/raw-xds-client';
 
@@ -31,5 +31,28 @@ describe('embedding the xDS services in an existing grpc.Server', function () {
     s.close();
     client.close();
     server.forceShutdown();
+  });
+
+  it('two control planes over one SnapshotSource each answer with their own control_plane identifier', async () => {
+    const cache = new SnapshotCache();
+    cache.setSnapshot('n', Snapshot.fromResources([encodeEnvoyResource(TypeUrl.Cluster, 'c', { name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: '1s' })]));
+    const servers = await Promise.all(['plane-a', 'plane-b'].map((id) => startXdsServer({ source: cache, controlPlaneId: id, port: 0, host: '127.0.0.1' })));
+    const identifiers: Array<string | undefined> = [];
+    try {
+      for (const { port } of servers) {
+        const client = rawClient(port);
+        const s = sotwStream(client);
+        try {
+          s.send({ node: { id: 'n' }, type_url: TypeUrl.Cluster });
+          identifiers.push((await s.next()).control_plane?.identifier);
+        } finally {
+          s.close();
+          client.close();
+        }
+      }
+    } finally {
+      await Promise.all(servers.map((x) => x.close()));
+    }
+    assert.deepEqual(identifiers, ['plane-a', 'plane-b']);
   });
 });
