@@ -50,8 +50,13 @@ export async function startXdsServer(options: XdsServerOptions): Promise<Running
     address: `${host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
-        // Give streams a moment to end cleanly, then cut them.
-        const timer = setTimeout(() => server.forceShutdown(), 2000);
+        // Give streams a moment to end cleanly, then cut them. grpc-js never calls tryShutdown's
+        // callback for sessions forceShutdown destroyed, so a stream still open (an Envoy's ADS
+        // stream, typically) would leave close() pending forever.
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
         server.tryShutdown(() => {
           clearTimeout(timer);
           resolve();

@@ -93,6 +93,18 @@ describe('xDS server under bad input', function () {
     good.close();
   });
 
+  it('close() returns while a client still holds its stream open', async () => {
+    const x = await startXdsServer({ source: bed.cache, port: 0, host: '127.0.0.1' });
+    const client = rawClient(x.port);
+    const s = sotwStream(client);
+    s.send({ node: node('good'), type_url: TypeUrl.Cluster });
+    await s.next();
+    const closed = await Promise.race([x.close().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+    s.close();
+    client.close();
+    assert.ok(closed, 'close() still pending 5 s after it was called');
+  });
+
   it('forgets a client that vanishes mid-push', async () => {
     const s = sotwStream(bed.client);
     s.send({ node: node('vanishing'), type_url: TypeUrl.Cluster });
