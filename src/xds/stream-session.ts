@@ -64,7 +64,7 @@ function pushRank(typeUrl: string): number {
  * stream ends. Subclasses hold the per-type protocol state.
  */
 export abstract class StreamSession<TypeState> {
-  /** Per-type protocol state, in the order the client first asked for each type. */
+  /** Per-type protocol state in make-before-break order; among equals, first asked first. */
   private readonly types = new Map<string, TypeState>();
   protected readonly id: number;
   protected node?: NodeInfo;
@@ -102,13 +102,20 @@ export abstract class StreamSession<TypeState> {
     this.checkTypeCount(this.types.size + 1);
     const state = create();
     this.types.set(typeUrl, state);
+    // Sorted here, once per type, rather than on every snapshot: a Map iterates in insertion
+    // order, so the types to push after this one move behind it.
+    const rank = pushRank(typeUrl);
+    for (const [t, s] of [...this.types]) {
+      if (pushRank(t) > rank) {
+        this.types.delete(t);
+        this.types.set(t, s);
+      }
+    }
     return { state, first: true };
   }
 
-  /** Every subscribed type, in make-before-break order. */
   private onSnapshot(): void {
-    const ordered = [...this.types.entries()].sort((a, b) => pushRank(a[0]) - pushRank(b[0]));
-    for (const [typeUrl, state] of ordered) this.pushOnSnapshot(typeUrl, state);
+    for (const [typeUrl, state] of this.types) this.pushOnSnapshot(typeUrl, state);
   }
 
   private onData(bytes: Buffer): void {
