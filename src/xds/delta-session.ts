@@ -93,25 +93,23 @@ export class DeltaSession extends StreamSession<DeltaTypeState> {
         // The protocol answers a subscription to a resource that does not exist by listing it
         // in removed_resources, so the client need not wait for its fetch timeout.
         removed.push(name);
-        state.announcedAbsent.add(name);
       }
     }
     for (const name of state.known.keys()) {
       if (!current.has(name) && sub.wants(name)) removed.push(name);
     }
 
-    if (updated.length === 0 && removed.length === 0 && !(state.owesInitialResponse && sub.wildcard)) {
-      state.owesInitialResponse = false;
-      return;
-    }
+    const owed = state.owesInitialResponse && sub.wildcard;
     state.owesInitialResponse = false;
+    if (updated.length === 0 && removed.length === 0 && !owed) return;
 
     for (const r of updated) {
       state.known.set(r.name, r.version);
       state.announcedAbsent.delete(r.name);
     }
     for (const name of removed) {
-      if (state.known.delete(name)) state.announcedAbsent.add(name);
+      state.known.delete(name);
+      state.announcedAbsent.add(name);
     }
     const version = snapshot.version(typeUrl);
     const nonce = this.nextNonce();
