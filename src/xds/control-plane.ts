@@ -8,7 +8,7 @@ import { serviceDefinition, XDS_SERVICES } from './services';
 import { StreamError, type Logger, type NodeAuthorizer, type SessionContext, type StreamLimits, type XdsCall } from './stream-session';
 import { SotwSession } from './sotw-session';
 import { Subscription } from './subscription';
-import { controlPlaneField, SOTW_NONCE_FIELD, withNonce } from './wire';
+import { controlPlaneField, withNonce } from './wire';
 
 export interface XdsControlPlaneOptions {
   /** Where configuration comes from: a SnapshotCache, or your own implementation. */
@@ -89,7 +89,7 @@ export class XdsControlPlane {
       const sub = new Subscription(typeUrl);
       sub.replace(req.resourceNames, true);
       const response = snapshot.sotwResponse(typeUrl, sub.key(), () => sub.select(snapshot));
-      callback(null, withNonce(response.body, '', SOTW_NONCE_FIELD, this.ctx.controlPlane?.sotw));
+      callback(null, withNonce(response.body, '', this.ctx.controlPlane?.sotw));
     } catch (err) {
       const code = err instanceof StreamError ? err.code : err instanceof BadRequestError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
       callback({ code, details: (err as Error).message } as grpc.ServiceError, null);

@@ -65,7 +65,7 @@ function decode(type: protobuf.Type, bytes: Buffer): Record<string, unknown> {
 }
 
 /** google.protobuf.Struct (as protobufjs objects) to plain JSON. */
-export function structToJson(struct: unknown): Record<string, unknown> {
+function structToJson(struct: unknown): Record<string, unknown> {
   const fields = (struct as { fields?: Record<string, unknown> } | undefined)?.fields ?? {};
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) out[k] = valueToJson(v);

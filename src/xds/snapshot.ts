@@ -1,5 +1,6 @@
 import { createHash } from 'crypto';
 import type { EncodedResource } from './resource';
+import { WILDCARD } from './subscription';
 import { sotwResponseBody } from './wire';
 
 /**
@@ -63,7 +64,7 @@ export class Snapshot {
     let response = this.responseCache.get(key);
     if (!response) {
       const selected = select();
-      const version = selectionKey === '*' ? this.version(typeUrl) : selectionVersion(selected);
+      const version = selectionKey === WILDCARD ? this.version(typeUrl) : selectionVersion(selected);
       response = new SotwResponse(typeUrl, version, selected);
       // Bound the cache: a client cycling through name sets must not grow it without limit;
       // recomputing a body is cheap next to leaking.

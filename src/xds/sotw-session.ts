@@ -1,7 +1,7 @@
 import { decodeSotwRequest, type SotwRequest } from './requests';
 import { StreamSession, type SessionContext, type XdsCall } from './stream-session';
 import { Subscription } from './subscription';
-import { SOTW_NONCE_FIELD, withNonce } from './wire';
+import { withNonce } from './wire';
 
 interface SotwTypeState {
   subscription: Subscription;
@@ -77,6 +77,6 @@ export class SotwSession extends StreamSession<SotwTypeState> {
     const nonce = this.nextNonce();
     state.sent = { nonce, version, selectionKey };
     this.ctx.registry.sent(this.node.id, typeUrl, version);
-    this.write(withNonce(response.body, nonce, SOTW_NONCE_FIELD, this.ctx.controlPlane?.sotw));
+    this.write(withNonce(response.body, nonce, this.ctx.controlPlane?.sotw));
   }
 }

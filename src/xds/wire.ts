@@ -37,7 +37,7 @@ function durationBytes(ms: number): Buffer {
 }
 
 /** google.protobuf.Any{type_url, value}. */
-export function anyBytes(typeUrl: string, value: Uint8Array): Buffer {
+function anyBytes(typeUrl: string, value: Uint8Array): Buffer {
   return Buffer.concat([stringField(1, typeUrl), lengthDelimited(2, value)]);
 }
 
@@ -54,7 +54,7 @@ const sotwFramed = new WeakMap<EncodedResource, Buffer>();
 const deltaFramed = new WeakMap<EncodedResource, Buffer>();
 
 /** DiscoveryResponse.resources entry (field 2); a TTL'd resource travels wrapped in a Resource. */
-export function sotwResourceField(r: EncodedResource): Buffer {
+function sotwResourceField(r: EncodedResource): Buffer {
   let framed = sotwFramed.get(r);
   if (!framed) {
     const any = r.ttlMs === undefined ? anyBytes(r.typeUrl, r.value) : anyBytes(WRAPPED_RESOURCE_TYPE, deltaResourceBytes(r));
@@ -65,7 +65,7 @@ export function sotwResourceField(r: EncodedResource): Buffer {
 }
 
 /** DeltaDiscoveryResponse.resources entry (field 2). */
-export function deltaResourceField(r: EncodedResource): Buffer {
+function deltaResourceField(r: EncodedResource): Buffer {
   let framed = deltaFramed.get(r);
   if (!framed) {
     framed = lengthDelimited(2, deltaResourceBytes(r));
@@ -85,13 +85,13 @@ export function sotwResponseBody(typeUrl: string, versionInfo: string, resources
   return Buffer.concat(parts);
 }
 
-export function withNonce(body: Buffer, nonce: string, nonceField: number, controlPlane?: Buffer): Buffer {
-  const nonceBytes = stringField(nonceField, nonce);
+/** DiscoveryResponse and DeltaDiscoveryResponse both carry the nonce as field 5. */
+const NONCE_FIELD = 5;
+
+export function withNonce(body: Buffer, nonce: string, controlPlane?: Buffer): Buffer {
+  const nonceBytes = stringField(NONCE_FIELD, nonce);
   return Buffer.concat(controlPlane ? [body, nonceBytes, controlPlane] : [body, nonceBytes]);
 }
-
-export const SOTW_NONCE_FIELD = 5;
-export const DELTA_NONCE_FIELD = 5;
 
 export function deltaResponse(
   typeUrl: string,
@@ -105,7 +105,7 @@ export function deltaResponse(
   for (const r of resources) parts.push(deltaResourceField(r));
   parts.push(stringField(4, typeUrl));
   for (const name of removed) parts.push(stringField(6, name));
-  parts.push(stringField(DELTA_NONCE_FIELD, nonce));
+  parts.push(stringField(NONCE_FIELD, nonce));
   if (controlPlane) parts.push(controlPlane);
   return Buffer.concat(parts);
 }
