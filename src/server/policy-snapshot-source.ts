@@ -24,7 +24,8 @@ export interface BuildFailure {
  */
 export class PolicySnapshotSource implements SnapshotSource {
   private readonly cache = new SnapshotCache();
-  private readonly nodes = new Map<string, NodeInfo>();
+  /** Each node as it last connected, with its metadata serialised once for comparing. */
+  private readonly nodes = new Map<string, { node: NodeInfo; metadataJson: string }>();
   private readonly failures = new Map<string, BuildFailure>();
 
   constructor(
@@ -35,10 +36,11 @@ export class PolicySnapshotSource implements SnapshotSource {
 
   nodeKey(node: NodeInfo): string {
     const known = this.nodes.get(node.id);
+    const metadataJson = JSON.stringify(node.metadata);
     // A proxy rescheduled under the same id with new metadata may now serve other workloads:
     // its policy must follow the metadata it connects with, not the first it ever sent.
-    if (!known || JSON.stringify(known.metadata) !== JSON.stringify(node.metadata)) {
-      this.nodes.set(node.id, node);
+    if (!known || known.metadataJson !== metadataJson) {
+      this.nodes.set(node.id, { node, metadataJson });
       this.rebuild(node);
     }
     return node.id;
@@ -54,7 +56,7 @@ export class PolicySnapshotSource implements SnapshotSource {
 
   /** Re-evaluates the nodes a policy update may concern (`affects` decides from id and metadata). */
   policiesChanged(affects: (node: NodeInfo) => boolean): void {
-    for (const node of this.nodes.values()) if (affects(node)) this.rebuild(node);
+    for (const { node } of this.nodes.values()) if (affects(node)) this.rebuild(node);
   }
 
   buildFailures(): BuildFailure[] {
