@@ -2,7 +2,7 @@ import type { CompiledProxyPolicy, CompiledRule, PeerSet } from './compiled';
 import type { Diagnostic } from './diagnostics';
 import { identityLabels, IdentityAllocator, type Identity } from './identities';
 import { resourceKey, resourceName, type PolicyResource, type Resource, type WorkloadResource } from './model';
-import { compilePolicyRules, type DirectionalRule, type PolicyRules } from './policy-rules';
+import { compilePolicyRules, normaliseCidr, type DirectionalRule, type PolicyRules } from './policy-rules';
 import { PortTable, type L7Conflict } from './port-table';
 import { bindingKey, bindingOf, keyMatchesNode } from './proxy-binding';
 import { SelectorCache, type CachedSelector } from './selector-cache';
@@ -47,10 +47,6 @@ const DEFAULT_ALLOW_ORIGIN = '(default allow: no policy selects this workload in
 
 function workloadFingerprint(w: WorkloadResource): string {
   return JSON.stringify([w.labels, w.spec]);
-}
-
-function hostCidr(address: string): string {
-  return address.includes(':') ? `${address}/128` : `${address}/32`;
 }
 
 function sortedUnique(values: Iterable<string>): string[] {
@@ -155,7 +151,7 @@ export class PolicyEngine {
     const labels = identityLabels(resource.labels, resource.namespace, resource.spec.serviceAccount ?? 'default');
     const { identity, created } = this.identities.acquire(labels);
     if (created) this.selectors.addIdentity(identity);
-    const rec: WorkloadRecord = { key, resource, identity, proxyKey: bindingKey(bindingOf(resource.spec.proxy)), cidrs: resource.spec.addresses.map(hostCidr) };
+    const rec: WorkloadRecord = { key, resource, identity, proxyKey: bindingKey(bindingOf(resource.spec.proxy)), cidrs: resource.spec.addresses.map(normaliseCidr) };
     this.workloads.set(key, rec);
     addToIndex(this.identityWorkloads, identity.id, rec);
     addToIndex(this.proxyWorkloads, rec.proxyKey, rec);

@@ -75,7 +75,8 @@ function compilePorts(toPorts: PortRuleSpec[] | undefined): PortEntry[] {
   return out;
 }
 
-function normaliseCidr(text: string): string {
+/** `10.0.0.0/8` as given, a bare address as its host route (/32, /128); text already checked. */
+export function normaliseCidr(text: string): string {
   const c = parseCidr(text);
   if (!c) throw new Error(`unvalidated CIDR ${text}`);
   return `${c.address}/${c.prefix}`;

@@ -1,5 +1,5 @@
-import * as net from 'net';
 import type { PathSegment } from './diagnostics';
+import { parseCidr as parseRedirectCidr, type Cidr } from '../datapath/redirect/config';
 import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
 import { re2SyntaxError } from './re2';
 
@@ -70,20 +70,16 @@ function checkCidr(value: Json, at: PathSegment[], errors: SemanticError[]): voi
   if (cidr !== undefined && parseCidr(cidr) === undefined) errors.push({ path: at, message: `"${cidr}" is not an IPv4 or IPv6 CIDR` });
 }
 
-/** Normalises `10.0.0.0/8`, `10.1.2.3` (→ /32) and IPv6 forms; undefined if invalid. */
-export function parseCidr(text: string): { address: string; prefix: number; family: 4 | 6 } | undefined {
-  const slash = text.indexOf('/');
-  const address = slash < 0 ? text : text.slice(0, slash);
-  const family = net.isIP(address);
-  if (family !== 4 && family !== 6) return undefined;
-  const max = family === 4 ? 32 : 128;
-  let prefix = max;
-  if (slash >= 0) {
-    const p = text.slice(slash + 1);
-    if (!/^[0-9]{1,3}$/.test(p) || Number(p) > max) return undefined;
-    prefix = Number(p);
+/**
+ * `10.0.0.0/8`, or a bare address as a host route; undefined if invalid. The redirect datapath's
+ * parser, so policy and datapath agree on what a CIDR is (zone ids such as `fe80::1%eth0` are not).
+ */
+export function parseCidr(text: string): Cidr | undefined {
+  try {
+    return parseRedirectCidr(text);
+  } catch {
+    return undefined;
   }
-  return { address, prefix, family };
 }
 
 export function parsePortNumber(port: number | string): number | undefined {
@@ -157,7 +153,8 @@ export function checkWorkloadSpec(value: Json): SemanticError[] {
   const errors: SemanticError[] = [];
   const spec = record(value);
   list(spec.addresses).forEach((a, i) => {
-    if (typeof a === 'string' && net.isIP(a) === 0) errors.push({ path: ['spec', 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
+    // The parser the engine turns addresses into host routes with, so what passes here converts.
+    if (typeof a === 'string' && (a.includes('/') || parseCidr(a) === undefined)) errors.push({ path: ['spec', 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
   });
   const sa = text(spec.serviceAccount);
   if (sa !== undefined && !DNS_SUBDOMAIN.test(sa)) errors.push({ path: ['spec', 'serviceAccount'], message: 'must be a DNS-1123 subdomain' });

@@ -117,6 +117,15 @@ describe('policy check error classes', () => {
     ]);
   });
 
+  it('an IPv6 zone id, which no CIDR set can hold (in a peer CIDR or a workload address)', () => {
+    assert.deepEqual(checkText(policyDoc('  endpointSelector: {}\n  ingress:\n    - fromCIDR: ["fe80::1%eth0/64", "fe80::/64"]\n')), [
+      'policy.yaml:9:18: document 1 (L7Policy default/api): spec.ingress[0].fromCIDR[0]: "fe80::1%eth0/64" is not an IPv4 or IPv6 CIDR',
+    ]);
+    assert.deepEqual(checkText('apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: w\nspec:\n  addresses: ["fe80::1%eth0", "fe80::1"]\n  proxy:\n    nodeId: n\n'), [
+      'policy.yaml:6:15: document 1 (Workload default/w): spec.addresses[0]: "fe80::1%eth0" is not an IPv4 or IPv6 address',
+    ]);
+  });
+
   it('matchExpressions: In without values, Exists with values, unknown operator', () => {
     const sel = '  endpointSelector:\n    matchExpressions:\n      - {key: a, operator: In}\n      - {key: b, operator: Exists, values: [x]}\n      - {key: c, operator: Equals}\n';
     assert.deepEqual(checkText(policyDoc(sel)), [
