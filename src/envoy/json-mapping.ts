@@ -130,17 +130,8 @@ export interface ValueFieldNames {
   list_value: string;
 }
 
-export const SNAKE_VALUE_FIELDS: ValueFieldNames = {
-  null_value: 'null_value',
-  number_value: 'number_value',
-  string_value: 'string_value',
-  bool_value: 'bool_value',
-  struct_value: 'struct_value',
-  list_value: 'list_value',
-};
-
 /** google.protobuf.Value from any JSON value. */
-export function convertValue(json: unknown, names: ValueFieldNames = SNAKE_VALUE_FIELDS): Converted<Record<string, unknown>> {
+export function convertValue(json: unknown, names: ValueFieldNames): Converted<Record<string, unknown>> {
   if (json === null) return ok({ [names.null_value]: 0 });
   switch (typeof json) {
     case 'number':
@@ -162,7 +153,7 @@ export function convertValue(json: unknown, names: ValueFieldNames = SNAKE_VALUE
   }
 }
 
-export function convertStruct(json: unknown, names: ValueFieldNames = SNAKE_VALUE_FIELDS): Converted<Record<string, unknown>> {
+export function convertStruct(json: unknown, names: ValueFieldNames): Converted<Record<string, unknown>> {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) return fail(`expected an object (Struct), got ${describeJson(json)}`);
   const fields: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(json as Record<string, unknown>)) {
@@ -173,7 +164,7 @@ export function convertStruct(json: unknown, names: ValueFieldNames = SNAKE_VALU
   return ok({ fields });
 }
 
-export function convertListValue(json: unknown, names: ValueFieldNames = SNAKE_VALUE_FIELDS): Converted<Record<string, unknown>> {
+export function convertListValue(json: unknown, names: ValueFieldNames): Converted<Record<string, unknown>> {
   if (!Array.isArray(json)) return fail(`expected a list (ListValue), got ${describeJson(json)}`);
   const values: unknown[] = [];
   for (const v of json) {

@@ -11,8 +11,6 @@ export const TypeUrl = {
   ExtensionConfig: 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
 } as const;
 
-export type KnownTypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
-
 export function typeUrlOf(messageFullName: string): string {
   return `type.googleapis.com/${messageFullName.replace(/^\./, '')}`;
 }

@@ -17,10 +17,6 @@ export function clearBit(b: Bits, slot: number): void {
   b[slot >>> 5] &= ~(1 << (slot & 31));
 }
 
-export function hasBit(b: Bits, slot: number): boolean {
-  return (b[slot >>> 5] & (1 << (slot & 31))) !== 0;
-}
-
 /** A copy widened to `words` (new words zero). */
 export function widen(b: Bits, words: number): Bits {
   const out = new Uint32Array(words);

@@ -29,10 +29,6 @@ function labelPairs(labels: Labels): { key: string; label: string }[] {
   return [...labels].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([k, v]) => ({ key: k, label: `${k}=${v}` }));
 }
 
-export function labelsKey(labels: Labels): string {
-  return labelPairs(labels).map((p) => p.label).join(',');
-}
-
 /**
  * Allocates numeric identities per distinct label set, reference-counted by the workloads that
  * carry them. Freed numbers are not reused within a process, so a stale id can never alias a

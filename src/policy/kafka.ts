@@ -55,9 +55,6 @@ export const KAFKA_ROLES: ReadonlyMap<string, readonly number[]> = new Map([
   ['consume', [1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 18]],
 ]);
 
-export const KAFKA_TOPIC_MAX_LENGTH = 255;
-export const KAFKA_TOPIC_PATTERN = /^[a-zA-Z0-9._-]+$/;
-
 export function kafkaApiKey(name: string): number | undefined {
   return KAFKA_API_KEYS.get(name.toLowerCase());
 }

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { LineCounter, parseAllDocuments } from 'yaml';
 import { compareDiagnostics, formatPath, type Diagnostic, type PathSegment } from './diagnostics';
-import { API_VERSION, resourceKey, resourceName, type L7PolicySpec, type PolicyResource, type Resource, type WorkloadResource, type WorkloadSpec } from './model';
+import { resourceKey, resourceName, type L7PolicySpec, type PolicyResource, type Resource, type WorkloadResource, type WorkloadSpec } from './model';
 import { CrdSchemas } from './schema';
 import { checkMetadata, checkPolicySpec, checkWorkloadSpec, type SemanticError } from './semantic-checks';
 import { DocumentPositions } from './yaml-positions';
@@ -196,5 +196,3 @@ export function listYamlFiles(dir: string): string[] {
   walk(dir);
   return out.sort();
 }
-
-export { API_VERSION };

@@ -4,9 +4,6 @@
  */
 import type { PathSegment } from './diagnostics';
 
-export const API_GROUP = 'meshaccel.io';
-export const API_VERSION = 'meshaccel.io/v1alpha1';
-
 /** Label every workload carries implicitly; selectors that do not constrain it get the policy's namespace. */
 export const NAMESPACE_LABEL = 'meshaccel.io/namespace';
 /** Label carrying the workload's service account, so policy may select by it. */
