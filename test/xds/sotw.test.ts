@@ -1,4 +1,7 @@
 import * as assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { getDiscoveryRoot } from '../../src/envoy/protos';
+import { encodeSotwRequest } from '../../src/xds/requests';
 import { Snapshot } from '../../src/xds/snapshot';
 import { TypeUrl } from '../../src/envoy/type-urls';
 import { apiListener, decodeAny, edsCluster, endpoints, routeToCluster } from '../helpers/envoy-resources';
@@ -87,5 +90,36 @@ describe('State-of-the-World xDS', function () {
     assert.equal(a.version, snap.version(TypeUrl.Cluster));
     // Content versions are stable across Snapshot objects with the same resources.
     assert.equal(Snapshot.fromResources([edsCluster('b'), edsCluster('a')]).version(TypeUrl.Cluster), a.version);
+  });
+});
+
+describe('REST-style fetch (FetchEndpoints and the like)', function () {
+  this.timeout(20000);
+  const bed = xdsServerPerTest({ controlPlaneId: 'fetch-test', authorize: (n) => (n.id === 'intruder' ? 'not on the guest list' : undefined) });
+
+  function fetch(request: Record<string, unknown>): Promise<DecodedSotwResponse> {
+    const t = getDiscoveryRoot().lookupType('envoy.service.discovery.v3.DiscoveryResponse');
+    const id = (b: Buffer): Buffer => b;
+    return new Promise((resolve, reject) =>
+      bed.client.makeUnaryRequest('/envoy.service.endpoint.v3.EndpointDiscoveryService/FetchEndpoints', id, id, encodeSotwRequest(request), (err, res) =>
+        err ? reject(err) : resolve(t.toObject(t.decode(res!), { defaults: true, arrays: true }) as DecodedSotwResponse),
+      ),
+    );
+  }
+
+  it('answers the current selection, with the control plane id and no nonce', async () => {
+    bed.cache.setSnapshot('n1', Snapshot.fromResources([endpoints('e1', [1]), endpoints('e2', [2])]));
+    const r = await fetch({ node: node('n1'), resource_names: ['e1'] });
+    assert.deepEqual(resNames(r, 'cluster_name'), ['e1']);
+    assert.equal(r.type_url, TypeUrl.ClusterLoadAssignment);
+    assert.equal(r.nonce, '');
+    assert.equal(r.control_plane?.identifier, 'fetch-test');
+  });
+
+  it('refuses a fetch without node.id, from a node the authorizer denies, and for a node with no configuration', async () => {
+    const failure = (request: Record<string, unknown>) => fetch(request).then(() => assert.fail('fetch succeeded'), (e: grpc.ServiceError) => [e.code, e.details]);
+    assert.deepEqual(await failure({ resource_names: ['e1'] }), [grpc.status.INVALID_ARGUMENT, 'fetch request must carry node.id']);
+    assert.deepEqual(await failure({ node: node('intruder'), resource_names: ['e1'] }), [grpc.status.PERMISSION_DENIED, 'not on the guest list']);
+    assert.deepEqual(await failure({ node: node('unknown'), resource_names: ['e1'] }), [grpc.status.UNAVAILABLE, 'no configuration for node unknown yet']);
   });
 });
