@@ -1,11 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { TypeUrl } from '../envoy/type-urls';
-import type { NodeInfo, SnapshotSource } from './cache';
+import type { SnapshotSource } from './cache';
 import { DeltaSession } from './delta-session';
 import { NodeStatusRegistry, type NodeStatus } from './node-status';
-import { BadRequestError, decodeSotwRequest } from './requests';
+import { decodeSotwRequest } from './requests';
 import { serviceDefinition, XDS_SERVICES } from './services';
-import { StreamError, type Logger, type NodeAuthorizer, type SessionContext, type StreamLimits, type XdsCall } from './stream-session';
+import { admitNode, failureStatus, StreamError, type Logger, type NodeAuthorizer, type SessionContext, type StreamLimits, type XdsCall } from './stream-session';
 import { SotwSession } from './sotw-session';
 import { Subscription } from './subscription';
 import { controlPlaneField, withNonce } from './wire';
@@ -80,10 +80,7 @@ export class XdsControlPlane {
     try {
       const req = decodeSotwRequest(call.request);
       if (req.typeUrl && req.typeUrl !== typeUrl) throw new StreamError(grpc.status.INVALID_ARGUMENT, `type_url ${req.typeUrl} sent to the ${typeUrl} fetch`);
-      const node: NodeInfo | undefined = req.node;
-      if (!node?.id) throw new StreamError(grpc.status.INVALID_ARGUMENT, 'fetch request must carry node.id');
-      const denial = this.ctx.authorize?.(node, call as unknown as XdsCall);
-      if (denial) throw new StreamError(grpc.status.PERMISSION_DENIED, denial);
+      const node = admitNode(this.ctx, req.node, call as unknown as XdsCall, 'fetch request');
       const snapshot = this.ctx.source.getSnapshot(this.ctx.source.nodeKey(node));
       if (!snapshot) throw new StreamError(grpc.status.UNAVAILABLE, `no configuration for node ${node.id} yet`);
       const sub = new Subscription(typeUrl);
@@ -91,8 +88,7 @@ export class XdsControlPlane {
       const response = snapshot.sotwResponse(typeUrl, sub.key(), () => sub.select(snapshot));
       callback(null, withNonce(response.body, '', this.ctx.controlPlane?.sotw));
     } catch (err) {
-      const code = err instanceof StreamError ? err.code : err instanceof BadRequestError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
-      callback({ code, details: (err as Error).message } as grpc.ServiceError, null);
+      callback(failureStatus(err, this.ctx.log, `xds fetch ${typeUrl}`) as grpc.ServiceError, null);
     }
   }
 }

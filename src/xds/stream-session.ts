@@ -123,26 +123,20 @@ export abstract class StreamSession<TypeState> {
     try {
       this.handle(bytes);
     } catch (err) {
-      if (err instanceof StreamError) this.fail(err.code, err.message);
-      else if (err instanceof BadRequestError) this.fail(grpc.status.INVALID_ARGUMENT, err.message);
-      else {
-        this.ctx.log.warn(`xds stream ${this.id}: ${(err as Error).stack ?? err}`);
-        this.fail(grpc.status.INTERNAL, `internal error: ${(err as Error).message}`);
-      }
+      const { code, details } = failureStatus(err, this.ctx.log, `xds stream ${this.id}`);
+      this.fail(code, details);
     }
   }
 
   /** The node from the first request; later requests may omit it but must not change it. */
-  protected identify(node: NodeInfo | undefined): NodeInfo {
+  protected identify(requested: NodeInfo | undefined): NodeInfo {
     if (this.node) {
-      if (node && node.id && node.id !== this.node.id) {
-        throw new StreamError(grpc.status.INVALID_ARGUMENT, `node id changed mid-stream from "${this.node.id}" to "${node.id}"`);
+      if (requested && requested.id && requested.id !== this.node.id) {
+        throw new StreamError(grpc.status.INVALID_ARGUMENT, `node id changed mid-stream from "${this.node.id}" to "${requested.id}"`);
       }
       return this.node;
     }
-    if (!node || !node.id) throw new StreamError(grpc.status.INVALID_ARGUMENT, 'the first request on a stream must carry node.id');
-    const denial = this.ctx.authorize?.(node, this.call);
-    if (denial) throw new StreamError(grpc.status.PERMISSION_DENIED, denial);
+    const node = admitNode(this.ctx, requested, this.call, 'the first request on a stream');
     this.node = node;
     const key = this.ctx.source.nodeKey(node);
     this.ctx.registry.streamOpened(this.id, node.id, key, node.cluster, node.userAgentName, this.peer, this.protocol);
@@ -219,6 +213,22 @@ export abstract class StreamSession<TypeState> {
     if (this.node) this.ctx.registry.streamClosed(this.id, this.node.id);
     if (clientEnded) this.call.end();
   }
+}
+
+/** Admission, the same for streams and fetches: a node id is required, the authorizer may refuse. */
+export function admitNode(ctx: SessionContext, node: NodeInfo | undefined, call: XdsCall, request: string): NodeInfo {
+  if (!node?.id) throw new StreamError(grpc.status.INVALID_ARGUMENT, `${request} must carry node.id`);
+  const denial = ctx.authorize?.(node, call);
+  if (denial) throw new StreamError(grpc.status.PERMISSION_DENIED, denial);
+  return node;
+}
+
+/** The status a failed request ends with; anything but a protocol error is a bug, so it is logged. */
+export function failureStatus(err: unknown, log: Logger, context: string): { code: grpc.status; details: string } {
+  if (err instanceof StreamError) return { code: err.code, details: err.message };
+  if (err instanceof BadRequestError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  log.warn(`${context}: ${(err as Error).stack ?? err}`);
+  return { code: grpc.status.INTERNAL, details: `internal error: ${(err as Error).message}` };
 }
 
 export class StreamError extends Error {
