@@ -53,9 +53,10 @@ describe('State-of-the-World xDS', function () {
     s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['e1', 'e2'], version_info: r1.version_info, response_nonce: 'stale-nonce' });
     const r2 = await s.next();
     assert.deepEqual(resNames(r2, 'cluster_name'), ['e1', 'e2']);
-    // Same names with a stale nonce: ignored.
-    s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['e1', 'e2'], version_info: r1.version_info, response_nonce: 'stale-nonce' });
+    // Same names with a stale nonce: ignored, even though it claims r2's version.
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['e1', 'e2'], version_info: r2.version_info, response_nonce: 'stale-nonce' });
     await s.nothingFor(300);
+    assert.notEqual(r2.version_info, r1.version_info);
     assert.equal(bed.xds.controlPlane.status.get('n1')!.types[0].ackedVersion, r1.version_info);
     s.close();
   });
