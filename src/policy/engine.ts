@@ -1,8 +1,8 @@
-import type { CompiledProxyPolicy, CompiledRule, PeerSet } from './compiled';
+import type { CompiledProxyPolicy, CompiledRule, PeerSet, PolicyOrigin } from './compiled';
 import type { Diagnostic } from './diagnostics';
 import { identityLabels, IdentityAllocator, type Identity } from './identities';
 import { resourceKey, resourceName, type PolicyResource, type Resource, type WorkloadResource } from './model';
-import { compilePolicyRules, normaliseCidr, type DirectionalRule, type PolicyRules } from './policy-rules';
+import { compilePolicyRules, normaliseCidr, ruleOrigin, type DirectionalRule, type PolicyRules } from './policy-rules';
 import { PortTable, type L7Conflict } from './port-table';
 import { bindingKey, bindingOf, keyMatchesNode } from './proxy-binding';
 import { SelectorCache, type CachedSelector } from './selector-cache';
@@ -106,11 +106,14 @@ export class PolicyEngine {
 
   upsertPolicy(resource: PolicyResource): void {
     const key = resourceKey(resource);
-    const rules = compilePolicyRules(resource);
-    const fingerprint = JSON.stringify([resource.spec, rules.ingress.map((r) => r.origin), rules.egress.map((r) => r.origin)]);
+    // Origins are in it because a rule moved within its file must re-point diagnostics and logs.
+    const origins = (dir: 'ingress' | 'egress'): PolicyOrigin[] => (resource.spec[dir] ?? []).map((_, i) => ruleOrigin(resource, dir, i));
+    const fingerprint = JSON.stringify([resource.spec, origins('ingress'), origins('egress')]);
     const old = this.policies.get(key);
+    // A reload re-upserts every policy; most have not changed and need no compiling.
     if (old?.fingerprint === fingerprint) return;
     if (old) this.removePolicy(key);
+    const rules = compilePolicyRules(resource);
     const acquire = (rs: DirectionalRule[]): CachedSelector[][] => rs.map((r) => r.peers.map((s) => this.selectors.acquire(s)));
     const rec: PolicyRecord = {
       resource,

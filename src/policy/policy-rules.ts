@@ -93,28 +93,29 @@ function ownNamespaceOnly(s: LabelSelectorSpec): LabelSelectorSpec {
   return { ...s, matchLabels, matchExpressions };
 }
 
+/** Where rule `i` of a direction was written, as its compiled rules will name it. */
+export function ruleOrigin(p: PolicyResource, dir: 'ingress' | 'egress', i: number): PolicyOrigin {
+  const o: PolicyOrigin = { policy: resourceName(p) };
+  if (p.source) {
+    o.file = p.source.file;
+    o.line = p.source.lineOf ? p.source.lineOf(['spec', dir, i]) : p.source.line;
+  }
+  return o;
+}
+
 export function compilePolicyRules(p: PolicyResource): PolicyRules {
   const ns = p.kind === 'L7Policy' ? p.namespace : undefined;
   const sel = (s: LabelSelectorSpec): Selector => compileSelector(s, ns);
   const subject = ns === undefined ? sel(p.spec.endpointSelector) : compileSelector(ownNamespaceOnly(p.spec.endpointSelector), ns);
-  const name = resourceName(p);
-  const origin = (dir: 'ingress' | 'egress', i: number): PolicyOrigin => {
-    const o: PolicyOrigin = { policy: name };
-    if (p.source) {
-      o.file = p.source.file;
-      o.line = p.source.lineOf ? p.source.lineOf(['spec', dir, i]) : p.source.line;
-    }
-    return o;
-  };
   const directional = (dir: 'ingress' | 'egress', i: number, endpoints: LabelSelectorSpec[] | undefined, cidrs: string[] | undefined, toPorts: PortRuleSpec[] | undefined): DirectionalRule => ({
-    origin: origin(dir, i),
+    origin: ruleOrigin(p, dir, i),
     any: !endpoints?.length && !cidrs?.length,
     peers: (endpoints ?? []).map(sel),
     cidrs: (cidrs ?? []).map(normaliseCidr),
     ports: compilePorts(toPorts),
   });
   return {
-    key: `${p.kind}/${name}`,
+    key: `${p.kind}/${resourceName(p)}`,
     subject,
     enforcesIngress: p.spec.ingress !== undefined,
     enforcesEgress: p.spec.egress !== undefined,
