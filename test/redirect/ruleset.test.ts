@@ -64,6 +64,7 @@ describe('redirect ruleset and config', () => {
   it('rejects configurations that would loop or cannot be rendered', () => {
     assert.throws(() => validateRedirectConfig(withDefaults({ proxyMark: 1 })), /proxy's own traffic would be captured/);
     assert.throws(() => validateRedirectConfig(withDefaults({ routeTable: 254 })), /routeTable/);
+    for (const bad of ['10.0.0.0/0x8', '10.0.0.0/1e1', '10.0.0.0/ 8', '10.0.0.0/8.0', '10.0.0.0/']) assert.throws(() => parseCidr(bad), /prefix length/, bad);
     // bpf mode's tc maps hold 1024 entries each; nft sets have no bound. Caught before any change.
     const many = Array.from({ length: 1025 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
     assert.throws(() => validateRedirectConfig(withDefaults({ excludeInboundCidrs: many }), 'bpf'), /excludeInboundCidrs \(IPv4\): 1025 distinct entries, but bpf mode's tc program holds at most 1024 \(use --mode nft/);

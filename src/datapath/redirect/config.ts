@@ -34,8 +34,9 @@ export function parseCidr(text: string): Cidr {
   // net.isIP accepts zone ids (fe80::1%eth0), which no CIDR set can hold.
   if (extra !== undefined || (family !== 4 && family !== 6) || address.includes('%')) throw new Error(`"${text}" is not an IPv4/IPv6 CIDR`);
   const max = family === 4 ? 32 : 128;
-  const prefix = prefixText === undefined ? max : Number(prefixText);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (prefixText !== undefined && prefixText.trim() === '')) {
+  // Decimal digits only: Number() would also take `0x8`, `1e1`, ` 8` or `8.0`.
+  const prefix = prefixText === undefined ? max : /^[0-9]{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) {
     throw new Error(`"${text}": prefix length must be 0-${max}`);
   }
   return { family, address, prefix, text: `${address}/${prefix}` };
