@@ -36,6 +36,7 @@ export class RawXdsStream<Res> {
   private waiters: Array<(r: Res) => void> = [];
   readonly call: grpc.ClientDuplexStream<Buffer, Buffer>;
   readonly ended: Promise<grpc.StatusObject>;
+  private endStatus?: grpc.StatusObject;
 
   constructor(
     client: grpc.Client,
@@ -51,7 +52,12 @@ export class RawXdsStream<Res> {
       if (w) w(r);
       else this.queue.push(r);
     });
-    this.ended = new Promise((resolve) => this.call.on('status', resolve));
+    this.ended = new Promise((resolve) =>
+      this.call.on('status', (st: grpc.StatusObject) => {
+        this.endStatus = st;
+        resolve(st);
+      }),
+    );
     this.call.on('error', () => undefined);
   }
 
@@ -75,10 +81,11 @@ export class RawXdsStream<Res> {
     });
   }
 
-  /** Asserts nothing arrives for `ms`. */
+  /** Asserts nothing arrives for `ms` on a stream that stays open: a dead stream is silent too. */
   async nothingFor(ms: number): Promise<void> {
     await new Promise((r) => setTimeout(r, ms));
     if (this.queue.length > 0) throw new Error(`unexpected response: ${JSON.stringify(this.queue[0])}`);
+    if (this.endStatus) throw new Error(`stream ended instead of staying quiet: ${grpc.status[this.endStatus.code]}: ${this.endStatus.details}`);
   }
 
   close(): void {
