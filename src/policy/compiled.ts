@@ -41,10 +41,13 @@ export interface KafkaRule {
 export interface PeerSet {
   /** The rule selects every peer (no fromEndpoints/toEndpoints/CIDR restriction). */
   any: boolean;
-  /** Addresses of the selected workloads plus CIDR peers, as CIDR strings. */
-  cidrs: string[];
+  /**
+   * Addresses of the selected workloads plus CIDR peers, as CIDR strings. Read-only: the engine
+   * shares these lists between ports, rules and proxies (and freezes the cached ones).
+   */
+  cidrs: readonly string[];
   /** mTLS identities of the selected workloads, e.g. `cluster.local/ns/default/sa/web`. */
-  principals: string[];
+  principals: readonly string[];
 }
 
 export interface CompiledRule {

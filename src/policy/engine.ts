@@ -39,8 +39,8 @@ interface WorkloadRecord {
 }
 
 interface Materialized {
-  cidrs: string[];
-  principals: string[];
+  readonly cidrs: readonly string[];
+  readonly principals: readonly string[];
 }
 
 const DEFAULT_ALLOW_ORIGIN = '(default allow: no policy selects this workload in this direction)';
@@ -324,9 +324,9 @@ export class PolicyEngine {
           const peers = this.peerSet(r, peersOf[i]);
           const base: CompiledRule = { origin: { ...r.origin }, peers };
           if (local) base.local = local;
-          if (r.ports.length === 0) tables[dir].add(0, 'ANY', { ...base, peers: clonePeers(peers) });
+          if (r.ports.length === 0) tables[dir].add(0, 'ANY', { ...base });
           for (const e of r.ports) {
-            const rule: CompiledRule = { ...base, peers: clonePeers(peers) };
+            const rule: CompiledRule = { ...base };
             if (e.http) rule.http = e.http.map((h) => ({ ...h }));
             if (e.kafka) rule.kafka = e.kafka.map((k) => ({ ...k, apiKeys: [...k.apiKeys] }));
             tables[dir].add(e.port, e.protocol, rule);
@@ -380,14 +380,11 @@ export class PolicyEngine {
       principals.push(`${this.trustDomain}/ns/${identity.namespace}/sa/${identity.serviceAccount}`);
       for (const w of ws) cidrs.push(...w.cidrs);
     }
-    m = { cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) };
+    // Frozen: every proxy whose rules select this selector shares these lists.
+    m = { cidrs: Object.freeze(sortedUnique(cidrs)), principals: Object.freeze(sortedUnique(principals)) };
     this.peerMaterialized.set(cs, m);
     return m;
   }
-}
-
-function clonePeers(p: PeerSet): PeerSet {
-  return { any: p.any, cidrs: [...p.cidrs], principals: [...p.principals] };
 }
 
 function conflictDiagnostic(proxyKey: string, c: L7Conflict, policy: PolicyResource | undefined): Diagnostic {

@@ -72,7 +72,7 @@ describe('policy engine', () => {
     assert.deepEqual([...e.dirtyProxies()].sort(), ['n-api', 'n-web-2']);
     const r = e.commit();
     assert.deepEqual(r.changed, ['n-api', 'n-web-2']);
-    assert.deepEqual(port(e.proxy('n-api')!.ingress, 80).rules[0].peers.cidrs.sort(), ['10.0.1.39/32', '10.0.2.2/32']);
+    assert.deepEqual([...port(e.proxy('n-api')!.ingress, 80).rules[0].peers.cidrs].sort(), ['10.0.1.39/32', '10.0.2.2/32']);
     assert.equal(e.selectors.selectorCount, selectorsBefore, 'no selector is created for a workload');
     // Removing it again restores api and drops the proxy.
     e.removeWorkload('Workload/default/web-2');
