@@ -82,6 +82,9 @@ describe('xDS server under bad input', function () {
     let answered = 0;
     while (answered < 3000) answered += (await churn.next(5000)).removed_resources.length;
     assert.equal(answered, 3000);
+    // Every unsubscribe took effect: only 'a' and the last name are left.
+    const eds = bed.xds.controlPlane.status.get('good')!.types.find((t) => t.typeUrl === TypeUrl.ClusterLoadAssignment)!;
+    assert.equal(eds.subscribedNames, 2);
     await stillHealthy(good);
 
     const flood = deltaStream(bed.client);
