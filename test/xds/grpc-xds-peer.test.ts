@@ -63,6 +63,7 @@ describe('xDS server with gRPC\'s xDS client (@grpc/grpc-js-xds)', function () {
 
   it('switches backends when a later snapshot changes the endpoints', async () => {
     const before = xds.controlPlane.status.get(NODE)!.types.find((t) => t.typeUrl === TypeUrl.Listener)!.sentAt;
+    assert.ok(before, 'the Listener was sent before the change');
     cache.setSnapshot(NODE, config(backends[1].port));
     const c = clients[0];
     await eventually('switch to B', () => callEcho(c), (v) => v === 'B');
