@@ -1,6 +1,7 @@
 import * as assert from 'assert';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
+import { makePinDir } from '../../src/datapath/bpf/bpffs';
 import { loadNative } from '../../src/datapath/bpf/native';
 import { defaultObjectPaths } from '../../src/datapath/bpf/preflight';
 import { skipUnlessKernel } from './helpers';
@@ -14,7 +15,7 @@ describe('datapath: pinned maps of another build (real kernel)', function () {
 
   before(function () {
     skipUnlessKernel(this);
-    fs.mkdirSync(pinDir, { recursive: true });
+    makePinDir(pinDir);
     const bpftool = (args: string[]): void => void execFileSync('bpftool', args, { stdio: 'pipe' });
     bpftool(['map', 'create', `${pinDir}/ma_ports`, 'type', 'hash', 'key', '2', 'value', '1', 'entries', '16', 'name', 'ma_ports']);
     // A config slot of an older build (three words; this build's is larger).

@@ -9,6 +9,8 @@ import * as path from 'path';
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as readline from 'readline';
 import { attach, detach, status, AttachOptions, AttachResult, DatapathStatus } from '../../src/datapath/bpf/datapath';
+import { BPFFS_ROOT } from '../../src/datapath/bpf/abi';
+import { mountBpffs } from '../../src/datapath/bpf/bpffs';
 import { cgroup2Root } from '../../src/datapath/bpf/cgroup';
 import { missingRequirements, preflight } from '../../src/datapath/bpf/preflight';
 
@@ -22,7 +24,14 @@ export function kernelSkipReason(): string | undefined {
   } catch {
     missing.push({ name: 'root', ok: false, detail: 'iproute2 (`ip`) not installed' });
   }
-  return missing.length > 0 ? missing.map((m) => m.detail).join('; ') : undefined;
+  if (missing.length > 0) return missing.map((m) => m.detail).join('; ');
+  // A fresh machine has no bpffs mounted; the suites set it up as `datapath attach` does.
+  try {
+    mountBpffs(BPFFS_ROOT);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return undefined;
 }
 
 /** mocha: skip with the reason printed, never silently pass. */

@@ -2,19 +2,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
-const BPF_FS_MAGIC = 0xcafe4a11;
 
 export function isCgroup2(dir: string): boolean {
   try {
     return fs.statfsSync(dir).type === CGROUP2_SUPER_MAGIC && fs.statSync(dir).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-export function isBpffs(dir: string): boolean {
-  try {
-    return fs.statfsSync(dir).type === BPF_FS_MAGIC;
   } catch {
     return false;
   }

@@ -1,5 +1,4 @@
 import * as fs from 'fs';
-import { execFileSync } from 'child_process';
 import {
   BPFFS_ROOT,
   COUNTER_NAMES,
@@ -16,7 +15,8 @@ import {
   RedirectMode,
   modeName,
 } from './abi';
-import { cgroup2Root, cgroupPathOf, isBpffs } from './cgroup';
+import { makePinDir, mountBpffs } from './bpffs';
+import { cgroup2Root, cgroupPathOf } from './cgroup';
 import { NativeProgInfo, NativeSocket, loadNative } from './native';
 import { ObjectPaths, PreflightError, defaultObjectPaths, missingRequirements, preflight } from './preflight';
 
@@ -101,16 +101,6 @@ function pinDirOf(t: DatapathTarget): string {
   return t.pinDir ?? DEFAULT_PIN_DIR;
 }
 
-function ensureBpffs(): void {
-  if (isBpffs(BPFFS_ROOT)) return;
-  fs.mkdirSync(BPFFS_ROOT, { recursive: true });
-  try {
-    execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS_ROOT], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (err) {
-    throw new Error(`bpffs not mounted at ${BPFFS_ROOT} and mounting it failed: ${(err as Error).message}`);
-  }
-}
-
 function validPorts(ports: number[]): number[] {
   for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`not a port: ${p}`);
   return [...new Set(ports)].sort((a, b) => a - b);
@@ -122,10 +112,11 @@ export function attach(opts: AttachOptions = {}): AttachResult {
   const objects = opts.objects ?? defaultObjectPaths();
   const missing = missingRequirements(preflight({ cgroup, objects, addon: opts.addon, bpffsMountable: true }));
   if (missing.length > 0) throw new PreflightError(missing);
-  ensureBpffs();
-  const native = loadNative(opts.addon);
   const pinDir = pinDirOf(opts);
-  fs.mkdirSync(pinDir, { recursive: true });
+  // Only the default location is ours to mount; a pin directory elsewhere must already be on bpffs.
+  if (pinDir === DEFAULT_PIN_DIR || pinDir.startsWith(BPFFS_ROOT + '/')) mountBpffs(BPFFS_ROOT);
+  makePinDir(pinDir);
+  const native = loadNative(opts.addon);
 
   const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
   const ports = validPorts(opts.ports ?? []);

@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { packageRoot } from '../../paths';
-import { isBpffs, isCgroup2 } from './cgroup';
+import { isBpffs } from './bpffs';
+import { isCgroup2 } from './cgroup';
 import { addonPath, loadNative } from './native';
 import { BPFFS_ROOT } from './abi';
 

@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { isBpffs } from '../bpf/cgroup';
+import { makePinDir, mountBpffs } from '../bpf/bpffs';
 import { packageRoot } from '../../paths';
 import type { RedirectConfig } from '../redirect-config';
 import { cidrsOf } from './config';
@@ -64,12 +64,7 @@ export async function bpfObjectPath(): Promise<string> {
 
 /** A bpffs instance of our own, so pins never collide with other components' /sys/fs/bpf. */
 export async function ensureBpffs(): Promise<string> {
-  fs.mkdirSync(BPFFS_ROOT, { recursive: true });
-  if (!isBpffs(BPFFS_ROOT)) {
-    const r = await runRawIn({}, ['mount', '-t', 'bpf', 'meshaccel-bpffs', BPFFS_ROOT]);
-    if (r.code !== 0 && !isBpffs(BPFFS_ROOT)) throw new Error(`mount -t bpf ${BPFFS_ROOT}: ${r.stderr.trim()}`);
-  }
-  return BPFFS_ROOT;
+  return mountBpffs(BPFFS_ROOT, 'meshaccel-bpffs');
 }
 
 /** Where loadProgram pins the program and its maps under a pin directory. */
@@ -115,7 +110,7 @@ export async function loadProgram(target: NetnsTarget, pinDir: string, config: R
   const object = await bpfObjectPath();
   fs.rmSync(pinDir, { recursive: true, force: true });
   const mapDir = mapDirOf(pinDir);
-  fs.mkdirSync(mapDir, { recursive: true });
+  makePinDir(mapDir);
   const progPin = progPinOf(pinDir);
   await runIn(target, ['bpftool', 'prog', 'load', object, progPin, 'type', 'classifier', 'pinmaps', mapDir]);
   const m = (name: string): string => path.join(mapDir, name);
