@@ -39,6 +39,18 @@ describe('redirect agent lifecycle', function () {
   const qdiscs = async (): Promise<string> => (await runIn(target, ['tc', 'qdisc', 'show'])).stdout;
   const rules = async (): Promise<string> => (await runIn(target, ['ip', 'rule', 'show'])).stdout;
 
+  it('refuses a namespace whose lo is down, in its own words, and changes nothing', async () => {
+    await run(['ip', '-n', ns, 'link', 'set', 'lo', 'down']);
+    try {
+      const before = await rules();
+      await assert.rejects(applyRedirect({}, { netns: ns, mode: 'nft' }), new RegExp(`loopback \\(lo\\) is down in network namespace ${ns}: .*ip -n ${ns} link set lo up.*nothing was changed`));
+      assert.equal(await rules(), before, 'no rule added');
+      assert.equal(readState(ns), undefined, 'no state recorded');
+    } finally {
+      await run(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+  });
+
   it('refuses a route table that already holds someone else\'s routes, and changes nothing', async () => {
     await runIn(target, ['ip', 'route', 'add', 'unreachable', '10.77.0.0/16', 'table', '177']);
     try {

@@ -72,6 +72,27 @@ class Rollback {
   }
 }
 
+/**
+ * Captured flows are delivered through a `local` route on lo, which the kernel refuses while lo
+ * is down ("Nexthop device is not up"). Bringing lo up is left to the user: it changes what
+ * every process in the namespace can reach, which is not apply's to decide.
+ */
+async function requireLoopbackUp(target: NetnsTarget): Promise<void> {
+  const where = target.netns ? `network namespace ${target.netns}` : 'the host network namespace';
+  const lo = await runRawIn(target, ['ip', '-j', 'link', 'show', 'dev', 'lo']);
+  if (lo.code !== 0) throw new Error(`cannot read lo in ${where}: ${lo.stderr.trim()}`);
+  let flags: string[] = [];
+  try {
+    flags = (JSON.parse(lo.stdout) as { flags?: string[] }[])[0]?.flags ?? [];
+  } catch {
+    throw new Error(`cannot read lo in ${where}: unexpected output of \`ip -j link show dev lo\``);
+  }
+  if (!flags.includes('UP')) {
+    const fix = target.netns ? `ip -n ${target.netns} link set lo up` : 'ip link set lo up';
+    throw new Error(`loopback (lo) is down in ${where}: captured flows are delivered to the proxy through a local route on lo, which needs lo up. Bring it up first (\`${fix}\`); nothing was changed`);
+  }
+}
+
 export async function applyRedirect(partial: Partial<RedirectConfig>, options: ApplyOptions = {}): Promise<InstalledState> {
   const config = withDefaults(partial);
   const mode = options.mode ?? 'nft';
@@ -81,6 +102,7 @@ export async function applyRedirect(partial: Partial<RedirectConfig>, options: A
   const previous = readState(options.netns);
 
   // Checked before anything is installed, so a typo changes nothing.
+  await requireLoopbackUp(target);
   if (options.interfaces) {
     const all = await listInterfaces(target);
     for (const d of options.interfaces) if (!all.includes(d)) throw new Error(`interface "${d}" does not exist in ${options.netns ?? 'the host namespace'}`);
