@@ -7,8 +7,11 @@ APT_PACKAGES := clang-14 llvm-14 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-co
                 linux-libc-dev nftables iptables iproute2 g++ make python3 openssl
 NPM_STAMP := node_modules/.meshaccel-installed
 XDS_PORT ?= 18000
+ADMIN_PORT ?= 18001
+# `make test SPEC='dist/test/xds/**/*.test.js'` runs some suites only.
+SPEC ?=
 
-.PHONY: all setup deps build ts bpf addon run serve test test-unit clean \
+.PHONY: all setup deps build ts bpf addon run serve test test-unit clean FORCE \
         bench-xds bench-policy bench-envoy bench-datapath bench-redirect
 
 all: build
@@ -29,8 +32,23 @@ $(NPM_STAMP): package.json package-lock.json
 
 deps: setup $(NPM_STAMP)
 
-ts: $(NPM_STAMP)
+# tsc runs only when a TypeScript source changed. When files were added or removed the output
+# is rebuilt from scratch, so a deleted test never lingers in dist/ to be run.
+TS_SOURCES := $(shell find src test bench examples -name '*.ts' -not -name '*.d.ts' 2>/dev/null | LC_ALL=C sort)
+TS_STAMP := dist/.meshaccel-built
+TS_LIST := dist/.meshaccel-sources
+
+ts: $(TS_STAMP)
+
+$(TS_LIST): FORCE
+	@mkdir -p dist
+	@printf '%s\n' $(TS_SOURCES) > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else [ ! -f $@ ] || echo "meshaccel build: sources added or removed, rebuilding dist/"; \
+	  find dist -mindepth 1 -not -name '$(notdir $@).new' -delete; mv $@.new $@; fi
+
+$(TS_STAMP): $(TS_LIST) $(TS_SOURCES) tsconfig.json $(NPM_STAMP)
 	$(NODE_BIN)/tsc -p tsconfig.json
+	@touch $@
 
 bpf: setup
 	$(MAKE) -C bpf
@@ -38,17 +56,22 @@ bpf: setup
 # Node's headers ship with Debian's nodejs (/usr/include/node); this network reaches no
 # headers download, so point node-gyp at them when present.
 NODEDIR := $(shell [ -f /usr/include/node/node.h ] && echo --nodedir=/usr)
-addon: setup $(NPM_STAMP)
-	cd src/datapath/native && ../../../$(NODE_BIN)/node-gyp rebuild $(NODEDIR) --loglevel=error >/dev/null
+ADDON_DIR := src/datapath/native
+ADDON_STAMP := $(ADDON_DIR)/build/.meshaccel-built
+addon: setup $(ADDON_STAMP)
+
+$(ADDON_STAMP): $(wildcard $(ADDON_DIR)/*.cc) $(ADDON_DIR)/binding.gyp $(NPM_STAMP)
+	cd $(ADDON_DIR) && ../../../$(NODE_BIN)/node-gyp rebuild $(NODEDIR) --loglevel=error >/dev/null
+	@touch $@
 
 build: deps ts bpf addon
 
 # The control server on its embedded file store with the example policies and workloads.
 run serve: build
-	node dist/src/cli/main.js serve --port $(XDS_PORT) --policies examples/policies --workloads examples/workloads
+	exec node bin/meshaccel serve --port $(XDS_PORT) --admin-port $(ADMIN_PORT) --policies examples/policies --workloads examples/workloads
 
 test: build
-	$(NODE_BIN)/mocha --config .mocharc.json
+	SPEC='$(SPEC)' $(NODE_BIN)/mocha --config .mocharc.js
 
 clean:
 	rm -rf dist src/datapath/native/build

@@ -44,3 +44,18 @@ export async function main(argv: string[]): Promise<number> {
     throw err;
   }
 }
+
+/** `node dist/src/cli/main.js ...` runs the CLI as bin/meshaccel does. */
+export function runAsProgram(argv = process.argv.slice(2)): void {
+  main(argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(`meshaccel: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+if (require.main === module) runAsProgram();

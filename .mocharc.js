@@ -1,0 +1,10 @@
+// `make test SPEC='dist/test/xds/**/*.test.js'` (or SPEC=... in the environment) runs some
+// suites only; by default every suite runs.
+'use strict';
+module.exports = {
+  spec: process.env.SPEC ? process.env.SPEC.split(/\s+/).filter(Boolean) : ['dist/test/**/*.test.js'],
+  timeout: 60000,
+  reporter: 'dist/test/summary-reporter.js',
+  exit: true,
+  require: ['dist/test/setup.js'],
+};
