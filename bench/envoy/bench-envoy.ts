@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import { buildProxyResourceJson, encodeGenerated } from '../../src/envoy/proxy-resources';
 import { getEnvoyRoot } from '../../src/envoy/protos';
 import type { CompiledProxyPolicy, CompiledRule } from '../../src/policy/compiled';

@@ -1,8 +1,8 @@
 import type { CompiledPortPolicy, CompiledProxyPolicy, PolicyOrigin } from '../policy/compiled';
-import type { RedirectConfig } from '../datapath/redirect-config';
-import type { EncodedResource } from '../xds/resource';
+import type { RedirectConfig } from '../net/capture-config';
+import type { EncodedResource } from '../resource/encoded';
 import { SchemaError, encodeEnvoyResource } from './encode';
-import { TypeUrl } from './type-urls';
+import { TypeUrl } from '../resource/type-urls';
 import { Direction, rbacEcdsName, typedExtensionConfig } from './builders/ecds';
 import { captureListener, httpPorts, listenerName, originalDstCluster, passthroughRouteConfig } from './builders/listeners';
 import { grpcServerListener } from './builders/grpc-server';

@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { LineCounter, parseAllDocuments } from 'yaml';
-import { compareDiagnostics, formatPath, type Diagnostic, type PathSegment } from './diagnostics';
+import { formatPath, type PathSegment } from '../json/path';
+import { compareDiagnostics, type Diagnostic } from './diagnostics';
 import { resourceKey, resourceName, type L7PolicySpec, type PolicyResource, type Resource, type WorkloadResource, type WorkloadSpec } from './model';
 import { CrdSchemas } from './schema';
 import { checkMetadata, checkPolicySpec, checkWorkloadSpec, type SemanticError } from './semantic-checks';

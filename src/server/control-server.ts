@@ -1,8 +1,8 @@
 import { FilePolicySource, nodeAffected } from '../sources/file-source';
 import { formatDiagnostic } from '../policy/diagnostics';
-import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../net/capture-config';
 import type { EnvoyMode } from '../envoy/proxy-resources';
-import { startXdsServer, type RunningXdsServer } from '../xds/standalone';
+import { startXdsServer, type RunningXdsServer } from '../xds/server';
 import type { TlsFiles } from '../xds/tls';
 import { startAdminServer, type AdminServer } from '../xds/admin-http';
 import type { Logger } from '../xds/stream-session';

@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
-import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../../src/net/capture-config';
 import { buildProxyResourceJson, buildProxyResources, encodeGeneratedSettled, type GeneratedResource } from '../../src/envoy/proxy-resources';
 import { SchemaError } from '../../src/envoy/encode';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { TypeUrl } from '../../src/resource/type-urls';
 import type { CompiledProxyPolicy } from '../../src/policy/compiled';
 import { FIXTURES } from './fixtures';
 

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as grpc from '@grpc/grpc-js';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import { buildProxyResourceJson, buildProxyResources } from '../../src/envoy/proxy-resources';
 import { lookupType } from '../../src/envoy/protos';
 import { loadFiles } from '../../src/policy/loader';

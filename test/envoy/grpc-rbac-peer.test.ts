@@ -7,9 +7,9 @@ import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { SnapshotCache } from '../../src/xds/cache';
 import { Snapshot } from '../../src/xds/snapshot';
-import { startXdsServer, type RunningXdsServer } from '../../src/xds/standalone';
+import { startXdsServer, type RunningXdsServer } from '../../src/xds/server';
 import { buildProxyResources } from '../../src/envoy/proxy-resources';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import type { CompiledProxyPolicy, HttpRule } from '../../src/policy/compiled';
 
 /**

@@ -5,7 +5,7 @@ import * as path from 'path';
 import type * as grpc from '@grpc/grpc-js';
 import { startControlServer, type RunningControlServer } from '../../src/server/control-server';
 import { packageRoot } from '../../src/paths';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { TypeUrl } from '../../src/resource/type-urls';
 import { decodeAny } from '../helpers/envoy-resources';
 import { deltaStream, rawClient } from '../helpers/raw-xds-client';
 

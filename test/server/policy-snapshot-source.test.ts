@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { PolicySnapshotSource } from '../../src/server/policy-snapshot-source';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import type { NodeInfo } from '../../src/xds/cache';
 
 describe('PolicySnapshotSource', () => {

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import { execFileSync } from 'child_process';
 import {
-  BPFFS_ROOT,
+  BPFFS_MOUNT,
   COUNTER_NAMES,
   Counters,
   DEFAULT_BULK_SMALL_MAX,
@@ -13,7 +13,7 @@ import {
   leaveDelayOf,
   leaveDelayValue,
   MODE_VALUES,
-  RedirectMode,
+  SkMsgMode,
   modeName,
 } from './abi';
 import { cgroup2Root, cgroupPathOf, isBpffs } from './cgroup';
@@ -50,7 +50,7 @@ export interface AttachResult {
   cgroup: string;
   cgroupId: number;
   linkId: number;
-  mode: RedirectMode;
+  mode: SkMsgMode;
   ports: number[];
   /** The pinned programs (a previous start) were this build's and were reused. */
   adopted: boolean;
@@ -86,7 +86,7 @@ export interface DatapathStatus {
   cgroup: { id: number; path: string | null; linkId: number } | null;
   /** Program ids attached to the sockhash (null when the kernel cannot say). */
   skMsgAttachedIds: number[] | null;
-  mode: RedirectMode | 'unknown' | null;
+  mode: SkMsgMode | 'unknown' | null;
   bulkStreak: number | null;
   bulkSmallMax: number | null;
   bulkLargeMin: number | null;
@@ -102,12 +102,12 @@ function pinDirOf(t: DatapathTarget): string {
 }
 
 function ensureBpffs(): void {
-  if (isBpffs(BPFFS_ROOT)) return;
-  fs.mkdirSync(BPFFS_ROOT, { recursive: true });
+  if (isBpffs(BPFFS_MOUNT)) return;
+  fs.mkdirSync(BPFFS_MOUNT, { recursive: true });
   try {
-    execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS_ROOT], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS_MOUNT], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    throw new Error(`bpffs not mounted at ${BPFFS_ROOT} and mounting it failed: ${(err as Error).message}`);
+    throw new Error(`bpffs not mounted at ${BPFFS_MOUNT} and mounting it failed: ${(err as Error).message}`);
   }
 }
 
@@ -129,7 +129,7 @@ export function attach(opts: AttachOptions = {}): AttachResult {
 
   const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
   const ports = validPorts(opts.ports ?? []);
-  const mode: RedirectMode = ports.length > 0 ? 'ports' : 'all';
+  const mode: SkMsgMode = ports.length > 0 ? 'ports' : 'all';
   // Configure before attaching, so the first socket established in the cgroup already sees
   // the mode it should.
   native.configure(

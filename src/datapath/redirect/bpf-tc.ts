@@ -9,14 +9,14 @@ import * as os from 'os';
 import * as path from 'path';
 import { isBpffs } from '../bpf/cgroup';
 import { packageRoot } from '../../paths';
-import type { RedirectConfig } from '../redirect-config';
-import { cidrsOf } from './config';
+import type { RedirectConfig } from '../../net/capture-config';
+import { cidrsOf } from '../../net/cidr';
 import { run, runIn, runRawIn, type NetnsTarget } from './exec';
 
 export const PROGRAM_NAME = 'tproxy_sk_assign';
 /** tc filter preference of our filter, so detach removes exactly ours. */
 export const TC_PREF = 4242;
-export const BPFFS_ROOT = '/run/meshaccel/bpffs';
+export const REDIRECT_BPFFS = '/run/meshaccel/bpffs';
 
 export const STAT_NAMES = [
   'inbound_captured',
@@ -64,12 +64,12 @@ export async function bpfObjectPath(): Promise<string> {
 
 /** A bpffs instance of our own, so pins never collide with other components' /sys/fs/bpf. */
 export async function ensureBpffs(): Promise<string> {
-  fs.mkdirSync(BPFFS_ROOT, { recursive: true });
-  if (!isBpffs(BPFFS_ROOT)) {
-    const r = await runRawIn({}, ['mount', '-t', 'bpf', 'meshaccel-bpffs', BPFFS_ROOT]);
-    if (r.code !== 0 && !isBpffs(BPFFS_ROOT)) throw new Error(`mount -t bpf ${BPFFS_ROOT}: ${r.stderr.trim()}`);
+  fs.mkdirSync(REDIRECT_BPFFS, { recursive: true });
+  if (!isBpffs(REDIRECT_BPFFS)) {
+    const r = await runRawIn({}, ['mount', '-t', 'bpf', 'meshaccel-bpffs', REDIRECT_BPFFS]);
+    if (r.code !== 0 && !isBpffs(REDIRECT_BPFFS)) throw new Error(`mount -t bpf ${REDIRECT_BPFFS}: ${r.stderr.trim()}`);
   }
-  return BPFFS_ROOT;
+  return REDIRECT_BPFFS;
 }
 
 /** Where loadProgram pins the program and its maps under a pin directory. */
