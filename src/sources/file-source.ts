@@ -1,74 +1,56 @@
 import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import type { CompiledProxyPolicy } from '../policy/compiled';
-import { compareDiagnostics, type Diagnostic } from '../policy/diagnostics';
-import { PolicyEngine } from '../policy/engine';
-import { listYamlFiles, loadFiles } from '../policy/loader';
-import type { Resource } from '../policy/model';
-import { keyMatchesNode } from '../policy/proxy-binding';
+import type { Diagnostic } from '../policy/diagnostics';
+import { listYamlFiles } from '../policy/loader';
+import type { PolicyObject } from '../store/events';
+import { PolicyStore, type ApplyResult, type PolicyState, type PolicyUpdate } from '../store/policy-store';
+import type { PolicySource } from './policy-source';
+
+export { nodeAffected, type PolicyState, type PolicyUpdate } from '../store/policy-store';
 
 export interface FilePolicySourceOptions {
   /** Directories of policy and workload YAML (any mix of kinds; searched recursively). */
   directories: string[];
   /** Quiet period after the last file event before reloading; editors write in bursts. */
   debounceMs?: number;
+  /** For a store of its own (when `store` is not given). */
   trustDomain?: string;
   /** Watch the directories; off for one-shot use (`policy compile`). */
   watch?: boolean;
+  /** The store to feed; by default one of its own. */
+  store?: PolicyStore;
+  /** Tag of its events in the store (default `file`). */
+  name?: string;
 }
 
-/** One consistent, fully validated configuration. */
-export interface PolicyState {
-  /** Increases by one with every applied change. */
-  readonly version: number;
-  /** Compiled policy per proxy key: the xDS node id, or `metadata:{...}` for a metadata binding. */
-  readonly proxies: ReadonlyMap<string, CompiledProxyPolicy>;
-  readonly files: readonly string[];
-}
-
-export interface PolicyUpdate {
-  state: PolicyState;
-  /** Proxy keys whose policy is new or different. Use `nodeAffected` to map them onto connected nodes. */
-  changed: string[];
-  /** Proxy keys that serve no workload any more. */
-  removed: string[];
-}
-
-export interface ReloadResult {
-  applied: boolean;
-  diagnostics: Diagnostic[];
-  update?: PolicyUpdate;
-}
+export type ReloadResult = ApplyResult;
 
 export interface FilePolicySourceEvents {
   update: [PolicyUpdate];
   error: [Diagnostic[]];
 }
 
-/** Whether a change to these proxy keys concerns a node with this id and metadata. */
-export function nodeAffected(keys: readonly string[], nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): boolean {
-  return keys.some((k) => keyMatchesNode(k, nodeId, nodeMetadata));
-}
-
 /**
- * The embedded policy source: a directory of multi-document YAML, watched. Every reload validates
- * all files as one set; only if all pass does it apply the change to the incremental engine and
- * emit `update` with the proxies whose policy changed. Otherwise it emits `error` with
- * file:line diagnostics and the last good state keeps serving — never a half-applied directory.
+ * The embedded policy source: directories of multi-document YAML, watched. Every reload sends
+ * all files to the store as one batch (`replace-all`), which the store validates and applies
+ * as one set: only if every file passes does the change reach the engine, and `update` names
+ * the proxies whose policy changed. Otherwise `error` carries file:line diagnostics and the last
+ * good state of every file keeps serving — never a half-applied directory.
  */
-export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> {
-  private readonly engine: PolicyEngine;
+export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> implements PolicySource {
+  readonly name: string;
+  readonly store: PolicyStore;
   private readonly debounceMs: number;
   private readonly watchers: fs.FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private state: PolicyState = { version: 0, proxies: new Map(), files: [] };
-  private lastGood: Resource[] = [];
   private lastDiagnostics: Diagnostic[] = [];
   private stopped = false;
 
   constructor(private readonly options: FilePolicySourceOptions) {
     super();
-    this.engine = new PolicyEngine({ trustDomain: options.trustDomain });
+    this.name = options.name ?? 'file';
+    this.store = options.store ?? new PolicyStore({ trustDomain: options.trustDomain });
     this.debounceMs = options.debounceMs ?? 100;
   }
 
@@ -96,7 +78,7 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> {
   }
 
   current(): PolicyState {
-    return this.state;
+    return this.store.current();
   }
 
   /** Diagnostics of the last failed reload; empty once a reload succeeds. */
@@ -106,47 +88,41 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> {
 
   /** The policy for a connecting node (node-id binding plus matching metadata bindings). */
   policyForNode(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): CompiledProxyPolicy | undefined {
-    return this.engine.policyForNode(nodeId, nodeMetadata);
+    return this.store.policyForNode(nodeId, nodeMetadata);
   }
 
-  /** Reads, validates and (if everything passes) applies the directories now. Synchronous, so no reload interleaves with another. */
+  /** Reads the directories and sends them to the store as one batch now. Synchronous, so no reload interleaves with another. */
   reload(): ReloadResult {
-    const files: string[] = [];
-    const missing: Diagnostic[] = [];
+    const objects: PolicyObject[] = [];
+    const unreadable: PolicyObject[] = [];
     for (const dir of this.options.directories) {
+      let files: string[];
       try {
-        files.push(...listYamlFiles(dir));
+        files = listYamlFiles(dir);
       } catch (err) {
-        missing.push({ file: dir, line: 1, column: 1, path: '', message: `cannot read directory: ${(err as Error).message}` });
+        unreadable.push({ id: dir, unreadable: `cannot read directory: ${(err as Error).message}` });
+        continue;
       }
-    }
-    const loaded = loadFiles(files);
-    const diagnostics = [...missing, ...loaded.diagnostics];
-    if (diagnostics.length === 0) {
-      this.engine.sync(loaded.resources);
-      const commit = this.engine.commit();
-      if (commit.conflicts.length === 0) {
-        this.lastGood = loaded.resources;
-        this.lastDiagnostics = [];
-        const first = this.state.version === 0;
-        if (!first && commit.changed.length === 0 && commit.removed.length === 0) {
-          this.state = { ...this.state, files };
-          return { applied: true, diagnostics: [] };
+      for (const file of files) {
+        try {
+          objects.push({ id: file, text: fs.readFileSync(file, 'utf8') });
+        } catch (err) {
+          objects.push({ id: file, unreadable: `cannot read: ${(err as Error).message}` });
         }
-        this.state = { version: this.state.version + 1, proxies: this.engine.proxies(), files };
-        const update: PolicyUpdate = { state: this.state, changed: commit.changed, removed: commit.removed };
-        this.emit('update', update);
-        return { applied: true, diagnostics: [], update };
       }
-      // Roll the engine back to the last good resources; its compiled policies were never replaced.
-      this.engine.sync(this.lastGood);
-      this.engine.commit();
-      diagnostics.push(...commit.conflicts);
     }
-    diagnostics.sort(compareDiagnostics);
-    this.lastDiagnostics = diagnostics;
-    this.report(diagnostics);
-    return { applied: false, diagnostics };
+    const result = this.store.apply([
+      ...unreadable.map((o) => ({ type: 'upsert' as const, source: this.name, ...o })),
+      { type: 'replace-all', source: this.name, objects },
+    ]);
+    if (result.applied) {
+      this.lastDiagnostics = [];
+      if (result.update) this.emit('update', result.update);
+    } else {
+      this.lastDiagnostics = result.diagnostics;
+      this.report(result.diagnostics);
+    }
+    return result;
   }
 
   private report(diagnostics: Diagnostic[]): void {

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { PolicySnapshotSource } from '../../src/server/policy-snapshot-source';
+import { NodeSnapshotBuilder as PolicySnapshotSource } from '../../src/server/node-snapshot-builder';
 import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import type { NodeInfo } from '../../src/xds/cache';
 
