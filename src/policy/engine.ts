@@ -112,6 +112,7 @@ export class PolicyEngine {
   /** Binding keys of metadata bindings in use: the only keys a node can match besides its id. */
   private readonly metadataKeys = new Set<string>();
   private readonly nodes = new Map<string, NodeTarget>();
+  private compiles = 0;
 
   constructor(options: EngineOptions = {}) {
     this.trustDomain = options.trustDomain ?? 'cluster.local';
@@ -396,7 +397,13 @@ export class PolicyEngine {
     return this.compileWorkloads(key, [...(this.proxyWorkloads.get(key) ?? [])]);
   }
 
+  /** How many proxy compiles ran (bindings and nodes alike; for tests and benchmarks). */
+  get compileCount(): number {
+    return this.compiles;
+  }
+
   private compileWorkloads(nodeId: string, unsorted: WorkloadRecord[]): { policy: CompiledProxyPolicy; conflicts: L7Conflict[] } {
+    this.compiles++;
     const workloads = unsorted.sort((a, b) => (a.key < b.key ? -1 : 1));
     const applicable = new Map<PolicyRecord, WorkloadRecord[]>();
     const enforced = { ingress: new Set<WorkloadRecord>(), egress: new Set<WorkloadRecord>() };
