@@ -8,7 +8,7 @@ APT_PACKAGES := clang-14 llvm-14 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-co
 NPM_STAMP := node_modules/.meshaccel-installed
 XDS_PORT ?= 18000
 
-.PHONY: all setup deps build ts bpf addon run serve test test-unit clean \
+.PHONY: all setup deps build ts bpf addon test-addon run serve test test-unit lint format-check clean \
         bench-xds bench-policy bench-envoy bench-datapath bench-redirect
 
 all: build
@@ -41,17 +41,30 @@ NODEDIR := $(shell [ -f /usr/include/node/node.h ] && echo --nodedir=/usr)
 addon: setup $(NPM_STAMP)
 	cd src/datapath/native && ../../../$(NODE_BIN)/node-gyp rebuild $(NODEDIR) --loglevel=error >/dev/null
 
+# The test tools' addon (IP_TRANSPARENT listeners, marked connects), which only the redirect
+# tests and bench-redirect use.
+test-addon: setup $(NPM_STAMP)
+	cd test/tools/native && ../../../$(NODE_BIN)/node-gyp rebuild $(NODEDIR) --loglevel=error >/dev/null
+
 build: deps ts bpf addon
+
+# eslint over src, test, bench and examples; the import-cycle check is a test (test/layout).
+lint: $(NPM_STAMP)
+	$(NODE_BIN)/eslint --max-warnings 0 .
+
+# The formatter's verdict, without rewriting anything (`prettier --write .` to apply).
+format-check: $(NPM_STAMP)
+	$(NODE_BIN)/prettier --check .
 
 # The control server on its embedded file store with the example policies and workloads.
 run serve: build
 	node dist/src/cli/main.js serve --port $(XDS_PORT) --policies examples/policies --workloads examples/workloads
 
-test: build
+test: build test-addon lint
 	$(NODE_BIN)/mocha --config .mocharc.json
 
 clean:
-	rm -rf dist src/datapath/native/build
+	rm -rf dist src/datapath/native/build test/tools/native/build
 	-$(MAKE) -C bpf clean
 
 bench-xds: build
@@ -66,5 +79,5 @@ bench-envoy: build
 bench-datapath: build
 	bash bench/datapath/run.sh
 
-bench-redirect: build
+bench-redirect: build test-addon
 	bash bench/redirect/run.sh

@@ -118,7 +118,6 @@ function compilePattern(pattern: string): Tester {
   try {
     return new RegExp(pattern);
   } catch {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { RE2 } = require('re2-wasm') as { RE2: new (p: string, flags: string) => Tester };
     return new RE2(pattern, 'u');
   }

@@ -22,9 +22,7 @@ export function protoSearchPath(): string[] {
 }
 
 /** Only what the xDS server itself decodes: requests, Node, google.rpc.Status. */
-export const DISCOVERY_PROTO_FILES: readonly string[] = [
-  'envoy/service/discovery/v3/discovery.proto',
-];
+export const DISCOVERY_PROTO_FILES: readonly string[] = ['envoy/service/discovery/v3/discovery.proto'];
 
 export function loadProtoFiles(files: readonly string[]): protobuf.Root {
   const searchPath = protoSearchPath();

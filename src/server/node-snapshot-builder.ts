@@ -153,7 +153,12 @@ export class NodeSnapshotBuilder implements SnapshotSource {
 
   private rebuild(node: NodeInfo, connected: boolean): void {
     this.builds++;
-    const served = connected && this.policies.trackNode ? this.policies.trackNode(node.id, node.metadata) : this.policies.nodePolicy ? this.policies.nodePolicy(node.id, node.metadata) : { policy: this.policies.policyForNode(node.id, node.metadata), conflicts: [] };
+    const served =
+      connected && this.policies.trackNode
+        ? this.policies.trackNode(node.id, node.metadata)
+        : this.policies.nodePolicy
+          ? this.policies.nodePolicy(node.id, node.metadata)
+          : { policy: this.policies.policyForNode(node.id, node.metadata), conflicts: [] };
     try {
       if (served.conflicts.length > 0) throw new Error(`policy refused:\n${served.conflicts.map(formatDiagnostic).join('\n')}`);
       let snapshot = Snapshot.empty();

@@ -18,7 +18,6 @@ import { FIXTURES } from './fixtures';
  * touched, so Envoy has nothing to drain.
  */
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const decode = (typeName: string, bytes: Uint8Array): any => {
   const t = lookupType(typeName);
   return t.toObject(t.decode(bytes), { enums: String, longs: Number });

@@ -13,7 +13,6 @@ import { tmpDir } from '../policy/helpers';
 interface RbacEngine {
   apply(info: Record<string, unknown>): boolean;
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { parseConfig } = require('@grpc/grpc-js-xds/build/src/rbac') as { parseConfig(rules: unknown): RbacEngine };
 
 function compile(yaml: string, nodeId: string, metadata: Record<string, unknown> = {}): CompiledProxyPolicy {

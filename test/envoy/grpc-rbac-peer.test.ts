@@ -78,7 +78,6 @@ describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', functio
   };
 
   before(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const grpcXds = require('@grpc/grpc-js-xds') as typeof import('@grpc/grpc-js-xds');
     grpcXds.register();
     cache = new SnapshotCache();

@@ -17,7 +17,6 @@ interface RbacEngine {
   apply(info: Record<string, unknown>): boolean;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { parseConfig } = require('@grpc/grpc-js-xds/build/src/rbac') as { parseConfig(rules: unknown): RbacEngine };
 
 function engine(compiled: CompiledProxyPolicy, mode: 'istio' | 'grpc', port = 8080): RbacEngine {

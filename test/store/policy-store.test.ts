@@ -16,7 +16,12 @@ const KAFKA = '            kafka:\n              - role: produce\n';
 
 /** Node `n1` serves `api` by node id and, through its metadata, `broker` (bound by `NODE_NAME: h1`). */
 const twoBindings = (brokerRules: string): { id: string; text: string }[] => [
-  { id: 'workloads.yaml', text: [workloadYaml('api', 'api', '10.0.0.1', '{nodeId: n1}'), workloadYaml('broker', 'broker', '10.0.0.2', '{nodeMetadata: {NODE_NAME: h1}}')].join('---\n') },
+  {
+    id: 'workloads.yaml',
+    text: [workloadYaml('api', 'api', '10.0.0.1', '{nodeId: n1}'), workloadYaml('broker', 'broker', '10.0.0.2', '{nodeMetadata: {NODE_NAME: h1}}')].join(
+      '---\n',
+    ),
+  },
   { id: 'api.yaml', text: policyYaml('api', 'api', HTTP) },
   { id: 'broker.yaml', text: policyYaml('broker', 'broker', brokerRules) },
 ];
@@ -33,7 +38,10 @@ describe('PolicyStore', () => {
       { type: 'upsert', source: 'file', id: 'broker.yaml', text: policyYaml('broker', 'broker', HTTP.replace('/.*', '(?=x)')) },
     ]);
     assert.equal(r.applied, false);
-    assert.deepEqual(r.diagnostics.map((d) => [d.file, d.path]), [['broker.yaml', 'spec.ingress[0].toPorts[0].rules.http[0].path']]);
+    assert.deepEqual(
+      r.diagnostics.map((d) => [d.file, d.path]),
+      [['broker.yaml', 'spec.ingress[0].toPorts[0].rules.http[0].path']],
+    );
     assert.equal(store.current(), good);
     assert.equal(store.policyForNode('n1')?.ingress[0].rules[0].http?.[0].path, '/.*', 'the good half of the batch did not apply');
   });
@@ -62,7 +70,10 @@ describe('PolicyStore', () => {
     const clash = store.apply([{ type: 'upsert', source: 'file', id: 'broker.yaml', text: policyYaml('broker', 'broker', KAFKA) }]);
     assert.equal(clash.applied, false);
     assert.equal(clash.diagnostics.length, 1);
-    assert.match(clash.diagnostics[0].message, /port 80\/TCP of proxy n1 gets .* rules here but .* rules from .*; a port has one L7 protocol \(node n1 is served by the bindings metadata:\{"NODE_NAME":"h1"\}, n1/);
+    assert.match(
+      clash.diagnostics[0].message,
+      /port 80\/TCP of proxy n1 gets .* rules here but .* rules from .*; a port has one L7 protocol \(node n1 is served by the bindings metadata:\{"NODE_NAME":"h1"\}, n1/,
+    );
     assert.deepEqual(store.nodePolicy('n1', { NODE_NAME: 'h1' }).policy?.workloads, ['default/api', 'default/broker'], 'the last good policy still serves');
 
     // A node that connects into an existing clash is refused, with the clash as the reason.
@@ -78,11 +89,20 @@ describe('PolicyStore', () => {
 
 describe('policy engine: nodes served by several bindings', () => {
   const workload = (name: string, app: string, address: string, proxy: WorkloadResource['spec']['proxy']): WorkloadResource => ({
-    kind: 'Workload', name, namespace: 'default', labels: { app }, spec: { addresses: [address], proxy },
+    kind: 'Workload',
+    name,
+    namespace: 'default',
+    labels: { app },
+    spec: { addresses: [address], proxy },
   });
   const allowFrom = (name: string, to: string, from: string): PolicyResource => ({
-    kind: 'L7Policy', name, namespace: 'default',
-    spec: { endpointSelector: { matchLabels: { app: to } }, ingress: [{ fromEndpoints: [{ matchLabels: { app: from } }], toPorts: [{ ports: [{ port: 80, protocol: 'TCP' }], rules: { http: [{ path: '/.*' }] } }] }] },
+    kind: 'L7Policy',
+    name,
+    namespace: 'default',
+    spec: {
+      endpointSelector: { matchLabels: { app: to } },
+      ingress: [{ fromEndpoints: [{ matchLabels: { app: from } }], toPorts: [{ ports: [{ port: 80, protocol: 'TCP' }], rules: { http: [{ path: '/.*' }] } }] }],
+    },
   });
 
   it('compiles a tracked node once per change that concerns it, never per query', () => {
