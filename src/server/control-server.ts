@@ -46,7 +46,7 @@ export interface RunningControlServer {
  */
 export async function startControlServer(o: ControlServerOptions): Promise<RunningControlServer> {
   const store = new PolicyStore({ trustDomain: o.trustDomain });
-  const source = new FilePolicySource({ directories: o.directories, store });
+  const source = new FilePolicySource({ directories: o.directories, store, log: o.log });
   const build = { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost, servedPorts: o.servedPorts };
   const snapshots = NodeSnapshotBuilder.forStore(store, build, o.log, { graceMs: o.nodeGraceMs });
 
