@@ -58,7 +58,7 @@ format-check: $(NPM_STAMP)
 
 # The control server on its embedded file store with the example policies and workloads.
 run serve: build
-	node dist/src/cli/main.js serve --port $(XDS_PORT) --policies examples/policies --workloads examples/workloads
+	node bin/meshaccel serve --port $(XDS_PORT) --policies examples/policies --workloads examples/workloads
 
 test: build test-addon lint
 	$(NODE_BIN)/mocha --config .mocharc.json
