@@ -11,7 +11,7 @@ ADMIN_PORT ?= 18001
 # `make test SPEC='dist/test/xds/**/*.test.js'` runs some suites only.
 SPEC ?=
 
-.PHONY: all setup deps build ts bpf addon run serve test test-unit clean FORCE \
+.PHONY: all setup deps build ts bpf addon test-addon run serve test test-unit lint format-check clean FORCE \
         bench-xds bench-policy bench-envoy bench-datapath bench-redirect
 
 all: build
@@ -64,17 +64,30 @@ $(ADDON_STAMP): $(wildcard $(ADDON_DIR)/*.cc) $(ADDON_DIR)/binding.gyp $(NPM_STA
 	cd $(ADDON_DIR) && ../../../$(NODE_BIN)/node-gyp rebuild $(NODEDIR) --loglevel=error >/dev/null
 	@touch $@
 
+# The test tools' addon (IP_TRANSPARENT listeners, marked connects), which only the redirect
+# tests and bench-redirect use.
+test-addon: setup $(NPM_STAMP)
+	cd test/tools/native && ../../../$(NODE_BIN)/node-gyp rebuild $(NODEDIR) --loglevel=error >/dev/null
+
 build: deps ts bpf addon
+
+# eslint over src, test, bench and examples; the import-cycle check is a test (test/layout).
+lint: $(NPM_STAMP)
+	$(NODE_BIN)/eslint --max-warnings 0 .
+
+# The formatter's verdict, without rewriting anything (`prettier --write .` to apply).
+format-check: $(NPM_STAMP)
+	$(NODE_BIN)/prettier --check .
 
 # The control server on its embedded file store with the example policies and workloads.
 run serve: build
 	exec node bin/meshaccel serve --port $(XDS_PORT) --admin-port $(ADMIN_PORT) --policies examples/policies --workloads examples/workloads
 
-test: build
+test: build test-addon lint
 	SPEC='$(SPEC)' $(NODE_BIN)/mocha --config .mocharc.js
 
 clean:
-	rm -rf dist src/datapath/native/build
+	rm -rf dist src/datapath/native/build test/tools/native/build
 	-$(MAKE) -C bpf clean
 
 bench-xds: build
@@ -89,5 +102,5 @@ bench-envoy: build
 bench-datapath: build
 	bash bench/datapath/run.sh
 
-bench-redirect: build
+bench-redirect: build test-addon
 	bash bench/redirect/run.sh

@@ -8,18 +8,21 @@
  */
 export { SnapshotCache, nodeIdHash, type NodeHash, type NodeInfo, type SnapshotSource, type SnapshotCacheOptions } from './xds/cache';
 export { Snapshot, selectionVersion } from './xds/snapshot';
-export { encodedResource, contentVersion, type EncodedResource } from './xds/resource';
+export { encodedResource, contentVersion, type EncodedResource } from './resource/encoded';
 export { XdsControlPlane, addXdsServices, type XdsControlPlaneOptions } from './xds/control-plane';
-export { startXdsServer, type XdsServerOptions, type RunningXdsServer } from './xds/standalone';
+export { startXdsServer, type XdsServerOptions, type RunningXdsServer } from './xds/server';
 export { certificateIdentityAuthorizer, certificateIdentities, serverCredentials, type TlsFiles } from './xds/tls';
 export { NodeStatusRegistry, type NodeStatus, type TypeStatus, type NackRecord } from './xds/node-status';
 export type { NodeAuthorizer, StreamLimits, Logger } from './xds/stream-session';
 export { startAdminServer, type AdminServer } from './xds/admin-http';
-export { TypeUrl, typeUrlOf } from './envoy/type-urls';
+export { TypeUrl, typeUrlOf } from './resource/type-urls';
 export { encodeEnvoyResource, SchemaError } from './envoy/encode';
 export { buildProxyResources, buildProxyResourceJson, type EnvoyMode, type ProxyBuildOptions } from './envoy/proxy-resources';
 export type { CompiledProxyPolicy, CompiledPortPolicy, CompiledRule, HttpRule, KafkaRule, PeerSet } from './policy/compiled';
-export { FilePolicySource, type PolicyState, type PolicyUpdate } from './sources/file-source';
-export { PolicySnapshotSource } from './server/policy-snapshot-source';
+export { PolicyStore, nodeAffected, type PolicyState, type PolicyUpdate, type ApplyResult } from './store/policy-store';
+export type { ResourceEvent, PolicyObject, ObjectContent } from './store/events';
+export type { PolicySource } from './sources/policy-source';
+export { FilePolicySource } from './sources/file-source';
+export { NodeSnapshotBuilder, type CompiledPolicyProvider, type NodeSnapshotBuilderOptions } from './server/node-snapshot-builder';
 export { startControlServer, type ControlServerOptions } from './server/control-server';
-export { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from './datapath/redirect-config';
+export { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from './net/capture-config';

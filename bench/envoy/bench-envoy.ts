@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import { buildProxyResourceJson, encodeGenerated } from '../../src/envoy/proxy-resources';
 import { getEnvoyRoot } from '../../src/envoy/protos';
 import type { CompiledProxyPolicy, CompiledRule } from '../../src/policy/compiled';
@@ -24,9 +24,12 @@ function bigPolicy(rules: number): CompiledProxyPolicy {
 }
 
 function protoLoadMs(fn: 'getDiscoveryRoot' | 'getEnvoyRoot'): number {
-  const protos = path.join(__dirname, '..', '..', 'src', 'envoy', 'protos.js');
+  // The discovery loader is the xDS server's (src/resource), the full set the compiler's (src/envoy).
+  const protos = path.join(__dirname, '..', '..', 'src', fn === 'getDiscoveryRoot' ? 'resource' : 'envoy', 'protos.js');
   const r = spawnSync(process.execPath, ['-e', `const t=process.hrtime.bigint();require(${JSON.stringify(protos)}).${fn}();console.log(Number(process.hrtime.bigint()-t)/1e6)`], { encoding: 'utf8' });
-  return Number(r.stdout.trim());
+  const ms = Number(r.stdout.trim());
+  if (r.status !== 0 || !(ms > 0)) throw new Error(`proto load ${fn} failed: ${r.stderr.trim()}`);
+  return ms;
 }
 
 function median(xs: number[]): number {

@@ -1,7 +1,7 @@
 import { execFileSync, fork, type ChildProcess } from 'child_process';
 import * as path from 'path';
 import { SnapshotCache } from '../../src/xds/cache';
-import { startXdsServer } from '../../src/xds/standalone';
+import { startXdsServer } from '../../src/xds/server';
 import { benchSnapshot, NAMED_SUBSCRIPTIONS } from './resources';
 
 /**

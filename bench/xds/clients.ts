@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { getDiscoveryRoot } from '../../src/envoy/protos';
+import { getDiscoveryRoot } from '../../src/resource/protos';
 import { encodeSotwRequest } from '../../src/xds/requests';
 import { NAMED_SUBSCRIPTIONS } from './resources';
 

@@ -1,7 +1,7 @@
 import { Snapshot } from '../../src/xds/snapshot';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { TypeUrl } from '../../src/resource/type-urls';
 import { getEnvoyRoot } from '../../src/envoy/protos';
-import { encodedResource, type EncodedResource } from '../../src/xds/resource';
+import { encodedResource, type EncodedResource } from '../../src/resource/encoded';
 
 export const PER_TYPE = 10;
 

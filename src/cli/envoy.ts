@@ -54,7 +54,7 @@ async function render(argv: string[]): Promise<number> {
   const mode = optionValue(args, 'mode') ?? 'standalone';
   if (mode !== 'standalone' && mode !== 'istio' && mode !== 'grpc') throw new UsageError(`--mode: "${mode}" is not standalone, istio or grpc`);
   const { buildProxyResourceJson, encodeGenerated } = await import('../envoy/proxy-resources');
-  const { DEFAULT_REDIRECT_CONFIG } = await import('../datapath/redirect-config');
+  const { DEFAULT_REDIRECT_CONFIG } = await import('../net/capture-config');
   const compiled = JSON.parse(fs.readFileSync(file, 'utf8')) as CompiledProxyPolicy;
   const build = buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: optionValue(args, 'grpc-host') });
   for (const w of build.warnings) console.error(`warning: ${w}`);

@@ -5,8 +5,8 @@
  */
 import type { Command } from './command';
 import { optionList, optionValue, parseArgs, parsePort, usageText, UsageError, type OptionSpec, type ParsedArgs } from './args';
-import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../datapath/redirect-config';
-import type { RedirectMode } from '../datapath/redirect/config';
+import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../net/capture-config';
+import type { CaptureMode } from '../datapath/redirect/validate';
 
 const SPEC: Record<string, OptionSpec> = {
   netns: { value: true, description: 'network namespace name (/run/netns/NAME) or path; default: this one (the host)' },
@@ -69,7 +69,7 @@ export function configFromArgs(args: ParsedArgs): Partial<RedirectConfig> {
   return c;
 }
 
-function modeFromArgs(args: ParsedArgs): RedirectMode {
+function modeFromArgs(args: ParsedArgs): CaptureMode {
   const mode = optionValue(args, 'mode') ?? 'nft';
   if (mode !== 'nft' && mode !== 'bpf') throw new UsageError(`--mode: "${mode}" is not nft or bpf`);
   return mode;

@@ -4,7 +4,9 @@ import type * as protobuf from 'protobufjs';
 import { type Diagnostic } from '../policy/diagnostics';
 import { DocumentPositions } from '../policy/yaml-positions';
 import { resolveEnvoyType } from './protos';
-import { PathSegment, Violation, checkEnvoyAnyJson, checkEnvoyJson, formatPath } from './schema-check';
+import { isObject } from '../json/object';
+import type { PathSegment } from '../json/path';
+import { Violation, checkEnvoyAnyJson, checkEnvoyJson, formatViolationPath } from './schema-check';
 
 /**
  * `meshaccel envoy check`: finds the Envoy messages in a YAML or JSON file (a bootstrap, one
@@ -19,7 +21,6 @@ export interface FileCheckResult {
   violations: Diagnostic[];
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Istio EnvoyFilter `applyTo` → the Envoy message its patch value is. */
 const ENVOY_FILTER_TARGETS: Record<string, string> = {
@@ -43,7 +44,7 @@ interface Target {
 }
 
 function nameOf(json: unknown): string {
-  return isObj(json) && typeof json.name === 'string' ? ` ${json.name}` : '';
+  return isObject(json) && typeof json.name === 'string' ? ` ${json.name}` : '';
 }
 
 function shortName(url: string): string {
@@ -51,7 +52,7 @@ function shortName(url: string): string {
 }
 
 function anyTarget(json: unknown, path: PathSegment[]): Target {
-  const url = isObj(json) && typeof json['@type'] === 'string' ? json['@type'] : '?';
+  const url = isObject(json) && typeof json['@type'] === 'string' ? json['@type'] : '?';
   return { label: `${shortName(url)}${nameOf(json)}`, path, check: () => checkEnvoyAnyJson(json, { encodeAny: false }).violations };
 }
 
@@ -70,17 +71,17 @@ function typedTarget(type: protobuf.Type, json: unknown, path: PathSegment[], la
 /** Decides what a parsed document holds. */
 export function findTargets(doc: unknown): Target[] {
   if (Array.isArray(doc)) return doc.map((item, i) => anyTarget(item, [i]));
-  if (!isObj(doc)) return [{ label: 'document', path: [], check: () => [{ path: [], message: 'expected an object or a list of resources' }] }];
+  if (!isObject(doc)) return [{ label: 'document', path: [], check: () => [{ path: [], message: 'expected an object or a list of resources' }] }];
   if (typeof doc['@type'] === 'string') return [anyTarget(doc, [])];
   if (Array.isArray(doc.resources) && Object.keys(doc).every((k) => ['resources', 'version_info', 'versionInfo', 'type_url', 'typeUrl'].includes(k))) {
     return doc.resources.map((item, i) => anyTarget(item, ['resources', i]));
   }
   if (doc.kind === 'EnvoyFilter' && typeof doc.apiVersion === 'string') {
-    const spec = isObj(doc.spec) ? doc.spec : {};
+    const spec = isObject(doc.spec) ? doc.spec : {};
     const patches = Array.isArray(spec.configPatches) ? spec.configPatches : [];
     const targets: Target[] = [];
     patches.forEach((p, i) => {
-      if (!isObj(p) || !isObj(p.patch) || p.patch.value === undefined) return;
+      if (!isObject(p) || !isObject(p.patch) || p.patch.value === undefined) return;
       const typeName = typeof p.applyTo === 'string' ? ENVOY_FILTER_TARGETS[p.applyTo] : undefined;
       const type = typeName ? resolveEnvoyType(typeName) : null;
       const path = ['spec', 'configPatches', i, 'patch', 'value'];
@@ -119,7 +120,7 @@ export function checkText(file: string, text: string): FileCheckResult {
       for (const v of target.check()) {
         const full = [...target.path, ...v.path];
         const pos = positions.locate(full, { keys: true });
-        result.violations.push({ file, line: pos.line, column: pos.column, path: formatPath(full), message: v.message });
+        result.violations.push({ file, line: pos.line, column: pos.column, path: formatViolationPath(full), message: v.message });
       }
     }
   }

@@ -1,7 +1,7 @@
 import type { PolicyOrigin } from '../policy/compiled';
-import { EncodedResource, encodedResource } from '../xds/resource';
+import { EncodedResource, encodedResource } from '../resource/encoded';
 import { resolveEnvoyType } from './protos';
-import { Violation, checkEnvoyJson, formatPath } from './schema-check';
+import { Violation, checkEnvoyJson, formatViolationPath } from './schema-check';
 
 /**
  * The only way generated Envoy JSON becomes bytes: check it against Envoy's schema first and
@@ -19,7 +19,7 @@ export class SchemaError extends Error {
       `${typeUrl.replace(/^type\.googleapis\.com\//, '')} "${resourceName}"` +
         (origins.length > 0 ? ` (from ${origins.map(describeOrigin).join(', ')})` : '') +
         ` fails Envoy's schema:\n` +
-        violations.map((v) => `  ${formatPath(v.path)}: ${v.message}`).join('\n'),
+        violations.map((v) => `  ${formatViolationPath(v.path)}: ${v.message}`).join('\n'),
     );
     this.name = 'SchemaError';
   }

@@ -1,5 +1,6 @@
 import { isIP } from 'net';
 import type * as protobuf from 'protobufjs';
+import { isObject } from '../json/object';
 
 /**
  * protoc-gen-validate's `(validate.rules)` compiled into check functions, once per field.
@@ -34,13 +35,12 @@ export interface ValueShape {
   enumType?: protobuf.Enum;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function num(v: unknown): number | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'number') return v;
   if (typeof v === 'string' && v.trim() !== '') return Number(v);
-  if (isObj(v) && typeof v.low === 'number' && typeof v.high === 'number') return (v.high as number) * 4294967296 + ((v.low as number) >>> 0);
+  if (isObject(v) && typeof v.low === 'number' && typeof v.high === 'number') return (v.high as number) * 4294967296 + ((v.low as number) >>> 0);
   return undefined;
 }
 
@@ -118,7 +118,6 @@ function compilePattern(pattern: string): Tester {
   try {
     return new RegExp(pattern);
   } catch {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { RE2 } = require('re2-wasm') as { RE2: new (p: string, flags: string) => Tester };
     return new RE2(pattern, 'u');
   }
@@ -224,7 +223,7 @@ function enumCheck(r: RuleObject, enumType: protobuf.Enum | undefined): ValueChe
 }
 
 function nanosOf(v: unknown): bigint {
-  if (!isObj(v)) return 0n;
+  if (!isObject(v)) return 0n;
   return BigInt(Math.trunc(num(v.seconds) ?? 0)) * 1_000_000_000n + BigInt(Math.trunc(num(v.nanos) ?? 0));
 }
 
@@ -267,7 +266,7 @@ function anyCheck(r: RuleObject): ValueCheck {
   const inList = list(r.in) as string[] | undefined;
   const notIn = list(r.not_in) as string[] | undefined;
   return (raw) => {
-    const url = isObj(raw) && typeof raw.type_url === 'string' ? raw.type_url : '';
+    const url = isObject(raw) && typeof raw.type_url === 'string' ? raw.type_url : '';
     const out: string[] = [];
     if (inList && !inList.includes(url)) out.push(`type ${url} must be one of ${JSON.stringify(inList)} (in)`);
     if (notIn && notIn.includes(url)) out.push(`type ${url} is not allowed here (not_in)`);
@@ -284,49 +283,49 @@ const NUMERIC_RULE_KINDS = ['float', 'double', 'int32', 'int64', 'uint32', 'uint
 export function compileRules(rules: RuleObject, shape: ValueShape, keyShape?: ValueShape): CompiledRules {
   const out: CompiledRules = { required: false, skip: false };
   const message = rules.message;
-  if (isObj(message)) {
+  if (isObject(message)) {
     out.required = message.required === true;
     out.skip = message.skip === true;
   }
   const checks: ValueCheck[] = [];
-  for (const kind of NUMERIC_RULE_KINDS) if (isObj(rules[kind])) checks.push(numericCheck(rules[kind] as RuleObject));
-  if (isObj(rules.string)) checks.push(stringCheck(rules.string));
-  if (isObj(rules.bytes)) checks.push(bytesCheck(rules.bytes));
-  if (isObj(rules.bool) && rules.bool.const !== undefined) {
+  for (const kind of NUMERIC_RULE_KINDS) if (isObject(rules[kind])) checks.push(numericCheck(rules[kind] as RuleObject));
+  if (isObject(rules.string)) checks.push(stringCheck(rules.string));
+  if (isObject(rules.bytes)) checks.push(bytesCheck(rules.bytes));
+  if (isObject(rules.bool) && rules.bool.const !== undefined) {
     const want = rules.bool.const === true;
     checks.push((v) => ((v === true) !== want ? [`must be ${want} (const)`] : []));
   }
-  if (isObj(rules.enum)) checks.push(enumCheck(rules.enum, shape.enumType));
+  if (isObject(rules.enum)) checks.push(enumCheck(rules.enum, shape.enumType));
   for (const [kind, isTs] of [['duration', false], ['timestamp', true]] as const) {
     const r = rules[kind];
-    if (isObj(r)) {
+    if (isObject(r)) {
       if (r.required === true) out.required = true;
       checks.push(timeCheck(r, isTs));
     }
   }
-  if (isObj(rules.any)) {
+  if (isObject(rules.any)) {
     if (rules.any.required === true) out.required = true;
     checks.push(anyCheck(rules.any));
   }
   if (checks.length === 1) out.check = checks[0];
   else if (checks.length > 1) out.check = (v) => checks.flatMap((c) => c(v));
-  if (isObj(rules.repeated)) {
+  if (isObject(rules.repeated)) {
     const r = rules.repeated;
     out.repeated = {
       min: num(r.min_items),
       max: num(r.max_items),
       unique: r.unique === true,
-      items: isObj(r.items) ? compileRules(r.items, shape) : undefined,
+      items: isObject(r.items) ? compileRules(r.items, shape) : undefined,
       ignoreEmpty: r.ignore_empty === true,
     };
   }
-  if (isObj(rules.map)) {
+  if (isObject(rules.map)) {
     const r = rules.map;
     out.map = {
       min: num(r.min_pairs),
       max: num(r.max_pairs),
-      keys: isObj(r.keys) && keyShape ? compileRules(r.keys, keyShape) : undefined,
-      values: isObj(r.values) ? compileRules(r.values, shape) : undefined,
+      keys: isObject(r.keys) && keyShape ? compileRules(r.keys, keyShape) : undefined,
+      values: isObject(r.values) ? compileRules(r.values, shape) : undefined,
       ignoreEmpty: r.ignore_empty === true,
     };
   }
@@ -338,8 +337,8 @@ export function mergeRuleObjects(parts: RuleObject[]): RuleObject {
   const merged: RuleObject = {};
   const merge = (into: RuleObject, from: RuleObject): void => {
     for (const [k, v] of Object.entries(from)) {
-      if (isObj(v) && isObj(into[k])) merge(into[k] as RuleObject, v);
-      else into[k] = isObj(v) ? merge2(v) : v;
+      if (isObject(v) && isObject(into[k])) merge(into[k] as RuleObject, v);
+      else into[k] = isObject(v) ? merge2(v) : v;
     }
   };
   const merge2 = (v: RuleObject): RuleObject => {

@@ -1,8 +1,8 @@
 import type { CompiledPortPolicy, CompiledProxyPolicy, PolicyOrigin } from '../policy/compiled';
-import type { RedirectConfig } from '../datapath/redirect-config';
-import type { EncodedResource } from '../xds/resource';
-import { SchemaError, encodeEnvoyResource } from './encode';
-import { TypeUrl } from './type-urls';
+import type { RedirectConfig } from '../net/capture-config';
+import type { EncodedResource } from '../resource/encoded';
+import { encodeEnvoyResource } from './encode';
+import { TypeUrl } from '../resource/type-urls';
 import { Direction, rbacEcdsName, typedExtensionConfig } from './builders/ecds';
 import { captureListener, httpPorts, listenerName, originalDstCluster, passthroughRouteConfig } from './builders/listeners';
 import { grpcServerListener } from './builders/grpc-server';
@@ -146,25 +146,6 @@ export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: P
 /** Checks and encodes; throws SchemaError naming the policies behind the first bad resource. */
 export function encodeGenerated(resources: readonly GeneratedResource[]): EncodedResource[] {
   return resources.map((r) => encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins }));
-}
-
-/**
- * Checks and encodes each resource on its own: the good ones and a SchemaError per bad one.
- * For a caller that wants to report every bad policy at once; serving a partial set is the
- * caller's decision (a listener whose ECDS resource is missing fails closed on deny-all).
- */
-export function encodeGeneratedSettled(resources: readonly GeneratedResource[]): { encoded: EncodedResource[]; errors: SchemaError[] } {
-  const encoded: EncodedResource[] = [];
-  const errors: SchemaError[] = [];
-  for (const r of resources) {
-    try {
-      encoded.push(encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins }));
-    } catch (err) {
-      if (err instanceof SchemaError) errors.push(err);
-      else throw err;
-    }
-  }
-  return { encoded, errors };
 }
 
 export function buildProxyResources(compiled: CompiledProxyPolicy, options: ProxyBuildOptions): EncodedResource[] {

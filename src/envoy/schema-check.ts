@@ -1,4 +1,6 @@
 import * as protobuf from 'protobufjs';
+import { formatPath, type PathSegment } from '../json/path';
+import { isObject } from '../json/object';
 import { resolveEnvoyType } from './protos';
 import {
   Converted,
@@ -27,8 +29,6 @@ import { CompiledRules, RuleObject, ValueShape, compileRules, mergeRuleObjects }
  * pays one walk per resource; the per-type field tables and compiled rules are cached.
  */
 
-export type PathSegment = string | number;
-
 export interface Violation {
   /** JSON keys as written (camelCase or snake_case) and list indexes. */
   path: PathSegment[];
@@ -41,10 +41,9 @@ export interface CheckResult {
   message: Record<string, unknown>;
 }
 
-export function formatPath(path: readonly PathSegment[]): string {
-  let out = '';
-  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
-  return out || '(root)';
+/** A violation's path as messages print it; the empty path is `(root)`. */
+export function formatViolationPath(path: readonly PathSegment[]): string {
+  return formatPath(path, '(root)');
 }
 
 interface FieldInfo {
@@ -164,7 +163,6 @@ function tableOf(type: protobuf.Type): TypeTable {
   return table;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
 
 const valueNamesCache = new WeakMap<protobuf.Type, ValueFieldNames>();
 
@@ -222,12 +220,12 @@ class Walker {
       const c = convertScalar(wrapped, json);
       return c.ok ? { ok: true, value: { value: c.value } } : c;
     }
-    if (!isObj(json)) return { ok: false, error: `expected an object (${name}), got ${describeJson(json)}` };
+    if (!isObject(json)) return { ok: false, error: `expected an object (${name}), got ${describeJson(json)}` };
     return { ok: true, value: this.fields(type, json, path, pgv) };
   }
 
   private any(json: unknown, path: PathSegment[], pgv: boolean): Converted<unknown> | undefined {
-    if (!isObj(json)) return { ok: false, error: `expected an object with "@type", got ${describeJson(json)}` };
+    if (!isObject(json)) return { ok: false, error: `expected an object with "@type", got ${describeJson(json)}` };
     const url = json['@type'];
     if (typeof url !== 'string' || url === '') {
       this.report(path, 'Any needs a "@type"');
@@ -310,7 +308,7 @@ class Walker {
 
   private fieldValue(info: FieldInfo, json: unknown, path: PathSegment[], pgv: boolean): unknown {
     if (info.map) {
-      if (!isObj(json)) return this.wrongType(path, `expected an object (map), got ${describeJson(json)}`);
+      if (!isObject(json)) return this.wrongType(path, `expected an object (map), got ${describeJson(json)}`);
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(json)) {
         if (info.keyType && info.keyType !== 'string') {
@@ -372,7 +370,7 @@ class Walker {
     const rules = info.rules as CompiledRules;
     if (info.map) {
       const m = rules.map;
-      const entries = isObj(value) ? Object.entries(value) : [];
+      const entries = isObject(value) ? Object.entries(value) : [];
       if (m && !(m.ignoreEmpty && entries.length === 0)) {
         if (m.min !== undefined && entries.length < m.min) this.report(path, `must have at least ${m.min} entries (min_pairs), has ${entries.length}`);
         if (m.max !== undefined && entries.length > m.max) this.report(path, `must have at most ${m.max} entries (max_pairs), has ${entries.length}`);
@@ -417,7 +415,7 @@ class Walker {
   private applySingle(rules: CompiledRules, value: unknown, path: PathSegment[], wrapper: boolean): void {
     if (!rules.check) return;
     // Wrapper types (UInt32Value...) carry their scalar rules on the inner value.
-    const inner = wrapper && isObj(value) ? value.value : value;
+    const inner = wrapper && isObject(value) ? value.value : value;
     for (const e of rules.check(inner)) this.report(path, e);
   }
 }
@@ -428,13 +426,13 @@ export function checkEnvoyJson(type: protobuf.Type, json: unknown, options: Chec
   const c = walker.message(type, json, [], true);
   let message: Record<string, unknown> = {};
   if (c && !c.ok) walker.violations.unshift({ path: [], message: c.error });
-  else if (c && c.ok && isObj(c.value)) message = c.value;
+  else if (c && c.ok && isObject(c.value)) message = c.value;
   return { violations: walker.violations, message };
 }
 
 /** Checks a single resource given as `{"@type": ..., ...}` (an Any's JSON form). */
 export function checkEnvoyAnyJson(json: unknown, options: CheckOptions = {}): CheckResult & { type?: protobuf.Type } {
-  if (!isObj(json) || typeof json['@type'] !== 'string') return { violations: [{ path: [], message: 'a resource needs a "@type"' }], message: {} };
+  if (!isObject(json) || typeof json['@type'] !== 'string') return { violations: [{ path: [], message: 'a resource needs a "@type"' }], message: {} };
   const url = json['@type'];
   const type = resolveEnvoyType(url.slice(url.lastIndexOf('/') + 1));
   if (!type) return { violations: [{ path: ['@type'], message: `type ${JSON.stringify(url)} does not resolve to a message in Envoy's API` }], message: {} };

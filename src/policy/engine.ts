@@ -4,7 +4,7 @@ import { identityLabels, IdentityAllocator, type Identity } from './identities';
 import { resourceKey, resourceName, type PolicyResource, type Resource, type WorkloadResource } from './model';
 import { compilePolicyRules, normaliseCidr, ruleOrigin, type DirectionalRule, type PolicyRules } from './policy-rules';
 import { PortTable, type L7Conflict } from './port-table';
-import { bindingKey, bindingOf, keyMatchesNode } from './proxy-binding';
+import { bindingKey, bindingOf, isMetadataKey, keyMatchesNode } from './proxy-binding';
 import { SelectorCache, type CachedSelector } from './selector-cache';
 
 export interface EngineOptions {
@@ -17,7 +17,30 @@ export interface CommitResult {
   changed: string[];
   /** Proxy keys that no longer serve any workload. */
   removed: string[];
-  /** L7 parser clashes (HTTP and Kafka rules on one port of one proxy). */
+  /**
+   * L7 parser clashes (HTTP and Kafka rules on one port of one proxy), including clashes between
+   * the bindings of a tracked node that several bindings serve, when this change introduced them.
+   */
+  conflicts: Diagnostic[];
+  /** Tracked nodes served by several bindings whose compiled policy is new, different, or now refused. */
+  nodes: string[];
+}
+
+/** What a node is served: its policy, or the clashes that refuse it (enforced or refused). */
+export interface NodePolicy {
+  policy?: CompiledProxyPolicy;
+  conflicts: Diagnostic[];
+}
+
+/**
+ * A connected node that several bindings serve (its node id and metadata bindings): compiled as
+ * one proxy, once per change that concerns it, like any binding.
+ */
+interface NodeTarget {
+  metadata: Readonly<Record<string, unknown>>;
+  /** The binding keys it was last compiled from (two or more), sorted; empty if fewer. */
+  keys: string[];
+  compiled?: { policy: CompiledProxyPolicy; json: string };
   conflicts: Diagnostic[];
 }
 
@@ -86,6 +109,10 @@ export class PolicyEngine {
   private readonly dirty = new Set<string>();
   /** Policies whose peers changed; expanded to their subjects' proxies when the dirty set is read. */
   private readonly dirtyPolicies = new Set<PolicyRecord>();
+  /** Binding keys of metadata bindings in use: the only keys a node can match besides its id. */
+  private readonly metadataKeys = new Set<string>();
+  private readonly nodes = new Map<string, NodeTarget>();
+  private compiles = 0;
 
   constructor(options: EngineOptions = {}) {
     this.trustDomain = options.trustDomain ?? 'cluster.local';
@@ -158,6 +185,7 @@ export class PolicyEngine {
     this.workloads.set(key, rec);
     addToIndex(this.identityWorkloads, identity.id, rec);
     addToIndex(this.proxyWorkloads, rec.proxyKey, rec);
+    if (isMetadataKey(rec.proxyKey)) this.metadataKeys.add(rec.proxyKey);
     this.dirty.add(rec.proxyKey);
     this.peersChanged(this.selectors.selecting(identity.id));
   }
@@ -168,6 +196,7 @@ export class PolicyEngine {
     this.workloads.delete(key);
     removeFromIndex(this.identityWorkloads, rec.identity.id, rec);
     removeFromIndex(this.proxyWorkloads, rec.proxyKey, rec);
+    if (!this.proxyWorkloads.has(rec.proxyKey)) this.metadataKeys.delete(rec.proxyKey);
     this.dirty.add(rec.proxyKey);
     const affected = [...this.selectors.selecting(rec.identity.id)];
     if (this.identities.release(rec.identity)) this.selectors.removeIdentity(rec.identity);
@@ -249,9 +278,11 @@ export class PolicyEngine {
   // ---- compilation --------------------------------------------------------------------------
 
   /**
-   * Recompiles the dirty proxies, all or nothing: if any proxy has an L7 conflict nothing is
-   * stored and the proxies stay dirty, so the caller can roll the resources back (`sync` with
-   * the last good set) and the next commit restores exactly the last good policies.
+   * Recompiles the dirty proxies (and the tracked nodes several bindings serve), all or nothing:
+   * if any has an L7 conflict nothing is stored and the proxies stay dirty, so the caller can roll
+   * the resources back (`sync` with the last good set) and the next commit restores exactly the
+   * last good policies. A node whose bindings already clashed before this change stays refused
+   * and does not block it.
    */
   commit(): CommitResult {
     const results: { key: string; policy: CompiledProxyPolicy; json: string }[] = [];
@@ -271,24 +302,94 @@ export class PolicyEngine {
       const json = JSON.stringify(result.policy);
       if (this.compiled.get(key)?.json !== json) results.push({ key, policy: result.policy, json });
     }
-    if (conflicts.length > 0) return { changed: [], removed: [], conflicts };
+    const nodeResults: { nodeId: string; target: NodeTarget }[] = [];
+    for (const [nodeId, node] of this.nodes) {
+      const keys = this.bindingsOf(nodeId, node.metadata);
+      const composite = keys.length >= 2 ? keys : [];
+      if (!sameKeys(composite, node.keys) || composite.some((k) => this.dirty.has(k))) {
+        const next = this.compileNode(nodeId, composite);
+        if (next.conflicts.length > 0 && node.conflicts.length === 0) conflicts.push(...next.conflicts);
+        else nodeResults.push({ nodeId, target: { ...next, metadata: node.metadata } });
+      }
+    }
+    if (conflicts.length > 0) return { changed: [], removed: [], conflicts, nodes: [] };
     for (const key of removed) this.compiled.delete(key);
     for (const r of results) this.compiled.set(r.key, { policy: r.policy, json: r.json });
+    const nodes: string[] = [];
+    for (const { nodeId, target } of nodeResults) {
+      const old = this.nodes.get(nodeId) as NodeTarget;
+      if (old.compiled?.json !== target.compiled?.json || old.conflicts.length !== target.conflicts.length) nodes.push(nodeId);
+      this.nodes.set(nodeId, target);
+    }
     this.dirty.clear();
-    return { changed: results.map((r) => r.key), removed, conflicts };
+    return { changed: results.map((r) => r.key), removed, conflicts, nodes };
   }
 
   /**
-   * The policy for a connecting node: the proxy bound to its node id plus every metadata binding
-   * its metadata satisfies. One binding is served from the last commit; several are compiled
-   * together so each rule carries the `local` addresses of the workloads it applies to.
+   * Starts compiling a connected node as one proxy when several bindings serve it (its node id
+   * and the metadata bindings its metadata satisfies), now and on every later commit that
+   * concerns it. Clashes between its bindings refuse the node and are returned.
    */
+  trackNode(nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): NodePolicy {
+    const keys = this.bindingsOf(nodeId, nodeMetadata);
+    const target: NodeTarget = { ...this.compileNode(nodeId, keys.length >= 2 ? keys : []), metadata: nodeMetadata };
+    this.nodes.set(nodeId, target);
+    return this.nodePolicy(nodeId, nodeMetadata);
+  }
+
+  /** The node is gone: it is no longer compiled. */
+  untrackNode(nodeId: string): void {
+    this.nodes.delete(nodeId);
+  }
+
+  get trackedNodeCount(): number {
+    return this.nodes.size;
+  }
+
+  /**
+   * What a node is served: the policy of its one binding from the last commit, or, for a node
+   * several bindings serve, its own compiled policy (tracked nodes: from the last commit; others
+   * compiled now, for one-shot use) or the clashes that refuse it.
+   */
+  nodePolicy(nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): NodePolicy {
+    const keys = this.committedBindingsOf(nodeId, nodeMetadata);
+    if (keys.length === 0) return { conflicts: [] };
+    if (keys.length === 1) return { policy: { ...(this.compiled.get(keys[0]) as { policy: CompiledProxyPolicy }).policy, nodeId }, conflicts: [] };
+    const tracked = this.nodes.get(nodeId);
+    if (tracked && tracked.metadata === nodeMetadata) return { policy: tracked.compiled?.policy, conflicts: tracked.conflicts };
+    const { compiled, conflicts } = this.compileNode(nodeId, keys);
+    return { policy: compiled?.policy, conflicts };
+  }
+
+  /** `nodePolicy`'s policy; undefined for a node no binding serves or whose bindings clash. */
   policyForNode(nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): CompiledProxyPolicy | undefined {
-    const keys = [...this.compiled.keys()].filter((k) => keyMatchesNode(k, nodeId, nodeMetadata));
-    if (keys.length === 0) return undefined;
-    if (keys.length === 1) return { ...(this.compiled.get(keys[0]) as { policy: CompiledProxyPolicy }).policy, nodeId };
-    const workloads = keys.flatMap((k) => [...(this.proxyWorkloads.get(k) ?? [])]);
-    return this.compileWorkloads(nodeId, workloads).policy;
+    return this.nodePolicy(nodeId, nodeMetadata).policy;
+  }
+
+  /** Binding keys in use (workloads bound) that serve this node, sorted. */
+  private bindingsOf(nodeId: string, nodeMetadata: Readonly<Record<string, unknown>>): string[] {
+    const keys: string[] = [];
+    if (this.proxyWorkloads.has(nodeId)) keys.push(nodeId);
+    for (const k of this.metadataKeys) if (keyMatchesNode(k, nodeId, nodeMetadata)) keys.push(k);
+    return keys.sort();
+  }
+
+  /** Committed binding keys that serve this node, sorted. */
+  private committedBindingsOf(nodeId: string, nodeMetadata: Readonly<Record<string, unknown>>): string[] {
+    const keys: string[] = [];
+    if (this.compiled.has(nodeId)) keys.push(nodeId);
+    for (const k of this.metadataKeys) if (this.compiled.has(k) && keyMatchesNode(k, nodeId, nodeMetadata)) keys.push(k);
+    return keys.sort();
+  }
+
+  /** The one compile of a node served by these bindings (none: nothing of its own to compile). */
+  private compileNode(nodeId: string, keys: string[]): Omit<NodeTarget, 'metadata'> {
+    if (keys.length === 0) return { keys, conflicts: [] };
+    const result = this.compileWorkloads(nodeId, keys.flatMap((k) => [...(this.proxyWorkloads.get(k) ?? [])]));
+    if (result.conflicts.length > 0) {
+      return { keys, conflicts: result.conflicts.map((c) => conflictDiagnostic(nodeId, c, this.policyByName(c.second.origin.policy), keys)) };
+    }
+    return { keys, compiled: { policy: result.policy, json: JSON.stringify(result.policy) }, conflicts: [] };
   }
 
   /** Compiles one proxy's policy from the current state without storing it. */
@@ -296,7 +397,13 @@ export class PolicyEngine {
     return this.compileWorkloads(key, [...(this.proxyWorkloads.get(key) ?? [])]);
   }
 
+  /** How many proxy compiles ran (bindings and nodes alike; for tests and benchmarks). */
+  get compileCount(): number {
+    return this.compiles;
+  }
+
   private compileWorkloads(nodeId: string, unsorted: WorkloadRecord[]): { policy: CompiledProxyPolicy; conflicts: L7Conflict[] } {
+    this.compiles++;
     const workloads = unsorted.sort((a, b) => (a.key < b.key ? -1 : 1));
     const applicable = new Map<PolicyRecord, WorkloadRecord[]>();
     const enforced = { ingress: new Set<WorkloadRecord>(), egress: new Set<WorkloadRecord>() };
@@ -387,7 +494,11 @@ export class PolicyEngine {
   }
 }
 
-function conflictDiagnostic(proxyKey: string, c: L7Conflict, policy: PolicyResource | undefined): Diagnostic {
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((k, i) => k === b[i]);
+}
+
+function conflictDiagnostic(proxyKey: string, c: L7Conflict, policy: PolicyResource | undefined, bindings?: readonly string[]): Diagnostic {
   const kindOf = (r: CompiledRule): string => (r.http ? 'HTTP' : 'Kafka');
   return {
     file: c.second.origin.file ?? '<memory>',
@@ -398,6 +509,7 @@ function conflictDiagnostic(proxyKey: string, c: L7Conflict, policy: PolicyResou
     path: '',
     message:
       `port ${c.port}/${c.protocol} of proxy ${proxyKey} gets ${kindOf(c.second)} rules here but ${kindOf(c.first)} rules from ` +
-      `${c.first.origin.policy}${c.first.origin.file ? ` (${c.first.origin.file}:${c.first.origin.line ?? 1})` : ''}; a port has one L7 protocol`,
+      `${c.first.origin.policy}${c.first.origin.file ? ` (${c.first.origin.file}:${c.first.origin.line ?? 1})` : ''}; a port has one L7 protocol` +
+      (bindings ? ` (node ${proxyKey} is served by the bindings ${bindings.join(', ')}, compiled as one proxy)` : ''),
   };
 }

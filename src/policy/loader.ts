@@ -1,7 +1,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { LineCounter, parseAllDocuments } from 'yaml';
-import { compareDiagnostics, formatPath, type Diagnostic, type PathSegment } from './diagnostics';
+import { isObject } from '../json/object';
+import { formatPath, type PathSegment } from '../json/path';
+import { compareDiagnostics, type Diagnostic } from './diagnostics';
 import { resourceKey, resourceName, type L7PolicySpec, type PolicyResource, type Resource, type WorkloadResource, type WorkloadSpec } from './model';
 import { CrdSchemas } from './schema';
 import { checkMetadata, checkPolicySpec, checkWorkloadSpec, type SemanticError } from './semantic-checks';
@@ -18,10 +20,6 @@ let sharedSchemas: CrdSchemas | undefined;
 /** Compiling the schemas costs a few milliseconds; every loader in the process shares one set. */
 export function defaultSchemas(): CrdSchemas {
   return (sharedSchemas ??= new CrdSchemas());
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**
@@ -59,12 +57,12 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
       const pos = positions.locate(p, { key: atKey });
       diagnostics.push({ file, document, line: pos.line, column: pos.column, subject, path: formatPath(p), message });
     };
-    if (!isRecord(value)) {
+    if (!isObject(value)) {
       report([], 'a document must be a mapping with apiVersion, kind, metadata and spec');
       return;
     }
     const { apiVersion, kind } = value;
-    const metadata = isRecord(value.metadata) ? value.metadata : {};
+    const metadata = isObject(value.metadata) ? value.metadata : {};
     const subjectName = typeof metadata.name === 'string' ? metadata.name : '<unnamed>';
     if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
       report(typeof apiVersion !== 'string' ? ['apiVersion'] : ['kind'], 'required field is missing');
@@ -77,7 +75,7 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     }
     const namespace = crd.scope === 'Namespaced' ? (typeof metadata.namespace === 'string' ? metadata.namespace : DEFAULT_NAMESPACE) : undefined;
     const subject = `${kind} ${namespace === undefined ? subjectName : `${namespace}/${subjectName}`}`;
-    if (!isRecord(value.metadata)) {
+    if (!isObject(value.metadata)) {
       report(['metadata'], 'required field is missing', subject);
       return;
     }

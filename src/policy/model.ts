@@ -2,7 +2,7 @@
  * The policy and workload resources as written (after validation), shared by the loader, the
  * engine and, later, the Kubernetes watcher. Field names follow CiliumNetworkPolicy.
  */
-import type { PathSegment } from './diagnostics';
+import type { PathSegment } from '../json/path';
 
 /** Label every workload carries implicitly; selectors that do not constrain it get the policy's namespace. */
 export const NAMESPACE_LABEL = 'meshaccel.io/namespace';

@@ -2,7 +2,8 @@ import type { HttpRule, KafkaRule, PolicyOrigin } from './compiled';
 import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
 import { NAMESPACE_LABEL, resourceName, type LabelSelectorSpec, type PolicyResource, type PortRuleSpec } from './model';
 import { compileSelector, type Selector } from './selector';
-import { parseCidr, parsePortNumber } from './semantic-checks';
+import { tryParseCidr } from '../net/cidr';
+import { parsePortNumber } from './semantic-checks';
 
 /**
  * A validated policy flattened into what the engine resolves per proxy: selectors still
@@ -77,7 +78,7 @@ function compilePorts(toPorts: PortRuleSpec[] | undefined): PortEntry[] {
 
 /** `10.0.0.0/8` as given, a bare address as its host route (/32, /128); text already checked. */
 export function normaliseCidr(text: string): string {
-  const c = parseCidr(text);
+  const c = tryParseCidr(text);
   if (!c) throw new Error(`unvalidated CIDR ${text}`);
   return `${c.address}/${c.prefix}`;
 }

@@ -3,7 +3,7 @@ import * as path from 'path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { packageRoot } from '../paths';
-import type { PathSegment } from './diagnostics';
+import type { PathSegment } from '../json/path';
 
 /**
  * Validation against the openAPIV3Schema of the CRD manifests in src/policy/crds — the same

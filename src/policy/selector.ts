@@ -10,16 +10,12 @@ export type Labels = ReadonlyMap<string, string>;
  */
 export interface Selector {
   readonly key: string;
-  /** The requirements, canonicalised, for evaluation over label bitsets (full regeneration). */
-  readonly requirements: readonly Requirement[];
-  /** The `k=v` labels when the selector is matchLabels only (the common case); else undefined. */
-  readonly eqLabels?: readonly string[];
   /** One `key=value` every selected label set must carry, for indexing; absent if none. */
   readonly indexLabel?: string;
   matches(labels: Labels): boolean;
 }
 
-/** `label`/`labels` are the `key=value` strings, precomputed for index and bitset lookups. */
+/** `label`/`labels` are the `key=value` strings, precomputed for index lookups. */
 export type Requirement =
   | { op: 'Eq'; key: string; value: string; label: string }
   | { op: 'In' | 'NotIn'; key: string; values: ReadonlySet<string>; labels: readonly string[] }
@@ -91,6 +87,5 @@ export function compileSelector(spec: LabelSelectorSpec, namespace?: string): Se
     }
     return true;
   };
-  const eqLabels = rest.length === 0 && eq.length > 0 ? eq.map((r) => r.label) : undefined;
-  return { key, requirements: sorted, eqLabels, indexLabel, matches };
+  return { key, indexLabel, matches };
 }

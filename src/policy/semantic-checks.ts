@@ -1,5 +1,5 @@
-import type { PathSegment } from './diagnostics';
-import { parseCidr as parseRedirectCidr, type Cidr } from '../datapath/redirect/config';
+import type { PathSegment } from '../json/path';
+import { tryParseCidr } from '../net/cidr';
 import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
 import { re2SyntaxError } from './re2';
 
@@ -67,19 +67,7 @@ function checkSelector(sel: Json, at: PathSegment[], errors: SemanticError[]): v
 
 function checkCidr(value: Json, at: PathSegment[], errors: SemanticError[]): void {
   const cidr = text(value);
-  if (cidr !== undefined && parseCidr(cidr) === undefined) errors.push({ path: at, message: `"${cidr}" is not an IPv4 or IPv6 CIDR` });
-}
-
-/**
- * `10.0.0.0/8`, or a bare address as a host route; undefined if invalid. The redirect datapath's
- * parser, so policy and datapath agree on what a CIDR is (zone ids such as `fe80::1%eth0` are not).
- */
-export function parseCidr(text: string): Cidr | undefined {
-  try {
-    return parseRedirectCidr(text);
-  } catch {
-    return undefined;
-  }
+  if (cidr !== undefined && tryParseCidr(cidr) === undefined) errors.push({ path: at, message: `"${cidr}" is not an IPv4 or IPv6 CIDR` });
 }
 
 export function parsePortNumber(port: number | string): number | undefined {
@@ -154,7 +142,7 @@ export function checkWorkloadSpec(value: Json): SemanticError[] {
   const spec = record(value);
   list(spec.addresses).forEach((a, i) => {
     // The parser the engine turns addresses into host routes with, so what passes here converts.
-    if (typeof a === 'string' && (a.includes('/') || parseCidr(a) === undefined)) errors.push({ path: ['spec', 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
+    if (typeof a === 'string' && (a.includes('/') || tryParseCidr(a) === undefined)) errors.push({ path: ['spec', 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
   });
   const sa = text(spec.serviceAccount);
   if (sa !== undefined && !DNS_SUBDOMAIN.test(sa)) errors.push({ path: ['spec', 'serviceAccount'], message: 'must be a DNS-1123 subdomain' });

@@ -1,5 +1,5 @@
 import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node, type Pair } from 'yaml';
-import type { PathSegment } from './diagnostics';
+import type { PathSegment } from '../json/path';
 
 export interface SourcePosition {
   line: number;

@@ -1,12 +1,13 @@
-import { FilePolicySource, nodeAffected } from '../sources/file-source';
+import { FilePolicySource } from '../sources/file-source';
+import { PolicyStore } from '../store/policy-store';
 import { formatDiagnostic } from '../policy/diagnostics';
-import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../net/capture-config';
 import type { EnvoyMode } from '../envoy/proxy-resources';
-import { startXdsServer, type RunningXdsServer } from '../xds/standalone';
+import { startXdsServer, type RunningXdsServer } from '../xds/server';
 import type { TlsFiles } from '../xds/tls';
 import { startAdminServer, type AdminServer } from '../xds/admin-http';
 import type { Logger } from '../xds/stream-session';
-import { PolicySnapshotSource } from './policy-snapshot-source';
+import { NodeSnapshotBuilder } from './node-snapshot-builder';
 
 export interface ControlServerOptions {
   /** Directories of L7Policy and Workload YAML, watched. */
@@ -23,32 +24,37 @@ export interface ControlServerOptions {
   servedPorts?: readonly number[];
   trustDomain?: string;
   log: Logger;
+  /** How long a disconnected node's snapshot is kept for a reconnect (default 10 s). */
+  nodeGraceMs?: number;
 }
 
 export interface RunningControlServer {
   xds: RunningXdsServer;
   admin?: AdminServer;
+  store: PolicyStore;
   source: FilePolicySource;
-  snapshots: PolicySnapshotSource;
+  snapshots: NodeSnapshotBuilder;
   close(): Promise<void>;
 }
 
 /**
- * `meshaccel serve`: the file policy source, compiled per connecting node into Envoy resources
- * (checked against Envoy's schema), served over xDS. A bad file or a resource failing the
- * check is reported and the last good configuration keeps serving.
+ * `meshaccel serve`: source → store → snapshot builder → cache → streams. The file source feeds
+ * the policy store, which validates, compiles and says which proxies changed; the snapshot
+ * builder turns that into Envoy resources (checked against Envoy's schema) for the connected
+ * nodes; the xDS server streams them. A bad file or a resource failing the check is reported
+ * and the last good configuration keeps serving.
  */
 export async function startControlServer(o: ControlServerOptions): Promise<RunningControlServer> {
-  const source = new FilePolicySource({ directories: o.directories, trustDomain: o.trustDomain });
-  const snapshots = new PolicySnapshotSource(source, { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost, servedPorts: o.servedPorts }, o.log);
+  const store = new PolicyStore({ trustDomain: o.trustDomain });
+  const source = new FilePolicySource({ directories: o.directories, store, log: o.log });
+  const build = { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost, servedPorts: o.servedPorts };
+  const snapshots = NodeSnapshotBuilder.forStore(store, build, o.log, { graceMs: o.nodeGraceMs });
 
   source.on('error', (diagnostics) => {
-    o.log.warn(`policy files rejected, still serving version ${source.current().version}:\n${diagnostics.map(formatDiagnostic).join('\n')}`);
+    o.log.warn(`policy files rejected, still serving version ${store.current().version}:\n${diagnostics.map(formatDiagnostic).join('\n')}`);
   });
-  source.on('update', (u) => {
-    const keys = [...u.changed, ...u.removed];
+  store.on('update', (u) => {
     o.log.info(`policy version ${u.state.version}: ${u.changed.length} proxies changed, ${u.removed.length} removed`);
-    snapshots.policiesChanged((node) => nodeAffected(keys, node.id, node.metadata));
   });
   const initial = source.start();
   if (!initial.applied) {
@@ -74,6 +80,7 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
   return {
     xds,
     admin,
+    store,
     source,
     snapshots,
     close: async () => {

@@ -1,89 +1,156 @@
 import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import type { CompiledProxyPolicy } from '../policy/compiled';
-import { compareDiagnostics, type Diagnostic } from '../policy/diagnostics';
-import { PolicyEngine } from '../policy/engine';
-import { listYamlFiles, loadFiles } from '../policy/loader';
-import type { Resource } from '../policy/model';
-import { keyMatchesNode } from '../policy/proxy-binding';
+import type { Diagnostic } from '../policy/diagnostics';
+import { parseAllDocuments } from 'yaml';
+import { listYamlFiles } from '../policy/loader';
+import type { PolicyObject } from '../store/events';
+import { PolicyStore, type ApplyResult, type PolicyState, type PolicyUpdate } from '../store/policy-store';
+import type { PolicySource } from './policy-source';
+
+export { nodeAffected, type PolicyState, type PolicyUpdate } from '../store/policy-store';
 
 export interface FilePolicySourceOptions {
   /** Directories of policy and workload YAML (any mix of kinds; searched recursively). */
   directories: string[];
   /** Quiet period after the last file event before reloading; editors write in bursts. */
   debounceMs?: number;
+  /**
+   * A changed file is read only once its size and mtime have stayed the same for this long, so a
+   * file being written (copied, truncated and rewritten, uploaded) is not served half-written.
+   * Default 200 ms. Writing a file elsewhere and renaming it into place is atomic and always safe.
+   */
+  settleMs?: number;
+  /**
+   * A file that shrinks to nothing or loses most of its documents is suspect (a truncated write,
+   * an editor crash): its last good content keeps serving and the change is reported. Unchanged
+   * for this long, it is accepted as meant. Default 30 s. Deleting a file is never suspect.
+   */
+  suspectHoldMs?: number;
+  /**
+   * Every so often the directories are rescanned whatever the watch reported: a lost or replaced
+   * directory gets a new watch and a missed change is loaded. Default 5 s; 0 turns it off.
+   */
+  rescanMs?: number;
+  /** For a store of its own (when `store` is not given). */
   trustDomain?: string;
   /** Watch the directories; off for one-shot use (`policy compile`). */
   watch?: boolean;
+  /** The store to feed; by default one of its own. */
+  store?: PolicyStore;
+  /** Tag of its events in the store (default `file`). */
+  name?: string;
+  /** Where lost and re-created watches are reported. */
+  log?: { warn(message: string): void };
 }
 
-/** One consistent, fully validated configuration. */
-export interface PolicyState {
-  /** Increases by one with every applied change. */
-  readonly version: number;
-  /** Compiled policy per proxy key: the xDS node id, or `metadata:{...}` for a metadata binding. */
-  readonly proxies: ReadonlyMap<string, CompiledProxyPolicy>;
-  readonly files: readonly string[];
-}
-
-export interface PolicyUpdate {
-  state: PolicyState;
-  /** Proxy keys whose policy is new or different. Use `nodeAffected` to map them onto connected nodes. */
-  changed: string[];
-  /** Proxy keys that serve no workload any more. */
-  removed: string[];
-}
-
-export interface ReloadResult {
-  applied: boolean;
-  diagnostics: Diagnostic[];
-  update?: PolicyUpdate;
-}
+export type ReloadResult = ApplyResult;
 
 export interface FilePolicySourceEvents {
   update: [PolicyUpdate];
   error: [Diagnostic[]];
 }
 
-/** Whether a change to these proxy keys concerns a node with this id and metadata. */
-export function nodeAffected(keys: readonly string[], nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): boolean {
-  return keys.some((k) => keyMatchesNode(k, nodeId, nodeMetadata));
+interface WatchedDirectory {
+  watcher?: fs.FSWatcher;
+  /** The directory the watch is on (a replaced directory is a new inode under the same path). */
+  inode?: string;
+}
+
+const dirDiagnostic = (dir: string, message: string): Diagnostic => ({ file: dir, line: 1, column: 1, path: '', message });
+
+function inodeOf(dir: string): string | undefined {
+  try {
+    const st = fs.statSync(dir);
+    return st.isDirectory() ? `${st.dev}:${st.ino}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function statKey(file: string): string {
+  try {
+    const st = fs.statSync(file);
+    return `${st.size}:${st.mtimeMs}:${st.ino}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+/** Non-empty YAML documents in a text; undefined when it does not parse as YAML at all. */
+function countDocuments(text: string): number | undefined {
+  try {
+    const docs = parseAllDocuments(text);
+    return Array.isArray(docs) ? docs.filter((d) => d.contents !== null).length : 0;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * The embedded policy source: a directory of multi-document YAML, watched. Every reload validates
- * all files as one set; only if all pass does it apply the change to the incremental engine and
- * emit `update` with the proxies whose policy changed. Otherwise it emits `error` with
- * file:line diagnostics and the last good state keeps serving — never a half-applied directory.
+ * Why a new text of a file looks like a damaged write rather than an edit: it is empty, or it
+ * has lost most of its documents. Counting needs a parse, so it runs only when the text shrank
+ * to less than half.
  */
-export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> {
-  private readonly engine: PolicyEngine;
+function suspicion(previous: string, text: string): string | undefined {
+  if (text.length * 2 >= previous.length) return undefined;
+  const before = countDocuments(previous) ?? 0;
+  if (before === 0) return undefined;
+  const after = countDocuments(text);
+  if (after === undefined) return undefined;
+  if (after === 0) return `the file shrank to no documents (it had ${before})`;
+  if (before >= 2 && after * 2 < before) return `the file lost ${before - after} of its ${before} documents`;
+  return undefined;
+}
+
+/**
+ * The embedded policy source: directories of multi-document YAML, watched. Every reload sends
+ * all files to the store as one batch (`replace-all`), which the store validates and applies
+ * as one set: only if every file passes does the change reach the engine, and `update` names
+ * the proxies whose policy changed. Otherwise `error` carries file:line diagnostics and the last
+ * good state of every file keeps serving — never a half-applied directory. Files still being
+ * written are waited for, suspect shrinks are held, and lost watches are re-created.
+ */
+export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> implements PolicySource {
+  readonly name: string;
+  readonly store: PolicyStore;
   private readonly debounceMs: number;
-  private readonly watchers: fs.FSWatcher[] = [];
+  private readonly settleMs: number;
+  private readonly suspectHoldMs: number;
+  private readonly rescanMs: number;
+  private readonly watched = new Map<string, WatchedDirectory>();
   private timer: NodeJS.Timeout | undefined;
-  private state: PolicyState = { version: 0, proxies: new Map(), files: [] };
-  private lastGood: Resource[] = [];
+  private rescanTimer: NodeJS.Timeout | undefined;
+  private holdTimer: NodeJS.Timeout | undefined;
+  /** File stats when the settle window opened; a reload waits until they stop changing. */
+  private settling: string | undefined;
+  /** File stats the last reload read, to notice changes a watch missed. */
+  private loaded: string | undefined;
+  /** The text the store last accepted, per file. */
+  private readonly accepted = new Map<string, string>();
+  /** Suspect texts held back, per file, since when. */
+  private readonly suspects = new Map<string, { text: string; since: number }>();
   private lastDiagnostics: Diagnostic[] = [];
   private stopped = false;
 
   constructor(private readonly options: FilePolicySourceOptions) {
     super();
-    this.engine = new PolicyEngine({ trustDomain: options.trustDomain });
+    this.name = options.name ?? 'file';
+    this.store = options.store ?? new PolicyStore({ trustDomain: options.trustDomain });
     this.debounceMs = options.debounceMs ?? 100;
+    this.settleMs = options.settleMs ?? 200;
+    this.suspectHoldMs = options.suspectHoldMs ?? 30_000;
+    this.rescanMs = options.rescanMs ?? 5_000;
   }
 
   /** Loads once and starts watching. The result says whether the initial load was applied. */
   start(): ReloadResult {
     const result = this.reload();
     if (this.options.watch !== false) {
-      for (const dir of this.options.directories) {
-        try {
-          const w = fs.watch(dir, { recursive: true }, () => this.schedule());
-          w.on('error', (err) => this.report([{ file: dir, line: 1, column: 1, path: '', message: `watch failed: ${err.message}` }]));
-          this.watchers.push(w);
-        } catch (err) {
-          this.report([{ file: dir, line: 1, column: 1, path: '', message: `cannot watch: ${(err as Error).message}` }]);
-        }
+      for (const dir of this.options.directories) this.watchDirectory(dir);
+      if (this.rescanMs > 0) {
+        this.rescanTimer = setInterval(() => this.rescan(), this.rescanMs);
+        this.rescanTimer.unref();
       }
     }
     return result;
@@ -92,61 +159,82 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    for (const w of this.watchers.splice(0)) w.close();
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    for (const w of this.watched.values()) w.watcher?.close();
+    this.watched.clear();
   }
 
   current(): PolicyState {
-    return this.state;
+    return this.store.current();
   }
 
-  /** Diagnostics of the last failed reload; empty once a reload succeeds. */
+  /** Diagnostics of the last reload that was rejected or held a suspect file; empty once one succeeds cleanly. */
   errors(): readonly Diagnostic[] {
     return this.lastDiagnostics;
   }
 
   /** The policy for a connecting node (node-id binding plus matching metadata bindings). */
   policyForNode(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): CompiledProxyPolicy | undefined {
-    return this.engine.policyForNode(nodeId, nodeMetadata);
+    return this.store.policyForNode(nodeId, nodeMetadata);
   }
 
-  /** Reads, validates and (if everything passes) applies the directories now. Synchronous, so no reload interleaves with another. */
+  /** Reads the directories and sends them to the store as one batch now. Synchronous, so no reload interleaves with another. */
   reload(): ReloadResult {
-    const files: string[] = [];
-    const missing: Diagnostic[] = [];
+    const objects: PolicyObject[] = [];
+    const unreadable: PolicyObject[] = [];
+    const held: Diagnostic[] = [];
+    const now = Date.now();
+    const seen = new Set<string>();
+    this.loaded = this.fingerprint();
     for (const dir of this.options.directories) {
+      let files: string[];
       try {
-        files.push(...listYamlFiles(dir));
+        files = listYamlFiles(dir);
       } catch (err) {
-        missing.push({ file: dir, line: 1, column: 1, path: '', message: `cannot read directory: ${(err as Error).message}` });
+        unreadable.push({ id: dir, unreadable: `cannot read directory: ${(err as Error).message}` });
+        continue;
       }
-    }
-    const loaded = loadFiles(files);
-    const diagnostics = [...missing, ...loaded.diagnostics];
-    if (diagnostics.length === 0) {
-      this.engine.sync(loaded.resources);
-      const commit = this.engine.commit();
-      if (commit.conflicts.length === 0) {
-        this.lastGood = loaded.resources;
-        this.lastDiagnostics = [];
-        const first = this.state.version === 0;
-        if (!first && commit.changed.length === 0 && commit.removed.length === 0) {
-          this.state = { ...this.state, files };
-          return { applied: true, diagnostics: [] };
+      for (const file of files) {
+        seen.add(file);
+        let text: string;
+        try {
+          text = fs.readFileSync(file, 'utf8');
+        } catch (err) {
+          objects.push({ id: file, unreadable: `cannot read: ${(err as Error).message}` });
+          continue;
         }
-        this.state = { version: this.state.version + 1, proxies: this.engine.proxies(), files };
-        const update: PolicyUpdate = { state: this.state, changed: commit.changed, removed: commit.removed };
-        this.emit('update', update);
-        return { applied: true, diagnostics: [], update };
+        const previous = this.accepted.get(file);
+        const why = previous === undefined ? undefined : suspicion(previous, text);
+        const suspect = this.suspects.get(file);
+        if (previous !== undefined && why !== undefined && (suspect?.text !== text || now - suspect.since < this.suspectHoldMs)) {
+          if (suspect?.text !== text) this.suspects.set(file, { text, since: now });
+          const since = this.suspects.get(file)?.since ?? now;
+          held.push(dirDiagnostic(file, `suspect change held, its last good content keeps serving: ${why}; unchanged for ${Math.round(this.suspectHoldMs / 1000)} s it is accepted (write files by renaming a complete copy into place)`));
+          this.holdUntil(since + this.suspectHoldMs);
+          objects.push({ id: file, text: previous });
+          continue;
+        }
+        this.suspects.delete(file);
+        objects.push({ id: file, text });
       }
-      // Roll the engine back to the last good resources; its compiled policies were never replaced.
-      this.engine.sync(this.lastGood);
-      this.engine.commit();
-      diagnostics.push(...commit.conflicts);
     }
-    diagnostics.sort(compareDiagnostics);
-    this.lastDiagnostics = diagnostics;
-    this.report(diagnostics);
-    return { applied: false, diagnostics };
+    for (const file of this.suspects.keys()) if (!seen.has(file)) this.suspects.delete(file);
+    const result = this.store.apply([
+      ...unreadable.map((o) => ({ type: 'upsert' as const, source: this.name, ...o })),
+      { type: 'replace-all', source: this.name, objects },
+    ]);
+    if (result.applied) {
+      this.accepted.clear();
+      for (const o of objects) if ('text' in o) this.accepted.set(o.id, o.text);
+      this.lastDiagnostics = held;
+      if (result.update) this.emit('update', result.update);
+      if (held.length > 0) this.report(held);
+    } else {
+      this.lastDiagnostics = [...result.diagnostics, ...held];
+      this.report(this.lastDiagnostics);
+    }
+    return result;
   }
 
   private report(diagnostics: Diagnostic[]): void {
@@ -154,18 +242,106 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', diagnostics);
   }
 
+  private warn(message: string): void {
+    this.options.log?.warn(`policy source: ${message}`);
+  }
+
+  private watchDirectory(dir: string): void {
+    const entry: WatchedDirectory = { inode: inodeOf(dir) };
+    this.watched.set(dir, entry);
+    if (entry.inode === undefined) {
+      this.report([dirDiagnostic(dir, 'cannot watch: no such directory (watched again once it exists)')]);
+      return;
+    }
+    try {
+      const w = fs.watch(dir, { recursive: true }, () => this.schedule());
+      w.on('error', (err) => {
+        this.warn(`watch of ${dir} lost (${err.message}); watching it again`);
+        this.report([dirDiagnostic(dir, `watch failed: ${err.message}`)]);
+        w.close();
+        if (entry.watcher === w) entry.watcher = undefined;
+        this.checkWatches();
+      });
+      entry.watcher = w;
+    } catch (err) {
+      entry.inode = undefined;
+      this.report([dirDiagnostic(dir, `cannot watch: ${(err as Error).message}`)]);
+    }
+  }
+
+  /** Re-creates the watch of a directory that was deleted, recreated or replaced by a rename. */
+  private checkWatches(): void {
+    if (this.stopped) return;
+    for (const dir of this.options.directories) {
+      const entry = this.watched.get(dir) ?? {};
+      const inode = inodeOf(dir);
+      if (entry.watcher && entry.inode === inode) continue;
+      if (!entry.watcher && inode === undefined) continue; // still gone; the reload reported it
+      if (entry.watcher) {
+        this.warn(inode === undefined ? `watch of ${dir} lost: the directory is gone (watched again once it is back)` : `watch of ${dir} lost: the directory was replaced; watching the new one`);
+        entry.watcher.close();
+        entry.watcher = undefined;
+      } else this.warn(`watching ${dir} again`);
+      if (inode !== undefined) this.watchDirectory(dir);
+      else this.watched.set(dir, {});
+      this.schedule();
+    }
+  }
+
+  /** What a reload would read: every file's size, mtime and inode, and unreadable directories. */
+  private fingerprint(): string {
+    const parts: string[] = [];
+    for (const dir of this.options.directories) {
+      let files: string[];
+      try {
+        files = listYamlFiles(dir);
+      } catch {
+        parts.push(`${dir}\0unreadable`);
+        continue;
+      }
+      for (const f of files) parts.push(`${f}\0${statKey(f)}`);
+    }
+    return parts.join('\n');
+  }
+
+  private rescan(): void {
+    if (this.stopped) return;
+    this.checkWatches();
+    if (this.timer === undefined && this.fingerprint() !== this.loaded) this.schedule();
+  }
+
+  private holdUntil(at: number): void {
+    if (this.holdTimer || this.options.watch === false || this.stopped) return;
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined;
+      this.schedule();
+    }, Math.max(0, at - Date.now()) + 10);
+    this.holdTimer.unref();
+  }
+
   private schedule(): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.stopped) return;
-      // Whatever a reload throws must not take the server down: the last good state stays.
-      try {
-        this.reload();
-      } catch (err) {
-        this.report([{ file: this.options.directories.join(', '), line: 1, column: 1, path: '', message: `reload failed: ${(err as Error).message}` }]);
-      }
-    }, this.debounceMs);
+    this.settling = undefined;
+    this.timer = setTimeout(() => this.settle(), this.debounceMs);
+  }
+
+  /** Reloads once the files have stopped changing for `settleMs`. */
+  private settle(): void {
+    this.timer = undefined;
+    if (this.stopped) return;
+    const now = this.fingerprint();
+    if (this.settleMs > 0 && now !== this.settling) {
+      this.settling = now;
+      this.timer = setTimeout(() => this.settle(), this.settleMs);
+      return;
+    }
+    this.settling = undefined;
+    // Whatever a reload throws must not take the server down: the last good state stays.
+    try {
+      this.reload();
+    } catch (err) {
+      this.report([dirDiagnostic(this.options.directories.join(', '), `reload failed: ${(err as Error).message}`)]);
+    }
   }
 }

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { TypeUrl } from '../envoy/type-urls';
+import { TypeUrl } from '../resource/type-urls';
 import type { SnapshotSource } from './cache';
 import { DeltaSession } from './delta-session';
 import { NodeStatusRegistry, type NodeStatus } from './node-status';

@@ -1,5 +1,5 @@
 import { decodeDeltaRequest } from './requests';
-import type { EncodedResource } from './resource';
+import type { EncodedResource } from '../resource/encoded';
 import { StreamSession, type SessionContext, type XdsCall } from './stream-session';
 import { Subscription } from './subscription';
 import { deltaResponse } from './wire';

@@ -1,5 +1,5 @@
 import type * as protobuf from 'protobufjs';
-import { getDiscoveryRoot } from '../envoy/protos';
+import { getDiscoveryRoot } from '../resource/protos';
 import type { NodeInfo } from './cache';
 
 export interface ErrorDetail {

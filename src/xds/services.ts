@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { TypeUrl } from '../envoy/type-urls';
+import { TypeUrl } from '../resource/type-urls';
 
 /**
  * gRPC method definitions for xDS with Buffer in and Buffer out: requests are decoded by the

@@ -1,6 +1,6 @@
 import { createHash } from 'crypto';
-import type { EncodedResource } from './resource';
-import { WILDCARD } from './subscription';
+import type { EncodedResource } from '../resource/encoded';
+import { WILDCARD } from '../resource/wildcard';
 import { sotwResponseBody } from './wire';
 
 /**

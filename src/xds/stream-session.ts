@@ -4,7 +4,7 @@ import type { NodeInfo, SnapshotSource } from './cache';
 import type { NodeStatusRegistry } from './node-status';
 import { BadRequestError } from './requests';
 import type { Snapshot } from './snapshot';
-import { TypeUrl } from '../envoy/type-urls';
+import { TypeUrl } from '../resource/type-urls';
 
 export type XdsCall = grpc.ServerDuplexStream<Buffer, Buffer>;
 

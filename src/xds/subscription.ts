@@ -1,6 +1,7 @@
-import type { EncodedResource } from './resource';
+import type { EncodedResource } from '../resource/encoded';
 import type { Snapshot } from './snapshot';
-import { TypeUrl } from '../envoy/type-urls';
+import { TypeUrl } from '../resource/type-urls';
+import { WILDCARD } from '../resource/wildcard';
 
 /**
  * Types whose SotW responses carry the full state and whose empty first request means
@@ -8,8 +9,6 @@ import { TypeUrl } from '../envoy/type-urls';
  * which is how gRPC's xDS client unsubscribes from RDS/EDS.
  */
 const LEGACY_WILDCARD_TYPES: ReadonlySet<string> = new Set([TypeUrl.Listener, TypeUrl.Cluster, TypeUrl.ScopedRouteConfiguration]);
-
-export const WILDCARD = '*';
 
 /** What one stream has subscribed to for one type, as the xDS protocol defines it. */
 export class Subscription {

@@ -1,5 +1,5 @@
 import { Writer } from 'protobufjs';
-import type { EncodedResource } from './resource';
+import type { EncodedResource } from '../resource/encoded';
 
 /**
  * Hand-framed xDS responses. A DiscoveryResponse is a concatenation of length-delimited

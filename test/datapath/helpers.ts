@@ -9,7 +9,7 @@ import * as path from 'path';
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import * as readline from 'readline';
 import { attach, detach, status, AttachOptions, AttachResult, DatapathStatus } from '../../src/datapath/bpf/datapath';
-import { BPFFS_ROOT } from '../../src/datapath/bpf/abi';
+import { BPFFS_MOUNT } from '../../src/datapath/bpf/abi';
 import { mountBpffs } from '../../src/datapath/bpf/bpffs';
 import { cgroup2Root } from '../../src/datapath/bpf/cgroup';
 import { missingRequirements, preflight } from '../../src/datapath/bpf/preflight';
@@ -27,7 +27,7 @@ export function kernelSkipReason(): string | undefined {
   if (missing.length > 0) return missing.map((m) => m.detail).join('; ');
   // A fresh machine has no bpffs mounted; the suites set it up as `datapath attach` does.
   try {
-    mountBpffs(BPFFS_ROOT);
+    mountBpffs(BPFFS_MOUNT);
   } catch (err) {
     return (err as Error).message;
   }

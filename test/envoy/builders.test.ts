@@ -1,13 +1,13 @@
 import * as assert from 'node:assert/strict';
-import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../../src/datapath/redirect-config';
-import { buildProxyResourceJson, buildProxyResources, encodeGeneratedSettled, type GeneratedResource } from '../../src/envoy/proxy-resources';
+import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../../src/net/capture-config';
+import { buildProxyResourceJson, buildProxyResources, type GeneratedResource } from '../../src/envoy/proxy-resources';
+import { encodeGeneratedSettled } from '../tools/encode-settled';
 import { SchemaError } from '../../src/envoy/encode';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { TypeUrl } from '../../src/resource/type-urls';
 import type { CompiledProxyPolicy } from '../../src/policy/compiled';
 import { FIXTURES } from './fixtures';
 
 /* Tests read the generated JSON structurally; `any` keeps the deep paths legible. */
-/* eslint-disable @typescript-eslint/no-explicit-any */
 
 function byName(resources: GeneratedResource[], typeUrl: string, name: string): any {
   const r = resources.find((x) => x.typeUrl === typeUrl && x.name === name);

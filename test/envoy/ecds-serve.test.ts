@@ -2,11 +2,11 @@ import * as assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
 import { SnapshotCache } from '../../src/xds/cache';
 import { Snapshot } from '../../src/xds/snapshot';
-import { startXdsServer, type RunningXdsServer } from '../../src/xds/standalone';
+import { startXdsServer, type RunningXdsServer } from '../../src/xds/server';
 import { buildProxyResources } from '../../src/envoy/proxy-resources';
 import { lookupType } from '../../src/envoy/protos';
-import { TypeUrl } from '../../src/envoy/type-urls';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { TypeUrl } from '../../src/resource/type-urls';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import type { CompiledProxyPolicy } from '../../src/policy/compiled';
 import { rawClient, sotwStream, type DecodedSotwResponse, type RawXdsStream } from '../helpers/raw-xds-client';
 import { FIXTURES } from './fixtures';
@@ -18,7 +18,6 @@ import { FIXTURES } from './fixtures';
  * touched, so Envoy has nothing to drain.
  */
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 const decode = (typeName: string, bytes: Uint8Array): any => {
   const t = lookupType(typeName);
   return t.toObject(t.decode(bytes), { enums: String, longs: Number });

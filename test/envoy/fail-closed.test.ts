@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as grpc from '@grpc/grpc-js';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import { buildProxyResourceJson, buildProxyResources } from '../../src/envoy/proxy-resources';
 import { lookupType } from '../../src/envoy/protos';
 import { loadFiles } from '../../src/policy/loader';
@@ -13,7 +13,6 @@ import { tmpDir } from '../policy/helpers';
 interface RbacEngine {
   apply(info: Record<string, unknown>): boolean;
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { parseConfig } = require('@grpc/grpc-js-xds/build/src/rbac') as { parseConfig(rules: unknown): RbacEngine };
 
 function compile(yaml: string, nodeId: string, metadata: Record<string, unknown> = {}): CompiledProxyPolicy {

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { packageRoot } from '../../src/paths';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import { buildProxyResourceJson, encodeGenerated, type EnvoyMode } from '../../src/envoy/proxy-resources';
 import { FIXTURES } from './fixtures';
 

@@ -7,9 +7,9 @@ import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { SnapshotCache } from '../../src/xds/cache';
 import { Snapshot } from '../../src/xds/snapshot';
-import { startXdsServer, type RunningXdsServer } from '../../src/xds/standalone';
+import { startXdsServer, type RunningXdsServer } from '../../src/xds/server';
 import { buildProxyResources } from '../../src/envoy/proxy-resources';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import type { CompiledProxyPolicy, HttpRule } from '../../src/policy/compiled';
 
 /**
@@ -78,7 +78,6 @@ describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', functio
   };
 
   before(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const grpcXds = require('@grpc/grpc-js-xds') as typeof import('@grpc/grpc-js-xds');
     grpcXds.register();
     cache = new SnapshotCache();

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import { buildProxyResources } from '../../src/envoy/proxy-resources';
 import { lookupType } from '../../src/envoy/protos';
 import type { CompiledProxyPolicy } from '../../src/policy/compiled';
@@ -17,7 +17,6 @@ interface RbacEngine {
   apply(info: Record<string, unknown>): boolean;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { parseConfig } = require('@grpc/grpc-js-xds/build/src/rbac') as { parseConfig(rules: unknown): RbacEngine };
 
 function engine(compiled: CompiledProxyPolicy, mode: 'istio' | 'grpc', port = 8080): RbacEngine {

@@ -2,10 +2,10 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as protobuf from 'protobufjs';
 import { getEnvoyRoot, lookupType } from '../../src/envoy/protos';
-import { checkEnvoyAnyJson, formatPath, type Violation } from '../../src/envoy/schema-check';
+import { checkEnvoyAnyJson, formatViolationPath as formatPath, type Violation } from '../../src/envoy/schema-check';
 import { compileRules } from '../../src/envoy/pgv-rules';
 import { SchemaError, encodeEnvoyResource } from '../../src/envoy/encode';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { TypeUrl } from '../../src/resource/type-urls';
 
 /**
  * One test per constraint class, each on a real Envoy message: a valid baseline passes, and

@@ -1,6 +1,6 @@
 import { getEnvoyRoot } from '../../src/envoy/protos';
-import { encodedResource, type EncodedResource } from '../../src/xds/resource';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { encodedResource, type EncodedResource } from '../../src/resource/encoded';
+import { TypeUrl } from '../../src/resource/type-urls';
 
 /** Encodes a plain protobufjs-shaped object (Any as {'@type', ...}) as an xDS resource. */
 export function resource(typeUrl: string, name: string, value: Record<string, unknown>, options?: { ttlMs?: number }): EncodedResource {

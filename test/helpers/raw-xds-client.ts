@@ -1,9 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type * as protobuf from 'protobufjs';
-import { getDiscoveryRoot } from '../../src/envoy/protos';
+import { getDiscoveryRoot } from '../../src/resource/protos';
 import { encodeDeltaRequest, encodeSotwRequest } from '../../src/xds/requests';
 import { SnapshotCache } from '../../src/xds/cache';
-import { startXdsServer, type RunningXdsServer, type XdsServerOptions } from '../../src/xds/standalone';
+import { startXdsServer, type RunningXdsServer, type XdsServerOptions } from '../../src/xds/server';
 
 const identity = (b: Buffer): Buffer => b;
 

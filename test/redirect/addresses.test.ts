@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { ipv6Bytes } from '../../src/datapath/redirect/bpf-tc';
-import { parseCidr } from '../../src/datapath/redirect/config';
+import { parseCidr } from '../../src/net/cidr';
 
 describe('redirect: address parsing for the bpf maps', () => {
   it('encodes IPv6 addresses, including an IPv4-embedded tail, as 16 network-order bytes', () => {

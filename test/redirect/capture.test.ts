@@ -8,7 +8,7 @@ import { applyRedirect, redirectStatus, removeRedirect } from '../../src/datapat
 import { missingPrerequisites } from '../../src/datapath/redirect/preflight';
 import { runIn, runRawIn } from '../../src/datapath/redirect/exec';
 import { readState } from '../../src/datapath/redirect/state';
-import type { RedirectConfig } from '../../src/datapath/redirect-config';
+import type { RedirectConfig } from '../../src/net/capture-config';
 import { clientFrom, createTopology, destroyTopology, startInNetns, type NsProcess, type Topology } from './fixtures/netns';
 
 const PROXY_MARK = 0x539;

@@ -9,7 +9,7 @@ import { missingPrerequisites } from '../../src/datapath/redirect/preflight';
 import { run, runIn, runRaw } from '../../src/datapath/redirect/exec';
 import { readState } from '../../src/datapath/redirect/state';
 import * as nft from '../../src/datapath/redirect/nft';
-import { BPFFS_ROOT } from '../../src/datapath/redirect/bpf-tc';
+import { REDIRECT_BPFFS } from '../../src/datapath/redirect/bpf-tc';
 
 describe('redirect agent lifecycle', function () {
   const ns = `ma-rd-${process.pid}-life`;
@@ -117,7 +117,7 @@ describe('redirect agent lifecycle', function () {
       (nft as { applyNftTable: typeof real }).applyNftTable = real;
     }
   }
-  const pinDirs = (): string[] => (fs.existsSync(BPFFS_ROOT) ? fs.readdirSync(BPFFS_ROOT).filter((e) => e.startsWith(`redirect-`) && e.includes(ns)) : []);
+  const pinDirs = (): string[] => (fs.existsSync(REDIRECT_BPFFS) ? fs.readdirSync(REDIRECT_BPFFS).filter((e) => e.startsWith(`redirect-`) && e.includes(ns)) : []);
   const snapshot = async (): Promise<string[]> => [
     await rules(),
     (await runIn(target, ['ip', 'route', 'show', 'table', 'all'])).stdout,

@@ -2,10 +2,11 @@
 import { strict as assert } from 'assert';
 import { parseArgs } from '../../src/cli/args';
 import { configFromArgs } from '../../src/cli/redirect';
-import { parseCidr, validateRedirectConfig, withDefaults } from '../../src/datapath/redirect/config';
+import { parseCidr } from '../../src/net/cidr';
+import { validateRedirectConfig, withDefaults } from '../../src/datapath/redirect/validate';
 import { parseNftTableJson } from '../../src/datapath/redirect/nft';
 import { renderApplyTransaction, renderTable } from '../../src/datapath/redirect/nft-ruleset';
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 
 describe('redirect ruleset and config', () => {
   it('renders inbound/outbound tproxy, marks, exclusions and the proxy bypass', () => {

@@ -5,7 +5,7 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import { run, runRaw } from '../../src/datapath/redirect/exec';
-import { socketsAddonPath } from '../../src/datapath/transparent-socket';
+import { socketsAddonPath } from '../tools/transparent-socket';
 import { nsProcScript } from './fixtures/netns';
 
 describe('transparent sockets addon', function () {

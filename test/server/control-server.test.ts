@@ -5,7 +5,7 @@ import * as path from 'path';
 import type * as grpc from '@grpc/grpc-js';
 import { startControlServer, type RunningControlServer } from '../../src/server/control-server';
 import { packageRoot } from '../../src/paths';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { TypeUrl } from '../../src/resource/type-urls';
 import { decodeAny } from '../helpers/envoy-resources';
 import { deltaStream, rawClient } from '../helpers/raw-xds-client';
 
@@ -72,5 +72,58 @@ describe('control server on the file policy store', function () {
     assert.ok(warnings.some((w) => /http-api-allowlist\.yaml:\d+:\d+: .*path.*RE2/i.test(w)), `diagnostic names file:line and RE2:\n${warnings.join('\n')}`);
     assert.ok(server.source.errors().length > 0);
     ecds.close();
+  });
+});
+
+describe('control server: only connected nodes are built', function () {
+  this.timeout(30000);
+  let dir: string;
+  let server: RunningControlServer;
+  let client: grpc.Client;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-serve-'));
+    fs.cpSync(path.join(packageRoot(), 'examples/policies'), path.join(dir, 'policies'), { recursive: true });
+    fs.cpSync(path.join(packageRoot(), 'examples/workloads'), path.join(dir, 'workloads'), { recursive: true });
+    server = await startControlServer({
+      directories: [path.join(dir, 'policies'), path.join(dir, 'workloads')],
+      mode: 'standalone',
+      host: '127.0.0.1',
+      port: 0,
+      log: quiet,
+      nodeGraceMs: 200,
+    });
+    client = rawClient(server.xds.port);
+  });
+  after(async () => {
+    client.close();
+    await server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a sidecar whose stream ended is forgotten after the grace period and not rebuilt on later edits', async () => {
+    const file = path.join(dir, 'policies/http-api-allowlist.yaml');
+    const original = fs.readFileSync(file, 'utf8');
+    const edited = (): Promise<void> =>
+      new Promise((resolve) => {
+        server.store.once('update', () => resolve());
+      });
+    const ecds = deltaStream(client);
+    ecds.send({ node: { id: API_NODE }, type_url: TypeUrl.ExtensionConfig, resource_names_subscribe: ['*'] });
+    await ecds.next(5000);
+    assert.deepEqual(server.snapshots.knownNodes(), [API_NODE]);
+    const builds = server.snapshots.buildCount;
+    let update = edited();
+    fs.writeFileSync(file, original.replace('path: /v1/orders', 'path: /v1/orders(/[0-9]+)?'));
+    await update;
+    assert.equal(server.snapshots.buildCount, builds + 1, 'a connected node is rebuilt');
+
+    ecds.close();
+    for (let i = 0; i < 50 && server.snapshots.knownNodes().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(server.snapshots.knownNodes(), [], 'forgotten once its stream ended and the grace period passed');
+    update = edited();
+    fs.writeFileSync(file, original.replace('path: /v1/orders', 'path: /v1/(orders|carts)'));
+    await update;
+    assert.equal(server.snapshots.buildCount, builds + 1, 'a disconnected node is not rebuilt');
   });
 });

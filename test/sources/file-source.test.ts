@@ -186,3 +186,107 @@ describe('FilePolicySource', function () {
     assert.equal(events, 0);
   });
 });
+
+describe('FilePolicySource under careless writers and moving directories', function () {
+  this.timeout(20000);
+  let dir: string;
+  let source: FilePolicySource | undefined;
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const three = [workload('api', 'api', '10.0.0.1'), workload('web', 'web', '10.0.0.2'), workload('db', 'db', '10.0.0.3')].join('---\n');
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-source-'));
+    fs.mkdirSync(path.join(dir, 'policies'));
+    fs.writeFileSync(path.join(dir, 'workloads.yaml'), three);
+    fs.writeFileSync(path.join(dir, 'policies', 'api.yaml'), allowHttp('web', 'api'));
+  });
+
+  afterEach(() => {
+    source?.stop();
+    source = undefined;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a file being written slowly is read only once it has stopped changing', async () => {
+    source = new FilePolicySource({ directories: [dir], debounceMs: 30, settleMs: 400, rescanMs: 0 });
+    source.start();
+    const seen: string[][] = [];
+    source.on('update', (u) => seen.push([...u.state.proxies.keys()].sort()));
+    // A workloads file rewritten in pieces, as a slow copy or upload does: each piece is valid
+    // YAML on its own, so only waiting for the file to settle keeps the halves from being served.
+    const file = path.join(dir, 'workloads.yaml');
+    const full = `${three}---\n${workload('cache', 'cache', '10.0.0.4')}`;
+    const cuts = [0, full.indexOf('---\n', 10), full.lastIndexOf('---\n'), full.length];
+    fs.writeFileSync(file, '');
+    for (let i = 1; i < cuts.length; i++) {
+      fs.appendFileSync(file, full.slice(cuts[i - 1], cuts[i]));
+      await sleep(150);
+    }
+    await sleep(1000);
+    assert.deepEqual(seen, [['api', 'cache', 'db', 'web']], 'one update, with the complete file');
+  });
+
+  it('a file that shrinks to nothing or loses most of its documents is held as suspect and reported; unchanged, it is accepted later', async () => {
+    source = new FilePolicySource({ directories: [dir], debounceMs: 30, settleMs: 0, suspectHoldMs: 1500, rescanMs: 0 });
+    source.start();
+    const errors: Diagnostic[][] = [];
+    const updates: PolicyUpdate[] = [];
+    source.on('error', (e) => errors.push(e));
+    source.on('update', (u) => updates.push(u));
+    const file = path.join(dir, 'workloads.yaml');
+    fs.writeFileSync(file, '');
+    await sleep(400);
+    assert.equal(updates.length, 0, 'nothing applied');
+    assert.deepEqual([...source.current().proxies.keys()].sort(), ['api', 'db', 'web'], 'the last good workloads keep serving');
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0][0].file, file);
+    assert.match(errors[0][0].message, /suspect change held.*shrank to no documents \(it had 3\)/);
+
+    // Most documents lost (1 of 3 left): held too.
+    fs.writeFileSync(file, workload('api', 'api', '10.0.0.1'));
+    await sleep(400);
+    assert.equal(updates.length, 0);
+    assert.match(source.errors()[0].message, /lost 2 of its 3 documents/);
+
+    // Left as it is past the hold, it was meant: applied.
+    await sleep(1800);
+    assert.equal(updates.length, 1);
+    assert.deepEqual(updates[0].removed.sort(), ['db', 'web']);
+    assert.deepEqual(source.errors(), []);
+  });
+
+  it('a watched directory deleted and recreated, or replaced by a rename, is watched again (and the loss is logged)', async () => {
+    const warnings: string[] = [];
+    const policies = path.join(dir, 'policies');
+    // Policies watched on their own directory; the workloads come from another source.
+    source = new FilePolicySource({ directories: [policies], debounceMs: 30, settleMs: 0, rescanMs: 200, log: { warn: (m) => warnings.push(m) } });
+    const store = source.store;
+    store.apply([{ type: 'upsert', source: 'workloads', id: path.join(dir, 'workloads.yaml'), text: three }]);
+    source.start();
+    const pathOf = (): string | undefined => source!.current().proxies.get('api')?.ingress[0].rules[0].http?.[0].path;
+    assert.equal(pathOf(), '/.*');
+
+    // Deleted and recreated with an edit.
+    fs.rmSync(policies, { recursive: true });
+    await sleep(400);
+    fs.mkdirSync(policies);
+    fs.writeFileSync(path.join(policies, 'api.yaml'), allowHttp('web', 'api', '/v2/.*'));
+    for (let i = 0; i < 30 && pathOf() !== '/v2/.*'; i++) await sleep(100);
+    assert.equal(pathOf(), '/v2/.*', 'an edit in the recreated directory is applied');
+    assert.ok(warnings.some((w) => /watch of .*policies lost: the directory is gone/.test(w)), warnings.join('\n'));
+
+    // Replaced by a rename (how ConfigMap updates and deploy tools swap a directory).
+    const staged = path.join(dir, 'policies.new');
+    fs.mkdirSync(staged);
+    fs.writeFileSync(path.join(staged, 'api.yaml'), allowHttp('web', 'api', '/v3/.*'));
+    fs.renameSync(policies, path.join(dir, 'policies.old'));
+    fs.renameSync(staged, policies);
+    for (let i = 0; i < 30 && pathOf() !== '/v3/.*'; i++) await sleep(100);
+    assert.equal(pathOf(), '/v3/.*', 'the replacing directory is loaded');
+    // And watched: an edit in it arrives.
+    fs.writeFileSync(path.join(policies, 'api.yaml'), allowHttp('web', 'api', '/v4/.*'));
+    for (let i = 0; i < 30 && pathOf() !== '/v4/.*'; i++) await sleep(100);
+    assert.equal(pathOf(), '/v4/.*', 'an edit in the replacing directory is applied');
+    assert.ok(warnings.some((w) => /watch of .*policies lost: the directory was replaced/.test(w)), warnings.join('\n'));
+  });
+});

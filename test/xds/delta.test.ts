@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { Snapshot } from '../../src/xds/snapshot';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { TypeUrl } from '../../src/resource/type-urls';
 import { edsCluster, endpoints, resource } from '../helpers/envoy-resources';
 import { deltaStream, type DecodedDeltaResponse, testNode, xdsServerPerTest } from '../helpers/raw-xds-client';
 

@@ -3,8 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as grpcXds from '@grpc/grpc-js-xds';
 import { SnapshotCache } from '../../src/xds/cache';
 import { Snapshot } from '../../src/xds/snapshot';
-import { startXdsServer, type RunningXdsServer } from '../../src/xds/standalone';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { startXdsServer, type RunningXdsServer } from '../../src/xds/server';
+import { TypeUrl } from '../../src/resource/type-urls';
 import { apiListener, edsCluster, endpoints, resource, routeToCluster } from '../helpers/envoy-resources';
 import { callEcho, eventually, startEchoBackend } from '../helpers/echo-backend';
 

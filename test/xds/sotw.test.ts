@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { getDiscoveryRoot } from '../../src/envoy/protos';
+import { getDiscoveryRoot } from '../../src/resource/protos';
 import { encodeSotwRequest } from '../../src/xds/requests';
 import { Snapshot } from '../../src/xds/snapshot';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { TypeUrl } from '../../src/resource/type-urls';
 import { apiListener, decodeAny, edsCluster, endpoints, routeToCluster } from '../helpers/envoy-resources';
 import { sotwStream, type DecodedSotwResponse, testNode, xdsServerPerTest } from '../helpers/raw-xds-client';
 

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { NodeStatusRegistry } from '../../src/xds/node-status';
 import { Subscription } from '../../src/xds/subscription';
-import { TypeUrl } from '../../src/envoy/type-urls';
+import { TypeUrl } from '../../src/resource/type-urls';
 
 describe('Subscription (xDS wildcard rules)', () => {
   it('an empty first LDS/CDS request is a legacy wildcard; naming resources later leaves it', () => {

@@ -2,12 +2,12 @@
  * The TypeScript side of bpf/include/meshaccel_abi.h: modes, counter indices and pin names.
  * Kept next to the header's order; test/datapath checks the counters against real traffic.
  */
-export type RedirectMode = 'off' | 'all' | 'ports';
+export type SkMsgMode = 'off' | 'all' | 'ports';
 
-export const MODE_VALUES: Readonly<Record<RedirectMode, number>> = Object.freeze({ off: 0, all: 1, ports: 2 });
+export const MODE_VALUES: Readonly<Record<SkMsgMode, number>> = Object.freeze({ off: 0, all: 1, ports: 2 });
 
-export function modeName(value: number): RedirectMode | 'unknown' {
-  for (const [name, v] of Object.entries(MODE_VALUES)) if (v === value) return name as RedirectMode;
+export function modeName(value: number): SkMsgMode | 'unknown' {
+  for (const [name, v] of Object.entries(MODE_VALUES)) if (v === value) return name as SkMsgMode;
   return 'unknown';
 }
 
@@ -30,7 +30,7 @@ export type CounterName = (typeof COUNTER_NAMES)[number];
 export type Counters = Record<CounterName, number>;
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/meshaccel';
-export const BPFFS_ROOT = '/sys/fs/bpf';
+export const BPFFS_MOUNT = '/sys/fs/bpf';
 
 /**
  * Bulk small-write hand-off defaults (see struct meshaccel_config): a direction that sends

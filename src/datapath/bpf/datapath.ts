@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import {
-  BPFFS_ROOT,
+  BPFFS_MOUNT,
   COUNTER_NAMES,
   Counters,
   DEFAULT_BULK_SMALL_MAX,
@@ -12,7 +12,7 @@ import {
   leaveDelayOf,
   leaveDelayValue,
   MODE_VALUES,
-  RedirectMode,
+  SkMsgMode,
   modeName,
 } from './abi';
 import { makePinDir, mountBpffs } from './bpffs';
@@ -50,7 +50,7 @@ export interface AttachResult {
   cgroup: string;
   cgroupId: number;
   linkId: number;
-  mode: RedirectMode;
+  mode: SkMsgMode;
   ports: number[];
   /** The pinned programs (a previous start) were this build's and were reused. */
   adopted: boolean;
@@ -86,7 +86,7 @@ export interface DatapathStatus {
   cgroup: { id: number; path: string | null; linkId: number } | null;
   /** Program ids attached to the sockhash (null when the kernel cannot say). */
   skMsgAttachedIds: number[] | null;
-  mode: RedirectMode | 'unknown' | null;
+  mode: SkMsgMode | 'unknown' | null;
   bulkStreak: number | null;
   bulkSmallMax: number | null;
   bulkLargeMin: number | null;
@@ -114,13 +114,13 @@ export function attach(opts: AttachOptions = {}): AttachResult {
   if (missing.length > 0) throw new PreflightError(missing);
   const pinDir = pinDirOf(opts);
   // Only the default location is ours to mount; a pin directory elsewhere must already be on bpffs.
-  if (pinDir === DEFAULT_PIN_DIR || pinDir.startsWith(BPFFS_ROOT + '/')) mountBpffs(BPFFS_ROOT);
+  if (pinDir === DEFAULT_PIN_DIR || pinDir.startsWith(BPFFS_MOUNT + '/')) mountBpffs(BPFFS_MOUNT);
   makePinDir(pinDir);
   const native = loadNative(opts.addon);
 
   const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
   const ports = validPorts(opts.ports ?? []);
-  const mode: RedirectMode = ports.length > 0 ? 'ports' : 'all';
+  const mode: SkMsgMode = ports.length > 0 ? 'ports' : 'all';
   // Configure before attaching, so the first socket established in the cgroup already sees
   // the mode it should.
   native.configure(

@@ -3,5 +3,5 @@ export type { AttachOptions, AttachResult, DatapathStatus, DatapathTarget, Detac
 export { preflight, missingRequirements, PreflightError, defaultObjectPaths } from './preflight';
 export type { Requirement, ObjectPaths } from './preflight';
 export { COUNTER_NAMES, DEFAULT_PIN_DIR, DEFAULT_BULK_STREAK, DEFAULT_BULK_SMALL_MAX, DEFAULT_BULK_LARGE_MIN, MODE_VALUES } from './abi';
-export type { Counters, RedirectMode } from './abi';
+export type { Counters, SkMsgMode } from './abi';
 export { cgroup2Root, isCgroup2 } from './cgroup';

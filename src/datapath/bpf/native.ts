@@ -64,7 +64,6 @@ export function loadNative(file: string = addonPath()): NativeBpf {
   const hit = cache.get(file);
   if (hit) return hit;
   if (!fs.existsSync(file)) throw new Error(`BPF addon not built: ${file} is missing (run \`make addon\`)`);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = require(file) as Partial<NativeBpf>;
   for (const fn of ['probeBpf', 'load', 'attachCgroup', 'configure', 'status', 'detach'] as const) {
     if (typeof mod[fn] !== 'function') throw new Error(`BPF addon ${file} has no ${fn}(): rebuild it (\`make addon\`)`);

@@ -4,7 +4,7 @@ import { packageRoot } from '../../paths';
 import { isBpffs } from './bpffs';
 import { isCgroup2 } from './cgroup';
 import { addonPath, loadNative } from './native';
-import { BPFFS_ROOT } from './abi';
+import { BPFFS_MOUNT } from './abi';
 
 /**
  * What attach needs, checked up front so a failure names the missing piece instead of
@@ -67,11 +67,11 @@ export function preflight(input: PreflightInput = {}): Requirement[] {
     reqs.push({ name: 'bpf-syscall', ok: false, detail: 'not probed: the addon is needed to call bpf()' });
   }
 
-  const bpffs = isBpffs(BPFFS_ROOT);
+  const bpffs = isBpffs(BPFFS_MOUNT);
   reqs.push({
     name: 'bpffs',
     ok: bpffs || input.bpffsMountable === true,
-    detail: bpffs ? `${BPFFS_ROOT} is bpffs` : `bpffs not mounted at ${BPFFS_ROOT}${input.bpffsMountable ? ' (attach mounts it)' : ' (mount -t bpf bpf /sys/fs/bpf)'}`,
+    detail: bpffs ? `${BPFFS_MOUNT} is bpffs` : `bpffs not mounted at ${BPFFS_MOUNT}${input.bpffsMountable ? ' (attach mounts it)' : ' (mount -t bpf bpf /sys/fs/bpf)'}`,
   });
 
   if (input.cgroup !== undefined) {

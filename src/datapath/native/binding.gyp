@@ -7,13 +7,6 @@
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "libraries": ["-lbpf", "-lelf", "-lz"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"]
-    },
-    {
-      "target_name": "meshaccel_sockets",
-      "sources": ["sockets_addon.cc"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"]
     }
   ]
 }

@@ -6,9 +6,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { RedirectConfig } from '../redirect-config';
-import { validateRedirectConfig, withDefaults, type RedirectMode } from './config';
-import { attachedDevices, attachIngress, BPFFS_ROOT, detachIngress, ensureBpffs, listInterfaces, loadProgram, progPinOf, readStats } from './bpf-tc';
+import type { RedirectConfig } from '../../net/capture-config';
+import { validateRedirectConfig, withDefaults, type CaptureMode } from './validate';
+import { attachedDevices, attachIngress, REDIRECT_BPFFS, detachIngress, ensureBpffs, listInterfaces, loadProgram, progPinOf, readStats } from './bpf-tc';
 import { netnsPath, runRawIn, type NetnsTarget } from './exec';
 import { applyNftTable, readNftTable, removeNftTable, type NftTableState } from './nft';
 import { hasTool, missingPrerequisites } from './preflight';
@@ -23,7 +23,7 @@ export class PrerequisiteError extends Error {
 
 export interface ApplyOptions {
   netns?: string;
-  mode?: RedirectMode;
+  mode?: CaptureMode;
   /**
    * Devices for inbound capture (default every device but lo). In bpf mode the tc program is
    * attached to them (and to lo, for outbound); in nft mode the inbound chain matches them.
@@ -32,13 +32,13 @@ export interface ApplyOptions {
   interfaces?: string[];
 }
 
-async function preflight(mode: RedirectMode, netns: string | undefined): Promise<void> {
+async function preflight(mode: CaptureMode, netns: string | undefined): Promise<void> {
   const missing = await missingPrerequisites(mode, netns);
   if (missing.length > 0) throw new PrerequisiteError(missing);
 }
 
 function pinDirFor(netns: string | undefined): string {
-  return path.join(BPFFS_ROOT, `redirect-${namespaceKey(netns)}-${Date.now().toString(36)}`);
+  return path.join(REDIRECT_BPFFS, `redirect-${namespaceKey(netns)}-${Date.now().toString(36)}`);
 }
 
 /**
@@ -186,11 +186,11 @@ export async function removeRedirect(options: { netns?: string } = {}, fallback:
 
 /** Pin directories of a namespace, including those of interrupted applies. */
 function pinDirsOf(netns: string | undefined): string[] {
-  if (!fs.existsSync(BPFFS_ROOT)) return [];
+  if (!fs.existsSync(REDIRECT_BPFFS)) return [];
   // Exactly `redirect-<key>-<base36 time>`: a prefix match would also take `ns-pod-2`'s for `ns-pod`.
   const key = namespaceKey(netns).replace(/[.]/g, '\\.');
   const ours = new RegExp(`^redirect-${key}-[0-9a-z]+$`);
-  return fs.readdirSync(BPFFS_ROOT).filter((e) => ours.test(e)).map((e) => path.join(BPFFS_ROOT, e));
+  return fs.readdirSync(REDIRECT_BPFFS).filter((e) => ours.test(e)).map((e) => path.join(REDIRECT_BPFFS, e));
 }
 
 function forgetNamespace(netns: string | undefined, state: InstalledState | undefined): void {
@@ -202,7 +202,7 @@ function forgetNamespace(netns: string | undefined, state: InstalledState | unde
 export interface RedirectStatus {
   netns?: string;
   installed: boolean;
-  mode?: RedirectMode;
+  mode?: CaptureMode;
   appliedAt?: string;
   config?: RedirectConfig;
   nft: NftTableState;

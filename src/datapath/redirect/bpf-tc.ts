@@ -9,14 +9,14 @@ import * as os from 'os';
 import * as path from 'path';
 import { makePinDir, mountBpffs } from '../bpf/bpffs';
 import { packageRoot } from '../../paths';
-import type { RedirectConfig } from '../redirect-config';
-import { cidrsOf } from './config';
+import type { RedirectConfig } from '../../net/capture-config';
+import { cidrsOf } from '../../net/cidr';
 import { run, runIn, runRawIn, type NetnsTarget } from './exec';
 
 export const PROGRAM_NAME = 'tproxy_sk_assign';
 /** tc filter preference of our filter, so detach removes exactly ours. */
 export const TC_PREF = 4242;
-export const BPFFS_ROOT = '/run/meshaccel/bpffs';
+export const REDIRECT_BPFFS = '/run/meshaccel/bpffs';
 
 export const STAT_NAMES = [
   'inbound_captured',
@@ -64,7 +64,7 @@ export async function bpfObjectPath(): Promise<string> {
 
 /** A bpffs instance of our own, so pins never collide with other components' /sys/fs/bpf. */
 export async function ensureBpffs(): Promise<string> {
-  return mountBpffs(BPFFS_ROOT, 'meshaccel-bpffs');
+  return mountBpffs(REDIRECT_BPFFS, 'meshaccel-bpffs');
 }
 
 /** Where loadProgram pins the program and its maps under a pin directory. */

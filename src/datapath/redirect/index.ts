@@ -1,5 +1,6 @@
 export { applyRedirect, removeRedirect, redirectStatus, PrerequisiteError, type ApplyOptions, type RedirectStatus } from './agent';
-export { withDefaults, validateRedirectConfig, parseCidr, type RedirectMode } from './config';
+export { withDefaults, validateRedirectConfig, type CaptureMode } from './validate';
+export { parseCidr } from '../../net/cidr';
 export { renderTable, renderApplyTransaction, COUNTERS } from './nft-ruleset';
 export { missingPrerequisites } from './preflight';
 export type { InstalledState } from './state';

@@ -34,8 +34,9 @@
  * In bpf mode the table keeps only step 1-2 (`output`); a tc ingress program on lo and on the
  * workload's interfaces does the socket assignment (bpf_sk_assign) instead of `tproxy`.
  */
-import type { RedirectConfig } from '../redirect-config';
-import { cidrsOf, hex, type RedirectMode } from './config';
+import type { RedirectConfig } from '../../net/capture-config';
+import { cidrsOf } from '../../net/cidr';
+import { hex, type CaptureMode } from './validate';
 
 export const TABLE_FAMILY = 'inet';
 export const TABLE_NAME = 'meshaccel';
@@ -77,7 +78,7 @@ function quoteIfname(name: string): string {
 }
 
 /** The rules of the table alone (no add/delete preamble). */
-export function renderTable(config: RedirectConfig, mode: RedirectMode, options: RenderOptions = {}): string {
+export function renderTable(config: RedirectConfig, mode: CaptureMode, options: RenderOptions = {}): string {
   const mark = hex(config.tproxyMark);
   const proxyMark = hex(config.proxyMark);
   const proxyPorts = [config.inboundProxyPort, config.outboundProxyPort];
@@ -161,7 +162,7 @@ ${v6 ? `\t\tmeta nfproto ipv6 meta l4proto tcp counter name "outbound_captured" 
  * The whole transaction: `add table` makes the following `delete table` valid whether or not
  * the table existed, then the table is recreated. nft applies the file atomically.
  */
-export function renderApplyTransaction(config: RedirectConfig, mode: RedirectMode, options: RenderOptions = {}): string {
+export function renderApplyTransaction(config: RedirectConfig, mode: CaptureMode, options: RenderOptions = {}): string {
   return `add table ${TABLE_FAMILY} ${TABLE_NAME}\ndelete table ${TABLE_FAMILY} ${TABLE_NAME}\n${renderTable(config, mode, options)}`;
 }
 

@@ -1,11 +1,11 @@
 /** Applies, removes and reads the `inet meshaccel` table with the nft binary. */
-import type { RedirectConfig } from '../redirect-config';
-import type { RedirectMode } from './config';
+import type { RedirectConfig } from '../../net/capture-config';
+import type { CaptureMode } from './validate';
 import { runIn, runRawIn, type NetnsTarget } from './exec';
 import { COUNTERS, renderApplyTransaction, renderRemoveTransaction, TABLE_FAMILY, TABLE_NAME, type CounterName, type RenderOptions } from './nft-ruleset';
 
 /** One `nft -f -` transaction: the table is replaced as a whole or not at all. */
-export async function applyNftTable(target: NetnsTarget, config: RedirectConfig, mode: RedirectMode, options: RenderOptions = {}): Promise<void> {
+export async function applyNftTable(target: NetnsTarget, config: RedirectConfig, mode: CaptureMode, options: RenderOptions = {}): Promise<void> {
   await runIn(target, ['nft', '-f', '-'], renderApplyTransaction(config, mode, options));
 }
 

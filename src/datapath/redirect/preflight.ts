@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { packageRoot } from '../../paths';
-import type { RedirectMode } from './config';
+import type { CaptureMode } from './validate';
 import { netnsPath, runRaw } from './exec';
 
 /** Whether argv runs and exits 0 (a tool's version flag). */
@@ -17,7 +17,7 @@ export async function hasTool(argv: string[]): Promise<boolean> {
   }
 }
 
-export async function missingPrerequisites(mode: RedirectMode, netns?: string): Promise<string[]> {
+export async function missingPrerequisites(mode: CaptureMode, netns?: string): Promise<string[]> {
   const missing: string[] = [];
   if (process.getuid && process.getuid() !== 0) missing.push('root privileges (CAP_NET_ADMIN/CAP_SYS_ADMIN): run as root');
   if (!(await hasTool(['nft', '--version']))) missing.push('nft (Debian package nftables; `make setup`)');

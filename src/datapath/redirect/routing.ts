@@ -5,8 +5,8 @@
  * The rule matches the mark exactly (mask 0xffffffff): the default proxyMark 0x539 shares bit
  * 0 with tproxyMark 0x1, and a masked match would send the proxy's upstream traffic to lo too.
  */
-import type { RedirectConfig } from '../redirect-config';
-import { hex } from './config';
+import type { RedirectConfig } from '../../net/capture-config';
+import { hex } from './validate';
 import { runIn, runRawIn, type NetnsTarget } from './exec';
 
 /** Priority of the fwmark rule: before `main` (32766), after `local` (0). */

@@ -5,14 +5,14 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import type { RedirectConfig } from '../redirect-config';
-import type { RedirectMode } from './config';
+import type { RedirectConfig } from '../../net/capture-config';
+import type { CaptureMode } from './validate';
 
 export const STATE_DIR = '/run/meshaccel/redirect';
 
 export interface InstalledState {
   netns?: string;
-  mode: RedirectMode;
+  mode: CaptureMode;
   config: RedirectConfig;
   appliedAt: string;
   /** Devices inbound capture is limited to, when the apply named them. */

@@ -1,5 +1,5 @@
 import type { CompiledPortPolicy } from '../../policy/compiled';
-import type { RedirectConfig } from '../../datapath/redirect-config';
+import type { RedirectConfig } from '../../net/capture-config';
 import { ADS_CONFIG_SOURCE, Direction, ecdsHttpFilter, rbacEcdsName, withType } from './ecds';
 import { Json, RBAC_TYPE_URL, denyAllRbac } from './rbac';
 

@@ -1,5 +1,5 @@
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerSet, PolicyOrigin } from '../../policy/compiled';
-import { parseCidr } from '../../policy/semantic-checks';
+import { tryParseCidr as parseCidr } from '../../net/cidr';
 
 /**
  * Compiled HTTP rules → Envoy's RBAC HTTP filter config (envoy.extensions.filters.http.rbac.v3.RBAC),

@@ -11,7 +11,7 @@
  */
 import * as net from 'net';
 import * as path from 'path';
-import { packageRoot } from '../paths';
+import { packageRoot } from '../../src/paths';
 
 interface ListenNativeOptions {
   host: string;
@@ -43,14 +43,13 @@ interface SocketsAddon {
 let addon: SocketsAddon | undefined;
 
 export function socketsAddonPath(): string {
-  return path.join(packageRoot(), 'src/datapath/native/build/Release/meshaccel_sockets.node');
+  return path.join(packageRoot(), 'test/tools/native/build/Release/meshaccel_sockets.node');
 }
 
 function load(): SocketsAddon {
   if (addon) return addon;
   const file = socketsAddonPath();
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     addon = require(file) as SocketsAddon;
   } catch (err) {
     throw new Error(`cannot load the sockets addon ${file} (run \`make addon\`): ${(err as Error).message}`);

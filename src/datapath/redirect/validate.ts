@@ -2,10 +2,10 @@
  * Validation of a RedirectConfig before anything is rendered from it: every number ends up in
  * an nft ruleset, an `ip rule`, or a BPF map, so a bad value must fail here, by name.
  */
-import * as net from 'net';
-import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../redirect-config';
+import { cidrsOf, parseCidr, type Cidr } from '../../net/cidr';
+import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../../net/capture-config';
 
-export type RedirectMode = 'nft' | 'bpf';
+export type CaptureMode = 'nft' | 'bpf';
 
 export function withDefaults(partial: Partial<RedirectConfig>): RedirectConfig {
   const base = DEFAULT_REDIRECT_CONFIG;
@@ -18,28 +18,6 @@ export function withDefaults(partial: Partial<RedirectConfig>): RedirectConfig {
     excludeOutboundCidrs: [...base.excludeOutboundCidrs],
     ...partial,
   };
-}
-
-export interface Cidr {
-  family: 4 | 6;
-  address: string;
-  prefix: number;
-  text: string;
-}
-
-/** Parses `a.b.c.d[/n]` or `x::y[/n]`; a bare address is a host route (/32, /128). */
-export function parseCidr(text: string): Cidr {
-  const [address, prefixText, extra] = text.trim().split('/');
-  const family = net.isIP(address);
-  // net.isIP accepts zone ids (fe80::1%eth0), which no CIDR set can hold.
-  if (extra !== undefined || (family !== 4 && family !== 6) || address.includes('%')) throw new Error(`"${text}" is not an IPv4/IPv6 CIDR`);
-  const max = family === 4 ? 32 : 128;
-  // Decimal digits only: Number() would also take `0x8`, `1e1`, ` 8` or `8.0`.
-  const prefix = prefixText === undefined ? max : /^[0-9]{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) {
-    throw new Error(`"${text}": prefix length must be 0-${max}`);
-  }
-  return { family, address, prefix, text: `${address}/${prefix}` };
 }
 
 function checkPort(value: number, what: string): void {
@@ -75,7 +53,7 @@ function checkBpfCapacity(config: RedirectConfig): void {
  * Throws an Error naming the first bad field. With a mode, also what that mode cannot hold, so
  * an apply fails before it changes anything.
  */
-export function validateRedirectConfig(config: RedirectConfig, mode?: RedirectMode): void {
+export function validateRedirectConfig(config: RedirectConfig, mode?: CaptureMode): void {
   checkPort(config.inboundProxyPort, 'inboundProxyPort');
   checkPort(config.outboundProxyPort, 'outboundProxyPort');
   checkU32(config.tproxyMark, 'tproxyMark', false);
@@ -101,10 +79,6 @@ function parseCidrNamed(text: string, what: string): Cidr {
   } catch (err) {
     throw new Error(`${what}: ${(err as Error).message}`);
   }
-}
-
-export function cidrsOf(list: readonly string[], family: 4 | 6): Cidr[] {
-  return list.map((c) => parseCidr(c)).filter((c) => c.family === family);
 }
 
 export function hex(n: number): string {

@@ -1,0 +1,178 @@
+import type { NodeInfo, SnapshotSource } from '../xds/cache';
+import { SnapshotCache } from '../xds/cache';
+import { Snapshot } from '../xds/snapshot';
+import type { CompiledProxyPolicy } from '../policy/compiled';
+import { formatDiagnostic } from '../policy/diagnostics';
+import type { NodePolicy } from '../policy/engine';
+import { buildProxyResourceJson, encodeGenerated, type ProxyBuildOptions } from '../envoy/proxy-resources';
+import { nodeAffected, type PolicyStore } from '../store/policy-store';
+import type { Logger } from '../xds/stream-session';
+
+/**
+ * What the policy side must offer: the compiled policy for a node. A provider that compiles
+ * nodes served by several bindings as proxies of their own (the `PolicyStore`) also offers
+ * `trackNode`/`untrackNode`, which the builder calls as nodes come and go.
+ */
+export interface CompiledPolicyProvider {
+  policyForNode(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): CompiledProxyPolicy | undefined;
+  trackNode?(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): NodePolicy;
+  nodePolicy?(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): NodePolicy;
+  untrackNode?(nodeId: string): void;
+}
+
+export interface BuildFailure {
+  nodeId: string;
+  message: string;
+  at: Date;
+}
+
+export interface NodeSnapshotBuilderOptions {
+  /**
+   * How long a node's state outlives its last stream (a reconnect within it costs no rebuild);
+   * after it the node is forgotten and no policy change rebuilds it. Default 10 s.
+   */
+  graceMs?: number;
+}
+
+interface KnownNode {
+  node: NodeInfo;
+  /** Its metadata serialised once, for comparing. */
+  metadataJson: string;
+  /** Streams watching its snapshot. */
+  watchers: number;
+  grace?: NodeJS.Timeout;
+}
+
+/**
+ * Turns compiled policy into snapshots for the nodes that are connected: a node's snapshot is
+ * built when it first connects (its metadata may bind it to workloads) and rebuilt when a
+ * policy update concerns it. Connection is what the xDS streams tell every `SnapshotSource`:
+ * each stream watches its node's key and unsubscribes when it ends; once the last one has gone
+ * (and a short grace period for reconnects has passed) the node is forgotten. A build that fails
+ * Envoy's schema check, or a node whose bindings clash, stays on its last good snapshot and is
+ * reported with the policies that produced the problem.
+ */
+export class NodeSnapshotBuilder implements SnapshotSource {
+  private readonly cache = new SnapshotCache();
+  private readonly nodes = new Map<string, KnownNode>();
+  private readonly failures = new Map<string, BuildFailure>();
+  private readonly graceMs: number;
+  private builds = 0;
+
+  constructor(
+    private readonly policies: CompiledPolicyProvider,
+    private readonly build: ProxyBuildOptions,
+    private readonly log: Logger,
+    options: NodeSnapshotBuilderOptions = {},
+  ) {
+    this.graceMs = options.graceMs ?? 10_000;
+  }
+
+  /** A builder that follows a store: every update rebuilds the connected nodes it concerns. */
+  static forStore(store: PolicyStore, build: ProxyBuildOptions, log: Logger, options?: NodeSnapshotBuilderOptions): NodeSnapshotBuilder {
+    const builder = new NodeSnapshotBuilder(store, build, log, options);
+    store.on('update', (u) => {
+      const keys = [...u.changed, ...u.removed];
+      const nodes = new Set(u.nodes);
+      builder.policiesChanged((node) => nodes.has(node.id) || nodeAffected(keys, node.id, node.metadata));
+    });
+    return builder;
+  }
+
+  nodeKey(node: NodeInfo): string {
+    const known = this.nodes.get(node.id);
+    const metadataJson = JSON.stringify(node.metadata);
+    if (!known) {
+      const entry: KnownNode = { node, metadataJson, watchers: 0 };
+      this.nodes.set(node.id, entry);
+      // Forgotten unless a stream watches it (a fetch, or a stream that fails before it watches).
+      this.startGrace(entry);
+      this.rebuild(node, true);
+    } else if (known.metadataJson !== metadataJson) {
+      // A proxy rescheduled under the same id with new metadata may now serve other workloads:
+      // its policy must follow the metadata it connects with, not the first it ever sent.
+      known.node = node;
+      known.metadataJson = metadataJson;
+      this.rebuild(node, true);
+    }
+    return node.id;
+  }
+
+  getSnapshot(key: string): Snapshot | undefined {
+    return this.cache.getSnapshot(key);
+  }
+
+  watch(key: string, listener: (snapshot: Snapshot) => void): () => void {
+    const unsubscribe = this.cache.watch(key, listener);
+    const entry = this.nodes.get(key);
+    if (!entry) return unsubscribe;
+    entry.watchers++;
+    if (entry.grace) clearTimeout(entry.grace);
+    entry.grace = undefined;
+    let done = false;
+    return () => {
+      unsubscribe();
+      if (done) return;
+      done = true;
+      if (--entry.watchers === 0 && this.nodes.get(key) === entry) this.startGrace(entry);
+    };
+  }
+
+  /** Re-evaluates the known nodes a policy update may concern (`affects` decides from id and metadata). */
+  policiesChanged(affects: (node: NodeInfo) => boolean): void {
+    for (const { node } of this.nodes.values()) if (affects(node)) this.rebuild(node, false);
+  }
+
+  buildFailures(): BuildFailure[] {
+    return [...this.failures.values()];
+  }
+
+  /** Ids of the nodes snapshots are built for: connected, or within the grace period. */
+  knownNodes(): string[] {
+    return [...this.nodes.keys()];
+  }
+
+  /** How many snapshot builds ran (for tests and debugging). */
+  get buildCount(): number {
+    return this.builds;
+  }
+
+  private startGrace(entry: KnownNode): void {
+    entry.grace = setTimeout(() => this.forget(entry), this.graceMs);
+    entry.grace.unref();
+  }
+
+  private forget(entry: KnownNode): void {
+    const id = entry.node.id;
+    if (this.nodes.get(id) !== entry || entry.watchers > 0) return;
+    this.nodes.delete(id);
+    this.failures.delete(id);
+    this.cache.clearSnapshot(id);
+    this.policies.untrackNode?.(id);
+  }
+
+  private rebuild(node: NodeInfo, connected: boolean): void {
+    this.builds++;
+    const served =
+      connected && this.policies.trackNode
+        ? this.policies.trackNode(node.id, node.metadata)
+        : this.policies.nodePolicy
+          ? this.policies.nodePolicy(node.id, node.metadata)
+          : { policy: this.policies.policyForNode(node.id, node.metadata), conflicts: [] };
+    try {
+      if (served.conflicts.length > 0) throw new Error(`policy refused:\n${served.conflicts.map(formatDiagnostic).join('\n')}`);
+      let snapshot = Snapshot.empty();
+      if (served.policy) {
+        const { resources, warnings } = buildProxyResourceJson(served.policy, this.build);
+        for (const w of warnings) this.log.warn(`node ${node.id}: ${w}`);
+        snapshot = Snapshot.fromResources(encodeGenerated(resources));
+      }
+      this.cache.setSnapshot(node.id, snapshot);
+      this.failures.delete(node.id);
+    } catch (err) {
+      const message = (err as Error).message;
+      this.failures.set(node.id, { nodeId: node.id, message, at: new Date() });
+      this.log.warn(`node ${node.id}: configuration not served, keeping the last good one: ${message}`);
+    }
+  }
+}

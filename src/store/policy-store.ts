@@ -1,0 +1,187 @@
+import { EventEmitter } from 'events';
+import type { CompiledProxyPolicy } from '../policy/compiled';
+import { compareDiagnostics, type Diagnostic } from '../policy/diagnostics';
+import { PolicyEngine, type NodePolicy } from '../policy/engine';
+import { crossDocumentChecks, loadText } from '../policy/loader';
+import type { Resource } from '../policy/model';
+import { keyMatchesNode } from '../policy/proxy-binding';
+import type { ObjectContent, ResourceEvent } from './events';
+
+export interface PolicyStoreOptions {
+  /** Trust domain of mTLS principals. */
+  trustDomain?: string;
+}
+
+/** One consistent, fully validated configuration. */
+export interface PolicyState {
+  /** Increases by one with every applied change. */
+  readonly version: number;
+  /** Compiled policy per proxy key: the xDS node id, or `metadata:{...}` for a metadata binding. */
+  readonly proxies: ReadonlyMap<string, CompiledProxyPolicy>;
+  /** Ids of the objects (for the file source: the files) this state was built from, sorted. */
+  readonly files: readonly string[];
+}
+
+export interface PolicyUpdate {
+  state: PolicyState;
+  /** Proxy keys whose policy is new or different. Use `nodeAffected` to map them onto connected nodes. */
+  changed: string[];
+  /** Proxy keys that serve no workload any more. */
+  removed: string[];
+  /** Tracked nodes served by several bindings whose policy changed (or is now refused). */
+  nodes: string[];
+}
+
+export interface ApplyResult {
+  /** Whether the batch was applied (it may have changed nothing). */
+  applied: boolean;
+  /** Every problem of the batch, per object, sorted by file and position; empty when applied. */
+  diagnostics: Diagnostic[];
+  /** Present when the batch changed what some proxy is served. */
+  update?: PolicyUpdate;
+}
+
+export interface PolicyStoreEvents {
+  update: [PolicyUpdate];
+  rejected: [Diagnostic[]];
+}
+
+/** Whether a change to these proxy keys concerns a node with this id and metadata. */
+export function nodeAffected(keys: readonly string[], nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): boolean {
+  return keys.some((k) => keyMatchesNode(k, nodeId, nodeMetadata));
+}
+
+interface StoredObject {
+  readonly source: string;
+  readonly id: string;
+  readonly text: string;
+  readonly resources: readonly Resource[];
+}
+
+type Parsed = { text: string; resources: Resource[]; diagnostics: Diagnostic[] };
+
+const objectKey = (source: string, id: string): string => `${source}\u0000${id}`;
+
+/**
+ * The one place policy becomes state: sources send batches of resource events; the store
+ * validates each object (YAML, CRD schema, RE2 and the other semantic checks), then the checks
+ * across objects, applies the batch to the incremental engine and commits. A batch is atomic:
+ * if any of its objects fails, or the result has an L7 conflict (clashes between the bindings of
+ * a connected node included), nothing of it applies, every failing object is named in the
+ * diagnostics, and the last good state keeps serving. A source that wants its objects accepted
+ * one by one (a Kubernetes watch) sends one batch per object. `update` says which proxies changed.
+ */
+export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
+  private readonly engine: PolicyEngine;
+  /** Accepted objects, in the order their sources listed them (diagnostics follow that order). */
+  private objects = new Map<string, StoredObject>();
+  /** Parse results by object, reused while the text is unchanged (a reload re-sends every file). */
+  private readonly parsed = new Map<string, Parsed>();
+  private state: PolicyState = { version: 0, proxies: new Map(), files: [] };
+
+  constructor(options: PolicyStoreOptions = {}) {
+    super();
+    this.engine = new PolicyEngine({ trustDomain: options.trustDomain });
+  }
+
+  current(): PolicyState {
+    return this.state;
+  }
+
+  /** Validates and applies one batch, all or nothing. Synchronous, so batches never interleave. */
+  apply(events: readonly ResourceEvent[]): ApplyResult {
+    const next = new Map(this.objects);
+    const diagnostics: Diagnostic[] = [];
+    const upsert = (source: string, id: string, content: ObjectContent): void => {
+      const key = objectKey(source, id);
+      if ('unreadable' in content) {
+        diagnostics.push({ file: id, line: 1, column: 1, path: '', message: content.unreadable });
+        return;
+      }
+      const parsed = this.parse(key, id, content.text);
+      if (parsed.diagnostics.length > 0) diagnostics.push(...parsed.diagnostics);
+      else {
+        // Re-inserted so the object takes the position its source lists it at.
+        next.delete(key);
+        next.set(key, { source, id, text: content.text, resources: parsed.resources });
+      }
+    };
+    for (const ev of events) {
+      if (ev.type === 'upsert') upsert(ev.source, ev.id, ev);
+      else if (ev.type === 'remove') next.delete(objectKey(ev.source, ev.id));
+      else {
+        const keep = new Set(ev.objects.map((o) => objectKey(ev.source, o.id)));
+        for (const [key, o] of next) if (o.source === ev.source && !keep.has(key)) next.delete(key);
+        for (const o of ev.objects) upsert(ev.source, o.id, o);
+      }
+    }
+    const resources = [...next.values()].flatMap((o) => o.resources);
+    if (diagnostics.length === 0) diagnostics.push(...crossDocumentChecks(resources));
+    if (diagnostics.length > 0) return this.reject(diagnostics);
+
+    this.engine.sync(resources);
+    const commit = this.engine.commit();
+    if (commit.conflicts.length > 0) {
+      // Roll the engine back to the accepted objects; its compiled policies were never replaced.
+      this.engine.sync([...this.objects.values()].flatMap((o) => o.resources));
+      this.engine.commit();
+      return this.reject([...commit.conflicts]);
+    }
+    this.objects = next;
+    this.forgetUnused();
+    const files = [...next.values()].map((o) => o.id).sort();
+    const first = this.state.version === 0;
+    if (!first && commit.changed.length === 0 && commit.removed.length === 0 && commit.nodes.length === 0) {
+      this.state = { ...this.state, files };
+      return { applied: true, diagnostics: [] };
+    }
+    this.state = { version: this.state.version + 1, proxies: this.engine.proxies(), files };
+    const update: PolicyUpdate = { state: this.state, changed: commit.changed, removed: commit.removed, nodes: commit.nodes };
+    this.emit('update', update);
+    return { applied: true, diagnostics: [], update };
+  }
+
+  /**
+   * A node connected: from now on it is compiled as one proxy with every binding that serves it,
+   * and kept current by each batch. Returns what it is served (or the clashes that refuse it).
+   */
+  trackNode(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): NodePolicy {
+    return this.engine.trackNode(nodeId, nodeMetadata);
+  }
+
+  /** The node is gone; it is no longer compiled. */
+  untrackNode(nodeId: string): void {
+    this.engine.untrackNode(nodeId);
+  }
+
+  /** What a node is served now: its policy, or the clashes between its bindings that refuse it. */
+  nodePolicy(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): NodePolicy {
+    return this.engine.nodePolicy(nodeId, nodeMetadata);
+  }
+
+  /** The policy for a node (its node-id binding plus matching metadata bindings); undefined if none or refused. */
+  policyForNode(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): CompiledProxyPolicy | undefined {
+    return this.engine.policyForNode(nodeId, nodeMetadata);
+  }
+
+  private reject(diagnostics: Diagnostic[]): ApplyResult {
+    diagnostics.sort(compareDiagnostics);
+    if (this.listenerCount('rejected') > 0) this.emit('rejected', diagnostics);
+    return { applied: false, diagnostics };
+  }
+
+  private parse(key: string, id: string, text: string): Parsed {
+    const cached = this.parsed.get(key);
+    if (cached?.text === text) return cached;
+    const loaded = loadText(id, text);
+    const parsed = { text, resources: loaded.resources, diagnostics: loaded.diagnostics };
+    this.parsed.set(key, parsed);
+    return parsed;
+  }
+
+  /** Parse results of objects no longer stored, except a rejected one's (it is likely re-sent as is). */
+  private forgetUnused(): void {
+    if (this.parsed.size <= this.objects.size * 2 + 16) return;
+    for (const key of this.parsed.keys()) if (!this.objects.has(key)) this.parsed.delete(key);
+  }
+}
