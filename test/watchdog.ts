@@ -91,7 +91,11 @@ function killTree(pid: number): void {
     const pairs = table.split('\n').map((l) => l.trim().split(/\s+/).map(Number)).filter((p) => p.length === 2);
     const victims: number[] = [];
     const collect = (p: number): void => {
-      for (const [child, parent] of pairs) if (parent === p) (collect(child), victims.push(child));
+      for (const [child, parent] of pairs) {
+        if (parent !== p) continue;
+        collect(child);
+        victims.push(child);
+      }
     };
     collect(pid);
     for (const v of victims) {
