@@ -1,7 +1,7 @@
 import type { PathSegment } from './diagnostics';
 import { parseCidr as parseRedirectCidr, type Cidr } from '../datapath/redirect/config';
 import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
-import { re2SyntaxError } from './re2';
+import { re2SyntaxError, regexTooLong } from './re2';
 
 /*
  * These checks also run on documents that failed the schema (so one run reports every error),
@@ -89,7 +89,8 @@ export function parsePortNumber(port: number | string): number | undefined {
 
 function checkRegex(value: Json, at: PathSegment[], errors: SemanticError[]): void {
   const pattern = text(value);
-  if (pattern === undefined) return;
+  // A longer one is the schema's error (maxLength); compiling it would only exhaust RE2's heap.
+  if (pattern === undefined || regexTooLong(pattern)) return;
   const problem = re2SyntaxError(pattern);
   if (problem !== undefined) errors.push({ path: at, message: `invalid RE2 regular expression: ${problem}` });
 }
