@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { Composer, LineCounter, Parser, type Document } from 'yaml';
+import { InputFileError, MAX_INPUT_BYTES, readInputFile } from '../input-file';
 import { compareDiagnostics, formatPath, type Diagnostic, type PathSegment } from './diagnostics';
 import { resourceKey, resourceName, type L7PolicySpec, type PolicyResource, type Resource, type WorkloadResource, type WorkloadSpec } from './model';
 import { CrdSchemas } from './schema';
@@ -25,16 +26,42 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /**
+ * Most YAML documents one file may hold. Each costs about a millisecond to check and compile and
+ * a reload runs on the event loop, so a 10,000-document file held every xDS stream for 9 s; a
+ * thousand is more workloads or policies than anyone keeps in one file by hand.
+ */
+export const MAX_DOCUMENTS_PER_FILE = 1000;
+
+/** The documents of `text`; past `max` of them it parses no further and says where the next one starts. */
+function parseDocuments(text: string, lines: LineCounter, max: number): { docs: Document.Parsed[]; overflowAt?: number } {
+  const composer = new Composer();
+  const docs: Document.Parsed[] = [];
+  for (const doc of composer.compose(new Parser(lines.addNewLine).parse(text))) {
+    if (docs.length === max) return { docs, overflowAt: doc.range[0] };
+    docs.push(doc);
+  }
+  return { docs };
+}
+
+/**
  * Parses and validates one YAML text (any number of documents): YAML syntax, then the CRD
  * schema, then the semantic checks. A document with errors yields diagnostics and no resource.
+ * A text over the size or document cap yields one diagnostic and no resource at all.
  */
 export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas()): LoadResult {
+  const bytes = text.length > MAX_INPUT_BYTES / 3 ? Buffer.byteLength(text) : 0;
+  if (bytes > MAX_INPUT_BYTES) {
+    return { resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message: `${bytes} bytes, over the ${MAX_INPUT_BYTES}-byte limit for one file` }] };
+  }
   const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
+  const { docs: list, overflowAt } = parseDocuments(text, lines, MAX_DOCUMENTS_PER_FILE);
+  if (overflowAt !== undefined) {
+    const pos = lines.linePos(overflowAt);
+    const message = `more than ${MAX_DOCUMENTS_PER_FILE} YAML documents in one file (this is document ${MAX_DOCUMENTS_PER_FILE + 1}); split it into several files`;
+    return { resources: [], diagnostics: [{ file, line: pos.line, column: pos.col, path: '', message }] };
+  }
   const resources: Resource[] = [];
   const diagnostics: Diagnostic[] = [];
-  // A file of only comments parses to an empty stream rather than an array.
-  const list = Array.isArray(docs) ? docs : [];
   list.forEach((doc, i) => {
     const document = i + 1;
     const positions = new DocumentPositions(doc, lines);
@@ -115,9 +142,10 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
 export function loadFile(file: string, schemas?: CrdSchemas): LoadResult {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readInputFile(file);
   } catch (err) {
-    return { resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message: `cannot read: ${(err as Error).message}` }] };
+    const reason = err instanceof InputFileError ? err.message : String(err);
+    return { resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message: `cannot read: ${reason}` }] };
   }
   return loadText(file, text, schemas);
 }
