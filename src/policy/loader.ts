@@ -139,26 +139,50 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
   return { resources, diagnostics };
 }
 
-export function loadFile(file: string, schemas?: CrdSchemas): LoadResult {
-  let text: string;
+function readForLoad(file: string): { text: string } | { diagnostic: Diagnostic } {
   try {
-    text = readInputFile(file);
+    return { text: readInputFile(file) };
   } catch (err) {
     const reason = err instanceof InputFileError ? err.message : String(err);
-    return { resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message: `cannot read: ${reason}` }] };
+    return { diagnostic: { file, line: 1, column: 1, path: '', message: `cannot read: ${reason}` } };
   }
-  return loadText(file, text, schemas);
+}
+
+export function loadFile(file: string, schemas?: CrdSchemas): LoadResult {
+  const read = readForLoad(file);
+  if ('diagnostic' in read) return { resources: [], diagnostics: [read.diagnostic] };
+  return loadText(file, read.text, schemas);
+}
+
+/** What loadFiles read, by file: the exact text its resources came from (to persist a good set). */
+export interface FilesLoadResult extends LoadResult {
+  texts: ReadonlyMap<string, string>;
 }
 
 /**
  * Loads files as one set: per-document checks plus the checks across documents (a name defined
  * twice, an address claimed by two workloads). Diagnostics are sorted by file and position.
  */
-export function loadFiles(files: readonly string[], schemas?: CrdSchemas): LoadResult {
+export function loadFiles(files: readonly string[], schemas?: CrdSchemas): FilesLoadResult {
+  const texts = new Map<string, string>();
+  const unreadable: Diagnostic[] = [];
+  for (const f of files) {
+    const read = readForLoad(f);
+    if ('diagnostic' in read) unreadable.push(read.diagnostic);
+    else texts.set(f, read.text);
+  }
+  const loaded = loadTexts(texts, schemas);
+  loaded.diagnostics.push(...unreadable);
+  loaded.diagnostics.sort(compareDiagnostics);
+  return { ...loaded, texts };
+}
+
+/** loadFiles over texts already in hand (file name → YAML text), e.g. a persisted good set. */
+export function loadTexts(texts: ReadonlyMap<string, string>, schemas?: CrdSchemas): LoadResult {
   const resources: Resource[] = [];
   const diagnostics: Diagnostic[] = [];
-  for (const f of files) {
-    const r = loadFile(f, schemas);
+  for (const [file, text] of texts) {
+    const r = loadText(file, text, schemas);
     resources.push(...r.resources);
     diagnostics.push(...r.diagnostics);
   }
