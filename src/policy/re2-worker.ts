@@ -1,11 +1,11 @@
 /**
  * The thread that compiles RE2 patterns for `re2.ts`. re2-wasm lives here, not in the main
- * thread, because its fixed 16 MB heap fills up (compiles leak a little, huge patterns a lot) and
+ * thread, because its fixed 16 MB heap fills up (compiles leak a little, some patterns a lot) and
  * then aborts for good: a dead worker is replaced, a dead main-thread module would reject every
  * later pattern until restart.
  */
 import { workerData, type MessagePort } from 'worker_threads';
-import type { Re2Reply, Re2Request } from './re2';
+import type { Re2Reply, Re2Request, Re2Verdict } from './re2';
 
 // Emscripten prints an abort's message and stack to stderr; the verdict goes back in the reply.
 // Silenced before re2-wasm is loaded, which binds console.warn once at load time.
@@ -18,7 +18,7 @@ const { RE2 } = require('re2-wasm') as { RE2: new (pattern: string, flags: strin
 const { port, signal } = workerData as { port: MessagePort; signal: SharedArrayBuffer };
 const done = new Int32Array(signal);
 
-function compile(pattern: string): Omit<Re2Reply, 'id'> {
+function compile(pattern: string): Re2Verdict {
   try {
     new RE2(pattern, 'u').wrapper?.delete();
     return { verdict: 'valid' };
@@ -31,7 +31,14 @@ function compile(pattern: string): Omit<Re2Reply, 'id'> {
 }
 
 port.on('message', (request: Re2Request) => {
-  port.postMessage({ id: request.id, ...compile(request.pattern) } satisfies Re2Reply);
+  const verdicts: Re2Verdict[] = [];
+  for (const pattern of request.patterns) {
+    const v = compile(pattern);
+    verdicts.push(v);
+    // After an abort the module is dead: the rest go to a fresh worker.
+    if (v.verdict === 'failed') break;
+  }
+  port.postMessage({ id: request.id, verdicts } satisfies Re2Reply);
   // The reply is queued on the port before the waiting thread is woken to take it.
   Atomics.store(done, 0, request.id);
   Atomics.notify(done, 0);

@@ -23,14 +23,19 @@ export function regexTooLong(pattern: string): boolean {
 
 export interface Re2Request {
   id: number;
-  pattern: string;
+  patterns: string[];
+}
+
+export interface Re2Verdict {
+  /** `failed`: the wasm module aborted (out of memory) or did not answer — no verdict on the pattern. */
+  verdict: 'valid' | 'invalid' | 'failed';
+  reason?: string;
 }
 
 export interface Re2Reply {
   id: number;
-  /** `failed`: the wasm module aborted (out of memory) or did not answer — no verdict on the pattern. */
-  verdict: 'valid' | 'invalid' | 'failed';
-  reason?: string;
+  /** One per pattern, in order; shorter than the request if a compile aborted (the last one failed). */
+  verdicts: Re2Verdict[];
 }
 
 /*
@@ -44,13 +49,19 @@ export interface Re2Reply {
  * fresh one, so only a pattern that alone exhausts an empty heap is reported.
  *
  * Validation stays synchronous for its callers (the loader, hence `policy check` and every
- * reload of `serve`): the main thread posts the pattern and blocks on Atomics.wait until the
- * worker has queued its reply, then takes it with receiveMessageOnPort.
+ * reload of `serve`): the main thread posts a batch of patterns and blocks on Atomics.wait until
+ * the worker has queued its reply, then takes it with receiveMessageOnPort.
  */
 const RECYCLE_AFTER_COMPILES = 10_000;
 const RECYCLE_AFTER_BYTES = 1.5 * 1024 * 1024;
-/** A compile of a capped pattern takes milliseconds; this bounds a stuck or dying worker (including its start-up). */
-const COMPILE_TIMEOUT_MS = 10_000;
+/**
+ * Patterns per round trip. Slow valid patterns take up to about 150 ms each (large Unicode
+ * classes repeated), so a batch stays well inside the timeout; the thread wake-ups of one round
+ * trip per pattern cost as much as the compiles themselves.
+ */
+const BATCH = 64;
+/** Bounds a stuck or dying worker (including its start-up) per batch. */
+const BATCH_TIMEOUT_MS = 15_000;
 /** An idle worker's 16 MB heap and isolate are given back after this long. */
 const IDLE_MS = 30_000;
 
@@ -72,28 +83,38 @@ class Re2Worker {
       // would keep a finished CLI process alive.
       resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
     });
-    // A worker that dies shows up as a timed-out compile; its error event must not crash the process.
+    // A worker that dies shows up as a timed-out batch; its error event must not crash the process.
     this.worker.on('error', () => undefined);
     this.worker.unref();
     this.port.unref();
   }
 
-  compile(pattern: string): Re2Reply {
+  /** Verdicts for a prefix of `patterns`: all of them, or up to and including the first failure. */
+  compile(patterns: string[]): Re2Verdict[] {
     const id = this.nextId++;
-    this.compiles++;
-    this.bytes += pattern.length;
     Atomics.store(this.done, 0, 0);
-    this.port.postMessage({ id, pattern } satisfies Re2Request);
-    const waited = Atomics.wait(this.done, 0, 0, COMPILE_TIMEOUT_MS);
+    this.port.postMessage({ id, patterns } satisfies Re2Request);
+    const waited = Atomics.wait(this.done, 0, 0, BATCH_TIMEOUT_MS);
     const reply = receiveMessageOnPort(this.port)?.message as Re2Reply | undefined;
     if (waited === 'timed-out' || !reply || reply.id !== id) {
-      return { id, verdict: 'failed', reason: `no answer from the RE2 validator within ${COMPILE_TIMEOUT_MS} ms` };
+      return [{ verdict: 'failed', reason: `no answer from the RE2 validator within ${BATCH_TIMEOUT_MS} ms` }];
     }
-    return reply;
+    for (const p of patterns.slice(0, reply.verdicts.length)) {
+      this.compiles++;
+      this.bytes += p.length;
+    }
+    return reply.verdicts;
   }
 
-  worn(): boolean {
-    return this.compiles >= RECYCLE_AFTER_COMPILES || this.bytes >= RECYCLE_AFTER_BYTES;
+  /** How many of `patterns` (from `from`) fit in what is left of this worker's budget, at most BATCH. */
+  room(patterns: readonly string[], from: number): number {
+    let n = 0;
+    let bytes = this.bytes;
+    while (from + n < patterns.length && n < BATCH && this.compiles + n < RECYCLE_AFTER_COMPILES && bytes < RECYCLE_AFTER_BYTES) {
+      bytes += patterns[from + n].length;
+      n++;
+    }
+    return n;
   }
 
   close(): void {
@@ -111,25 +132,42 @@ function retire(): void {
   current = undefined;
 }
 
-function compileOnce(pattern: string, fresh: boolean): { reply: Re2Reply; onEmptyHeap: boolean } {
-  if (fresh || current?.worn()) retire();
+function worker(): Re2Worker {
   if (!current) {
     current = new Re2Worker();
     workersStarted++;
   }
-  const onEmptyHeap = current.compiles === 0;
-  const reply = current.compile(pattern);
-  if (reply.verdict === 'failed') retire();
-  return { reply, onEmptyHeap };
+  return current;
 }
 
-function compileInWorker(pattern: string): Re2Reply {
-  const first = compileOnce(pattern, false);
-  // An abort in a used worker may be the accumulated heap's fault rather than this pattern's.
-  const reply = first.reply.verdict === 'failed' && !first.onEmptyHeap ? compileOnce(pattern, true).reply : first.reply;
+/** A verdict per pattern, in order, from as many workers as the budget and aborts take. */
+function compileInWorkers(patterns: readonly string[]): Re2Verdict[] {
+  const out: Re2Verdict[] = [];
+  while (out.length < patterns.length) {
+    let w = worker();
+    let n = w.room(patterns, out.length);
+    if (n === 0) {
+      retire();
+      w = worker();
+      n = w.room(patterns, out.length);
+    }
+    const onEmptyHeap = w.compiles === 0;
+    const verdicts = w.compile(patterns.slice(out.length, out.length + n));
+    const last = verdicts[verdicts.length - 1];
+    if (last.verdict !== 'failed') {
+      out.push(...verdicts);
+      continue;
+    }
+    retire();
+    out.push(...verdicts.slice(0, -1));
+    // An abort after other compiles may be the accumulated heap's fault rather than this
+    // pattern's: it is asked again, alone, of an empty heap.
+    out.push(onEmptyHeap && verdicts.length === 1 ? last : worker().compile([patterns[out.length]])[0]);
+    if (out[out.length - 1].verdict === 'failed') retire();
+  }
   if (idleTimer) clearTimeout(idleTimer);
   idleTimer = setTimeout(retire, IDLE_MS).unref();
-  return reply;
+  return out;
 }
 
 /** How many validator workers this process has started (for tests of the recycling). */
@@ -146,29 +184,50 @@ export function re2WorkersStarted(): number {
 const MEMO_LIMIT = 4096;
 const memo = new Map<string, string | undefined>();
 
-/** Undefined when `pattern` is valid RE2, else RE2's own explanation (or why it could not be compiled). */
-export function re2SyntaxError(pattern: string): string | undefined {
-  if (memo.has(pattern)) {
-    const known = memo.get(pattern);
-    // Re-inserted so the least recently checked pattern is the one evicted.
-    memo.delete(pattern);
-    memo.set(pattern, known);
-    return known;
-  }
-  if (regexTooLong(pattern)) return `longer than ${MAX_REGEX_LENGTH} characters`;
-  const reply = compileInWorker(pattern);
-  let problem: string | undefined;
-  if (reply.verdict === 'invalid') problem = reply.reason;
-  else if (reply.verdict === 'failed') {
-    // Out of memory on an empty heap is the pattern's own doing, hence a verdict worth keeping;
-    // a timeout may be a loaded machine's, so it is not remembered as the pattern's.
-    if (!/OOM|enlarge memory/.test(reply.reason ?? '')) return `not checked: ${reply.reason ?? 'the RE2 validator failed'}`;
-    problem = 'too large to compile (RE2 ran out of memory on this pattern alone); use fewer or smaller repetitions, especially of Unicode classes';
-  }
+function remember(pattern: string, problem: string | undefined): void {
   if (memo.size >= MEMO_LIMIT) {
     const oldest = memo.keys().next();
     if (!oldest.done) memo.delete(oldest.value);
   }
   memo.set(pattern, problem);
-  return problem;
+}
+
+const OUT_OF_MEMORY = 'too large to compile (RE2 ran out of memory on this pattern alone); use fewer or smaller repetitions, especially of Unicode classes';
+
+/**
+ * For each pattern, undefined when it is valid RE2, else RE2's own explanation (or why it could
+ * not be compiled). One call checks many patterns in few round trips to the worker.
+ */
+export function re2SyntaxErrors(patterns: readonly string[]): (string | undefined)[] {
+  const out = new Array<string | undefined>(patterns.length);
+  const todo = new Map<string, number[]>();
+  patterns.forEach((pattern, i) => {
+    if (memo.has(pattern)) {
+      const known = memo.get(pattern);
+      // Re-inserted so the least recently checked pattern is the one evicted.
+      memo.delete(pattern);
+      memo.set(pattern, known);
+      out[i] = known;
+    } else if (regexTooLong(pattern)) out[i] = `longer than ${MAX_REGEX_LENGTH} characters`;
+    else todo.set(pattern, [...(todo.get(pattern) ?? []), i]);
+  });
+  if (todo.size === 0) return out;
+  const unique = [...todo.keys()];
+  compileInWorkers(unique).forEach((v, k) => {
+    let problem: string | undefined;
+    if (v.verdict === 'invalid') problem = v.reason;
+    else if (v.verdict === 'failed') {
+      // Out of memory on an empty heap is the pattern's own doing, hence a verdict worth keeping;
+      // a timeout may be a loaded machine's, so it is not remembered as the pattern's.
+      problem = /OOM|enlarge memory/.test(v.reason ?? '') ? OUT_OF_MEMORY : `not checked: ${v.reason ?? 'the RE2 validator failed'}`;
+    }
+    if (v.verdict !== 'failed' || problem === OUT_OF_MEMORY) remember(unique[k], problem);
+    for (const i of todo.get(unique[k]) ?? []) out[i] = problem;
+  });
+  return out;
+}
+
+/** Undefined when `pattern` is valid RE2, else RE2's own explanation (or why it could not be compiled). */
+export function re2SyntaxError(pattern: string): string | undefined {
+  return re2SyntaxErrors([pattern])[0];
 }

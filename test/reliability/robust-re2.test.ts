@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { formatDiagnostic } from '../../src/policy/diagnostics';
-import { loadFiles } from '../../src/policy/loader';
+import { loadFiles, loadText } from '../../src/policy/loader';
 import { MAX_REGEX_LENGTH, re2WorkersStarted } from '../../src/policy/re2';
 import { policyDoc, tmpDir } from '../policy/helpers';
 
@@ -98,5 +98,15 @@ describe('robust: RE2 validation survives heap exhaustion (#12 item 8)', functio
     fs.writeFileSync(file, httpPolicy([valid, astralInvalid]));
     const messages = loadFiles([file]).diagnostics.map((d) => `${d.path}: ${d.message.startsWith('invalid RE2 regular expression: missing ): ') ? 'RE2 verdict' : d.message}`);
     assert.deepEqual(messages, ['spec.ingress[0].toPorts[0].rules.http[1].path: RE2 verdict']);
+  });
+
+  it('checks a document\'s patterns in one batch yet reports each at its own field, in document order', () => {
+    const text = policyDoc(`  endpointSelector: {}\n  ingress:\n    - toPorts:\n        - ports: [{port: 80}]\n          rules:\n            http:\n              - {method: "GET(", path: "/ok"}\n              - {path: "/(?=x)"}\n              - {path: "/ok", host: "GET("}\n        - ports: [{port: 0}]\n`);
+    assert.deepEqual(loadText('p.yaml', text).diagnostics.map((d) => `${d.path}: ${d.message}`), [
+      'spec.ingress[0].toPorts[0].rules.http[0].method: invalid RE2 regular expression: missing ): GET(',
+      'spec.ingress[0].toPorts[0].rules.http[1].path: invalid RE2 regular expression: invalid perl operator: (?=',
+      'spec.ingress[0].toPorts[0].rules.http[2].host: invalid RE2 regular expression: missing ): GET(',
+      'spec.ingress[0].toPorts[1].ports[0].port: 0 is not a port number (1-65535)',
+    ]);
   });
 });
