@@ -1,4 +1,3 @@
-import * as fs from 'fs';
 import type { Command } from './command';
 import type { CompiledProxyPolicy } from '../policy/compiled';
 import { UsageError, optionValue, parseArgs, type OptionSpec } from './args';
@@ -55,7 +54,14 @@ async function render(argv: string[]): Promise<number> {
   if (mode !== 'standalone' && mode !== 'istio' && mode !== 'grpc') throw new UsageError(`--mode: "${mode}" is not standalone, istio or grpc`);
   const { buildProxyResourceJson, encodeGenerated } = await import('../envoy/proxy-resources');
   const { DEFAULT_REDIRECT_CONFIG } = await import('../net/capture-config');
-  const compiled = JSON.parse(fs.readFileSync(file, 'utf8')) as CompiledProxyPolicy;
+  const { readInputFile } = await import('../input-file');
+  let compiled: CompiledProxyPolicy;
+  try {
+    compiled = JSON.parse(readInputFile(file)) as CompiledProxyPolicy;
+  } catch (err) {
+    console.error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
   const build = buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: optionValue(args, 'grpc-host') });
   for (const w of build.warnings) console.error(`warning: ${w}`);
   try {

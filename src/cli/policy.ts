@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import type { Command } from './command';
 import { optionList, parseArgs, UsageError, type OptionSpec } from './args';
-import { formatDiagnostic } from '../policy/diagnostics';
+import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
 import { listYamlFiles, loadFiles } from '../policy/loader';
 
@@ -19,9 +19,14 @@ const COMPILE_SPEC: Record<string, OptionSpec> = {
 
 const SUMMARY = 'policy check FILE... | policy compile --policies DIR --workloads DIR';
 
-/** Files named directly, plus the YAML files of named directories. */
-function expand(paths: readonly string[]): string[] {
-  const out: string[] = [];
+/**
+ * Files named directly, plus the YAML files of named directories. A directory without any is an
+ * error: checking nothing and saying "ok" hides a wrong path. Named files are read (or refused,
+ * if not regular files) by the loader, which reports them like any unreadable file.
+ */
+function expand(paths: readonly string[]): { files: string[]; empty: Diagnostic[] } {
+  const files: string[] = [];
+  const empty: Diagnostic[] = [];
   for (const p of paths) {
     let isDir = false;
     try {
@@ -29,19 +34,24 @@ function expand(paths: readonly string[]): string[] {
     } catch {
       // Missing paths go to the loader, which reports them like any unreadable file.
     }
-    if (isDir) out.push(...listYamlFiles(p));
-    else out.push(p);
+    if (!isDir) {
+      files.push(p);
+      continue;
+    }
+    const found = listYamlFiles(p);
+    if (found.length === 0) empty.push({ file: p, line: 1, column: 1, path: '', message: 'no .yaml or .yml files in this directory' });
+    files.push(...found);
   }
-  return out;
+  return { files, empty };
 }
 
 /** Validates files like a compiler: one line per error, exit status 0 only if everything passed. */
 async function check(argv: string[]): Promise<number> {
   const args = parseArgs(argv, CHECK_SPEC, { command: 'policy check FILE|DIR...', summary: 'Validate L7Policy, ClusterL7Policy and Workload YAML against the CRD schema, RE2 and Kafka rules.' });
   if (args.positionals.length === 0) throw new UsageError('policy check needs at least one FILE');
-  const files = expand(args.positionals);
+  const { files, empty } = expand(args.positionals);
   const loaded = loadFiles(files);
-  const diagnostics = [...loaded.diagnostics];
+  const diagnostics = [...empty, ...loaded.diagnostics];
   if (diagnostics.length === 0) {
     // With workloads in the set, policies can be resolved, which finds L7 protocol clashes.
     const engine = new PolicyEngine();
@@ -63,9 +73,10 @@ async function compile(argv: string[]): Promise<number> {
   const args = parseArgs(argv, COMPILE_SPEC, { command: 'policy compile', summary: 'Compile policies and workloads to the per-proxy IR (JSON on stdout).' });
   const inputs = [...optionList(args, 'policies'), ...optionList(args, 'workloads'), ...args.positionals];
   if (inputs.length === 0) throw new UsageError('policy compile needs --policies and/or --workloads');
-  const loaded = loadFiles(expand(inputs));
+  const { files, empty } = expand(inputs);
+  const loaded = loadFiles(files);
   const engine = new PolicyEngine({ trustDomain: args.options.get('trust-domain')?.[0] });
-  const diagnostics = [...loaded.diagnostics];
+  const diagnostics = [...empty, ...loaded.diagnostics];
   if (diagnostics.length === 0) {
     engine.sync(loaded.resources);
     diagnostics.push(...engine.commit().conflicts);

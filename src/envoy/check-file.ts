@@ -1,6 +1,6 @@
-import * as fs from 'fs';
 import * as YAML from 'yaml';
 import type * as protobuf from 'protobufjs';
+import { readInputFile } from '../input-file';
 import { type Diagnostic } from '../policy/diagnostics';
 import { DocumentPositions } from '../policy/yaml-positions';
 import { resolveEnvoyType } from './protos';
@@ -129,6 +129,7 @@ export function checkText(file: string, text: string): FileCheckResult {
   return result;
 }
 
+/** Throws InputFileError for anything but a regular file within the size cap. */
 export function checkFile(file: string): FileCheckResult {
-  return checkText(file, fs.readFileSync(file, 'utf8'));
+  return checkText(file, readInputFile(file));
 }

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { LineCounter, parseAllDocuments } from 'yaml';
+import { Composer, LineCounter, Parser, type Document } from 'yaml';
+import { InputFileError, MAX_INPUT_BYTES, readInputFile } from '../input-file';
 import { isObject } from '../json/object';
 import { formatPath, type PathSegment } from '../json/path';
 import { compareDiagnostics, type Diagnostic } from './diagnostics';
@@ -23,16 +24,42 @@ export function defaultSchemas(): CrdSchemas {
 }
 
 /**
+ * Most YAML documents one file may hold. A reload checks and compiles on the event loop, and a
+ * 10,000-document file held every xDS stream of `serve` for 8.8 s; a thousand is more workloads or
+ * policies than anyone keeps in one file by hand. Past the cap the file is not even parsed on.
+ */
+export const MAX_DOCUMENTS_PER_FILE = 1000;
+
+/** The documents of `text`; past `max` of them it parses no further and says where the next one starts. */
+function parseDocuments(text: string, lines: LineCounter, max: number): { docs: Document.Parsed[]; overflowAt?: number } {
+  const composer = new Composer();
+  const docs: Document.Parsed[] = [];
+  for (const doc of composer.compose(new Parser(lines.addNewLine).parse(text))) {
+    if (docs.length === max) return { docs, overflowAt: doc.range[0] };
+    docs.push(doc);
+  }
+  return { docs };
+}
+
+/**
  * Parses and validates one YAML text (any number of documents): YAML syntax, then the CRD
  * schema, then the semantic checks. A document with errors yields diagnostics and no resource.
+ * A text over the size or document cap yields one diagnostic and no resource at all.
  */
 export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas()): LoadResult {
+  const bytes = text.length > MAX_INPUT_BYTES / 3 ? Buffer.byteLength(text) : 0;
+  if (bytes > MAX_INPUT_BYTES) {
+    return { resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message: `${bytes} bytes, over the ${MAX_INPUT_BYTES}-byte limit for one file` }] };
+  }
   const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
+  const { docs: list, overflowAt } = parseDocuments(text, lines, MAX_DOCUMENTS_PER_FILE);
+  if (overflowAt !== undefined) {
+    const pos = lines.linePos(overflowAt);
+    const message = `more than ${MAX_DOCUMENTS_PER_FILE} YAML documents in one file (this is document ${MAX_DOCUMENTS_PER_FILE + 1}); split it into several files`;
+    return { resources: [], diagnostics: [{ file, line: pos.line, column: pos.col, path: '', message }] };
+  }
   const resources: Resource[] = [];
   const diagnostics: Diagnostic[] = [];
-  // A file of only comments parses to an empty stream rather than an array.
-  const list = Array.isArray(docs) ? docs : [];
   list.forEach((doc, i) => {
     const document = i + 1;
     const positions = new DocumentPositions(doc, lines);
@@ -110,25 +137,50 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
   return { resources, diagnostics };
 }
 
-export function loadFile(file: string, schemas?: CrdSchemas): LoadResult {
-  let text: string;
+function readForLoad(file: string): { text: string } | { diagnostic: Diagnostic } {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return { text: readInputFile(file) };
   } catch (err) {
-    return { resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message: `cannot read: ${(err as Error).message}` }] };
+    const reason = err instanceof InputFileError ? err.message : String(err);
+    return { diagnostic: { file, line: 1, column: 1, path: '', message: `cannot read: ${reason}` } };
   }
-  return loadText(file, text, schemas);
+}
+
+export function loadFile(file: string, schemas?: CrdSchemas): LoadResult {
+  const read = readForLoad(file);
+  if ('diagnostic' in read) return { resources: [], diagnostics: [read.diagnostic] };
+  return loadText(file, read.text, schemas);
+}
+
+/** What loadFiles read, by file: the exact text its resources came from (to persist a good set). */
+export interface FilesLoadResult extends LoadResult {
+  texts: ReadonlyMap<string, string>;
 }
 
 /**
  * Loads files as one set: per-document checks plus the checks across documents (a name defined
  * twice, an address claimed by two workloads). Diagnostics are sorted by file and position.
  */
-export function loadFiles(files: readonly string[], schemas?: CrdSchemas): LoadResult {
+export function loadFiles(files: readonly string[], schemas?: CrdSchemas): FilesLoadResult {
+  const texts = new Map<string, string>();
+  const unreadable: Diagnostic[] = [];
+  for (const f of files) {
+    const read = readForLoad(f);
+    if ('diagnostic' in read) unreadable.push(read.diagnostic);
+    else texts.set(f, read.text);
+  }
+  const loaded = loadTexts(texts, schemas);
+  loaded.diagnostics.push(...unreadable);
+  loaded.diagnostics.sort(compareDiagnostics);
+  return { ...loaded, texts };
+}
+
+/** loadFiles over texts already in hand (file name → YAML text), e.g. a persisted good set. */
+export function loadTexts(texts: ReadonlyMap<string, string>, schemas?: CrdSchemas): LoadResult {
   const resources: Resource[] = [];
   const diagnostics: Diagnostic[] = [];
-  for (const f of files) {
-    const r = loadFile(f, schemas);
+  for (const [file, text] of texts) {
+    const r = loadText(file, text, schemas);
     resources.push(...r.resources);
     diagnostics.push(...r.diagnostics);
   }

@@ -1,7 +1,7 @@
 import type { PathSegment } from '../json/path';
 import { tryParseCidr } from '../net/cidr';
 import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
-import { re2SyntaxError } from './re2';
+import { re2SyntaxErrors, regexTooLong } from './re2';
 
 /*
  * These checks also run on documents that failed the schema (so one run reports every error),
@@ -75,11 +75,33 @@ export function parsePortNumber(port: number | string): number | undefined {
   return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
 }
 
+/** A regex error not yet decided: RE2 checks a whole spec's patterns in one batch (see settleRegexes). */
+type PendingError = SemanticError & { pattern?: string };
+
 function checkRegex(value: Json, at: PathSegment[], errors: SemanticError[]): void {
   const pattern = text(value);
-  if (pattern === undefined) return;
-  const problem = re2SyntaxError(pattern);
-  if (problem !== undefined) errors.push({ path: at, message: `invalid RE2 regular expression: ${problem}` });
+  // A longer one is the schema's error (maxLength); compiling it would only exhaust RE2's heap.
+  if (pattern === undefined || regexTooLong(pattern)) return;
+  // A placeholder, so that the errors keep their order once the verdicts are in.
+  const placeholder: PendingError = { path: at, message: '', pattern };
+  errors.push(placeholder);
+}
+
+/** Asks RE2 about every pending pattern at once; valid ones leave no error. */
+function settleRegexes(errors: PendingError[]): SemanticError[] {
+  const pending = errors.filter((e) => e.pattern !== undefined);
+  if (pending.length === 0) return errors;
+  const problems = re2SyntaxErrors(pending.map((e) => e.pattern as string));
+  const verdict = new Map(pending.map((e, i) => [e, problems[i]]));
+  const out: SemanticError[] = [];
+  for (const e of errors) {
+    if (e.pattern === undefined) out.push(e);
+    else {
+      const problem = verdict.get(e);
+      if (problem !== undefined) out.push({ path: e.path, message: `invalid RE2 regular expression: ${problem}` });
+    }
+  }
+  return out;
 }
 
 function checkPortRule(value: Json, at: PathSegment[], errors: SemanticError[]): void {
@@ -134,7 +156,7 @@ export function checkPolicySpec(value: Json): SemanticError[] {
     list(r.toCIDR).forEach((c, j) => checkCidr(c, [...at, 'toCIDR', j], errors));
     list(r.toPorts).forEach((p, j) => checkPortRule(p, [...at, 'toPorts', j], errors));
   });
-  return errors;
+  return settleRegexes(errors);
 }
 
 export function checkWorkloadSpec(value: Json): SemanticError[] {
