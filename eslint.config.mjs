@@ -28,9 +28,4 @@ export default tseslint.config(
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },
-  {
-    // Its stale disable comment goes when the branch that owns the file (robust) merges.
-    files: ['src/policy/re2.ts'],
-    linterOptions: { reportUnusedDisableDirectives: 'off' },
-  },
 );

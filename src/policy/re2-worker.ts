@@ -12,7 +12,6 @@ import type { Re2Reply, Re2Request, Re2Verdict } from './re2';
 const silent = (): void => undefined;
 console.log = console.warn = console.error = silent;
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { RE2 } = require('re2-wasm') as { RE2: new (pattern: string, flags: string) => { wrapper?: { delete(): void } } };
 
 const { port, signal } = workerData as { port: MessagePort; signal: SharedArrayBuffer };
