@@ -19,6 +19,8 @@ export interface StreamLimits {
   /** Node metadata, measured as JSON. */
   maxMetadataBytes: number;
   maxTypeUrlLength: number;
+  /** version_info a SotW client ACKs with (it is kept and shown). */
+  maxVersionInfoLength: number;
   maxResourceNameLength: number;
   /** A NACK's error_detail.message; what is kept of an accepted one is shorter still. */
   maxNackMessageLength: number;
@@ -43,6 +45,7 @@ export const DEFAULT_LIMITS: StreamLimits = {
   maxUserAgentLength: 256,
   maxMetadataBytes: 64 * 1024,
   maxTypeUrlLength: 256,
+  maxVersionInfoLength: 256,
   maxResourceNameLength: 4096,
   maxNackMessageLength: 64 * 1024,
   writeBufferBytes: 1024 * 1024,

@@ -1,4 +1,4 @@
-import { checkNackMessage, checkNames } from './limits';
+import { checkLength, checkNackMessage, checkNames } from './limits';
 import { decodeSotwRequest, type SotwRequest } from './requests';
 import { StreamSession, type SessionContext, type XdsCall } from './stream-session';
 import { Subscription } from './subscription';
@@ -26,6 +26,7 @@ export class SotwSession extends StreamSession<SotwTypeState> {
     this.checkNames(typeUrl, req.resourceNames.length);
     checkNames('resource_names', req.resourceNames, req.resourceNames.length, this.ctx.limits);
     if (req.errorDetail) checkNackMessage(req.errorDetail.message, this.ctx.limits);
+    checkLength('version_info', req.versionInfo, this.ctx.limits.maxVersionInfoLength);
 
     const { state, first } = this.typeState(typeUrl, () => ({ subscription: new Subscription(typeUrl) }));
 
