@@ -114,7 +114,7 @@ export class SotwResponse {
 
 const EMPTY: ReadonlyMap<string, EncodedResource> = new Map();
 const MAX_CACHED_RESPONSES = 256;
-const MAX_CACHED_RESPONSE_BYTES = 64 * 1024 * 1024;
+const MAX_CACHED_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /** Version of a set of resources: stable under reordering, changes when any member changes. */
 export function selectionVersion(resources: Iterable<EncodedResource>): string {
