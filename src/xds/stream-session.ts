@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'crypto';
+import * as http2 from 'http2';
 import type { NodeInfo, SnapshotSource } from './cache';
 import type { ResponseInfo, StreamInfo, XdsCallbacks } from './callbacks';
 import { NodeClaims, RequestBudget } from './flow';
@@ -211,6 +212,9 @@ export abstract class StreamSession<TypeState> {
       if (!this.writeBlocked) return;
       const seconds = Math.round(this.ctx.limits.stallTimeoutMs / 100) / 10;
       this.fail(grpc.status.RESOURCE_EXHAUSTED, `client read none of ${this.unflushedBytes} bytes of responses for ${seconds} s; closing the stream`);
+      // The status queues behind the bytes the client does not read, so it may never leave, and
+      // gRPC would hold those bytes for as long as the connection lives: reset the stream.
+      resetHttp2Stream(this.call);
     }, this.ctx.limits.stallTimeoutMs);
   }
 
@@ -335,6 +339,24 @@ export abstract class StreamSession<TypeState> {
     this.claimed = false;
     this.ctx.callbacks.onStreamClose(this.info, this.node);
     if (clientEnded) this.call.end();
+  }
+}
+
+/**
+ * Resets the HTTP/2 stream under a grpc-js server call (RST_STREAM is not flow-controlled, so
+ * it reaches a client that reads nothing). grpc-js has no public way to abort a server call;
+ * this follows its internal chain (call -> interceptors -> base call -> stream) and does
+ * nothing if that shape ever changes.
+ */
+function resetHttp2Stream(call: XdsCall): void {
+  let link: unknown = (call as unknown as { call?: unknown }).call;
+  for (let depth = 0; depth < 8 && link && typeof link === 'object'; depth++) {
+    const stream = (link as { stream?: { close?: (code: number) => void; destroyed?: boolean } }).stream;
+    if (stream && typeof stream.close === 'function') {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
+    link = (link as { nextCall?: unknown }).nextCall;
   }
 }
 

@@ -98,6 +98,7 @@ describe('reliability: clients that never read', function () {
 
   it('a stream whose client reads nothing for the stall timeout is closed, with a clear reason', async () => {
     const s = new StuckClient(xds.port);
+    const reset = new Promise<number>((resolve) => s.stream.on('close', () => resolve(s.stream.rstCode ?? -1)));
     s.send({ node: { id: 'stalled', locality: {} }, type_url: TypeUrl.Cluster });
     await s.flushed();
     // Enough pushes to fill the stream's write buffer.
@@ -109,6 +110,9 @@ describe('reliability: clients that never read', function () {
     while (xds.controlPlane.status.get('stalled')?.streams !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.equal(xds.controlPlane.status.get('stalled')?.streams, 0, 'the stalled stream was closed');
     assert.ok(warnings.some((w) => /stalled.*RESOURCE_EXHAUSTED: client read none of \d+ bytes of responses for 3 s/.test(w)), warnings.join('\n'));
+    // The stream is reset, so the bytes the client never read are released.
+    const code = await Promise.race([reset, new Promise<number>((r) => setTimeout(() => r(-2), 3000))]);
+    assert.equal(code, 8 /* NGHTTP2_CANCEL */);
     s.close();
   });
 });
