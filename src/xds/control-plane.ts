@@ -8,7 +8,7 @@ import { serviceDefinition, XDS_SERVICES } from './services';
 import { combineCallbacks, type XdsCallbacks } from './callbacks';
 import { NodeClaims } from './flow';
 import { checkLength, checkNames, DEFAULT_LIMITS, type StreamLimits } from './limits';
-import { admitNode, failureStatus, MAX_STATUS_DETAILS, nodeFingerprint, StreamError, type NodeAuthorizer, type SessionContext, type XdsCall } from './stream-session';
+import { admitNode, failureStatus, nodeFingerprint, statusDetails, StreamError, type NodeAuthorizer, type SessionContext, type XdsCall } from './stream-session';
 import { clientText, silentLogger, withLevels, type Logger } from '../log';
 import { SotwSession } from './sotw-session';
 import { Subscription } from './subscription';
@@ -105,7 +105,7 @@ export class XdsControlPlane {
       callback(null, withNonce(response.body, '', this.ctx.controlPlane?.sotw));
     } catch (err) {
       const status = failureStatus(err, this.ctx.log, `xds fetch ${typeUrl}`);
-      callback({ ...status, details: clientText(status.details, MAX_STATUS_DETAILS) } as grpc.ServiceError, null);
+      callback({ ...status, details: statusDetails(status.details) } as grpc.ServiceError, null);
     }
   }
 }

@@ -33,8 +33,17 @@ export interface SessionContext {
   nextStreamId(): number;
 }
 
-/** gRPC status details are bounded so the trailer carrying them always fits what a client accepts. */
+/**
+ * gRPC status details are bounded so the trailer carrying them always fits what a client
+ * accepts (gRPC percent-encodes them: 1,024 characters are at most ~9 KB on the wire).
+ */
 export const MAX_STATUS_DETAILS = 1024;
+
+/** Status details from a message that may quote a client: escaped, then cut, whatever it grew to. */
+export function statusDetails(message: string): string {
+  const safe = clientText(message, MAX_STATUS_DETAILS);
+  return safe.length > MAX_STATUS_DETAILS + 40 ? `${safe.slice(0, MAX_STATUS_DETAILS)}...(cut)` : safe;
+}
 
 /** What identifies a node's binding: two streams with one node id must agree on it. */
 export function nodeFingerprint(node: NodeInfo): string {
@@ -320,7 +329,7 @@ export abstract class StreamSession<TypeState> {
 
   protected fail(code: grpc.status, message: string): void {
     if (this.closed) return;
-    const details = clientText(message, MAX_STATUS_DETAILS);
+    const details = statusDetails(message);
     this.ctx.log.warn(`xds stream ${this.id}${this.node ? ` (${clientText(this.node.id)})` : ''} from ${this.peer}: ${grpc.status[code]}: ${details}`);
     this.finish(false);
     this.call.emit('error', { code, details } as grpc.ServiceError);
@@ -378,10 +387,10 @@ export function admitNode(ctx: SessionContext, node: NodeInfo | undefined, call:
 
 /** The status a failed request ends with; anything but a protocol error is a bug, so it is logged. */
 export function failureStatus(err: unknown, log: Logger, context: string): { code: grpc.status; details: string } {
-  if (err instanceof StreamError || err instanceof LimitError) return { code: err.code, details: clientText(err.message, MAX_STATUS_DETAILS) };
-  if (err instanceof BadRequestError) return { code: grpc.status.INVALID_ARGUMENT, details: clientText(err.message, MAX_STATUS_DETAILS) };
+  if (err instanceof StreamError || err instanceof LimitError) return { code: err.code, details: statusDetails(err.message) };
+  if (err instanceof BadRequestError) return { code: grpc.status.INVALID_ARGUMENT, details: statusDetails(err.message) };
   log.warn(`${context}: ${clientText((err as Error).stack ?? err, 4 * MAX_STATUS_DETAILS)}`);
-  return { code: grpc.status.INTERNAL, details: clientText(`internal error: ${(err as Error).message}`, MAX_STATUS_DETAILS) };
+  return { code: grpc.status.INTERNAL, details: statusDetails(`internal error: ${(err as Error).message}`) };
 }
 
 export class StreamError extends Error {
