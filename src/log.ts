@@ -70,6 +70,19 @@ function escapeChar(c: string): string {
   return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
 }
 
+// The same set without the backslash: for text whose client parts were already escaped.
+const UNSAFE_KEEPING_BACKSLASH = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+
+/**
+ * A message that embeds client strings already passed through clientText(), made one line and
+ * bounded as a whole: the safety net for messages composed of parts, so an escape is not
+ * escaped twice.
+ */
+export function oneLine(message: string, max: number): string {
+  const escaped = message.replace(UNSAFE_KEEPING_BACKSLASH, escapeChar);
+  return escaped.length > max ? `${escaped.slice(0, max)}...(cut)` : escaped;
+}
+
 /**
  * A client-controlled string made safe to print: cut to `max` characters (saying how many were
  * dropped) and with control characters, escape sequences and line breaks written as `\xNN`,

@@ -81,9 +81,19 @@ export function checkLength(what: string, value: string, max: number): void {
   if (value.length > max) throw tooLong(what, value, max);
 }
 
+// C0 and C1 controls and DEL: no proxy names itself with them, and refusing them here keeps
+// them out of every log line that names a node, including those of layers that do not escape.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+function checkPrintable(what: string, value: string): void {
+  if (CONTROL.test(value)) throw new LimitError(grpc.status.INVALID_ARGUMENT, `${what} contains control characters ("${clientText(value, 80)}")`);
+}
+
 export function checkNode(node: NodeInfo, limits: StreamLimits): void {
   checkLength('node.id', node.id, limits.maxNodeIdLength);
   checkLength('node.cluster', node.cluster, limits.maxClusterLength);
+  checkPrintable('node.id', node.id);
+  checkPrintable('node.cluster', node.cluster);
   checkLength('node.user_agent_name', node.userAgentName, limits.maxUserAgentLength);
   const metadataBytes = Buffer.byteLength(JSON.stringify(node.metadata));
   if (metadataBytes > limits.maxMetadataBytes) {

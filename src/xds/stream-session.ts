@@ -8,7 +8,7 @@ import { checkLength, checkNode, LimitError, type StreamLimits } from './limits'
 import { BadRequestError } from './requests';
 import type { Snapshot } from './snapshot';
 import { TypeUrl } from '../envoy/type-urls';
-import { clientText, type LeveledLogger, type Logger } from '../log';
+import { clientText, oneLine, type LeveledLogger, type Logger } from '../log';
 
 export type { Logger } from '../log';
 export type { StreamLimits } from './limits';
@@ -39,10 +39,12 @@ export interface SessionContext {
  */
 export const MAX_STATUS_DETAILS = 1024;
 
-/** Status details from a message that may quote a client: escaped, then cut, whatever it grew to. */
+/**
+ * Status details from a message whose client parts were quoted with clientText(): one line and
+ * cut to the bound, whatever the escapes grew it to.
+ */
 export function statusDetails(message: string): string {
-  const safe = clientText(message, MAX_STATUS_DETAILS);
-  return safe.length > MAX_STATUS_DETAILS + 40 ? `${safe.slice(0, MAX_STATUS_DETAILS)}...(cut)` : safe;
+  return oneLine(message, MAX_STATUS_DETAILS);
 }
 
 /** What identifies a node's binding: two streams with one node id must agree on it. */
@@ -389,7 +391,7 @@ export function admitNode(ctx: SessionContext, node: NodeInfo | undefined, call:
 export function failureStatus(err: unknown, log: Logger, context: string): { code: grpc.status; details: string } {
   if (err instanceof StreamError || err instanceof LimitError) return { code: err.code, details: statusDetails(err.message) };
   if (err instanceof BadRequestError) return { code: grpc.status.INVALID_ARGUMENT, details: statusDetails(err.message) };
-  log.warn(`${context}: ${clientText((err as Error).stack ?? err, 4 * MAX_STATUS_DETAILS)}`);
+  log.warn(`${context}: ${oneLine(String((err as Error).stack ?? err), 4 * MAX_STATUS_DETAILS)}`);
   return { code: grpc.status.INTERNAL, details: statusDetails(`internal error: ${(err as Error).message}`) };
 }
 

@@ -25,6 +25,8 @@ function get(port: number, hostHeader: string): Promise<{ status: number; body: 
 }
 
 const FORGED = 'sidecar-a\n2026-01-01T00:00:00.000Z policy version 999: 0 proxies changed\u001b[2J\u001b]0;owned\u0007';
+/** Printable, but reorders what a terminal shows after it. */
+const REVERSING = 'sidecar-b\u202egnp.exe';
 const ESC = /[\u0000-\u0008\u000b-\u001f\u007f]/;
 
 /** #12 item 10: client strings reach logs and `meshaccel status` cut and escaped; the admin endpoint answers only its own names. */
@@ -60,29 +62,48 @@ describe('reliability: client strings and the admin endpoint', function () {
     }
   });
 
-  it('a node id with a newline and escape codes forges no log line and reaches `meshaccel status` escaped', async () => {
+  it('a node id with a newline and escape codes is refused, and forges no log line', async () => {
+    logs.length = 0;
     const s = sotwStream(client);
-    s.send({ node: { id: FORGED, user_agent_name: 'envoy\u001b[31m red', locality: {} }, type_url: TypeUrl.Cluster });
-    const r = await s.next();
-    s.send({ type_url: TypeUrl.Cluster, response_nonce: r.nonce, error_detail: { code: 3, message: 'bad\n2026-01-01T00:00:00.000Z policy version 1000\u001b[0m' } });
-    // Then something the server logs with the node id: a request it refuses.
-    s.send({ type_url: 'type.googleapis.com/not.a.Type\n\u001b[1mforged' });
+    s.send({ node: { id: FORGED, locality: {} }, type_url: TypeUrl.Cluster });
     const st = await s.ended;
+    assert.equal(st.code, 3 /* INVALID_ARGUMENT */);
+    assert.match(st.details, /node\.id contains control characters \("sidecar-a\\n2026-01-01T00:00:00\.000Z policy version 999/);
     assert.doesNotMatch(st.details, ESC);
     assert.ok(logs.length > 0, 'the refusal was logged');
     for (const line of logs) {
       assert.ok(!line.includes('\n'), `a log message spans lines: ${JSON.stringify(line)}`);
       assert.doesNotMatch(line, ESC, `a log message carries control characters: ${JSON.stringify(line)}`);
     }
-    assert.ok(logs.some((l) => l.includes('sidecar-a\\n2026-01-01T00:00:00.000Z policy version 999')), logs.join('\n'));
+  });
+
+  it('user agents, NACK messages and node ids reach logs, gRPC status and `meshaccel status` escaped', async () => {
+    logs.length = 0;
+    const s = sotwStream(client);
+    s.send({ node: { id: REVERSING, user_agent_name: 'envoy\u001b[31m red', locality: {} }, type_url: TypeUrl.Cluster });
+    const r = await s.next();
+    s.send({ type_url: TypeUrl.Cluster, response_nonce: r.nonce, error_detail: { code: 3, message: 'bad\n2026-01-01T00:00:00.000Z policy version 1000\u001b[0m' } });
+    // Then something the server logs with the node id: a request it refuses.
+    s.send({ type_url: 'type.googleapis.com/not.a.Type\n\u001b[1mforged' });
+    const st = await s.ended;
+    assert.doesNotMatch(st.details, ESC);
+    assert.ok(st.details.includes('not.a.Type\\n\\x1b[1mforged'), st.details);
+    for (const line of logs) {
+      assert.ok(!line.includes('\n'), `a log message spans lines: ${JSON.stringify(line)}`);
+      assert.doesNotMatch(line, ESC, `a log message carries control characters: ${JSON.stringify(line)}`);
+      assert.ok(!line.includes('\u202e'), `a log message carries a direction override: ${JSON.stringify(line)}`);
+    }
+    assert.ok(logs.some((l) => l.includes('sidecar-b\\u202egnp.exe')), logs.join('\n'));
 
     const out = await new Promise<string>((resolve, reject) =>
       execFile(process.execPath, [path.join(packageRoot(), 'bin/meshaccel'), 'status', '--admin', `http://127.0.0.1:${admin.port}`], (err, stdout) => (err ? reject(err) : resolve(stdout))),
     );
     assert.doesNotMatch(out, ESC, `meshaccel status printed control characters: ${JSON.stringify(out)}`);
+    assert.ok(!out.includes('\u202e'), `meshaccel status printed a direction override: ${JSON.stringify(out)}`);
     const lines = out.split('\n');
     assert.ok(!lines.some((l) => /^\s*2026-01-01T00:00:00.000Z policy version/.test(l)), `a forged line in:\n${out}`);
-    assert.ok(out.includes('sidecar-a\\n2026-01-01'), out);
+    assert.ok(out.includes('sidecar-b\\u202egnp.exe'), out);
     assert.ok(out.includes('envoy\\x1b[31m red'), out);
+    assert.ok(out.includes('bad\\n2026-01-01T00:00:00.000Z policy version 1000\\x1b[0m'), out);
   });
 });
