@@ -66,7 +66,7 @@ describe('reliability: client strings and the admin endpoint', function () {
     logs.length = 0;
     const s = sotwStream(client);
     s.send({ node: { id: FORGED, locality: {} }, type_url: TypeUrl.Cluster });
-    const st = await s.ended;
+    const st = await Promise.race([s.ended, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the stream was not refused within 5 s')), 5000))]);
     assert.equal(st.code, 3 /* INVALID_ARGUMENT */);
     assert.match(st.details, /node\.id contains control characters \("sidecar-a\\n2026-01-01T00:00:00\.000Z policy version 999/);
     assert.doesNotMatch(st.details, ESC);
