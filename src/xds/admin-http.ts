@@ -22,6 +22,32 @@ function hostName(header: string): string | undefined {
   return m ? (m[1] ?? m[2]).toLowerCase() : undefined;
 }
 
+/** What one `GET /status` may weigh; past it, the remaining nodes are counted, not listed. */
+const MAX_STATUS_BODY = 32 * 1024 * 1024;
+
+/**
+ * The status document, built node by node so that no number of connected proxies can make one
+ * string too large to build (the registry bounds what it keeps of departed nodes; connected
+ * ones are bounded only by the streams the server accepts).
+ */
+function statusBody(sources: AdminSources): string {
+  const parts: string[] = [];
+  let size = 0;
+  let omitted = 0;
+  for (const node of sources.nodes()) {
+    const json = JSON.stringify(node, null, 2).replace(/\n/g, '\n    ');
+    if (omitted > 0 || size + json.length > MAX_STATUS_BODY) {
+      omitted++;
+      continue;
+    }
+    size += json.length;
+    parts.push(`    ${json}`);
+  }
+  const rest = JSON.stringify({ ...(omitted ? { nodesOmitted: omitted } : {}), ...(sources.extra?.() ?? {}) }, null, 2);
+  const tail = rest === '{}' ? '' : `,\n${rest.slice(2, -2)}`;
+  return `{\n  "nodes": [${parts.length ? `\n${parts.join(',\n')}\n  ` : ''}]${tail}\n}`;
+}
+
 /**
  * A small read-only HTTP endpoint (`GET /status`, `GET /healthz`) that `meshaccel status`
  * reads. Bound to loopback by default: it reveals which proxies exist and what they rejected.
@@ -46,8 +72,7 @@ export async function startAdminServer(sources: AdminSources, port: number, host
       return;
     }
     if (url.pathname === '/status') {
-      const body = JSON.stringify({ nodes: sources.nodes(), ...(sources.extra?.() ?? {}) }, null, 2);
-      res.writeHead(200, { 'content-type': 'application/json' }).end(body + '\n');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(statusBody(sources) + '\n');
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('try /status or /healthz\n');
