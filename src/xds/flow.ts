@@ -1,28 +1,38 @@
+import type { StreamLimits } from './limits';
+
 /**
- * A token bucket that goes into debt: a request is always accepted (it has already been
- * received), and the debt says how long the stream is left unread before its next request,
- * so one client sending large or many requests slows only itself.
+ * Two token buckets, request bytes and request count, that go into debt: a request is always
+ * accepted (it has already been received), and the debt says how long the stream is left
+ * unread before its next request, so one client sending large or many requests slows only
+ * itself. One object with plain fields: every stream has one.
  */
 export class RequestBudget {
-  private tokens: number;
+  private bytes: number;
+  private requests: number;
   private last: number;
+  private readonly limits: Pick<StreamLimits, 'requestBurstBytes' | 'requestBytesPerSecond' | 'requestBurst' | 'requestsPerSecond'>;
 
   constructor(
-    private readonly burst: number,
-    private readonly perSecond: number,
+    limits: Pick<StreamLimits, 'requestBurstBytes' | 'requestBytesPerSecond' | 'requestBurst' | 'requestsPerSecond'>,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.tokens = burst;
+    this.limits = limits;
+    this.bytes = limits.requestBurstBytes;
+    this.requests = limits.requestBurst;
     this.last = now();
   }
 
-  /** Spends `amount`; returns how many milliseconds to wait before reading more (0: none). */
-  spend(amount: number): number {
+  /** Spends one request of `size` bytes; returns how many milliseconds to wait before reading more (0: none). */
+  spend(size: number): number {
+    const l = this.limits;
     const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.perSecond);
+    const seconds = (t - this.last) / 1000;
     this.last = t;
-    this.tokens -= amount;
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.perSecond) * 1000);
+    this.bytes = Math.min(l.requestBurstBytes, this.bytes + seconds * l.requestBytesPerSecond) - size;
+    this.requests = Math.min(l.requestBurst, this.requests + seconds * l.requestsPerSecond) - 1;
+    const waitBytes = this.bytes >= 0 ? 0 : (-this.bytes / l.requestBytesPerSecond) * 1000;
+    const waitRequests = this.requests >= 0 ? 0 : (-this.requests / l.requestsPerSecond) * 1000;
+    return Math.ceil(Math.max(waitBytes, waitRequests));
   }
 }
 

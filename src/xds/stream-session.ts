@@ -49,7 +49,7 @@ export function statusDetails(message: string): string {
 
 /** What identifies a node's binding: two streams with one node id must agree on it. */
 export function nodeFingerprint(node: NodeInfo): string {
-  return createHash('sha256').update(JSON.stringify([node.cluster, node.metadata])).digest('base64url');
+  return createHash('sha256').update(JSON.stringify([node.cluster, node.metadata])).digest('base64url').slice(0, 22);
 }
 
 /**
@@ -99,10 +99,10 @@ export abstract class StreamSession<TypeState> {
   // from the then-current snapshot once the client reads again.
   private unflushedBytes = 0;
   private awaitingDrain = false;
-  private readonly due = new Map<string, boolean>();
+  /** Created on first need: most streams are never blocked, and thousands of them are idle. */
+  private due?: Map<string, boolean>;
   private stallTimer?: NodeJS.Timeout;
-  private readonly byteBudget: RequestBudget;
-  private readonly requestBudget: RequestBudget;
+  private readonly budget: RequestBudget;
   private resumeTimer?: NodeJS.Timeout;
 
   constructor(
@@ -115,8 +115,7 @@ export abstract class StreamSession<TypeState> {
     this.id = ctx.nextStreamId();
     this.peer = call.getPeer();
     this.info = { streamId: this.id, protocol, peer: this.peer, typeUrl: fixedTypeUrl };
-    this.byteBudget = new RequestBudget(ctx.limits.requestBurstBytes, ctx.limits.requestBytesPerSecond);
-    this.requestBudget = new RequestBudget(ctx.limits.requestBurst, ctx.limits.requestsPerSecond);
+    this.budget = new RequestBudget(ctx.limits);
     // A paused stream would otherwise let grpc-js read up to 16 more requests into its buffer.
     const readable = (call as unknown as { _readableState?: { highWaterMark?: number } })._readableState;
     if (readable && typeof readable.highWaterMark === 'number') readable.highWaterMark = 1;
@@ -161,7 +160,7 @@ export abstract class StreamSession<TypeState> {
     if (this.closed) return;
     // Requests are paid for in bytes and in count; a stream in debt is not read until it is
     // repaid, so a client flooding requests delays itself, not the streams it shares a loop with.
-    const wait = Math.max(this.byteBudget.spend(bytes.length), this.requestBudget.spend(1));
+    const wait = this.budget.spend(bytes.length);
     try {
       this.handle(bytes);
     } catch (err) {
@@ -189,7 +188,8 @@ export abstract class StreamSession<TypeState> {
    */
   protected mayWrite(typeUrl: string, force: boolean): boolean {
     if (!this.writeBlocked) return true;
-    this.due.set(typeUrl, (this.due.get(typeUrl) ?? false) || force);
+    const due = (this.due ??= new Map());
+    due.set(typeUrl, (due.get(typeUrl) ?? false) || force);
     return false;
   }
 
@@ -201,12 +201,13 @@ export abstract class StreamSession<TypeState> {
   private flushDue(): void {
     if (this.closed || this.writeBlocked) return;
     this.clearStallTimer();
-    if (this.due.size === 0) return;
+    const due = this.due;
+    if (!due || due.size === 0) return;
     for (const [typeUrl, state] of this.types) {
       if (this.writeBlocked || this.closed) break;
-      const force = this.due.get(typeUrl);
+      const force = due.get(typeUrl);
       if (force === undefined) continue;
-      this.due.delete(typeUrl);
+      due.delete(typeUrl);
       try {
         this.pushType(typeUrl, state, force);
       } catch (err) {
@@ -345,7 +346,7 @@ export abstract class StreamSession<TypeState> {
     this.clearStallTimer();
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
-    this.due.clear();
+    this.due = undefined;
     if (this.claimed && this.node) this.ctx.claims.release(this.node.id);
     this.claimed = false;
     this.ctx.callbacks.onStreamClose(this.info, this.node);

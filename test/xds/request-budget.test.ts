@@ -38,14 +38,15 @@ describe('per-stream request budgets', function () {
     flooder.close();
   });
 
-  it('RequestBudget: a burst, then a rate, with debt paid in time', () => {
+  it('RequestBudget: a burst, then a rate, with debt paid in time, for request count and bytes', () => {
     let now = 0;
-    const b = new RequestBudget(10, 5, () => now);
+    const b = new RequestBudget({ requestBurst: 10, requestsPerSecond: 5, requestBurstBytes: 1000, requestBytesPerSecond: 100 }, () => now);
     for (let i = 0; i < 10; i++) assert.equal(b.spend(1), 0);
     assert.equal(b.spend(1), 200);
     now += 200;
     assert.equal(b.spend(1), 200);
     now += 10_000;
-    assert.equal(b.spend(10), 0);
+    assert.equal(b.spend(1000), 0);
+    assert.equal(b.spend(50), 500);
   });
 });
