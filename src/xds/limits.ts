@@ -27,7 +27,7 @@ export interface StreamLimits {
 
   /** Response bytes handed to gRPC but not yet flushed beyond which a stream waits ('drain') instead of writing. */
   writeBufferBytes: number;
-  /** A stream that has had responses waiting this long without the client reading is closed. */
+  /** A stream whose client has read none of what is waiting for this long is closed (and reset). */
   stallTimeoutMs: number;
   /** Request bytes a stream may send at once, and per second after that, before it is read more slowly. */
   requestBurstBytes: number;

@@ -312,6 +312,11 @@ export abstract class StreamSession<TypeState> {
     try {
       const more = this.call.write(bytes, () => {
         this.unflushedBytes -= length;
+        // Progress: a client that reads slowly through a large response is not stalled.
+        if (this.stallTimer) {
+          this.clearStallTimer();
+          if (this.writeBlocked) this.startStallTimer();
+        }
         this.flushDue();
       });
       if (!more && !this.awaitingDrain) {
