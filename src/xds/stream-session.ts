@@ -110,7 +110,7 @@ export abstract class StreamSession<TypeState> {
     protected readonly ctx: SessionContext,
     /** Set on the per-type services (LDS, CDS, ...), where requests may omit type_url. */
     protected readonly fixedTypeUrl: string | undefined,
-    protocol: 'sotw' | 'delta',
+    private readonly protocol: 'sotw' | 'delta',
   ) {
     this.id = ctx.nextStreamId();
     this.peer = call.getPeer();
@@ -252,6 +252,7 @@ export abstract class StreamSession<TypeState> {
     this.node = node;
     const key = this.ctx.source.nodeKey(node);
     this.ctx.callbacks.onStreamOpen(this.info, node, key);
+    this.ctx.log.debug(`xds stream ${this.id} (${this.protocol}${this.fixedTypeUrl ? ` ${this.fixedTypeUrl}` : ''}) from ${this.peer}: node "${clientText(node.id)}", key "${clientText(key)}"`);
     this.snapshot = this.ctx.source.getSnapshot(key);
     this.unwatch = this.ctx.source.watch(key, (s) => {
       if (this.closed) return;
@@ -355,6 +356,7 @@ export abstract class StreamSession<TypeState> {
     if (this.claimed && this.node) this.ctx.claims.release(this.node.id);
     this.claimed = false;
     this.ctx.callbacks.onStreamClose(this.info, this.node);
+    this.ctx.log.debug(`xds stream ${this.id} closed${clientEnded ? ' by the client' : ''}`);
     if (clientEnded) this.call.end();
   }
 }
