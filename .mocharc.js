@@ -7,4 +7,6 @@ module.exports = {
   reporter: 'dist/test/summary-reporter.js',
   exit: true,
   require: ['dist/test/setup.js'],
+  // The reliability suite measures the server's memory after a forced GC.
+  'node-option': ['expose-gc'],
 };

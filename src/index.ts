@@ -13,7 +13,11 @@ export { XdsControlPlane, addXdsServices, type XdsControlPlaneOptions } from './
 export { startXdsServer, type XdsServerOptions, type RunningXdsServer } from './xds/server';
 export { certificateIdentityAuthorizer, certificateIdentities, serverCredentials, type TlsFiles } from './xds/tls';
 export { NodeStatusRegistry, type NodeStatus, type TypeStatus, type NackRecord } from './xds/node-status';
-export type { NodeAuthorizer, StreamLimits, Logger } from './xds/stream-session';
+export type { NodeAuthorizer } from './xds/stream-session';
+export type { StreamLimits } from './xds/limits';
+export { DEFAULT_LIMITS } from './xds/limits';
+export { combineCallbacks, type XdsCallbacks, type StreamInfo, type RequestInfo, type ResponseInfo } from './xds/callbacks';
+export { consoleLogger, clientText, withLevels, type Logger, type LogLevel } from './log';
 export { startAdminServer, type AdminServer } from './xds/admin-http';
 export { TypeUrl, typeUrlOf } from './resource/type-urls';
 export { encodeEnvoyResource, SchemaError } from './envoy/encode';

@@ -4,10 +4,12 @@ import { optionList, optionValue, parseArgs, parsePort, UsageError, type OptionS
 import { packageRoot } from '../paths';
 import type { EnvoyMode } from '../envoy/proxy-resources';
 import type { TlsFiles } from '../xds/tls';
-import type { Logger } from '../xds/stream-session';
+import { consoleLogger as makeConsoleLogger, parseLogLevel } from '../log';
 
 const OPTIONS: Record<string, OptionSpec> = {
-  host: { value: true, description: 'address to bind the xDS gRPC server (default 0.0.0.0)' },
+  host: { value: true, description: 'address to bind the xDS gRPC server (default 127.0.0.1; any other address needs TLS or --insecure-plaintext)' },
+  'insecure-plaintext': { description: 'allow plaintext xDS on a non-loopback address: anyone who reaches the port can read every policy and claim any unconnected node id' },
+  'log-level': { value: true, description: 'debug | info (default) | warn | error' },
   port: { value: true, description: 'xDS port (default 18000)' },
   'admin-port': { value: true, description: 'loopback HTTP port for `meshaccel status` (default 18001; 0 = off)' },
   policies: { value: true, repeated: true, description: 'directory of L7Policy YAML (default examples/policies)' },
@@ -24,10 +26,7 @@ const OPTIONS: Record<string, OptionSpec> = {
 
 const MODES: readonly EnvoyMode[] = ['standalone', 'istio', 'grpc'];
 
-const consoleLogger: Logger = {
-  info: (m) => console.log(`${new Date().toISOString()} ${m}`),
-  warn: (m) => console.error(`${new Date().toISOString()} WARN ${m}`),
-};
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
 
 export const command: Command = {
   summary: 'run the xDS control server on the file policy store (watches the directories)',
@@ -46,6 +45,11 @@ export const command: Command = {
       ...(workloads.length ? workloads : [path.join(root, 'examples/workloads')]),
     ].map((d) => path.resolve(d));
 
+    const levelText = optionValue(args, 'log-level') ?? 'info';
+    const level = parseLogLevel(levelText);
+    if (!level) throw new UsageError(`--log-level must be one of debug, info, warn, error (got "${levelText}")`);
+    const consoleLogger = makeConsoleLogger(level);
+
     let tls: TlsFiles | undefined;
     const cert = optionValue(args, 'tls-cert');
     const key = optionValue(args, 'tls-key');
@@ -55,12 +59,20 @@ export const command: Command = {
       tls = { certFile: cert, keyFile: key, clientCaFile: clientCa };
     }
 
+    // Plaintext xDS authenticates nobody: whoever reaches the port reads every proxy's policy
+    // and may claim any node id not connected at the moment. Loopback is the default; anything
+    // wider is a choice made on the command line.
+    const host = optionValue(args, 'host') ?? '127.0.0.1';
+    if (!tls && !LOOPBACK_HOSTS.has(host) && !args.flags.has('insecure-plaintext')) {
+      throw new UsageError(`--host ${host} without TLS would serve xDS in plaintext beyond this machine; add --tls-cert/--tls-key (and --client-ca for mTLS), or --insecure-plaintext to accept that`);
+    }
+
     // Loaded here, not at the top: `meshaccel serve --help` should not pay for Envoy's protos.
     const { startControlServer } = await import('../server/control-server');
     const server = await startControlServer({
       directories,
       mode,
-      host: optionValue(args, 'host') ?? '0.0.0.0',
+      host,
       port,
       adminPort,
       tls,

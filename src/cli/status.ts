@@ -3,6 +3,7 @@ import type { Command } from './command';
 import { optionValue, parseArgs, type OptionSpec } from './args';
 import type { NodeStatus } from '../xds/node-status';
 import { shortType } from '../xds/snapshot';
+import { clientText } from '../log';
 
 const OPTIONS: Record<string, OptionSpec> = {
   admin: { value: true, description: 'admin address of a running `meshaccel serve` (default http://127.0.0.1:18001)' },
@@ -31,21 +32,27 @@ function fetchJson(url: string): Promise<StatusDocument> {
   });
 }
 
+/**
+ * The status as text. Node ids, user agents, versions a client ACKed and NACK messages come
+ * from clients: each is cut and escaped (clientText), so what a proxy sends cannot add lines,
+ * move the cursor or recolour the terminal of whoever runs `meshaccel status`.
+ */
 export function formatStatus(doc: StatusDocument): string {
   const lines: string[] = [];
+  const t_ = (v: unknown, max?: number): string => clientText(v ?? '', max);
   if (doc.nodes.length === 0) lines.push('no nodes have connected');
   for (const n of doc.nodes) {
-    const state = n.streams > 0 ? `connected (${n.protocols.join('+')}, ${n.streams} stream${n.streams === 1 ? '' : 's'})` : 'disconnected';
-    lines.push(`${n.nodeId}  ${state}  ${n.peers.join(' ')}${n.userAgent ? `  ${n.userAgent}` : ''}`);
+    const state = n.streams > 0 ? `connected (${n.protocols.map((p) => t_(p)).join('+')}, ${n.streams} stream${n.streams === 1 ? '' : 's'})` : 'disconnected';
+    lines.push(`${t_(n.nodeId)}  ${state}  ${n.peers.map((p) => t_(p)).join(' ')}${n.userAgent ? `  ${t_(n.userAgent)}` : ''}`);
     for (const t of n.types) {
       const sync = t.lastNack ? 'NACKED' : t.ackedVersion && t.ackedVersion === t.sentVersion ? 'ACKED' : t.sentVersion ? 'SENT' : 'REQUESTED';
       const subs = t.wildcard ? '*' : `${t.subscribedNames} names`;
-      lines.push(`  ${shortType(t.typeUrl).padEnd(22)} ${sync.padEnd(9)} sent=${t.sentVersion ?? '-'} acked=${t.ackedVersion ?? '-'} (${subs})`);
-      if (t.lastNack) lines.push(`    last NACK of ${t.lastNack.version}: ${t.lastNack.message}`);
+      lines.push(`  ${t_(shortType(t.typeUrl)).padEnd(22)} ${sync.padEnd(9)} sent=${t.sentVersion ? t_(t.sentVersion) : '-'} acked=${t.ackedVersion ? t_(t.ackedVersion) : '-'} (${subs})`);
+      if (t.lastNack) lines.push(`    last NACK of ${t_(t.lastNack.version)}: ${t_(t.lastNack.message, 1000)}`);
     }
   }
   for (const [k, v] of Object.entries(doc)) {
-    if (k !== 'nodes') lines.push(`${k}: ${JSON.stringify(v)}`);
+    if (k !== 'nodes') lines.push(`${t_(k)}: ${t_(JSON.stringify(v), 10_000)}`);
   }
   return lines.join('\n');
 }

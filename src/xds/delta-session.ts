@@ -1,3 +1,4 @@
+import { checkNackMessage, checkNames } from './limits';
 import { decodeDeltaRequest } from './requests';
 import type { EncodedResource } from '../resource/encoded';
 import { StreamSession, type SessionContext, type XdsCall } from './stream-session';
@@ -33,6 +34,11 @@ export class DeltaSession extends StreamSession<DeltaTypeState> {
     const req = decodeDeltaRequest(bytes);
     const node = this.identify(req.node);
     const typeUrl = this.typeUrlOf(req.typeUrl);
+    const limits = this.ctx.limits;
+    checkNames('resource_names_subscribe', req.subscribe, req.subscribe.length, limits);
+    checkNames('resource_names_unsubscribe', req.unsubscribe, req.unsubscribe.length, limits);
+    checkNames('initial_resource_versions', req.initialResourceVersions.keys(), req.initialResourceVersions.size, limits);
+    if (req.errorDetail) checkNackMessage(req.errorDetail.message, limits);
 
     const { state, first } = this.typeState(typeUrl, () => ({
       subscription: new Subscription(typeUrl),
@@ -48,9 +54,9 @@ export class DeltaSession extends StreamSession<DeltaTypeState> {
       if (version !== undefined) {
         state.inFlight.delete(req.responseNonce);
         if (req.errorDetail) {
-          this.ctx.registry.nacked(node.id, typeUrl, { version, nonce: req.responseNonce, code: req.errorDetail.code, message: req.errorDetail.message, at: new Date() });
+          this.ctx.callbacks.onNack(this.info, node, typeUrl, { version, nonce: req.responseNonce, code: req.errorDetail.code, message: req.errorDetail.message, at: new Date() });
         } else {
-          this.ctx.registry.acked(node.id, typeUrl, version);
+          this.ctx.callbacks.onAck(this.info, node, typeUrl, version);
         }
       }
     }
@@ -65,15 +71,12 @@ export class DeltaSession extends StreamSession<DeltaTypeState> {
     // Re-subscribing to a name makes a previous "does not exist" answer due again.
     for (const name of added) state.announcedAbsent.delete(name);
     this.checkNames(typeUrl, sub.size);
-    this.ctx.registry.subscribed(node.id, typeUrl, sub.wildcard, sub.size);
-    this.push(typeUrl, state);
+    this.requested(typeUrl, '', req.responseNonce, sub.wildcard, sub.size, bytes.length);
+    if (this.mayWrite(typeUrl, false)) this.pushType(typeUrl, state);
   }
 
-  protected pushOnSnapshot(typeUrl: string, state: DeltaTypeState): void {
-    this.push(typeUrl, state);
-  }
-
-  private push(typeUrl: string, state: DeltaTypeState): void {
+  protected pushType(typeUrl: string, state: DeltaTypeState): void {
+    const started = performance.now();
     const snapshot = this.snapshot;
     if (!snapshot || this.isClosed || !this.node) return;
     const sub = state.subscription;
@@ -115,7 +118,6 @@ export class DeltaSession extends StreamSession<DeltaTypeState> {
     const nonce = this.nextNonce();
     state.inFlight.set(nonce, version);
     if (state.inFlight.size > MAX_IN_FLIGHT) state.inFlight.delete(state.inFlight.keys().next().value as string);
-    this.ctx.registry.sent(this.node.id, typeUrl, version);
-    this.write(deltaResponse(typeUrl, version, updated, removed, nonce, this.ctx.controlPlane?.delta));
+    this.write(deltaResponse(typeUrl, version, updated, removed, nonce, this.ctx.controlPlane?.delta), { typeUrl, version, nonce, resources: updated.length, removed: removed.length }, started);
   }
 }

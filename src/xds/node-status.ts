@@ -1,14 +1,8 @@
 import { EventEmitter } from 'events';
+import type { NodeInfo } from './cache';
+import type { NackRecord, RequestInfo, ResponseInfo, StreamInfo, XdsCallbacks } from './callbacks';
 
-/** A client's rejection of a response, kept until the type is next ACKed. */
-export interface NackRecord {
-  version: string;
-  nonce: string;
-  /** google.rpc.Status code and message from the client's error_detail. */
-  code: number;
-  message: string;
-  at: Date;
-}
+export type { NackRecord };
 
 export interface TypeStatus {
   typeUrl: string;
@@ -59,7 +53,14 @@ interface NodeRecord {
   connectedAt: number;
   lastRequestAt: number;
   types: Map<string, TypeRecord>;
+  /** Estimated size, counted while the node is disconnected. */
+  bytes: number;
 }
+
+/** What a kept NACK message is cut to: enough to read the error, never a client's megabytes. */
+export const NACK_MESSAGE_KEPT = 1024;
+/** Cluster and user agent as kept. */
+const LABEL_KEPT = 256;
 
 export interface NodeStatusEvents {
   ack: [nodeId: string, typeUrl: string, version: string];
@@ -69,27 +70,60 @@ export interface NodeStatusEvents {
 }
 
 /**
- * What every connected node has been sent, has applied and has rejected, per type. The source
- * of `meshaccel status` and of the library's ack/nack events. Records of disconnected nodes are
- * kept (marked with zero streams) so a crash-looping proxy's last NACK stays visible.
+ * What every connected node has been sent, has applied and has rejected, per type: one
+ * implementation of XdsCallbacks, the source of `meshaccel status` and of the library's
+ * ack/nack events. Records of disconnected nodes are kept (marked with zero streams) so a
+ * crash-looping proxy's last NACK stays visible, up to a count and a total size, so that no
+ * number of departed clients can make `GET /status` unbounded. Strings are kept cut to a
+ * bound; escaping them is the printer's job.
  */
-export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> {
+export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> implements XdsCallbacks {
   private readonly nodes = new Map<string, NodeRecord>();
-  /** Nodes with no open stream; kept as a count so closing a stream is O(1), not O(nodes). */
+  /** Nodes with no open stream, and their estimated bytes; kept as totals so closing a stream is O(1), not O(nodes). */
   private disconnected = 0;
+  private disconnectedBytes = 0;
 
-  constructor(private readonly retainDisconnected = 1000) {
+  constructor(
+    private readonly retainDisconnected = 1000,
+    private readonly retainDisconnectedBytes = 4 * 1024 * 1024,
+  ) {
     super();
+  }
+
+  onStreamOpen(stream: StreamInfo, node: NodeInfo, key: string): void {
+    this.streamOpened(stream.streamId, node.id, key, node.cluster, node.userAgentName, stream.peer, stream.protocol);
+  }
+
+  onStreamClose(stream: StreamInfo, node: NodeInfo | undefined): void {
+    if (node) this.streamClosed(stream.streamId, node.id);
+  }
+
+  onRequest(_stream: StreamInfo, node: NodeInfo, request: RequestInfo): void {
+    this.subscribed(node.id, request.typeUrl, request.wildcard, request.subscribedNames);
+  }
+
+  onResponse(_stream: StreamInfo, node: NodeInfo, response: ResponseInfo): void {
+    this.sent(node.id, response.typeUrl, response.version);
+  }
+
+  onAck(_stream: StreamInfo, node: NodeInfo, typeUrl: string, version: string): void {
+    this.acked(node.id, typeUrl, version);
+  }
+
+  onNack(_stream: StreamInfo, node: NodeInfo, typeUrl: string, nack: NackRecord): void {
+    this.nacked(node.id, typeUrl, nack);
   }
 
   streamOpened(streamId: number, nodeId: string, key: string, cluster: string, userAgent: string, peer: string, protocol: string): void {
     let rec = this.nodes.get(nodeId);
     const now = Date.now();
     if (!rec) {
-      rec = { nodeId, key, cluster, userAgent, streams: new Map(), connectedAt: now, lastRequestAt: now, types: new Map() };
+      rec = { nodeId, key, cluster: cluster.slice(0, LABEL_KEPT), userAgent: userAgent.slice(0, LABEL_KEPT), streams: new Map(), connectedAt: now, lastRequestAt: now, types: new Map(), bytes: 0 };
       this.nodes.set(nodeId, rec);
+    } else if (rec.streams.size === 0) {
+      this.disconnected--;
+      this.disconnectedBytes -= rec.bytes;
     }
-    else if (rec.streams.size === 0) this.disconnected--;
     if (rec.streams.size === 0) rec.connectedAt = now;
     rec.key = key;
     rec.streams.set(streamId, { peer, protocol });
@@ -99,18 +133,23 @@ export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> {
   streamClosed(streamId: number, nodeId: string): void {
     const rec = this.nodes.get(nodeId);
     if (!rec || !rec.streams.delete(streamId)) return;
-    if (rec.streams.size === 0) this.disconnected++;
+    if (rec.streams.size === 0) {
+      this.disconnected++;
+      rec.bytes = recordBytes(rec);
+      this.disconnectedBytes += rec.bytes;
+    }
     this.emit('disconnect', nodeId, streamId);
-    if (this.disconnected > this.retainDisconnected) this.evictDisconnected();
+    if (this.disconnected > this.retainDisconnected || this.disconnectedBytes > this.retainDisconnectedBytes) this.evictDisconnected();
   }
 
   /** Forgets the longest-known disconnected nodes beyond the retention limit. */
   private evictDisconnected(): void {
     for (const [id, r] of this.nodes) {
-      if (this.disconnected <= this.retainDisconnected) return;
+      if (this.disconnected <= this.retainDisconnected && this.disconnectedBytes <= this.retainDisconnectedBytes) return;
       if (r.streams.size === 0) {
         this.nodes.delete(id);
         this.disconnected--;
+        this.disconnectedBytes -= r.bytes;
       }
     }
   }
@@ -150,8 +189,9 @@ export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> {
   nacked(nodeId: string, typeUrl: string, nack: NackRecord): void {
     const t = this.type(nodeId, typeUrl);
     if (!t) return;
-    t.lastNack = nack;
-    this.emit('nack', nodeId, typeUrl, nack);
+    const kept = nack.message.length > NACK_MESSAGE_KEPT ? { ...nack, message: `${nack.message.slice(0, NACK_MESSAGE_KEPT)}...(${nack.message.length - NACK_MESSAGE_KEPT} more characters)` } : nack;
+    t.lastNack = kept;
+    this.emit('nack', nodeId, typeUrl, kept);
   }
 
   get(nodeId: string): NodeStatus | undefined {
@@ -162,6 +202,16 @@ export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> {
   list(): NodeStatus[] {
     return [...this.nodes.values()].map(toStatus).sort((a, b) => a.nodeId.localeCompare(b.nodeId));
   }
+}
+
+/** A record's size as JSON and in memory, roughly: strings at two bytes a character plus fixed costs. */
+function recordBytes(rec: NodeRecord): number {
+  let n = 400 + 2 * (rec.nodeId.length + rec.key.length + rec.cluster.length + rec.userAgent.length);
+  for (const [typeUrl, t] of rec.types) {
+    n += 200 + 2 * (typeUrl.length + (t.sentVersion?.length ?? 0) + (t.ackedVersion?.length ?? 0));
+    if (t.lastNack) n += 100 + 2 * (t.lastNack.message.length + t.lastNack.version.length + t.lastNack.nonce.length);
+  }
+  return n;
 }
 
 function toStatus(rec: NodeRecord): NodeStatus {

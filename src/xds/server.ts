@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { XdsControlPlane, type XdsControlPlaneOptions } from './control-plane';
+import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from './limits';
 import { certificateIdentityAuthorizer, serverCredentials, type TlsFiles } from './tls';
 
 export interface XdsServerOptions extends XdsControlPlaneOptions {
@@ -31,7 +32,9 @@ export async function startXdsServer(options: XdsServerOptions): Promise<Running
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    // Requests are names and a node; a larger cap is only more decoding on the loop every
+    // stream shares (see limits.ts). Responses are not capped.
+    'grpc.max_receive_message_length': DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
     // Channelz keeps per-connection trace objects; with thousands of proxies connected that is
     // most of the server's per-stream heap. `meshaccel status` covers what we need from it.
     'grpc.enable_channelz': 0,

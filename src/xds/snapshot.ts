@@ -13,6 +13,7 @@ export class Snapshot {
   private readonly byType: Map<string, ReadonlyMap<string, EncodedResource>>;
   private readonly typeVersions = new Map<string, string>();
   private readonly responseCache = new Map<string, SotwResponse>();
+  private responseCacheBytes = 0;
 
   private constructor(byType: Map<string, ReadonlyMap<string, EncodedResource>>) {
     this.byType = byType;
@@ -56,8 +57,8 @@ export class Snapshot {
 
   /**
    * The SotW response for a selection of this snapshot's resources, computed once and shared by
-   * every stream with an equal selection. `selectionKey` is '*' for the wildcard or the sorted
-   * names.
+   * every stream with an equal selection. `selectionKey` is '*' for the wildcard or a digest of
+   * the sorted names (Subscription.digest()), so a client's name set is never kept as a key.
    */
   sotwResponse(typeUrl: string, selectionKey: string, select: () => EncodedResource[]): SotwResponse {
     const key = `${typeUrl}\n${selectionKey}`;
@@ -66,10 +67,16 @@ export class Snapshot {
       const selected = select();
       const version = selectionKey === WILDCARD ? this.version(typeUrl) : selectionVersion(selected);
       response = new SotwResponse(typeUrl, version, selected);
-      // Bound the cache: a client cycling through name sets must not grow it without limit;
-      // recomputing a body is cheap next to leaking.
-      if (this.responseCache.size >= 256) this.responseCache.clear();
+      // Bound the cache by entries and by the bytes its bodies will take: a client cycling
+      // through name sets must not grow it; recomputing a body is cheap next to leaking. The
+      // oldest selections go first; the newest is always kept.
+      while (this.responseCache.size > 0 && (this.responseCache.size >= MAX_CACHED_RESPONSES || this.responseCacheBytes + response.estimatedBytes > MAX_CACHED_RESPONSE_BYTES)) {
+        const [oldestKey, oldest] = this.responseCache.entries().next().value as [string, SotwResponse];
+        this.responseCache.delete(oldestKey);
+        this.responseCacheBytes -= oldest.estimatedBytes;
+      }
       this.responseCache.set(key, response);
+      this.responseCacheBytes += response.estimatedBytes;
     }
     return response;
   }
@@ -81,12 +88,22 @@ export class Snapshot {
  */
 export class SotwResponse {
   private framed?: Buffer;
+  /** What this entry costs the cache once framed: the body plus the selection array. */
+  readonly estimatedBytes: number;
 
   constructor(
     private readonly typeUrl: string,
     readonly version: string,
     private readonly resources: readonly EncodedResource[],
-  ) {}
+  ) {
+    let bytes = 256 + 8 * resources.length;
+    for (const r of resources) bytes += r.value.length + r.typeUrl.length + 16;
+    this.estimatedBytes = bytes;
+  }
+
+  get count(): number {
+    return this.resources.length;
+  }
 
   // Framed on first read, not when built: on a new snapshot every stream asks for every type it
   // follows, and most of those types are unchanged, so the stream stops at the version.
@@ -96,6 +113,8 @@ export class SotwResponse {
 }
 
 const EMPTY: ReadonlyMap<string, EncodedResource> = new Map();
+const MAX_CACHED_RESPONSES = 256;
+const MAX_CACHED_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /** Version of a set of resources: stable under reordering, changes when any member changes. */
 export function selectionVersion(resources: Iterable<EncodedResource>): string {

@@ -1,39 +1,55 @@
 import * as grpc from '@grpc/grpc-js';
-import { randomBytes } from 'crypto';
+import { createHash, randomBytes } from 'crypto';
+import * as http2 from 'http2';
 import type { NodeInfo, SnapshotSource } from './cache';
-import type { NodeStatusRegistry } from './node-status';
+import type { ResponseInfo, StreamInfo, XdsCallbacks } from './callbacks';
+import { NodeClaims, RequestBudget } from './flow';
+import { checkLength, checkNode, LimitError, type StreamLimits } from './limits';
 import { BadRequestError } from './requests';
 import type { Snapshot } from './snapshot';
 import { TypeUrl } from '../resource/type-urls';
+import { clientText, oneLine, type LeveledLogger, type Logger } from '../log';
+
+export type { Logger } from '../log';
+export type { StreamLimits } from './limits';
 
 export type XdsCall = grpc.ServerDuplexStream<Buffer, Buffer>;
 
 /** Decides whether a node may receive configuration on this call; returns a denial reason. */
 export type NodeAuthorizer = (node: NodeInfo, call: XdsCall) => string | undefined;
 
-export interface StreamLimits {
-  /** Names one stream may hold subscribed for one type. */
-  maxNamesPerType: number;
-  /** Distinct type URLs one stream may subscribe to. */
-  maxTypesPerStream: number;
-}
-
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-}
-
 export interface SessionContext {
   source: SnapshotSource;
-  registry: NodeStatusRegistry;
+  callbacks: Required<XdsCallbacks>;
+  /** Node ids held by open streams, with the identity they connected with. */
+  claims: NodeClaims;
   /** Type URLs the server answers for; a request for any other ends the stream. */
   knownTypes: ReadonlySet<string>;
   authorize?: NodeAuthorizer;
   limits: StreamLimits;
   /** Pre-framed ControlPlane identifier fields for SotW and Delta responses. */
   controlPlane?: { sotw: Buffer; delta: Buffer };
-  log: Logger;
+  log: LeveledLogger;
   nextStreamId(): number;
+}
+
+/**
+ * gRPC status details are bounded so the trailer carrying them always fits what a client
+ * accepts (gRPC percent-encodes them: 1,024 characters are at most ~9 KB on the wire).
+ */
+export const MAX_STATUS_DETAILS = 1024;
+
+/**
+ * Status details from a message whose client parts were quoted with clientText(): one line and
+ * cut to the bound, whatever the escapes grew it to.
+ */
+export function statusDetails(message: string): string {
+  return oneLine(message, MAX_STATUS_DETAILS);
+}
+
+/** What identifies a node's binding: two streams with one node id must agree on it. */
+export function nodeFingerprint(node: NodeInfo): string {
+  return createHash('sha256').update(JSON.stringify([node.cluster, node.metadata])).digest('base64url').slice(0, 22);
 }
 
 /**
@@ -70,10 +86,24 @@ export abstract class StreamSession<TypeState> {
   protected node?: NodeInfo;
   protected snapshot?: Snapshot;
   private unwatch?: () => void;
+  private claimed = false;
   private closed = false;
   private nonceCounter = 0;
   private readonly noncePrefix = randomBytes(4).toString('hex');
   protected readonly peer: string;
+  protected readonly info: StreamInfo;
+
+  // Flow control. Response bytes handed to gRPC and not yet flushed to the connection; while
+  // they exceed the write buffer, or gRPC asked us to wait for 'drain', nothing more is
+  // written: each type due is remembered (the newest state wins, nothing queues) and pushed
+  // from the then-current snapshot once the client reads again.
+  private unflushedBytes = 0;
+  private awaitingDrain = false;
+  /** Created on first need: most streams are never blocked, and thousands of them are idle. */
+  private due?: Map<string, boolean>;
+  private stallTimer?: NodeJS.Timeout;
+  private readonly budget: RequestBudget;
+  private resumeTimer?: NodeJS.Timeout;
 
   constructor(
     protected readonly call: XdsCall,
@@ -84,6 +114,11 @@ export abstract class StreamSession<TypeState> {
   ) {
     this.id = ctx.nextStreamId();
     this.peer = call.getPeer();
+    this.info = { streamId: this.id, protocol, peer: this.peer, typeUrl: fixedTypeUrl };
+    this.budget = new RequestBudget(ctx.limits);
+    // A paused stream would otherwise let grpc-js read up to 16 more requests into its buffer.
+    const readable = (call as unknown as { _readableState?: { highWaterMark?: number } })._readableState;
+    if (readable && typeof readable.highWaterMark === 'number') readable.highWaterMark = 1;
     call.on('data', (bytes: Buffer) => this.onData(bytes));
     call.on('end', () => this.finish(true));
     call.on('cancelled', () => this.finish(false));
@@ -92,8 +127,11 @@ export abstract class StreamSession<TypeState> {
   }
 
   protected abstract handle(bytes: Buffer): void;
-  /** Push what a new snapshot changed for one subscribed type. */
-  protected abstract pushOnSnapshot(typeUrl: string, state: TypeState): void;
+  /**
+   * Push what is due for one subscribed type (`force`: answer even if unchanged). Called on a
+   * new snapshot and when a type deferred by flow control may be written again.
+   */
+  protected abstract pushType(typeUrl: string, state: TypeState, force: boolean): void;
 
   /** The state of a type, created (within the per-stream type limit) on its first request. */
   protected typeState(typeUrl: string, create: () => TypeState): { state: TypeState; first: boolean } {
@@ -115,31 +153,106 @@ export abstract class StreamSession<TypeState> {
   }
 
   private onSnapshot(): void {
-    for (const [typeUrl, state] of this.types) this.pushOnSnapshot(typeUrl, state);
+    for (const [typeUrl, state] of this.types) if (this.mayWrite(typeUrl, false)) this.pushType(typeUrl, state, false);
   }
 
   private onData(bytes: Buffer): void {
     if (this.closed) return;
+    // Requests are paid for in bytes and in count; a stream in debt is not read until it is
+    // repaid, so a client flooding requests delays itself, not the streams it shares a loop with.
+    const wait = this.budget.spend(bytes.length);
     try {
       this.handle(bytes);
     } catch (err) {
       const { code, details } = failureStatus(err, this.ctx.log, `xds stream ${this.id}`);
       this.fail(code, details);
+      return;
     }
+    if (wait > 0 && !this.closed && !this.resumeTimer) {
+      this.call.pause();
+      this.resumeTimer = setTimeout(() => {
+        this.resumeTimer = undefined;
+        if (!this.closed) this.call.resume();
+      }, wait);
+    }
+  }
+
+  /** Tells observers that a request was applied. */
+  protected requested(typeUrl: string, versionInfo: string, responseNonce: string, wildcard: boolean, subscribedNames: number, bytes: number): void {
+    if (this.node) this.ctx.callbacks.onRequest(this.info, this.node, { typeUrl, versionInfo, responseNonce, wildcard, subscribedNames, bytes });
+  }
+
+  /**
+   * Whether a response for `typeUrl` may be written now. If not, the type is marked due (with
+   * `force` kept if any deferred push had it) and pushed again when the client has read.
+   */
+  protected mayWrite(typeUrl: string, force: boolean): boolean {
+    if (!this.writeBlocked) return true;
+    const due = (this.due ??= new Map());
+    due.set(typeUrl, (due.get(typeUrl) ?? false) || force);
+    return false;
+  }
+
+  private get writeBlocked(): boolean {
+    return this.awaitingDrain || this.unflushedBytes >= this.ctx.limits.writeBufferBytes;
+  }
+
+  /** Pushes the types deferred by flow control, in make-before-break order, while writing is allowed. */
+  private flushDue(): void {
+    if (this.closed || this.writeBlocked) return;
+    this.clearStallTimer();
+    const due = this.due;
+    if (!due || due.size === 0) return;
+    for (const [typeUrl, state] of this.types) {
+      if (this.writeBlocked || this.closed) break;
+      const force = due.get(typeUrl);
+      if (force === undefined) continue;
+      due.delete(typeUrl);
+      try {
+        this.pushType(typeUrl, state, force);
+      } catch (err) {
+        this.fail(grpc.status.INTERNAL, `push failed: ${(err as Error).message}`);
+        return;
+      }
+    }
+  }
+
+  private startStallTimer(): void {
+    if (this.stallTimer || this.closed) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (!this.writeBlocked) return;
+      const seconds = Math.round(this.ctx.limits.stallTimeoutMs / 100) / 10;
+      this.fail(grpc.status.RESOURCE_EXHAUSTED, `client read none of ${this.unflushedBytes} bytes of responses for ${seconds} s; closing the stream`);
+      // The status queues behind the bytes the client does not read, so it may never leave, and
+      // gRPC would hold those bytes for as long as the connection lives: reset the stream.
+      resetHttp2Stream(this.call);
+    }, this.ctx.limits.stallTimeoutMs);
+  }
+
+  private clearStallTimer(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
   }
 
   /** The node from the first request; later requests may omit it but must not change it. */
   protected identify(requested: NodeInfo | undefined): NodeInfo {
     if (this.node) {
       if (requested && requested.id && requested.id !== this.node.id) {
-        throw new StreamError(grpc.status.INVALID_ARGUMENT, `node id changed mid-stream from "${this.node.id}" to "${requested.id}"`);
+        throw new StreamError(grpc.status.INVALID_ARGUMENT, `node id changed mid-stream from "${clientText(this.node.id)}" to "${clientText(requested.id)}"`);
       }
       return this.node;
     }
     const node = admitNode(this.ctx, requested, this.call, 'the first request on a stream');
+    // Checked before the source sees the node: asking for its key may rebuild its snapshot.
+    const fingerprint = nodeFingerprint(node);
+    if (this.ctx.claims.conflict(node.id, fingerprint)) throw conflictingClaim(node);
+    this.ctx.claims.claim(node.id, fingerprint);
+    this.claimed = true;
     this.node = node;
     const key = this.ctx.source.nodeKey(node);
-    this.ctx.registry.streamOpened(this.id, node.id, key, node.cluster, node.userAgentName, this.peer, this.protocol);
+    this.ctx.callbacks.onStreamOpen(this.info, node, key);
+    this.ctx.log.debug(`xds stream ${this.id} (${this.protocol}${this.fixedTypeUrl ? ` ${this.fixedTypeUrl}` : ''}) from ${this.peer}: node "${clientText(node.id)}", key "${clientText(key)}"`);
     this.snapshot = this.ctx.source.getSnapshot(key);
     this.unwatch = this.ctx.source.watch(key, (s) => {
       if (this.closed) return;
@@ -147,7 +260,7 @@ export abstract class StreamSession<TypeState> {
       try {
         this.onSnapshot();
       } catch (err) {
-        this.ctx.log.warn(`xds stream ${this.id} (${node.id}): push failed: ${(err as Error).message}`);
+        this.ctx.log.warn(`xds stream ${this.id} (${clientText(node.id)}): push failed: ${(err as Error).message}`);
         this.fail(grpc.status.INTERNAL, `push failed: ${(err as Error).message}`);
       }
     });
@@ -155,13 +268,14 @@ export abstract class StreamSession<TypeState> {
   }
 
   protected typeUrlOf(requested: string): string {
+    checkLength('type_url', requested, this.ctx.limits.maxTypeUrlLength);
     const typeUrl = this.fixedTypeUrl ?? requested;
     if (!typeUrl) throw new StreamError(grpc.status.INVALID_ARGUMENT, 'request has no type_url');
     if (this.fixedTypeUrl && requested && requested !== this.fixedTypeUrl) {
-      throw new StreamError(grpc.status.INVALID_ARGUMENT, `type_url ${requested} sent on the ${this.fixedTypeUrl} service`);
+      throw new StreamError(grpc.status.INVALID_ARGUMENT, `type_url ${clientText(requested)} sent on the ${this.fixedTypeUrl} service`);
     }
     if (!this.ctx.knownTypes.has(typeUrl)) {
-      throw new StreamError(grpc.status.INVALID_ARGUMENT, `unknown type_url "${typeUrl}"; this server serves ${[...this.ctx.knownTypes].join(', ')}`);
+      throw new StreamError(grpc.status.INVALID_ARGUMENT, `unknown type_url "${clientText(typeUrl)}"; this server serves ${[...this.ctx.knownTypes].join(', ')}`);
     }
     return typeUrl;
   }
@@ -186,23 +300,48 @@ export abstract class StreamSession<TypeState> {
     return this.closed;
   }
 
-  protected write(bytes: Buffer): void {
+  /**
+   * Writes a response (callers first asked mayWrite) and tells observers. `started` is when
+   * the push began (performance.now()), for the response's duration.
+   */
+  protected write(bytes: Buffer, response: Omit<ResponseInfo, 'bytes' | 'durationMs'>, started: number): void {
     if (this.closed) return;
+    const length = bytes.length;
+    this.unflushedBytes += length;
     // A client gone mid-push surfaces as an error or 'cancelled' event, handled by finish();
     // write itself must never throw into the snapshot fan-out that called us.
     try {
-      this.call.write(bytes);
+      const more = this.call.write(bytes, () => {
+        this.unflushedBytes -= length;
+        // Progress: a client that reads slowly through a large response is not stalled.
+        if (this.stallTimer) {
+          this.clearStallTimer();
+          if (this.writeBlocked) this.startStallTimer();
+        }
+        this.flushDue();
+      });
+      if (!more && !this.awaitingDrain) {
+        this.awaitingDrain = true;
+        this.call.once('drain', () => {
+          this.awaitingDrain = false;
+          this.flushDue();
+        });
+      }
     } catch (err) {
       this.ctx.log.warn(`xds stream ${this.id}: write failed: ${(err as Error).message}`);
       this.finish(false);
+      return;
     }
+    if (this.writeBlocked) this.startStallTimer();
+    if (this.node) this.ctx.callbacks.onResponse(this.info, this.node, { ...response, bytes: length, durationMs: performance.now() - started });
   }
 
   protected fail(code: grpc.status, message: string): void {
     if (this.closed) return;
-    this.ctx.log.warn(`xds stream ${this.id}${this.node ? ` (${this.node.id})` : ''} from ${this.peer}: ${grpc.status[code]}: ${message}`);
+    const details = statusDetails(message);
+    this.ctx.log.warn(`xds stream ${this.id}${this.node ? ` (${clientText(this.node.id)})` : ''} from ${this.peer}: ${grpc.status[code]}: ${details}`);
     this.finish(false);
-    this.call.emit('error', { code, details: message } as grpc.ServiceError);
+    this.call.emit('error', { code, details } as grpc.ServiceError);
   }
 
   private finish(clientEnded: boolean): void {
@@ -210,14 +349,47 @@ export abstract class StreamSession<TypeState> {
     this.closed = true;
     this.unwatch?.();
     this.unwatch = undefined;
-    if (this.node) this.ctx.registry.streamClosed(this.id, this.node.id);
+    this.clearStallTimer();
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+    this.due = undefined;
+    if (this.claimed && this.node) this.ctx.claims.release(this.node.id);
+    this.claimed = false;
+    this.ctx.callbacks.onStreamClose(this.info, this.node);
+    this.ctx.log.debug(`xds stream ${this.id} closed${clientEnded ? ' by the client' : ''}`);
     if (clientEnded) this.call.end();
   }
+}
+
+/**
+ * Resets the HTTP/2 stream under a grpc-js server call (RST_STREAM is not flow-controlled, so
+ * it reaches a client that reads nothing). grpc-js has no public way to abort a server call;
+ * this follows its internal chain (call -> interceptors -> base call -> stream) and does
+ * nothing if that shape ever changes.
+ */
+function resetHttp2Stream(call: XdsCall): void {
+  let link: unknown = (call as unknown as { call?: unknown }).call;
+  for (let depth = 0; depth < 8 && link && typeof link === 'object'; depth++) {
+    const stream = (link as { stream?: { close?: (code: number) => void; destroyed?: boolean } }).stream;
+    if (stream && typeof stream.close === 'function') {
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
+    link = (link as { nextCall?: unknown }).nextCall;
+  }
+}
+
+function conflictingClaim(node: NodeInfo): StreamError {
+  return new StreamError(
+    grpc.status.FAILED_PRECONDITION,
+    `node "${clientText(node.id)}" is connected on another stream with a different cluster or metadata; a node id keeps its binding until all its streams have closed`,
+  );
 }
 
 /** Admission, the same for streams and fetches: a node id is required, the authorizer may refuse. */
 export function admitNode(ctx: SessionContext, node: NodeInfo | undefined, call: XdsCall, request: string): NodeInfo {
   if (!node?.id) throw new StreamError(grpc.status.INVALID_ARGUMENT, `${request} must carry node.id`);
+  checkNode(node, ctx.limits);
   const denial = ctx.authorize?.(node, call);
   if (denial) throw new StreamError(grpc.status.PERMISSION_DENIED, denial);
   return node;
@@ -225,10 +397,10 @@ export function admitNode(ctx: SessionContext, node: NodeInfo | undefined, call:
 
 /** The status a failed request ends with; anything but a protocol error is a bug, so it is logged. */
 export function failureStatus(err: unknown, log: Logger, context: string): { code: grpc.status; details: string } {
-  if (err instanceof StreamError) return { code: err.code, details: err.message };
-  if (err instanceof BadRequestError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
-  log.warn(`${context}: ${(err as Error).stack ?? err}`);
-  return { code: grpc.status.INTERNAL, details: `internal error: ${(err as Error).message}` };
+  if (err instanceof StreamError || err instanceof LimitError) return { code: err.code, details: statusDetails(err.message) };
+  if (err instanceof BadRequestError) return { code: grpc.status.INVALID_ARGUMENT, details: statusDetails(err.message) };
+  log.warn(`${context}: ${oneLine(String((err as Error).stack ?? err), 4 * MAX_STATUS_DETAILS)}`);
+  return { code: grpc.status.INTERNAL, details: statusDetails(`internal error: ${(err as Error).message}`) };
 }
 
 export class StreamError extends Error {

@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import type { EncodedResource } from '../resource/encoded';
 import type { Snapshot } from './snapshot';
 import { TypeUrl } from '../resource/type-urls';
@@ -15,7 +16,7 @@ export class Subscription {
   private explicitWildcard = false;
   private legacyWildcard = false;
   private readonly named = new Set<string>();
-  /** key() is asked on every push; recomputed only after the name set changes. */
+  /** digest() is asked on every push; recomputed only after the name set changes. */
   private cachedKey: string | undefined;
 
   constructor(readonly typeUrl: string) {}
@@ -34,7 +35,7 @@ export class Subscription {
 
   /** SotW: each request carries the complete name list. Returns whether anything changed. */
   replace(names: readonly string[], first: boolean): boolean {
-    const before = this.key();
+    const before = this.digest();
     this.cachedKey = undefined;
     this.named.clear();
     let star = false;
@@ -46,7 +47,7 @@ export class Subscription {
     if (first) this.legacyWildcard = names.length === 0 && LEGACY_WILDCARD_TYPES.has(this.typeUrl);
     // A client that once did a legacy wildcard and then names resources has left wildcard mode.
     else if (names.length > 0) this.legacyWildcard = false;
-    return this.key() !== before;
+    return this.digest() !== before;
   }
 
   /** Delta: add names. An empty first request is a legacy wildcard. */
@@ -96,8 +97,23 @@ export class Subscription {
     return out;
   }
 
-  /** Identifies the selection: streams with equal keys share one encoded response body. */
+  /** The selection spelled out: '*' or the sorted names, one a line. */
   key(): string {
-    return (this.cachedKey ??= this.wildcard ? WILDCARD : [...this.named].sort().join('\n'));
+    return this.wildcard ? WILDCARD : [...this.named].sort().join('\n');
   }
+
+  /**
+   * Identifies the selection: streams with equal digests share one encoded response body.
+   * '*' or a hash of the sorted names, so a large name set is never kept a second time as a
+   * cache key or as the stream's record of what it sent.
+   */
+  digest(): string {
+    return (this.cachedKey ??= this.wildcard ? WILDCARD : selectionDigest([...this.named].sort()));
+  }
+}
+
+function selectionDigest(sortedNames: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const n of sortedNames) h.update(n).update('\n');
+  return `${sortedNames.length}:${h.digest('base64url')}`;
 }
