@@ -6,7 +6,7 @@ import type { EnvoyMode } from '../envoy/proxy-resources';
 import { startXdsServer, type RunningXdsServer } from '../xds/server';
 import type { TlsFiles } from '../xds/tls';
 import { startAdminServer, type AdminServer } from '../xds/admin-http';
-import type { Logger } from '../xds/stream-session';
+import type { Logger } from '../log';
 import { NodeSnapshotBuilder } from './node-snapshot-builder';
 
 export interface ControlServerOptions {

@@ -6,7 +6,7 @@ import { formatDiagnostic } from '../policy/diagnostics';
 import type { NodePolicy } from '../policy/engine';
 import { buildProxyResourceJson, encodeGenerated, type ProxyBuildOptions } from '../envoy/proxy-resources';
 import { nodeAffected, type PolicyStore } from '../store/policy-store';
-import type { Logger } from '../xds/stream-session';
+import type { Logger } from '../log';
 
 /**
  * What the policy side must offer: the compiled policy for a node. A provider that compiles
