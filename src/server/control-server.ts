@@ -52,6 +52,31 @@ function failingFiles(diagnostics: readonly Diagnostic[]): string[] {
 }
 
 /**
+ * The files failed at start-up: serves the persisted last good set in their place if there is
+ * one that still passes, else nothing at all (never an empty configuration). Logs which and why,
+ * and returns the same sentence for /status.
+ */
+function fallBackOnLastGood(source: FilePolicySource, lastGood: LastGoodStore | undefined, failures: readonly Diagnostic[], log: Logger): string {
+  const files = failingFiles(failures);
+  const failed = `${files.length} file${files.length === 1 ? '' : 's'} failed (${files.join(', ')})`;
+  const persisted = lastGood?.load() ?? { ok: false as const, reason: 'no state directory is configured, so nothing was persisted' };
+  let refused = persisted.ok ? '' : `no persisted configuration to serve: ${persisted.reason}`;
+  if (persisted.ok) {
+    const r = source.restore(new Map(persisted.record.files.map((f) => [f.file, f.text])));
+    if (r.applied) {
+      const restored = `${describePersistedUse(persisted.record, failures)}; ${failed}`;
+      log.warn(restored);
+      return restored;
+    }
+    refused = `the persisted configuration was refused: ${r.diagnostics.slice(0, 3).map(formatDiagnostic).join('; ')}`;
+  }
+  log.warn(
+    `initial policy load failed: ${failed}; ${refused}; serving no configuration (proxies are sent nothing and keep what they have) until the files pass`,
+  );
+  return `no configuration: the initial load failed (${failed}); ${refused}; proxies are sent nothing (they keep what they have) until the files pass`;
+}
+
+/**
  * `meshaccel serve`: source → store → snapshot builder → cache → streams. The file source feeds
  * the policy store, which validates, compiles and says which proxies changed; the snapshot
  * builder turns that into Envoy resources (checked against Envoy's schema) for the connected
@@ -82,26 +107,7 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
   });
   const initial = source.start();
   starting = false;
-  if (!initial.applied) {
-    const files = failingFiles(initial.diagnostics);
-    const failed = `${files.length} file${files.length === 1 ? '' : 's'} failed (${files.join(', ')})`;
-    const persisted = lastGood?.load() ?? { ok: false as const, reason: 'no state directory is configured, so nothing was persisted' };
-    let restored: string | undefined;
-    if (persisted.ok) {
-      const r = source.restore(new Map(persisted.record.files.map((f) => [f.file, f.text])));
-      if (r.applied) restored = `${describePersistedUse(persisted.record, initial.diagnostics)}; ${failed}`;
-      else o.log.warn(`the persisted configuration was refused: ${r.diagnostics.slice(0, 3).map(formatDiagnostic).join('; ')}`);
-    }
-    if (restored) {
-      serving = restored;
-      o.log.warn(restored);
-    } else {
-      serving = `no configuration: the initial load failed (${failed}) and ${persisted.ok ? 'the persisted one was refused' : persisted.reason}; proxies are sent nothing (they keep what they have) until the files pass`;
-      o.log.warn(
-        `initial policy load failed: ${failed}; ${persisted.ok ? 'the persisted configuration was refused' : `no persisted configuration to serve: ${persisted.reason}`}; serving no configuration (proxies are sent nothing and keep what they have) until the files pass`,
-      );
-    }
-  }
+  if (!initial.applied) serving = fallBackOnLastGood(source, lastGood, initial.diagnostics, o.log);
 
   const xds = await startXdsServer({ source: snapshots, host: o.host, port: o.port, tls: o.tls, controlPlaneId: 'meshaccel', log: o.log });
   let admin: AdminServer | undefined;
