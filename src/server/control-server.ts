@@ -105,6 +105,8 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
     const problem = lastGood?.save(store.texts(source.name));
     if (problem) o.log.warn(`last good configuration ${problem}`);
   });
+  const kept = lastGood?.read();
+  if (kept && 'record' in kept) source.assumeAccepted(new Map(kept.record.files.map((f) => [f.file, f.text])));
   const initial = source.start();
   starting = false;
   if (!initial.applied) serving = fallBackOnLastGood(source, lastGood, initial.diagnostics, o.log);

@@ -238,6 +238,16 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
   }
 
   /**
+   * The texts the files had when last accepted, by an earlier run (file → text), for the first
+   * reload to judge suspect shrinks against as later reloads do: a file truncated while the
+   * server was down is held like one truncated while it runs. Only before the first reload.
+   */
+  assumeAccepted(texts: ReadonlyMap<string, string>): void {
+    if (this.loaded !== undefined) return;
+    for (const [file, text] of texts) this.accepted.set(file, text);
+  }
+
+  /**
    * Sends a set of texts kept from an earlier run (file → text, as a reload would have read them)
    * to the store as this source's complete set, for when the files on disk fail at start-up. The
    * store validates it like any reload. Applied, it is what later reloads compare against (a

@@ -290,6 +290,15 @@ describe('robust: a restarted serve keeps serving the last good configuration (#
     assert.ok(s.output().includes(`1 file failed (${unreadable})`), s.output());
   });
 
+  it('restarted with a file truncated to nothing while it was down: holds it as suspect against the persisted text, as a running server does', async () => {
+    const before = await beforeRestart();
+    const truncated = path.join(workloads, 'shop.yaml');
+    fs.writeFileSync(truncated, '');
+    const s = await serve();
+    await assertServedAsBefore(s, before);
+    assert.match(s.output(), /shop\.yaml:1:1: suspect change held, its last good content keeps serving: the file shrank to no documents/);
+  });
+
   it('restarted with nothing persisted and a bad file: serves no configuration at all (not an empty one), then the files once they pass', async () => {
     const broken = path.join(policies, 'http-api-allowlist.yaml');
     const good = fs.readFileSync(broken, 'utf8');
