@@ -20,6 +20,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   'trust-domain': { value: true, description: 'SPIFFE trust domain for mTLS principals (default cluster.local)' },
   'tls-cert': { value: true, description: 'serve xDS over TLS with this certificate chain (PEM)' },
   'tls-key': { value: true, description: 'private key for --tls-cert' },
+  'state-dir': { value: true, description: `where the last good configuration is persisted and read back when the files fail at start-up (default ${'$'}XDG_STATE_HOME/meshaccel, /var/lib/meshaccel for root, else ~/.local/state/meshaccel)` },
   'client-ca': { value: true, description: 'require client certificates from this CA (mTLS); a node id must match its certificate' },
   help: { description: 'show this help' },
 };
@@ -69,6 +70,7 @@ export const command: Command = {
 
     // Loaded here, not at the top: `meshaccel serve --help` should not pay for Envoy's protos.
     const { startControlServer } = await import('../server/control-server');
+    const { defaultStateDir } = await import('../sources/last-good-store');
     const server = await startControlServer({
       directories,
       mode,
@@ -79,10 +81,12 @@ export const command: Command = {
       grpcServerHost: optionValue(args, 'grpc-server-host'),
       servedPorts: optionList(args, 'served-ports').map((p) => parsePort(p, '--served-ports')),
       trustDomain: optionValue(args, 'trust-domain'),
+      stateDir: path.resolve(optionValue(args, 'state-dir') || defaultStateDir()),
       log: consoleLogger,
     });
     const state = server.source.current();
     consoleLogger.info(`policy version ${state.version}: ${state.proxies.size} proxies from ${state.files.length} files in ${directories.join(', ')}`);
+    consoleLogger.info(`last good configuration kept in ${server.lastGood?.file}`);
     consoleLogger.info(`xDS (ADS, SotW + Delta, ${tls ? (clientCa ? 'mTLS' : 'TLS') : 'plaintext'}) listening on ${server.xds.address}, mode ${mode}, ready ${Math.round(process.uptime() * 1000)} ms after start`);
     consoleLogger.info(`point Envoy's ADS cluster at ${server.xds.address} (example bootstrap: envoy/)`);
     if (server.admin) consoleLogger.info(`status: meshaccel status --admin http://127.0.0.1:${server.admin.port}`);

@@ -1,6 +1,7 @@
 import { FilePolicySource } from '../sources/file-source';
 import { PolicyStore } from '../store/policy-store';
-import { formatDiagnostic } from '../policy/diagnostics';
+import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics';
+import { describePersistedUse, LastGoodStore } from '../sources/last-good-store';
 import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../net/capture-config';
 import type { EnvoyMode } from '../envoy/proxy-resources';
 import { startXdsServer, type RunningXdsServer } from '../xds/server';
@@ -26,6 +27,11 @@ export interface ControlServerOptions {
   log: Logger;
   /** How long a disconnected node's snapshot is kept for a reconnect (default 10 s). */
   nodeGraceMs?: number;
+  /**
+   * Where the last good set of policy files is persisted (after every commit) and read back
+   * when the files fail at start-up; undefined: not persisted (`serve` always gives one).
+   */
+  stateDir?: string;
 }
 
 export interface RunningControlServer {
@@ -34,7 +40,40 @@ export interface RunningControlServer {
   store: PolicyStore;
   source: FilePolicySource;
   snapshots: NodeSnapshotBuilder;
+  lastGood?: LastGoodStore;
+  /** What is being served: the files, a persisted set (and why), or nothing yet (and why). */
+  serving(): string;
   close(): Promise<void>;
+}
+
+/** The files named by diagnostics, in order, once each. */
+function failingFiles(diagnostics: readonly Diagnostic[]): string[] {
+  return [...new Set(diagnostics.map((d) => d.file))];
+}
+
+/**
+ * The files failed at start-up: serves the persisted last good set in their place if there is
+ * one that still passes, else nothing at all (never an empty configuration). Logs which and why,
+ * and returns the same sentence for /status.
+ */
+function fallBackOnLastGood(source: FilePolicySource, lastGood: LastGoodStore | undefined, failures: readonly Diagnostic[], log: Logger): string {
+  const files = failingFiles(failures);
+  const failed = `${files.length} file${files.length === 1 ? '' : 's'} failed (${files.join(', ')})`;
+  const persisted = lastGood?.load() ?? { ok: false as const, reason: 'no state directory is configured, so nothing was persisted' };
+  let refused = persisted.ok ? '' : `no persisted configuration to serve: ${persisted.reason}`;
+  if (persisted.ok) {
+    const r = source.restore(new Map(persisted.record.files.map((f) => [f.file, f.text])));
+    if (r.applied) {
+      const restored = `${describePersistedUse(persisted.record, failures)}; ${failed}`;
+      log.warn(restored);
+      return restored;
+    }
+    refused = `the persisted configuration was refused: ${r.diagnostics.slice(0, 3).map(formatDiagnostic).join('; ')}`;
+  }
+  log.warn(
+    `initial policy load failed: ${failed}; ${refused}; serving no configuration (proxies are sent nothing and keep what they have) until the files pass`,
+  );
+  return `no configuration: the initial load failed (${failed}); ${refused}; proxies are sent nothing (they keep what they have) until the files pass`;
 }
 
 /**
@@ -50,16 +89,27 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
   const build = { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost, servedPorts: o.servedPorts };
   const snapshots = NodeSnapshotBuilder.forStore(store, build, o.log, { graceMs: o.nodeGraceMs });
 
+  const lastGood = o.stateDir === undefined ? undefined : new LastGoodStore({ stateDir: o.stateDir, directories: o.directories });
+  let serving = 'the policy files';
+
+  let starting = true;
   source.on('error', (diagnostics) => {
-    o.log.warn(`policy files rejected, still serving version ${store.current().version}:\n${diagnostics.map(formatDiagnostic).join('\n')}`);
+    const what = store.hasCommitted() ? `still serving version ${store.current().version}` : 'no configuration is served yet';
+    o.log.warn(`policy files rejected${starting ? ' at start-up' : ''}, ${what}:\n${diagnostics.map(formatDiagnostic).join('\n')}`);
   });
   store.on('update', (u) => {
     o.log.info(`policy version ${u.state.version}: ${u.changed.length} proxies changed, ${u.removed.length} removed`);
   });
+  store.on('committed', () => {
+    serving = 'the policy files';
+    const problem = lastGood?.save(store.texts(source.name));
+    if (problem) o.log.warn(`last good configuration ${problem}`);
+  });
+  const kept = lastGood?.read();
+  if (kept && 'record' in kept) source.assumeAccepted(new Map(kept.record.files.map((f) => [f.file, f.text])));
   const initial = source.start();
-  if (!initial.applied) {
-    o.log.warn(`initial policy load failed; serving no policy until the files are fixed`);
-  }
+  starting = false;
+  if (!initial.applied) serving = fallBackOnLastGood(source, lastGood, initial.diagnostics, o.log);
 
   const xds = await startXdsServer({ source: snapshots, host: o.host, port: o.port, tls: o.tls, controlPlaneId: 'meshaccel', log: o.log });
   let admin: AdminServer | undefined;
@@ -69,6 +119,7 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
         nodes: () => xds.controlPlane.nodes(),
         extra: () => ({
           policyVersion: source.current().version,
+          policyServing: serving,
           policyFiles: source.current().files.length,
           policyErrors: source.errors().map(formatDiagnostic),
           buildFailures: snapshots.buildFailures(),
@@ -83,6 +134,8 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
     store,
     source,
     snapshots,
+    lastGood,
+    serving: () => serving,
     close: async () => {
       source.stop();
       await admin?.close();

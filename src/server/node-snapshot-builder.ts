@@ -18,6 +18,12 @@ export interface CompiledPolicyProvider {
   trackNode?(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): NodePolicy;
   nodePolicy?(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): NodePolicy;
   untrackNode?(nodeId: string): void;
+  /**
+   * Whether there is a configuration yet. Until there is (the files failed at start-up and
+   * nothing persisted could stand in), no snapshot is built: a proxy is served nothing and keeps
+   * what it has, rather than an empty configuration that would remove it all.
+   */
+  hasCommitted?(): boolean;
 }
 
 export interface BuildFailure {
@@ -58,6 +64,8 @@ export class NodeSnapshotBuilder implements SnapshotSource {
   private readonly failures = new Map<string, BuildFailure>();
   private readonly graceMs: number;
   private builds = 0;
+  /** Set once the provider has a configuration; snapshots are built from then on. */
+  private serving: boolean;
 
   constructor(
     private readonly policies: CompiledPolicyProvider,
@@ -66,6 +74,7 @@ export class NodeSnapshotBuilder implements SnapshotSource {
     options: NodeSnapshotBuilderOptions = {},
   ) {
     this.graceMs = options.graceMs ?? 10_000;
+    this.serving = policies.hasCommitted?.() ?? true;
   }
 
   /** A builder that follows a store: every update rebuilds the connected nodes it concerns. */
@@ -74,7 +83,10 @@ export class NodeSnapshotBuilder implements SnapshotSource {
     store.on('update', (u) => {
       const keys = [...u.changed, ...u.removed];
       const nodes = new Set(u.nodes);
-      builder.policiesChanged((node) => nodes.has(node.id) || nodeAffected(keys, node.id, node.metadata));
+      // The first configuration concerns every node waiting for one, bound or not.
+      const first = !builder.serving;
+      builder.serving = true;
+      builder.policiesChanged((node) => first || nodes.has(node.id) || nodeAffected(keys, node.id, node.metadata));
     });
     return builder;
   }
@@ -152,13 +164,15 @@ export class NodeSnapshotBuilder implements SnapshotSource {
   }
 
   private rebuild(node: NodeInfo, connected: boolean): void {
-    this.builds++;
     const served =
       connected && this.policies.trackNode
         ? this.policies.trackNode(node.id, node.metadata)
         : this.policies.nodePolicy
           ? this.policies.nodePolicy(node.id, node.metadata)
           : { policy: this.policies.policyForNode(node.id, node.metadata), conflicts: [] };
+    // Tracked all the same, so the first configuration is compiled with this node in it.
+    if (!this.serving) return;
+    this.builds++;
     try {
       if (served.conflicts.length > 0) throw new Error(`policy refused:\n${served.conflicts.map(formatDiagnostic).join('\n')}`);
       let snapshot = Snapshot.empty();

@@ -237,6 +237,34 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
     return result;
   }
 
+  /**
+   * The texts the files had when last accepted, by an earlier run (file → text), for the first
+   * reload to judge suspect shrinks against as later reloads do: a file truncated while the
+   * server was down is held like one truncated while it runs. Only before the first reload.
+   */
+  assumeAccepted(texts: ReadonlyMap<string, string>): void {
+    if (this.loaded !== undefined) return;
+    for (const [file, text] of texts) this.accepted.set(file, text);
+  }
+
+  /**
+   * Sends a set of texts kept from an earlier run (file → text, as a reload would have read them)
+   * to the store as this source's complete set, for when the files on disk fail at start-up. The
+   * store validates it like any reload. Applied, it is what later reloads compare against (a
+   * suspect shrink is held against it) and what they replace once the files pass; the
+   * diagnostics of the files on disk stay in errors().
+   */
+  restore(texts: ReadonlyMap<string, string>): ReloadResult {
+    const objects: PolicyObject[] = [...texts].map(([id, text]) => ({ id, text }));
+    const result = this.store.apply([{ type: 'replace-all', source: this.name, objects }]);
+    if (result.applied) {
+      this.accepted.clear();
+      for (const [file, text] of texts) this.accepted.set(file, text);
+      if (result.update) this.emit('update', result.update);
+    }
+    return result;
+  }
+
   private report(diagnostics: Diagnostic[]): void {
     // An 'error' event with no listener would throw; the diagnostics stay readable via errors().
     if (this.listenerCount('error') > 0) this.emit('error', diagnostics);

@@ -44,6 +44,8 @@ export interface ApplyResult {
 export interface PolicyStoreEvents {
   update: [PolicyUpdate];
   rejected: [Diagnostic[]];
+  /** Every applied batch, whether or not it changed what a proxy is served (a comment edit does not). */
+  committed: [PolicyState];
 }
 
 /** Whether a change to these proxy keys concerns a node with this id and metadata. */
@@ -133,12 +135,26 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
     const first = this.state.version === 0;
     if (!first && commit.changed.length === 0 && commit.removed.length === 0 && commit.nodes.length === 0) {
       this.state = { ...this.state, files };
+      this.emit('committed', this.state);
       return { applied: true, diagnostics: [] };
     }
     this.state = { version: this.state.version + 1, proxies: this.engine.proxies(), files };
     const update: PolicyUpdate = { state: this.state, changed: commit.changed, removed: commit.removed, nodes: commit.nodes };
     this.emit('update', update);
+    this.emit('committed', this.state);
     return { applied: true, diagnostics: [], update };
+  }
+
+  /** Whether any batch has been applied yet: before that there is no configuration at all, not an empty one. */
+  hasCommitted(): boolean {
+    return this.state.version > 0;
+  }
+
+  /** The accepted text of every object of a source (id → text), in the order the source listed them. */
+  texts(source: string): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const o of this.objects.values()) if (o.source === source) out.set(o.id, o.text);
+    return out;
   }
 
   /**

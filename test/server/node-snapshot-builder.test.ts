@@ -90,4 +90,30 @@ describe('NodeSnapshotBuilder on a policy store', () => {
     assert.equal(failures.length, 1);
     assert.match(failures[0].message, /port 80\/TCP of proxy a gets .* a port has one L7 protocol \(node a is served by the bindings a, metadata:/);
   });
+
+  it('builds no snapshot at all until the store has a configuration, then one for every waiting node, bound or not (#12 item 6)', () => {
+    const store = new PolicyStore();
+    // The files failed at start-up: nothing is committed.
+    assert.equal(store.apply([{ type: 'replace-all', source: 'file', objects: [{ id: 'a.yaml', text: 'kind: L7Policy\n' }] }]).applied, false);
+    const builder = NodeSnapshotBuilder.forStore(store, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG }, quiet);
+    const pushed: string[] = [];
+    for (const id of ['a', 'unbound']) builder.watch(builder.nodeKey(node(id)), () => pushed.push(id));
+    assert.equal(builder.getSnapshot('a'), undefined, 'no snapshot, not an empty one');
+    assert.equal(builder.getSnapshot('unbound'), undefined);
+    assert.equal(builder.buildCount, 0);
+
+    store.apply([
+      {
+        type: 'replace-all',
+        source: 'file',
+        objects: [
+          { id: 'w.yaml', text: workloads },
+          { id: 'a.yaml', text: allow('/v1/.*') },
+        ],
+      },
+    ]);
+    assert.deepEqual(pushed.sort(), ['a', 'unbound']);
+    assert.ok((builder.getSnapshot('a')?.resources('type.googleapis.com/envoy.config.listener.v3.Listener').size ?? 0) > 0);
+    assert.ok(builder.getSnapshot('unbound'), 'a node no policy concerns now has its (empty) configuration');
+  });
 });
