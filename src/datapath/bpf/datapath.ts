@@ -193,6 +193,11 @@ export function calibrate(opts: CalibrateOptions = {}): Thresholds {
       warmMs: 15,
       rounds: opts.rounds ?? 5,
     });
+    // The redirected trials must really have gone through sk_msg, or the figures compare TCP
+    // with itself.
+    const c = countersFrom(native.status(tmp, 0).counters ?? []);
+    if (c.redirectedMessages === 0 || c.passedMessages > 0)
+      throw new Error(`calibration: the redirected trials were not redirected (${c.redirectedMessages} redirected, ${c.passedMessages} passed to TCP)`);
   } finally {
     native.detach(tmp);
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -245,13 +250,14 @@ export function attach(opts: AttachOptions = {}): AttachResult {
   const pinDir = pinDirOf(opts);
   fs.mkdirSync(pinDir, { recursive: true });
 
-  const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
   const ports = validPorts(opts.ports ?? []);
   const mode: RedirectMode = ports.length > 0 ? 'ports' : 'all';
   const streak = opts.bulkStreak ?? DEFAULT_BULK_STREAK;
   // The window counters in struct meshaccel_flow are 16-bit.
   if (!Number.isInteger(streak) || streak < 0 || streak > 65535) throw new Error(`bulkStreak must be an integer 0..65535, not ${streak}`);
+  // Before anything live is loaded or changed: a calibration that fails leaves the pins as they were.
   const thresholds = chooseThresholds({ ...opts, objects }, pinDir);
+  const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
   // Configure before attaching, so the first socket established in the cgroup already sees
   // the mode it should.
   native.configure(pinDir, configOf(mode, streak, thresholds, leaveDelayValue(opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS)), ports);
