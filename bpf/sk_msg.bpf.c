@@ -33,9 +33,11 @@ static __always_inline int pass_for_good(struct meshaccel_flow *flow, __u32 size
  * neither case ends the window early (redirect-friendly flows pay nothing more). A send whose
  * verdict depends on the reader notes it and reads the reader's lock; at the window's end the
  * window counts as "reader busy" when at least a quarter of those reads found it locked (on one
- * CPU almost none do, on two CPUs a reader that keeps up is caught at about half). The window
- * hands off when every send in it suits TCP under that reading, and the peer sent nothing
- * meanwhile. */
+ * CPU none do, on two CPUs a reader that keeps up is caught at about half). The window hands
+ * off when every send in it suits TCP under that reading, and the peer sent nothing meanwhile;
+ * when it suits TCP only because the reader read as idle, its windows must also have read idle
+ * for idle_handoff_ms in a row: on two CPUs a reader that is slow to wake (or preempted) reads
+ * idle for a while, and a hand-off cannot be taken back, while a busy reading is never false. */
 static __always_inline __u32 size_log2(__u32 v)
 {
 	__u32 r = 0;
@@ -54,6 +56,27 @@ static __always_inline void window_reset(struct meshaccel_flow *flow)
 	flow->win_busy = 0;
 	flow->win_need_idle = 0;
 	flow->win_need_busy = 0;
+}
+
+/* Whether this window, judged with the reader busy or idle, may hand off on that reading. */
+static __always_inline int reading_allows(const struct meshaccel_config *cfg, struct meshaccel_flow *flow, int busy)
+{
+	__u64 now;
+
+	if (busy) {
+		flow->idle_since_ns = 0;
+		return !flow->win_need_idle;
+	}
+	if (flow->win_need_busy)
+		return 0;
+	if (!flow->win_need_idle)
+		return 1;
+	now = bpf_ktime_get_ns();
+	if (!flow->idle_since_ns) {
+		flow->idle_since_ns = now;
+		return cfg->idle_handoff_ms == 0;
+	}
+	return now - flow->idle_since_ns >= (__u64)cfg->idle_handoff_ms * 1000000ull;
 }
 
 /* Both ends go TCP-only, so that both can leave the sockhash: a socket leaving it releases
@@ -106,6 +129,7 @@ int meshaccel_sk_msg(struct sk_msg_md *msg)
 		if (!in_idle && !in_busy) {
 			if (flow->streak)
 				window_reset(flow);
+			flow->idle_since_ns = 0;
 		} else {
 			if (in_idle != in_busy) {
 				if (!flow->peer_sk) {
@@ -121,20 +145,23 @@ int meshaccel_sk_msg(struct sk_msg_md *msg)
 					flow->win_need_busy = 1;
 			}
 			if (++flow->streak >= cfg->bulk_streak) {
-				int fits = 1;
+				int fits = 1, one_way;
 
 				if (flow->win_need_idle || flow->win_need_busy) {
 					int busy = (__u32)flow->win_busy * 4 >= flow->streak;
 
-					fits = busy ? !flow->win_need_idle : !flow->win_need_busy;
+					fits = reading_allows(cfg, flow, busy);
 					meshaccel_count(busy ? MESHACCEL_CTR_WINDOWS_BUSY : MESHACCEL_CTR_WINDOWS_IDLE, 1);
 				}
 				if (!peer_flow)
 					peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
 				/* One-way only if the peer sent nothing since the last check (or since
 				 * the flow began); otherwise this window starts over. */
-				if (fits && (!peer_flow || peer_flow->sends == flow->peer_sends_seen))
+				one_way = !peer_flow || peer_flow->sends == flow->peer_sends_seen;
+				if (fits && one_way)
 					return hand_off(flow, peer_flow, size);
+				if (!one_way)
+					flow->idle_since_ns = 0;
 				if (peer_flow)
 					flow->peer_sends_seen = peer_flow->sends;
 				window_reset(flow);

@@ -75,6 +75,11 @@ struct meshaccel_config {
 	__u32 tcp_idle_mask;
 	__u32 tcp_busy_mask;
 	__u32 threshold_source; /* enum meshaccel_threshold_source */
+	/* A run whose sizes suit TCP only with an idle reader hands off once its windows have been
+	 * judged idle for this long without one judged busy (a busy reading is never seen on one
+	 * CPU, an idle one can be on two). */
+	__u32 idle_handoff_ms;
+	__u32 pad;
 	__u64 calibrated_at;    /* unix seconds of the calibration, 0 when not calibrated */
 	struct meshaccel_calib_point calib[MESHACCEL_LAYOUTS][MESHACCEL_CALIB_SIZES];
 };
@@ -96,6 +101,10 @@ struct meshaccel_flow {
 	__u32 cb_flags;        /* sock_ops callback flags this program turned on (and may turn off) */
 	__u32 sends;           /* messages this socket sent through sk_msg */
 	__u32 peer_sends_seen; /* the peer's `sends` at the last one-way check */
+	/* When the run's windows started being judged "reader idle" without a break (0: not now).
+	 * An idle reading is weak evidence on two CPUs (a reader that is merely slow to wake looks
+	 * idle), so a hand-off on it needs idle_handoff_ms of them in a row; see sk_msg.bpf.c. */
+	__u64 idle_since_ns;
 	__u16 win_busy;        /* sends of this window that found the reader's socket locked */
 	__u8 win_need_idle;    /* this window holds a send TCP carries better only with an idle reader */
 	__u8 win_need_busy;    /* ... only with a busy reader */

@@ -21,6 +21,7 @@ const ATTACH: Record<string, OptionSpec> = {
   'bulk-streak': { value: true, description: 'one-way sends (a window) that must all suit TCP before a flow is handed to it (0 = never; default 16; at most 65535)' },
   'bulk-small-max': { value: true, description: 'sends below this many bytes suit TCP (rounded down to a power of two; default 16384); skips calibration' },
   'bulk-large-min': { value: true, description: 'sends from this many bytes suit TCP when the reader is busy on another CPU (rounded up to a power of two; default 262144; 0 = off); skips calibration' },
+  'idle-handoff-ms': { value: true, description: 'ms a run whose sizes suit TCP only with an idle reader must read idle before it hands off (default 50)' },
   calibrate: { description: 'measure on this machine which write sizes plain TCP carries better than redirection (about 3 s), even if a calibration is pinned' },
   'no-calibrate': { description: 'use the default thresholds instead of measuring them' },
   ...COMMON,
@@ -50,6 +51,7 @@ function handoffLines(s: DatapathStatus): string[] {
     `hand-off:   a one-way run goes to plain TCP once ${s.bulkStreak} sends in a row suit it; handed-off sockets ${leave}`,
     `  suit TCP with the reader idle (same CPU):  ${maskText(t.tcpIdleMask)}`,
     `  suit TCP with the reader busy (other CPU): ${maskText(t.tcpBusyMask)}`,
+    `  a run that suits TCP only with an idle reader must read idle for ${s.idleHandoffMs ?? '?'} ms first`,
     `  from ${sourceText(t)}`,
   ];
   for (const l of calibLines(t.calib)) lines.push(`    ${l}`);
@@ -89,6 +91,7 @@ async function attachCmd(argv: string[]): Promise<number> {
   const smallMax = optionValue(args, 'bulk-small-max');
   const largeMin = optionValue(args, 'bulk-large-min');
   const leaveDelay = optionValue(args, 'leave-delay-ms');
+  const idleMs = optionValue(args, 'idle-handoff-ms');
   const thresholdFlags = smallMax !== undefined || largeMin !== undefined;
   if (args.flags.has('calibrate') && args.flags.has('no-calibrate')) throw new UsageError('--calibrate and --no-calibrate exclude each other');
   if (thresholdFlags && args.flags.has('calibrate')) throw new UsageError('--calibrate measures the thresholds: drop --bulk-small-max/--bulk-large-min, or --calibrate');
@@ -101,6 +104,7 @@ async function attachCmd(argv: string[]): Promise<number> {
     bulkSmallMax: smallMax === undefined ? undefined : nonNegative(smallMax, '--bulk-small-max'),
     bulkLargeMin: largeMin === undefined ? undefined : nonNegative(largeMin, '--bulk-large-min'),
     leaveDelayMs: leaveDelay === undefined ? undefined : leaveDelay === 'never' ? 'never' : nonNegative(leaveDelay, '--leave-delay-ms (or never)'),
+    idleHandoffMs: idleMs === undefined ? undefined : nonNegative(idleMs, '--idle-handoff-ms'),
     // Without flags, a machine's first attach measures its own thresholds and later ones keep them.
     calibrate: thresholdFlags || args.flags.has('no-calibrate') ? false : args.flags.has('calibrate') ? true : 'if-missing',
   };

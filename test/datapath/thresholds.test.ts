@@ -30,6 +30,14 @@ describe('datapath: hand-off masks (no kernel needed)', function () {
     // One CPU measured: the busy-reader mask is the idle one.
     const one = masksFromCalibration([same]);
     assert.strictEqual(one.tcpBusyMask, one.tcpIdleMask);
+    // Below 16 KiB the layouts cannot be told apart at run time: one verdict, the lesser loss.
+    const split = (r4kSame: number, r4kTwo: number): string => {
+      const m2 = masksFromCalibration([[0.5, r4kSame, 1.5, 1.5, 1.5, 1.5].map(pt), [0.5, r4kTwo, 1.5, 1.5, 1.5, 1.5].map(pt)]);
+      assert.strictEqual(m2.tcpIdleMask, m2.tcpBusyMask);
+      return maskText(m2.tcpIdleMask);
+    };
+    assert.strictEqual(split(0.7, 1.2), '< 8 KiB');
+    assert.strictEqual(split(0.9, 1.3), '< 2 KiB');
     // Redirect losing at 1 MiB covers every larger size too.
     assert.strictEqual(maskText(masksFromCalibration([[0.5, 1.2, 1.2, 1.2, 1.2, 0.9].map(pt)]).tcpIdleMask), '< 2 KiB, >= 512 KiB');
   });

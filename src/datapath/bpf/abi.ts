@@ -43,6 +43,13 @@ export const BPFFS_ROOT = '/sys/fs/bpf';
 export const DEFAULT_BULK_STREAK = 16;
 export const DEFAULT_BULK_SMALL_MAX = 16384;
 export const DEFAULT_BULK_LARGE_MIN = 262144;
+/**
+ * A run whose sizes suit TCP only when the reader is idle hands off after its windows have read
+ * idle this long in a row (see struct meshaccel_config): on one CPU that costs 50 ms of the
+ * slower path, on two CPUs it keeps a reader that was briefly slow to wake from being taken for
+ * an idle one, which would give up redirection for good.
+ */
+export const DEFAULT_IDLE_HANDOFF_MS = 50;
 /** enum meshaccel_threshold_source */
 export type ThresholdSource = 'defaults' | 'flags' | 'calibration';
 export const THRESHOLD_SOURCES: readonly ThresholdSource[] = ['defaults', 'flags', 'calibration'];

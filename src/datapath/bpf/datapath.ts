@@ -6,6 +6,7 @@ import {
   Counters,
   DEFAULT_BULK_SMALL_MAX,
   DEFAULT_BULK_LARGE_MIN,
+  DEFAULT_IDLE_HANDOFF_MS,
   DEFAULT_LEAVE_DELAY_MS,
   DEFAULT_BULK_STREAK,
   DEFAULT_PIN_DIR,
@@ -51,6 +52,8 @@ export interface AttachOptions extends DatapathTarget {
    * measure. Not combinable with bulkSmallMax/bulkLargeMin. Default false (the defaults).
    */
   calibrate?: boolean | 'if-missing';
+  /** How long a run must read "reader idle" before it hands off on that reading alone (default 50 ms). */
+  idleHandoffMs?: number;
   /** Calibration trial length and rounds (default 30 ms, 5). */
   calibrateTrialMs?: number;
   calibrateRounds?: number;
@@ -106,6 +109,7 @@ export interface DatapathStatus {
   bulkSmallMax: number | null;
   bulkLargeMin: number | null;
   leaveDelayMs: LeaveDelay | null;
+  idleHandoffMs: number | null;
   /** The hand-off masks, where they came from and the calibration's figures. */
   thresholds: Thresholds | null;
   ports: number[];
@@ -210,7 +214,7 @@ function thresholdsFromFlags(source: 'defaults' | 'flags', smallMax: number, lar
   return { source, ...masksFromThresholds(smallMax, largeMin), bulkSmallMax: smallMax, bulkLargeMin: largeMin, calibratedAt: 0, calib: [] };
 }
 
-function configOf(mode: RedirectMode, bulkStreak: number, t: Thresholds, leaveDelayMs: number): NativeConfig {
+function configOf(mode: RedirectMode, bulkStreak: number, t: Thresholds, leaveDelayMs: number, idleHandoffMs = DEFAULT_IDLE_HANDOFF_MS): NativeConfig {
   const kB = (x: number): number => Math.min(0xffffffff, Math.round(x / 1000));
   return {
     mode: MODE_VALUES[mode],
@@ -221,6 +225,7 @@ function configOf(mode: RedirectMode, bulkStreak: number, t: Thresholds, leaveDe
     tcpIdleMask: t.tcpIdleMask,
     tcpBusyMask: t.tcpBusyMask,
     thresholdSource: THRESHOLD_SOURCES.indexOf(t.source),
+    idleHandoffMs,
     calibratedAt: t.calibratedAt,
     calib: t.calib.map((layout) => layout.map((p) => ({ tcpKBps: kB(p.tcpBps), redirectKBps: kB(p.redirectBps) }))),
   };
@@ -255,12 +260,14 @@ export function attach(opts: AttachOptions = {}): AttachResult {
   const streak = opts.bulkStreak ?? DEFAULT_BULK_STREAK;
   // The window counters in struct meshaccel_flow are 16-bit.
   if (!Number.isInteger(streak) || streak < 0 || streak > 65535) throw new Error(`bulkStreak must be an integer 0..65535, not ${streak}`);
+  const idle = opts.idleHandoffMs ?? DEFAULT_IDLE_HANDOFF_MS;
+  if (!Number.isInteger(idle) || idle < 0 || idle > 60000) throw new Error(`idleHandoffMs must be an integer 0..60000, not ${idle}`);
   // Before anything live is loaded or changed: a calibration that fails leaves the pins as they were.
   const thresholds = chooseThresholds({ ...opts, objects }, pinDir);
   const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
   // Configure before attaching, so the first socket established in the cgroup already sees
   // the mode it should.
-  native.configure(pinDir, configOf(mode, streak, thresholds, leaveDelayValue(opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS)), ports);
+  native.configure(pinDir, configOf(mode, streak, thresholds, leaveDelayValue(opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS), idle), ports);
   const link = native.attachCgroup(pinDir, cgroup);
   return { pinDir, cgroup, cgroupId: link.cgroupId, linkId: link.linkId, mode, ports, adopted, upgraded, alreadyAttached: link.already, thresholds };
 }
@@ -327,6 +334,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     bulkSmallMax: null,
     bulkLargeMin: null,
     leaveDelayMs: null,
+    idleHandoffMs: null,
     thresholds: null,
     ports: [],
     counters: null,
@@ -348,6 +356,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     bulkSmallMax: s.config?.bulkSmallMax ?? null,
     bulkLargeMin: s.config?.bulkLargeMin ?? null,
     leaveDelayMs: s.config ? leaveDelayOf(s.config.leaveDelayMs) : null,
+    idleHandoffMs: s.config?.idleHandoffMs ?? null,
     thresholds: s.config ? thresholdsOf(s.config) : null,
     ports: s.ports ?? [],
     counters: s.counters ? countersFrom(s.counters) : null,

@@ -33,6 +33,7 @@ export interface NativeConfig {
   tcpIdleMask: number;
   tcpBusyMask: number;
   thresholdSource: number;
+  idleHandoffMs: number;
   calibratedAt: number;
   /** [layout][size] in KB/s, see struct meshaccel_calib_point. */
   calib: { tcpKBps: number; redirectKBps: number }[][];

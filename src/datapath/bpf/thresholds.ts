@@ -61,18 +61,41 @@ export function calibIndexOf(b: number): number {
 export const tcpBetter = (p: CalibPoint): boolean => p.redirectBps < p.tcpBps;
 
 /**
+ * Below this bucket (16 KiB) a reader copies a message too quickly to be caught holding its
+ * lock: measured here, 4 KiB one-way runs on two CPUs read "idle" for thousands of windows in a
+ * row, 16 KiB ones read "busy" within a few. So there the two layouts cannot be told apart at
+ * run time and a bucket gets one verdict for both (see masksFromCalibration).
+ */
+export const SEPARABLE_FROM_BIT = 14;
+
+/** redirect/TCP for a point (1 when unmeasured). */
+const ratioOf = (p: CalibPoint): number => (p.tcpBps > 0 && p.redirectBps > 0 ? p.redirectBps / p.tcpBps : 1);
+
+/**
  * Masks from calibration figures. Buckets below the smallest measured size go to TCP; each
- * other bucket follows its measured size (calibIndexOf). With one CPU measured, the busy
- * reader's mask is the idle one's (there is no other CPU for a reader to be busy on).
+ * other bucket follows its measured size (calibIndexOf), per layout. With one CPU measured, the
+ * busy reader's mask is the idle one's (there is no other CPU for a reader to be busy on). Below
+ * SEPARABLE_FROM_BIT, layouts that disagree are settled by the geometric mean of their ratios:
+ * the path that loses less on average takes both.
  */
 export function masksFromCalibration(calib: CalibPoint[][]): { tcpIdleMask: number; tcpBusyMask: number } {
-  const maskOf = (points: CalibPoint[]): number => {
-    let m = 0;
-    for (let b = 0; b < MASK_BITS; b++) if (b < SMALLEST_LOG2 || tcpBetter(points[calibIndexOf(b)])) m |= bit(b);
-    return m >>> 0;
-  };
-  const idle = maskOf(calib[0]);
-  return { tcpIdleMask: idle, tcpBusyMask: calib[1] && calib[1].length > 0 ? maskOf(calib[1]) : idle };
+  const same = calib[0];
+  const two = calib[1] && calib[1].length > 0 ? calib[1] : same;
+  let idle = 0;
+  let busy = 0;
+  for (let b = 0; b < MASK_BITS; b++) {
+    if (b < SMALLEST_LOG2) {
+      idle |= bit(b);
+      busy |= bit(b);
+      continue;
+    }
+    const [s, t] = [same[calibIndexOf(b)], two[calibIndexOf(b)]];
+    let [tcpIdle, tcpBusy] = [tcpBetter(s), tcpBetter(t)];
+    if (tcpIdle !== tcpBusy && b < SEPARABLE_FROM_BIT) tcpIdle = tcpBusy = Math.sqrt(ratioOf(s) * ratioOf(t)) < 1;
+    if (tcpIdle) idle |= bit(b);
+    if (tcpBusy) busy |= bit(b);
+  }
+  return { tcpIdleMask: idle >>> 0, tcpBusyMask: busy >>> 0 };
 }
 
 export function sizeText(bytes: number): string {

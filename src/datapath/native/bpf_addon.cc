@@ -395,6 +395,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   cfg.tcp_idle_mask = c.Get("tcpIdleMask").ToNumber().Uint32Value();
   cfg.tcp_busy_mask = c.Get("tcpBusyMask").ToNumber().Uint32Value();
   cfg.threshold_source = c.Get("thresholdSource").ToNumber().Uint32Value();
+  cfg.idle_handoff_ms = c.Get("idleHandoffMs").ToNumber().Uint32Value();
   cfg.calibrated_at = (__u64)c.Get("calibratedAt").ToNumber().Int64Value();
   Napi::Value calib = c.Get("calib");
   if (calib.IsArray()) {
@@ -513,6 +514,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     c.Set("tcpIdleMask", Napi::Number::New(env, cfg.tcp_idle_mask));
     c.Set("tcpBusyMask", Napi::Number::New(env, cfg.tcp_busy_mask));
     c.Set("thresholdSource", Napi::Number::New(env, cfg.threshold_source));
+    c.Set("idleHandoffMs", Napi::Number::New(env, cfg.idle_handoff_ms));
     c.Set("calibratedAt", Napi::Number::New(env, (double)cfg.calibrated_at));
     Napi::Array layouts = Napi::Array::New(env, MESHACCEL_LAYOUTS);
     for (uint32_t l = 0; l < MESHACCEL_LAYOUTS; l++) {
