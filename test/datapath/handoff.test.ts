@@ -4,6 +4,7 @@ import { spawnSync } from 'child_process';
 import { packageRoot } from '../../src/paths';
 import { CALIB_SIZES } from '../../src/datapath/bpf/abi';
 import { calibIndexOf, masksFromCalibration, tcpBetter } from '../../src/datapath/bpf/thresholds';
+import { loadNative } from '../../src/datapath/bpf/native';
 import { kernelSuite, testPort } from './helpers';
 
 const CLI = path.join(packageRoot(), 'bin/meshaccel');
@@ -72,6 +73,38 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
     assert.strictEqual(after.bulkHandoffs - before.bulkHandoffs, 0);
     assert.ok(after.redirectedBytes - before.redirectedBytes >= 2 * 64 * 65536);
     assert.ok((await client.cmd('close')).ok);
+  });
+
+  it('hands off a run that suits TCP only with an idle reader once it has read idle for idle-handoff-ms, not before', async function () {
+    // Masks the flags cannot express (the calibration can): TCP with an idle reader, redirect
+    // with a busy one. Both peers on one CPU, where the reader always reads idle.
+    k.env.attach({ bulkStreak: 8, idleHandoffMs: 60000 });
+    const native = loadNative();
+    const setMasks = (idleHandoffMs: number): void => {
+      const c = native.status(k.env.pinDir, 0).config!;
+      native.configure(k.env.pinDir, { ...c, tcpIdleMask: 0xffffffff, tcpBusyMask: 0, idleHandoffMs }, []);
+    };
+    setMasks(60000);
+    const port = testPort();
+    const peer = path.join(__dirname, 'peer.js');
+    const server = k.env.spawnProgram(['taskset', '-c', '0', process.execPath, peer, 'sink', '127.0.0.1', String(port)], { cgroup: k.env.cgroup });
+    assert.strictEqual((await server.json<{ event: string }>(20000)).event, 'listening');
+    const client = k.env.spawnProgram(['taskset', '-c', '0', process.execPath, peer, 'client', '127.0.0.1', String(port)], { cgroup: k.env.cgroup });
+    const run = async (): Promise<{ handoffs: number; idle: number; busy: number }> => {
+      const before = k.env.status().counters!;
+      assert.ok((await client.cmd('open 2')).ok);
+      const r = await client.cmd('sink 65536 64');
+      assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
+      assert.ok((await client.cmd('close')).ok);
+      const after = k.env.status().counters!;
+      return { handoffs: after.bulkHandoffs - before.bulkHandoffs, idle: after.windowsIdle - before.windowsIdle, busy: after.windowsBusy - before.windowsBusy };
+    };
+    const waiting = await run();
+    assert.strictEqual(waiting.handoffs, 0, `no hand-off before 60 s of idle readings (${JSON.stringify(waiting)})`);
+    assert.ok(waiting.idle >= 2 * 7 && waiting.busy === 0, `the windows read idle on one CPU (${JSON.stringify(waiting)})`);
+    setMasks(0);
+    const now = await run();
+    assert.strictEqual(now.handoffs, 2, `with no wait, the first idle window hands off (${JSON.stringify(now)})`);
   });
 
   it('calibrates at attach: figures and masks kept in the config map, and the program obeys them', async function () {
