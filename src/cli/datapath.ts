@@ -22,7 +22,7 @@ const ATTACH: Record<string, OptionSpec> = {
   'bulk-small-max': { value: true, description: 'sends below this many bytes suit TCP (rounded down to a power of two; default 16384); skips calibration' },
   'bulk-large-min': { value: true, description: 'sends from this many bytes suit TCP when the reader is busy on another CPU (rounded up to a power of two; default 262144; 0 = off); skips calibration' },
   'idle-handoff-ms': { value: true, description: 'ms a run whose sizes suit TCP only with an idle reader must read idle before it hands off (default 50)' },
-  calibrate: { description: 'measure on this machine which write sizes plain TCP carries better than redirection (about 3 s), even if a calibration is pinned' },
+  calibrate: { description: 'measure on this machine which write sizes plain TCP carries better than redirection (about 6 s) even if a calibration is pinned; without threshold flags the first attach measures anyway' },
   'no-calibrate': { description: 'use the default thresholds instead of measuring them' },
   ...COMMON,
 };

@@ -37,8 +37,10 @@ describe('datapath: hand-off masks (no kernel needed)', function () {
       return maskText(m2.tcpIdleMask);
     };
     assert.strictEqual(split(0.7, 1.2), '< 8 KiB');
-    assert.strictEqual(split(0.9, 1.3), '< 2 KiB');
+    assert.strictEqual(split(0.9, 1.3), '< 8 KiB');
+    assert.strictEqual(split(1.1, 1.1), '< 8 KiB', 'a small write needs a clear win to stay redirected');
+    assert.strictEqual(split(1.3, 1.4), '< 2 KiB');
     // Redirect losing at 1 MiB covers every larger size too.
-    assert.strictEqual(maskText(masksFromCalibration([[0.5, 1.2, 1.2, 1.2, 1.2, 0.9].map(pt)]).tcpIdleMask), '< 2 KiB, >= 512 KiB');
+    assert.strictEqual(maskText(masksFromCalibration([[0.5, 1.3, 1.3, 1.2, 1.2, 0.9].map(pt)]).tcpIdleMask), '< 2 KiB, >= 512 KiB');
   });
 });
