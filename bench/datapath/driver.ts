@@ -1,11 +1,13 @@
 /**
  * `make bench-datapath`: plain loopback against redirected loopback, side by side in one run.
  * Network namespaces, each with its own cgroup: "plain" (no programs), "accel" (meshaccel's
- * datapath with its default config, in a private pin dir) and, when a reference object is
- * given, "ref" (the same sockops with the bench's minimal sk_msg program: key and redirect
- * only, the raw prototype the targets were first measured with). Every shape runs on every
- * side, the order rotating per repetition, and the table reports medians, the ratio
- * accel/plain, the reference's ratio, and the share of the reference's gain meshaccel keeps.
+ * datapath with its hand-off masks calibrated on this machine at attach, in a private pin dir),
+ * "old" (the same programs with the thresholds forced to the pre-calibration defaults:
+ * bulkSmallMax 16 KiB, bulkLargeMin 256 KiB, streak 16) and, when a reference object is given,
+ * "ref" (the same sockops with the bench's minimal sk_msg program: key and redirect only, the
+ * raw prototype the targets were first measured with). Every shape runs on every side, the
+ * order rotating per repetition, and the table reports medians, the ratio side/plain, and the
+ * share of the reference's gain each meshaccel side keeps; verdict lines close the run.
  * The machine is shared, so single figures are noisy; the side-by-side ratios are what to read.
  *
  *   node dist/bench/datapath/driver.js NETBENCH_BINARY [REFERENCE_SK_MSG_OBJECT]
@@ -13,13 +15,15 @@
  * sides back to back), which cancels the slow drift of the other load on the machine.
  *
  *   env: BENCH_SECONDS (per trial, default 1.5), BENCH_REPS (default 5), BENCH_ONLY (regex on row
- *   names), BENCH_BULK_STREAK (the datapath's bulk hand-off threshold; 0 disables it)
+ *   names), BENCH_BULK_STREAK (the datapath's bulk hand-off window; 0 disables it), BENCH_OLD=0
+ *   (drop the old-thresholds side), BENCH_ACCEL=defaults (accel side without calibration)
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ChildProcess, execFileSync, spawn } from 'child_process';
-import { attach, detach, status } from '../../src/datapath/bpf/datapath';
+import { DatapathStatus, attach, detach, status } from '../../src/datapath/bpf/datapath';
+import { calibLines, maskText, sourceText } from '../../src/datapath/bpf/thresholds';
 import { cgroup2Root } from '../../src/datapath/bpf/cgroup';
 import { defaultObjectPaths } from '../../src/datapath/bpf/preflight';
 import { packageRoot } from '../../src/paths';
@@ -32,7 +36,10 @@ const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undef
 const NODE_CLIENT = path.join(packageRoot(), 'dist/bench/datapath/node-client.js');
 const RELAY = path.join(packageRoot(), 'dist/bench/datapath/relay.js');
 
-type Side = 'plain' | 'accel' | 'ref';
+type Side = 'plain' | 'accel' | 'old' | 'ref';
+const OLD = process.env.BENCH_OLD !== '0';
+/** The thresholds before calibration existed (#14), forced on the "old" side. */
+const OLD_THRESHOLDS = { bulkSmallMax: 16384, bulkLargeMin: 262144, bulkStreak: 16 };
 interface SideEnv {
   cgroup: string;
   netns: string;
@@ -41,11 +48,12 @@ interface SideEnv {
 const tag = `meshaccel-bench-${process.pid}`;
 const cgRoot = cgroup2Root();
 if (!cgRoot) throw new Error('no cgroup2 mount');
-const SIDES: Side[] = REFERENCE ? ['plain', 'accel', 'ref'] : ['plain', 'accel'];
+const SIDES: Side[] = ['plain', 'accel', ...(OLD ? (['old'] as const) : []), ...(REFERENCE ? (['ref'] as const) : [])];
 const sideEnv = (side: Side): SideEnv => ({ cgroup: path.join(cgRoot, `${tag}-${side}`), netns: `mab-${process.pid}-${side}` });
 const sides = Object.fromEntries(SIDES.map((side) => [side, sideEnv(side)])) as Record<Side, SideEnv>;
 const pinDir = `/sys/fs/bpf/${tag}`;
 const refPinDir = `/sys/fs/bpf/${tag}-ref`;
+const oldPinDir = `/sys/fs/bpf/${tag}-old`;
 const children: ChildProcess[] = [];
 
 function launch(side: Side, cpus: string, argv: string[]): ChildProcess {
@@ -88,6 +96,19 @@ interface Row {
   clientCpu: string;
 }
 
+const thresholdsRun: Partial<Record<Side, string[]>> = {};
+
+/** The hand-off setting a side ran with, as `datapath status` states it. */
+function thresholdLines(s: DatapathStatus): string[] {
+  const t = s.thresholds;
+  if (!t) return ['no configuration'];
+  return [
+    `hand-off window ${s.bulkStreak} sends; TCP with the reader idle: ${maskText(t.tcpIdleMask)}; with it busy: ${maskText(t.tcpBusyMask)}`,
+    `from ${sourceText(t)}`,
+    ...calibLines(t.calib),
+  ];
+}
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -103,8 +124,17 @@ async function main(): Promise<void> {
     execFileSync('ip', ['-n', side.netns, 'link', 'set', 'lo', 'up']);
   }
   const streak = process.env.BENCH_BULK_STREAK;
-  const a = attach({ cgroup: sides.accel.cgroup, pinDir, bulkStreak: streak === undefined ? undefined : Number(streak) });
-  console.log(`datapath attached to ${a.cgroup} (pins ${pinDir}); bulk hand-off after ${status({ pinDir }).bulkStreak} small sends`);
+  const calibrate = process.env.BENCH_ACCEL !== 'defaults';
+  const a = attach({ cgroup: sides.accel.cgroup, pinDir, bulkStreak: streak === undefined ? undefined : Number(streak), calibrate });
+  console.log(`meshaccel attached to ${a.cgroup} (pins ${pinDir})`);
+  thresholdsRun.accel = thresholdLines(status({ pinDir, maxSockets: 0 }));
+  for (const l of thresholdsRun.accel) console.log(`  ${l}`);
+  if (OLD) {
+    attach({ cgroup: sides.old.cgroup, pinDir: oldPinDir, ...OLD_THRESHOLDS });
+    console.log(`meshaccel with the old thresholds attached to ${sides.old.cgroup}`);
+    thresholdsRun.old = thresholdLines(status({ pinDir: oldPinDir, maxSockets: 0 }));
+    for (const l of thresholdsRun.old) console.log(`  ${l}`);
+  }
   if (REFERENCE) {
     attach({ cgroup: sides.ref.cgroup, pinDir: refPinDir, objects: { sockops: defaultObjectPaths().sockops, skMsg: REFERENCE } });
     console.log(`reference sk_msg ${REFERENCE} attached to ${sides.ref.cgroup}`);
@@ -167,45 +197,76 @@ async function main(): Promise<void> {
     }
     results.push(r);
     const ref = REFERENCE ? `  reference x${ratioOf(r, 'ref').toFixed(2)}` : '';
-    process.stdout.write(`  ${label.padEnd(34)} plain ${median(r.values.plain).toFixed(0).padStart(8)}  accel ${median(r.values.accel).toFixed(0).padStart(8)} ${row.metric}  x${ratioOf(r, 'accel').toFixed(2)}${ref}\n`);
+    const old = OLD ? `  old x${ratioOf(r, 'old').toFixed(2)}` : '';
+    process.stdout.write(`  ${label.padEnd(34)} plain ${median(r.values.plain).toFixed(0).padStart(8)}  accel ${median(r.values.accel).toFixed(0).padStart(8)} ${row.metric}  x${ratioOf(r, 'accel').toFixed(2)}${old}${ref}\n`);
   }
 
   const st = status({ pinDir, maxSockets: 0 });
-  console.log(`\nResults (${REPS} repetitions of ${SECONDS} s each, sides in rotating order; values are medians; ratio = median of per-repetition side/plain; ${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  console.log(`\nResults (${REPS} repetitions of ${SECONDS} s each, sides in rotating order; values are medians; ratio = median of per-repetition side/plain; ${((Date.now() - started) / 1000).toFixed(0)} s; load at the end ${load})`);
   const p99 = (xs: number[]): string => (xs.length ? median(xs).toFixed(1) : '-');
-  if (REFERENCE) {
-    console.log('"kept" is meshaccel\'s gain over plain as a share of the reference program\'s gain (shown when the reference gains at least 5%).');
-    console.log('| shape | client | CPUs | metric | plain | meshaccel | ratio | per-rep ratios | reference ratio | kept | p99 plain µs | p99 meshaccel µs | p99 reference µs |');
-    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-  } else {
-    console.log('| shape | client | CPUs | metric | plain | meshaccel | ratio | per-rep ratios | p99 plain µs | p99 meshaccel µs |');
-    console.log('|---|---|---|---|---|---|---|---|---|---|');
-  }
+  const keptOf = (mine: number, ref: number): number | undefined => (ref >= 1.05 ? (mine - 1) / (ref - 1) : undefined);
+  const pct = (x: number | undefined): string => (x === undefined ? '-' : `${(x * 100).toFixed(0)}%`);
+  if (REFERENCE) console.log('"kept" is a side\'s gain over plain as a share of the reference program\'s gain (shown when the reference gains at least 5%).');
+  const cols = ['shape', 'client', 'CPUs', 'metric', 'plain', 'meshaccel', 'ratio', 'per-rep ratios', ...(OLD ? ['old thresholds ratio'] : []), ...(REFERENCE ? ['reference ratio', 'kept'] : []), ...(OLD && REFERENCE ? ['old kept'] : []), 'p99 plain µs', 'p99 meshaccel µs', ...(REFERENCE ? ['p99 reference µs'] : [])];
+  console.log(`| ${cols.join(' | ')} |`);
+  console.log(`|${cols.map(() => '---').join('|')}|`);
   for (const r of results) {
     const per = r.values.plain.map((p, i) => (r.values.accel[i] / p).toFixed(2)).join(' ');
-    const head = `| ${r.row.name} | ${r.row.client} | ${r.row.cpus} | ${r.row.metric} | ${median(r.values.plain).toFixed(0)} | ${median(r.values.accel).toFixed(0)} | **${ratioOf(r, 'accel').toFixed(2)}x** | ${per}`;
+    const mine = ratioOf(r, 'accel');
+    const cells = [r.row.name, r.row.client, String(r.row.cpus), r.row.metric, median(r.values.plain).toFixed(0), median(r.values.accel).toFixed(0), `**${mine.toFixed(2)}x**`, per];
+    if (OLD) cells.push(`${ratioOf(r, 'old').toFixed(2)}x`);
+    if (REFERENCE) cells.push(`${ratioOf(r, 'ref').toFixed(2)}x`, pct(keptOf(mine, ratioOf(r, 'ref'))));
+    if (OLD && REFERENCE) cells.push(pct(keptOf(ratioOf(r, 'old'), ratioOf(r, 'ref'))));
+    cells.push(p99(r.p99.plain), p99(r.p99.accel));
+    if (REFERENCE) cells.push(p99(r.p99.ref));
+    console.log(`| ${cells.join(' | ')} |`);
+  }
+
+  // Verdicts, one line per target and side: no shape under 0.97x of plain; at least 95% of the
+  // reference's gain kept wherever the reference gains (per shape and overall: summed gains).
+  const shapeName = (r: Result): string => `${r.row.name} ${r.row.client} ${r.row.cpus}cpu`;
+  const verdicts: string[] = [];
+  for (const side of ['accel', ...(OLD ? ['old'] : [])] as Side[]) {
+    const who = side === 'accel' ? 'meshaccel (calibrated)' : 'meshaccel (old thresholds)';
+    const ratios = results.map((r) => ({ r, x: ratioOf(r, side) }));
+    const under = ratios.filter((e) => e.x < 0.97);
+    const lowest = ratios.reduce((m, e) => (e.x < m.x ? e : m), ratios[0]);
+    verdicts.push(
+      `verdict ${who}: no shape under 0.97x: ${under.length === 0 ? 'PASS' : 'FAIL'}` +
+        (under.length ? ` (${under.map((e) => `${shapeName(e.r)} ${e.x.toFixed(2)}x`).join(', ')})` : lowest ? ` (lowest ${shapeName(lowest.r)} ${lowest.x.toFixed(2)}x)` : ''),
+    );
     if (REFERENCE) {
-      const [mine, ref] = [ratioOf(r, 'accel'), ratioOf(r, 'ref')];
-      const kept = ref >= 1.05 ? `${(((mine - 1) / (ref - 1)) * 100).toFixed(0)}%` : '-';
-      console.log(`${head} | ${ref.toFixed(2)}x | ${kept} | ${p99(r.p99.plain)} | ${p99(r.p99.accel)} | ${p99(r.p99.ref)} |`);
-    } else {
-      console.log(`${head} | ${p99(r.p99.plain)} | ${p99(r.p99.accel)} |`);
+      const gaining = results.filter((r) => ratioOf(r, 'ref') >= 1.05);
+      const kept = gaining.map((r) => ({ r, k: keptOf(ratioOf(r, side), ratioOf(r, 'ref')) as number }));
+      const short = kept.filter((e) => e.k < 0.95);
+      const sumMine = gaining.reduce((a, r) => a + ratioOf(r, side) - 1, 0);
+      const sumRef = gaining.reduce((a, r) => a + ratioOf(r, 'ref') - 1, 0);
+      const overall = sumRef > 0 ? sumMine / sumRef : undefined;
+      verdicts.push(
+        `verdict ${who}: reference gain kept >= 95% per shape: ${short.length === 0 ? 'PASS' : 'FAIL'} (${kept.length - short.length}/${kept.length} shapes` +
+          `${short.length ? `; short: ${short.map((e) => `${shapeName(e.r)} ${pct(e.k)}`).join(', ')}` : ''}); overall ${pct(overall)}: ${overall !== undefined && overall >= 0.95 ? 'PASS' : 'FAIL'}`,
+      );
     }
   }
+  console.log('');
+  for (const v of verdicts) console.log(v);
+  for (const [side, lines] of Object.entries(thresholdsRun)) console.log(`thresholds (${side}): ${lines.join(' | ')}`);
   console.log(`\ncounters (accel side): ${JSON.stringify(st.counters)}`);
+  if (OLD) console.log(`counters (old side): ${JSON.stringify(status({ pinDir: oldPinDir, maxSockets: 0 }).counters)}`);
   // Per-run program cost, when the kernel keeps run statistics (sysctl kernel.bpf_stats_enabled=1).
   for (const [name, p] of Object.entries(st.programs)) {
     if (p && p.runCount > 0) console.log(`${name}: ${p.runCount} runs, ${(p.runTimeNs / p.runCount).toFixed(0)} ns per run`);
   }
   const file = path.join(os.tmpdir(), `${tag}.json`);
-  fs.writeFileSync(file, JSON.stringify({ seconds: SECONDS, reps: REPS, results: results.map((r) => ({ ...r, row: { name: r.row.name, client: r.row.client, cpus: r.row.cpus, metric: r.row.metric } })) }, null, 2));
+  fs.writeFileSync(file, JSON.stringify({ seconds: SECONDS, reps: REPS, load, thresholds: thresholdsRun, verdicts, results: results.map((r) => ({ ...r, row: { name: r.row.name, client: r.row.client, cpus: r.row.cpus, metric: r.row.metric } })) }, null, 2));
   console.log(`raw results: ${file}`);
 }
 
 async function cleanup(): Promise<void> {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await new Promise((r) => setTimeout(r, 300));
-  for (const dir of [pinDir, refPinDir]) {
+  for (const dir of [pinDir, oldPinDir, refPinDir]) {
     try {
       detach({ pinDir: dir });
     } catch (err) {

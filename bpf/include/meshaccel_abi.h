@@ -29,20 +29,59 @@ enum meshaccel_mode {
 	MESHACCEL_MODE_PORTS = 2, /* only pairs where either port is in the ports map */
 };
 
+/* Write sizes a calibration measures (log2 of the bytes: 1 KiB to 1 MiB), and the layouts. */
+#define MESHACCEL_CALIB_SIZES 6
+#define MESHACCEL_CALIB_LOG2_FIRST 10
+#define MESHACCEL_CALIB_LOG2_STEP 2
+enum meshaccel_layout {
+	MESHACCEL_LAYOUT_SAME_CPU = 0, /* writer and reader take turns on one CPU */
+	MESHACCEL_LAYOUT_TWO_CPUS = 1, /* the reader copies out on another CPU while the writer sends */
+	MESHACCEL_LAYOUTS = 2,
+};
+
+/* Where the hand-off masks came from (shown by `datapath status`). */
+enum meshaccel_threshold_source {
+	MESHACCEL_THRESH_DEFAULTS = 0,
+	MESHACCEL_THRESH_FLAGS = 1,      /* --bulk-small-max / --bulk-large-min given */
+	MESHACCEL_THRESH_CALIBRATED = 2, /* measured on this machine at attach */
+};
+
+/* One calibration measurement: one-way throughput of plain loopback TCP and of sk_msg
+ * redirection for one write size on one layout, in KB/s (0: not measured). */
+struct meshaccel_calib_point {
+	__u32 tcp_kBps;
+	__u32 redirect_kBps;
+};
+
 struct meshaccel_config {
 	__u32 mode;            /* enum meshaccel_mode */
-	/* A direction that sends this many messages in a row that loopback TCP carries better
-	 * (small ones, or large ones that find the reader busy), while its peer sends nothing, is
-	 * handed to TCP for good. 0 disables the hand-off. */
+	/* A direction whose last bulk_streak sends were all of sizes loopback TCP carries better
+	 * (tcp_idle_mask / tcp_busy_mask), while its peer sent nothing (a one-way run), is handed to
+	 * TCP for good. 0 disables the hand-off. */
 	__u32 bulk_streak;
-	__u32 bulk_small_max;  /* a message shorter than this many bytes is "small" */
-	/* Messages of at least this many bytes that find the peer still reading count toward the
-	 * same streak (see sk_msg.bpf.c); 0 = only small messages do. */
+	/* The thresholds the masks were derived from when they came from defaults or flags (sizes
+	 * below bulk_small_max, and from bulk_large_min with a busy reader); 0 when calibrated. Shown
+	 * by status only: the programs read the masks. */
+	__u32 bulk_small_max;
 	__u32 bulk_large_min;
 	/* A socket handed to TCP (TCP_ONLY) leaves the sockhash, and so the sk_msg send path, once
 	 * that cannot lose or reorder bytes (see sockops.bpf.c:maybe_leave_sockhash()) and at least
 	 * this long after its hand-off. MESHACCEL_LEAVE_NEVER keeps such sockets in the sockhash. */
 	__u32 leave_delay_ms;
+	/* Bit b set: a send of 2^b to 2^(b+1)-1 bytes is carried better by loopback TCP than by
+	 * redirection when the reader is idle between sends (it runs when the writer does not, as on
+	 * one CPU) / when it is busy copying out the previous message (another CPU). Bit 31 covers
+	 * everything from 2 GiB. See sk_msg.bpf.c for how a run tells the two apart. */
+	__u32 tcp_idle_mask;
+	__u32 tcp_busy_mask;
+	__u32 threshold_source; /* enum meshaccel_threshold_source */
+	/* A run whose sizes suit TCP only with an idle reader hands off once its windows have been
+	 * judged idle for this long without one judged busy (a busy reading is never seen on one
+	 * CPU, an idle one can be on two). */
+	__u32 idle_handoff_ms;
+	__u32 pad;
+	__u64 calibrated_at;    /* unix seconds of the calibration, 0 when not calibrated */
+	struct meshaccel_calib_point calib[MESHACCEL_LAYOUTS][MESHACCEL_CALIB_SIZES];
 };
 
 #define MESHACCEL_LEAVE_NEVER 0xffffffffu
@@ -50,16 +89,25 @@ struct meshaccel_config {
 /* Per-socket redirection state, keyed like the sockhash. Written by this socket's programs
  * under its lock, and by the peer's (flags only, atomically). */
 struct meshaccel_flow {
-	__u32 streak;          /* consecutive sends that count toward a hand-off (see sk_msg.bpf.c) */
+	__u32 streak;          /* sends in the current one-way window (see sk_msg.bpf.c) */
 	__u32 flags;           /* MESHACCEL_FLOW_* */
 	__u64 handoff_ns;      /* bpf_ktime_get_ns() when the socket went TCP-only, 0 before */
 	/* Kernel address of the socket, recorded at insertion so the peer's programs can read its
 	 * psock (meshaccel_psock.h); only ever dereferenced through bpf_probe_read_kernel. */
 	__u64 sk;
+	/* The peer's sk, copied from its flow state on first need, so telling whether the reader is
+	 * busy costs no peer lookup per send. */
+	__u64 peer_sk;
 	__u32 cb_flags;        /* sock_ops callback flags this program turned on (and may turn off) */
 	__u32 sends;           /* messages this socket sent through sk_msg */
 	__u32 peer_sends_seen; /* the peer's `sends` at the last one-way check */
-	__u32 pad;
+	/* When the run's windows started being judged "reader idle" without a break (0: not now).
+	 * An idle reading is weak evidence on two CPUs (a reader that is merely slow to wake looks
+	 * idle), so a hand-off on it needs idle_handoff_ms of them in a row; see sk_msg.bpf.c. */
+	__u64 idle_since_ns;
+	__u16 win_busy;        /* sends of this window that found the reader's socket locked */
+	__u8 win_need_idle;    /* this window holds a send TCP carries better only with an idle reader */
+	__u8 win_need_busy;    /* ... only with a busy reader */
 };
 
 /* Once a socket has handed one message to TCP it never redirects again: its peer reads
@@ -86,6 +134,8 @@ enum meshaccel_counter {
 	MESHACCEL_CTR_SOCK_CLOSED,     /* flow state removed on close */
 	MESHACCEL_CTR_SOCK_LEFT,       /* TCP-only sockets removed from the sockhash */
 	MESHACCEL_CTR_LEAVE_WAITS,     /* leave checks that waited for the peer to stop sending */
+	MESHACCEL_CTR_WINDOWS_IDLE,    /* one-way windows judged by the idle-reader mask */
+	MESHACCEL_CTR_WINDOWS_BUSY,    /* one-way windows judged by the busy-reader mask */
 	MESHACCEL_CTR_MAX = 16,
 };
 

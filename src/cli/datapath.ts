@@ -1,6 +1,7 @@
 import type { Command } from './command';
 import { UsageError, optionList, optionValue, parseArgs, parsePort, OptionSpec } from './args';
 import type { AttachOptions, DatapathStatus } from '../datapath/bpf/datapath';
+import { calibLines, maskText, sourceText } from '../datapath/bpf/thresholds';
 
 /**
  * `meshaccel datapath attach|detach|status`: the eBPF loopback accelerator. Missing
@@ -17,9 +18,12 @@ const ATTACH: Record<string, OptionSpec> = {
   cgroup: { value: true, description: 'cgroup v2 directory to accelerate (default: the cgroup2 root)' },
   ports: { value: true, repeated: true, description: 'only pairs using these ports (e.g. 15001,15006); default: all loopback' },
   'leave-delay-ms': { value: true, description: 'minimum ms a socket handed to TCP waits before leaving the sockhash once that is safe, or never (default 0)' },
-  'bulk-streak': { value: true, description: 'small one-way sends before a flow is handed to TCP (0 = never; default 16)' },
-  'bulk-small-max': { value: true, description: 'bytes under which a send counts as small (default 16384)' },
-  'bulk-large-min': { value: true, description: 'bytes from which a send that finds the reader busy counts too (default 262144; 0 = off)' },
+  'bulk-streak': { value: true, description: 'one-way sends (a window) that must all suit TCP before a flow is handed to it (0 = never; default 16; at most 65535)' },
+  'bulk-small-max': { value: true, description: 'sends below this many bytes suit TCP (rounded down to a power of two; default 16384); skips calibration' },
+  'bulk-large-min': { value: true, description: 'sends from this many bytes suit TCP when the reader is busy on another CPU (rounded up to a power of two; default 262144; 0 = off); skips calibration' },
+  'idle-handoff-ms': { value: true, description: 'ms a run whose sizes suit TCP only with an idle reader must read idle before it hands off (default 50)' },
+  calibrate: { description: 'measure on this machine which write sizes plain TCP carries better than redirection (about 6 s) even if a calibration is pinned; without threshold flags the first attach measures anyway' },
+  'no-calibrate': { description: 'use the default thresholds instead of measuring them' },
   ...COMMON,
 };
 
@@ -38,11 +42,20 @@ function nonNegative(text: string, what: string): number {
   return n;
 }
 
-function handoffText(s: DatapathStatus): string {
-  if (s.bulkStreak === 0) return 'bulk hand-off off';
-  const large = s.bulkLargeMin ? ` or >= ${s.bulkLargeMin} B finding the reader busy` : '';
+function handoffLines(s: DatapathStatus): string[] {
   const leave = s.leaveDelayMs === 'never' ? 'never leave the sockhash' : `leave the sockhash when safe${s.leaveDelayMs ? `, no sooner than ${s.leaveDelayMs} ms` : ''}`;
-  return `bulk hand-off after ${s.bulkStreak ?? '?'} one-way sends < ${s.bulkSmallMax ?? '?'} B${large}; handed-off sockets ${leave}`;
+  if (s.bulkStreak === 0) return [`bulk hand-off off; handed-off sockets ${leave}`];
+  const t = s.thresholds;
+  if (!t) return [`bulk hand-off after ${s.bulkStreak ?? '?'} one-way sends; handed-off sockets ${leave}`];
+  const lines = [
+    `hand-off:   a one-way run goes to plain TCP once ${s.bulkStreak} sends in a row suit it; handed-off sockets ${leave}`,
+    `  suit TCP with the reader idle (same CPU):  ${maskText(t.tcpIdleMask)}`,
+    `  suit TCP with the reader busy (other CPU): ${maskText(t.tcpBusyMask)}`,
+    `  a run that suits TCP only with an idle reader must read idle for ${s.idleHandoffMs ?? '?'} ms first`,
+    `  from ${sourceText(t)}`,
+  ];
+  for (const l of calibLines(t.calib)) lines.push(`    ${l}`);
+  return lines;
 }
 
 function statusText(s: DatapathStatus, maxSockets: number): string {
@@ -53,12 +66,14 @@ function statusText(s: DatapathStatus, maxSockets: number): string {
   lines.push(`sockops:    ${prog(s.programs.sockops)}`);
   lines.push(`sk_msg:     ${prog(s.programs.skMsg)}${s.skMsgAttachedIds ? ` (attached to sockhash: ${s.skMsgAttachedIds.length > 0 ? 'yes' : 'no'})` : ''}`);
   lines.push(`cgroup:     ${s.cgroup ? `${s.cgroup.path ?? '(removed)'} (id ${s.cgroup.id}, link ${s.cgroup.linkId})` : 'not attached'}`);
-  lines.push(`mode:       ${s.mode ?? '?'}${s.mode === 'ports' ? ` ${s.ports.join(',')}` : ''}; ${handoffText(s)}`);
+  lines.push(`mode:       ${s.mode ?? '?'}${s.mode === 'ports' ? ` ${s.ports.join(',')}` : ''}`);
+  lines.push(...handoffLines(s));
   if (s.counters) {
     const c = s.counters;
     lines.push(`redirected: ${c.redirectedMessages} messages, ${c.redirectedBytes} bytes`);
     lines.push(`passed:     ${c.passedMessages} messages, ${c.passedBytes} bytes (misses ${c.misses}, bulk hand-offs ${c.bulkHandoffs})`);
     lines.push(`sockets:    ${c.socketsInserted} inserted, ${c.socketsClosed} closed, ${c.insertErrors} insert errors, ${c.socketsLeft} left for plain TCP (${c.leaveWaits} leave checks waited on a busy peer)`);
+    lines.push(`windows:    ${c.windowsIdle} judged with the reader idle, ${c.windowsBusy} with it busy (only windows whose sizes depend on it)`);
   }
   lines.push(`sockhash:   ${s.socketCount} entries`);
   for (const e of s.sockets.slice(0, maxSockets)) {
@@ -76,6 +91,10 @@ async function attachCmd(argv: string[]): Promise<number> {
   const smallMax = optionValue(args, 'bulk-small-max');
   const largeMin = optionValue(args, 'bulk-large-min');
   const leaveDelay = optionValue(args, 'leave-delay-ms');
+  const idleMs = optionValue(args, 'idle-handoff-ms');
+  const thresholdFlags = smallMax !== undefined || largeMin !== undefined;
+  if (args.flags.has('calibrate') && args.flags.has('no-calibrate')) throw new UsageError('--calibrate and --no-calibrate exclude each other');
+  if (thresholdFlags && args.flags.has('calibrate')) throw new UsageError('--calibrate measures the thresholds: drop --bulk-small-max/--bulk-large-min, or --calibrate');
   // Parsed before anything is loaded, so bad usage exits 2 and changes nothing.
   const options: AttachOptions = {
     cgroup: optionValue(args, 'cgroup'),
@@ -85,7 +104,11 @@ async function attachCmd(argv: string[]): Promise<number> {
     bulkSmallMax: smallMax === undefined ? undefined : nonNegative(smallMax, '--bulk-small-max'),
     bulkLargeMin: largeMin === undefined ? undefined : nonNegative(largeMin, '--bulk-large-min'),
     leaveDelayMs: leaveDelay === undefined ? undefined : leaveDelay === 'never' ? 'never' : nonNegative(leaveDelay, '--leave-delay-ms (or never)'),
+    idleHandoffMs: idleMs === undefined ? undefined : nonNegative(idleMs, '--idle-handoff-ms'),
+    // Without flags, a machine's first attach measures its own thresholds and later ones keep them.
+    calibrate: thresholdFlags || args.flags.has('no-calibrate') ? false : args.flags.has('calibrate') ? true : 'if-missing',
   };
+  if (options.bulkStreak !== undefined && options.bulkStreak > 65535) throw new UsageError(`--bulk-streak: ${options.bulkStreak} is above 65535`);
   const dp = await import('../datapath/bpf/datapath');
   const pre = await import('../datapath/bpf/preflight');
   try {
@@ -94,7 +117,8 @@ async function attachCmd(argv: string[]): Promise<number> {
     else
       console.log(
         `datapath ${r.alreadyAttached ? 'already attached' : 'attached'} to ${r.cgroup} (cgroup id ${r.cgroupId}, link ${r.linkId}); ` +
-          `programs ${r.adopted ? 'adopted from' : r.upgraded ? 'of another build replaced under' : 'loaded and pinned under'} ${r.pinDir}; mode ${r.mode}${r.mode === 'ports' ? ` ${r.ports.join(',')}` : ''}`,
+          `programs ${r.adopted ? 'adopted from' : r.upgraded ? 'of another build replaced under' : 'loaded and pinned under'} ${r.pinDir}; mode ${r.mode}${r.mode === 'ports' ? ` ${r.ports.join(',')}` : ''}\n` +
+          handoffLines(dp.status({ pinDir: r.pinDir, maxSockets: 0 })).join('\n'),
       );
     return 0;
   } catch (err) {

@@ -6,7 +6,7 @@
  *
  *   node peer.js server|sink HOST PORT -> {"event":"listening","port":N}
  *   node peer.js client HOST PORT     -> one JSON line per command:
- *     open N [LOCALPORT] | exchange SIZE [ID] | halfclose SIZE | sink SIZE COUNT | pipeline SIZE COUNT | close | quit
+ *     open N [LOCALPORT] | exchange SIZE [ID] | rr SIZE COUNT | halfclose SIZE | sink SIZE COUNT | pipeline SIZE COUNT | close | quit
  */
 import * as net from 'net';
 import * as crypto from 'crypto';
@@ -113,6 +113,17 @@ function client(host: string, port: number): void {
         const size = Number(a);
         const targets = b === undefined ? conns : [conns[Number(b)]];
         const results = await Promise.all(targets.map((c) => exchange(c, size)));
+        out({ ok: results.every((r) => r), mismatches: results.filter((r) => !r).length, ms: Date.now() - started });
+      } else if (cmd === 'rr') {
+        // `rr SIZE COUNT` on an echo server: COUNT request/response round trips of SIZE bytes per
+        // connection, each waiting for its whole echo before the next request.
+        const [size, count] = [Number(a), Number(b)];
+        const results = await Promise.all(
+          conns.map(async (c) => {
+            for (let i = 0; i < count; i++) if (!(await exchange(c, size))) return false;
+            return true;
+          }),
+        );
         out({ ok: results.every((r) => r), mismatches: results.filter((r) => !r).length, ms: Date.now() - started });
       } else if (cmd === 'halfclose') {
         // Send a last payload and our FIN; the echo server must return the payload and then

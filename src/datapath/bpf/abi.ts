@@ -24,6 +24,8 @@ export const COUNTER_NAMES = [
   'socketsClosed',
   'socketsLeft',
   'leaveWaits',
+  'windowsIdle',
+  'windowsBusy',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -33,19 +35,27 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/meshaccel';
 export const BPFFS_MOUNT = '/sys/fs/bpf';
 
 /**
- * Bulk small-write hand-off defaults (see struct meshaccel_config): a direction that sends
- * this many messages shorter than bulkSmallMax in a row, while its peer sends nothing, goes
- * to plain TCP, which coalesces small writes better than per-message redirection.
+ * Hand-off defaults (see struct meshaccel_config), used when neither flags nor a calibration
+ * say otherwise: a direction whose last 16 sends were all shorter than 16 KiB, or (with the
+ * reader busy on another CPU) at least 256 KiB, while its peer sent nothing, goes to plain TCP.
+ * They were tuned on one machine; `datapath attach --calibrate` measures the masks instead.
  */
 export const DEFAULT_BULK_STREAK = 16;
 export const DEFAULT_BULK_SMALL_MAX = 16384;
-/**
- * Sends of at least this many bytes that find the reader still holding its socket (copying out
- * the previous message on another CPU) count toward the same streak: the redirect would wait
- * for it, where TCP lets both copy in parallel. Measured on 2 CPUs: 1 MiB writes ran at 0.81-0.86x
- * of plain loopback redirected, 64 KiB writes at 1.4-1.7x, hence the floor between them.
- */
 export const DEFAULT_BULK_LARGE_MIN = 262144;
+/**
+ * A run whose sizes suit TCP only when the reader is idle hands off after its windows have read
+ * idle this long in a row (see struct meshaccel_config): on one CPU that costs 50 ms of the
+ * slower path, on two CPUs it keeps a reader that was briefly slow to wake from being taken for
+ * an idle one, which would give up redirection for good.
+ */
+export const DEFAULT_IDLE_HANDOFF_MS = 50;
+/** enum meshaccel_threshold_source */
+export type ThresholdSource = 'defaults' | 'flags' | 'calibration';
+export const THRESHOLD_SOURCES: readonly ThresholdSource[] = ['defaults', 'flags', 'calibration'];
+/** The calibration's write sizes (MESHACCEL_CALIB_*): 1 KiB to 1 MiB, a factor of 4 apart. */
+export const CALIB_SIZES: readonly number[] = [10, 12, 14, 16, 18, 20].map((b) => 2 ** b);
+export const CALIB_LAYOUTS = ['same CPU', 'two CPUs'] as const;
 /**
  * Minimum ms a TCP-only socket waits after its hand-off before it leaves the sockhash. Safety
  * does not depend on it (sockops checks the peer can no longer redirect into the socket), so it

@@ -5,6 +5,7 @@ import {
   Counters,
   DEFAULT_BULK_SMALL_MAX,
   DEFAULT_BULK_LARGE_MIN,
+  DEFAULT_IDLE_HANDOFF_MS,
   DEFAULT_LEAVE_DELAY_MS,
   DEFAULT_BULK_STREAK,
   DEFAULT_PIN_DIR,
@@ -14,10 +15,13 @@ import {
   MODE_VALUES,
   SkMsgMode,
   modeName,
+  CALIB_SIZES,
+  THRESHOLD_SOURCES,
 } from './abi';
 import { makePinDir, mountBpffs } from './bpffs';
+import { CalibPoint, Thresholds, masksFromCalibration, masksFromThresholds } from './thresholds';
 import { cgroup2Root, cgroupPathOf } from './cgroup';
-import { NativeProgInfo, NativeSocket, loadNative } from './native';
+import { NativeConfig, NativeProgInfo, NativeSocket, loadNative } from './native';
 import { ObjectPaths, PreflightError, defaultObjectPaths, missingRequirements, preflight } from './preflight';
 
 /**
@@ -38,9 +42,21 @@ export interface AttachOptions extends DatapathTarget {
   /** Only pairs with one of these ports (sidecar ports); every loopback pair when empty. */
   ports?: number[];
   bulkStreak?: number;
+  /** Sends below this size hand off (rounded down to a power of two); setting it or bulkLargeMin means "flags". */
   bulkSmallMax?: number;
-  /** Sends from this size that find the reader busy count toward the hand-off streak (0 = off). */
+  /** Sends from this size hand off when they find the reader busy (rounded up to a power of two; 0 = off). */
   bulkLargeMin?: number;
+  /**
+   * Measure which sizes TCP carries better on this machine (see calibrate()) instead of using
+   * the default thresholds. 'if-missing': keep the pinned calibration when there is one, else
+   * measure. Not combinable with bulkSmallMax/bulkLargeMin. Default false (the defaults).
+   */
+  calibrate?: boolean | 'if-missing';
+  /** How long a run must read "reader idle" before it hands off on that reading alone (default 50 ms). */
+  idleHandoffMs?: number;
+  /** Calibration trial length and rounds (default 30 ms, 5). */
+  calibrateTrialMs?: number;
+  calibrateRounds?: number;
   /** Minimum ms a TCP-only socket waits before leaving the sockhash once that is safe (`'never'`: it stays). */
   leaveDelayMs?: LeaveDelay;
 }
@@ -58,6 +74,8 @@ export interface AttachResult {
   upgraded: boolean;
   /** The cgroup link already existed; only the configuration was updated. */
   alreadyAttached: boolean;
+  /** The hand-off masks now in force and where they came from. */
+  thresholds: Thresholds;
 }
 
 export interface SocketEntry {
@@ -91,6 +109,9 @@ export interface DatapathStatus {
   bulkSmallMax: number | null;
   bulkLargeMin: number | null;
   leaveDelayMs: LeaveDelay | null;
+  idleHandoffMs: number | null;
+  /** The hand-off masks, where they came from and the calibration's figures. */
+  thresholds: Thresholds | null;
   ports: number[];
   counters: Counters | null;
   socketCount: number;
@@ -101,9 +122,121 @@ function pinDirOf(t: DatapathTarget): string {
   return t.pinDir ?? DEFAULT_PIN_DIR;
 }
 
+/** Only the default bpffs is ours to mount; a pin directory elsewhere must already be on bpffs. */
+function preparePinDir(pinDir: string): void {
+  if (pinDir === DEFAULT_PIN_DIR || pinDir.startsWith(BPFFS_MOUNT + '/')) mountBpffs(BPFFS_MOUNT);
+  makePinDir(pinDir);
+}
+
 function validPorts(ports: number[]): number[] {
   for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`not a port: ${p}`);
   return [...new Set(ports)].sort((a, b) => a - b);
+}
+
+function thresholdsOf(c: NativeConfig): Thresholds {
+  const source = THRESHOLD_SOURCES[c.thresholdSource] ?? 'defaults';
+  const calib = source === 'calibration' ? c.calib.map((layout) => layout.map((p) => ({ tcpBps: p.tcpKBps * 1000, redirectBps: p.redirectKBps * 1000 }))) : [];
+  // A one-CPU calibration leaves the second layout unmeasured (zeros).
+  if (calib.length > 1 && calib[1].every((p) => p.tcpBps === 0)) calib.pop();
+  return {
+    source,
+    tcpIdleMask: c.tcpIdleMask >>> 0,
+    tcpBusyMask: c.tcpBusyMask >>> 0,
+    bulkSmallMax: c.bulkSmallMax,
+    bulkLargeMin: c.bulkLargeMin,
+    calibratedAt: c.calibratedAt,
+    calib,
+  };
+}
+
+/** CPUs this process may run on (Cpus_allowed_list), in order. */
+function allowedCpus(): number[] {
+  const line = fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('Cpus_allowed_list:'));
+  const cpus: number[] = [];
+  for (const part of (line?.split(':')[1] ?? '').trim().split(',')) {
+    const [lo, hi] = part.split('-').map(Number);
+    if (!Number.isInteger(lo)) continue;
+    for (let c = lo; c <= (Number.isInteger(hi) ? hi : lo); c++) cpus.push(c);
+  }
+  return cpus.length > 0 ? cpus : [0];
+}
+
+export interface CalibrateOptions extends DatapathTarget {
+  trialMs?: number;
+  rounds?: number;
+}
+
+/**
+ * Measures, on this machine and now, one-way loopback throughput over plain TCP and over
+ * sk_msg redirection for writes of 1 KiB to 1 MiB, with writer and reader on one CPU and on two
+ * (when the process may use two), and derives the hand-off masks: a size hands off where TCP was
+ * faster. The redirected side runs this build's programs from a private pin directory (never the
+ * live maps), redirecting every message with no hand-off; the live attachment's entries for the
+ * measuring sockets, if this process is in its cgroup, are removed before any byte is sent.
+ * 2 layouts x 6 sizes x 2 paths x rounds trials of 15 + trialMs each: about 6 s with the defaults.
+ */
+export function calibrate(opts: CalibrateOptions = {}): Thresholds {
+  const objects = opts.objects ?? defaultObjectPaths();
+  const native = loadNative(opts.addon);
+  const live = pinDirOf(opts);
+  const tmp = `${live}-calibrate-${process.pid}`;
+  preparePinDir(tmp);
+  let points: { tcpBps: number; redirectBps: number }[][];
+  try {
+    native.load({ pinDir: tmp, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
+    native.configure(tmp, { ...configOf('all', 0, thresholdsFromFlags('defaults', DEFAULT_BULK_SMALL_MAX, DEFAULT_BULK_LARGE_MIN), 0) }, []);
+    points = native.calibrate(tmp, fs.existsSync(live) ? live : '', {
+      sizes: [...CALIB_SIZES],
+      cpus: allowedCpus().slice(0, 2),
+      trialMs: opts.trialMs ?? 30,
+      warmMs: 15,
+      rounds: opts.rounds ?? 5,
+    });
+    // The redirected trials must really have gone through sk_msg, or the figures compare TCP
+    // with itself.
+    const c = countersFrom(native.status(tmp, 0).counters ?? []);
+    if (c.redirectedMessages === 0 || c.passedMessages > 0)
+      throw new Error(`calibration: the redirected trials were not redirected (${c.redirectedMessages} redirected, ${c.passedMessages} passed to TCP)`);
+  } finally {
+    native.detach(tmp);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const calib: CalibPoint[][] = points.map((layout) => layout.map((p) => ({ tcpBps: p.tcpBps, redirectBps: p.redirectBps })));
+  return { source: 'calibration', ...masksFromCalibration(calib), bulkSmallMax: 0, bulkLargeMin: 0, calibratedAt: Math.floor(Date.now() / 1000), calib };
+}
+
+function thresholdsFromFlags(source: 'defaults' | 'flags', smallMax: number, largeMin: number): Thresholds {
+  return { source, ...masksFromThresholds(smallMax, largeMin), bulkSmallMax: smallMax, bulkLargeMin: largeMin, calibratedAt: 0, calib: [] };
+}
+
+function configOf(mode: SkMsgMode, bulkStreak: number, t: Thresholds, leaveDelayMs: number, idleHandoffMs = DEFAULT_IDLE_HANDOFF_MS): NativeConfig {
+  const kB = (x: number): number => Math.min(0xffffffff, Math.round(x / 1000));
+  return {
+    mode: MODE_VALUES[mode],
+    bulkStreak,
+    bulkSmallMax: t.bulkSmallMax,
+    bulkLargeMin: t.bulkLargeMin,
+    leaveDelayMs,
+    tcpIdleMask: t.tcpIdleMask,
+    tcpBusyMask: t.tcpBusyMask,
+    thresholdSource: THRESHOLD_SOURCES.indexOf(t.source),
+    idleHandoffMs,
+    calibratedAt: t.calibratedAt,
+    calib: t.calib.map((layout) => layout.map((p) => ({ tcpKBps: kB(p.tcpBps), redirectKBps: kB(p.redirectBps) }))),
+  };
+}
+
+/** Which masks an attach puts in force (see AttachOptions.calibrate). */
+function chooseThresholds(opts: AttachOptions, pinDir: string): Thresholds {
+  const flags = opts.bulkSmallMax !== undefined || opts.bulkLargeMin !== undefined;
+  if (flags && opts.calibrate) throw new Error('calibrate and explicit bulk thresholds (bulkSmallMax/bulkLargeMin) exclude each other');
+  if (flags) return thresholdsFromFlags('flags', opts.bulkSmallMax ?? DEFAULT_BULK_SMALL_MAX, opts.bulkLargeMin ?? DEFAULT_BULK_LARGE_MIN);
+  if (opts.calibrate === 'if-missing') {
+    const pinned = status({ pinDir, maxSockets: 0 }).thresholds;
+    if (pinned?.source === 'calibration') return pinned;
+  }
+  if (opts.calibrate) return calibrate({ pinDir, objects: opts.objects, addon: opts.addon, trialMs: opts.calibrateTrialMs, rounds: opts.calibrateRounds });
+  return thresholdsFromFlags('defaults', DEFAULT_BULK_SMALL_MAX, DEFAULT_BULK_LARGE_MIN);
 }
 
 /** Loads or adopts the programs, configures them and attaches sockops to the cgroup. */
@@ -113,29 +246,24 @@ export function attach(opts: AttachOptions = {}): AttachResult {
   const missing = missingRequirements(preflight({ cgroup, objects, addon: opts.addon, bpffsMountable: true }));
   if (missing.length > 0) throw new PreflightError(missing);
   const pinDir = pinDirOf(opts);
-  // Only the default location is ours to mount; a pin directory elsewhere must already be on bpffs.
-  if (pinDir === DEFAULT_PIN_DIR || pinDir.startsWith(BPFFS_MOUNT + '/')) mountBpffs(BPFFS_MOUNT);
-  makePinDir(pinDir);
+  preparePinDir(pinDir);
   const native = loadNative(opts.addon);
 
-  const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
   const ports = validPorts(opts.ports ?? []);
   const mode: SkMsgMode = ports.length > 0 ? 'ports' : 'all';
+  const streak = opts.bulkStreak ?? DEFAULT_BULK_STREAK;
+  // The window counters in struct meshaccel_flow are 16-bit.
+  if (!Number.isInteger(streak) || streak < 0 || streak > 65535) throw new Error(`bulkStreak must be an integer 0..65535, not ${streak}`);
+  const idle = opts.idleHandoffMs ?? DEFAULT_IDLE_HANDOFF_MS;
+  if (!Number.isInteger(idle) || idle < 0 || idle > 60000) throw new Error(`idleHandoffMs must be an integer 0..60000, not ${idle}`);
+  // Before anything live is loaded or changed: a calibration that fails leaves the pins as they were.
+  const thresholds = chooseThresholds({ ...opts, objects }, pinDir);
+  const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
   // Configure before attaching, so the first socket established in the cgroup already sees
   // the mode it should.
-  native.configure(
-    pinDir,
-    {
-      mode: MODE_VALUES[mode],
-      bulkStreak: opts.bulkStreak ?? DEFAULT_BULK_STREAK,
-      bulkSmallMax: opts.bulkSmallMax ?? DEFAULT_BULK_SMALL_MAX,
-      bulkLargeMin: opts.bulkLargeMin ?? DEFAULT_BULK_LARGE_MIN,
-      leaveDelayMs: leaveDelayValue(opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS),
-    },
-    ports,
-  );
+  native.configure(pinDir, configOf(mode, streak, thresholds, leaveDelayValue(opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS), idle), ports);
   const link = native.attachCgroup(pinDir, cgroup);
-  return { pinDir, cgroup, cgroupId: link.cgroupId, linkId: link.linkId, mode, ports, adopted, upgraded, alreadyAttached: link.already };
+  return { pinDir, cgroup, cgroupId: link.cgroupId, linkId: link.linkId, mode, ports, adopted, upgraded, alreadyAttached: link.already, thresholds };
 }
 
 export interface DetachResult {
@@ -200,6 +328,8 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     bulkSmallMax: null,
     bulkLargeMin: null,
     leaveDelayMs: null,
+    idleHandoffMs: null,
+    thresholds: null,
     ports: [],
     counters: null,
     socketCount: 0,
@@ -220,6 +350,8 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     bulkSmallMax: s.config?.bulkSmallMax ?? null,
     bulkLargeMin: s.config?.bulkLargeMin ?? null,
     leaveDelayMs: s.config ? leaveDelayOf(s.config.leaveDelayMs) : null,
+    idleHandoffMs: s.config?.idleHandoffMs ?? null,
+    thresholds: s.config ? thresholdsOf(s.config) : null,
     ports: s.ports ?? [],
     counters: s.counters ? countersFrom(s.counters) : null,
     socketCount: s.socketCount ?? 0,

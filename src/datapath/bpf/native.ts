@@ -30,6 +30,21 @@ export interface NativeConfig {
   bulkSmallMax: number;
   bulkLargeMin: number;
   leaveDelayMs: number;
+  tcpIdleMask: number;
+  tcpBusyMask: number;
+  thresholdSource: number;
+  idleHandoffMs: number;
+  calibratedAt: number;
+  /** [layout][size] in KB/s, see struct meshaccel_calib_point. */
+  calib: { tcpKBps: number; redirectKBps: number }[][];
+}
+
+export interface NativeCalibrateOptions {
+  sizes: number[];
+  cpus: number[];
+  trialMs: number;
+  rounds: number;
+  warmMs?: number;
 }
 
 export interface NativeStatus {
@@ -51,6 +66,7 @@ export interface NativeBpf {
   configure(pinDir: string, config: NativeConfig, ports: number[]): void;
   status(pinDir: string, maxSockets: number): NativeStatus;
   detach(pinDir: string): string[];
+  calibrate(pinDir: string, livePinDir: string, opts: NativeCalibrateOptions): { tcpBps: number; redirectBps: number }[][];
 }
 
 export function addonPath(): string {
@@ -65,7 +81,7 @@ export function loadNative(file: string = addonPath()): NativeBpf {
   if (hit) return hit;
   if (!fs.existsSync(file)) throw new Error(`BPF addon not built: ${file} is missing (run \`make addon\`)`);
   const mod = require(file) as Partial<NativeBpf>;
-  for (const fn of ['probeBpf', 'load', 'attachCgroup', 'configure', 'status', 'detach'] as const) {
+  for (const fn of ['probeBpf', 'load', 'attachCgroup', 'configure', 'status', 'detach', 'calibrate'] as const) {
     if (typeof mod[fn] !== 'function') throw new Error(`BPF addon ${file} has no ${fn}(): rebuild it (\`make addon\`)`);
   }
   cache.set(file, mod as NativeBpf);

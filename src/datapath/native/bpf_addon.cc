@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../../../bpf/include/meshaccel_abi.h"
+#include "calibrate.h"
 
 namespace {
 
@@ -391,6 +392,25 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   cfg.bulk_small_max = c.Get("bulkSmallMax").ToNumber().Uint32Value();
   cfg.bulk_large_min = c.Get("bulkLargeMin").ToNumber().Uint32Value();
   cfg.leave_delay_ms = c.Get("leaveDelayMs").ToNumber().Uint32Value();
+  cfg.tcp_idle_mask = c.Get("tcpIdleMask").ToNumber().Uint32Value();
+  cfg.tcp_busy_mask = c.Get("tcpBusyMask").ToNumber().Uint32Value();
+  cfg.threshold_source = c.Get("thresholdSource").ToNumber().Uint32Value();
+  cfg.idle_handoff_ms = c.Get("idleHandoffMs").ToNumber().Uint32Value();
+  cfg.calibrated_at = (__u64)c.Get("calibratedAt").ToNumber().Int64Value();
+  Napi::Value calib = c.Get("calib");
+  if (calib.IsArray()) {
+    Napi::Array layouts = calib.As<Napi::Array>();
+    for (uint32_t l = 0; l < layouts.Length() && l < MESHACCEL_LAYOUTS; l++) {
+      if (!layouts.Get(l).IsArray()) return FailMsg(env, "configure: calib must be an array of arrays");
+      Napi::Array pts = layouts.Get(l).As<Napi::Array>();
+      for (uint32_t i = 0; i < pts.Length() && i < MESHACCEL_CALIB_SIZES; i++) {
+        if (!pts.Get(i).IsObject()) return FailMsg(env, "configure: calib points must be objects");
+        Napi::Object pt = pts.Get(i).As<Napi::Object>();
+        cfg.calib[l][i].tcp_kBps = pt.Get("tcpKBps").ToNumber().Uint32Value();
+        cfg.calib[l][i].redirect_kBps = pt.Get("redirectKBps").ToNumber().Uint32Value();
+      }
+    }
+  }
 
   Fd ports_fd(OpenPinnedMap(pin_dir, kPorts));
   if (!ports_fd.ok()) return Fail(env, OpenMapWhat(MESHACCEL_MAP_PORTS), errno);
@@ -491,6 +511,23 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     c.Set("bulkSmallMax", Napi::Number::New(env, cfg.bulk_small_max));
     c.Set("bulkLargeMin", Napi::Number::New(env, cfg.bulk_large_min));
     c.Set("leaveDelayMs", Napi::Number::New(env, cfg.leave_delay_ms));
+    c.Set("tcpIdleMask", Napi::Number::New(env, cfg.tcp_idle_mask));
+    c.Set("tcpBusyMask", Napi::Number::New(env, cfg.tcp_busy_mask));
+    c.Set("thresholdSource", Napi::Number::New(env, cfg.threshold_source));
+    c.Set("idleHandoffMs", Napi::Number::New(env, cfg.idle_handoff_ms));
+    c.Set("calibratedAt", Napi::Number::New(env, (double)cfg.calibrated_at));
+    Napi::Array layouts = Napi::Array::New(env, MESHACCEL_LAYOUTS);
+    for (uint32_t l = 0; l < MESHACCEL_LAYOUTS; l++) {
+      Napi::Array pts = Napi::Array::New(env, MESHACCEL_CALIB_SIZES);
+      for (uint32_t i = 0; i < MESHACCEL_CALIB_SIZES; i++) {
+        Napi::Object pt = Napi::Object::New(env);
+        pt.Set("tcpKBps", Napi::Number::New(env, cfg.calib[l][i].tcp_kBps));
+        pt.Set("redirectKBps", Napi::Number::New(env, cfg.calib[l][i].redirect_kBps));
+        pts.Set(i, pt);
+      }
+      layouts.Set(l, pts);
+    }
+    c.Set("calib", layouts);
     r.Set("config", c);
   } else {
     r.Set("config", env.Null());
@@ -639,6 +676,64 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
   return removed;
 }
 
+// calibrate(pinDir, livePinDir | "", {sizes[], cpus[], trialMs, rounds, warmMs?}) -> [[{tcpBps, redirectBps}]]
+// pinDir holds a private load of the programs configured to redirect without hand-off (see
+// calibrate.h); livePinDir the attachment whose sockops may have taken the measuring sockets.
+Napi::Value CalibrateFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsObject())
+    return FailMsg(env, "calibrate: expected (pinDir, livePinDir, options)");
+  std::string pin_dir = info[0].As<Napi::String>().Utf8Value();
+  std::string live_dir = info[1].As<Napi::String>().Utf8Value();
+  Napi::Object o = info[2].As<Napi::Object>();
+  meshaccel::CalibrateOptions opts;
+  for (const char* key : {"sizes", "cpus"}) {
+    if (!o.Get(key).IsArray()) return FailMsg(env, std::string("calibrate: ") + key + " must be an array");
+    Napi::Array a = o.Get(key).As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      uint32_t v = a.Get(i).ToNumber().Uint32Value();
+      if (key[0] == 's') {
+        if (v == 0 || v > (64u << 20)) return FailMsg(env, "calibrate: write size out of range");
+        opts.sizes.push_back(v);
+      } else {
+        opts.cpus.push_back((int)v);
+      }
+    }
+  }
+  opts.trial_ms = o.Get("trialMs").ToNumber().Uint32Value();
+  opts.rounds = o.Get("rounds").ToNumber().Uint32Value();
+  if (o.Get("warmMs").IsNumber()) opts.warm_ms = o.Get("warmMs").ToNumber().Uint32Value();
+  if (opts.trial_ms == 0 || opts.trial_ms > 10000 || opts.rounds == 0 || opts.rounds > 50)
+    return FailMsg(env, "calibrate: trialMs must be 1..10000 and rounds 1..50");
+  Fd socks(OpenPinnedMap(pin_dir, kSocks)), flows(OpenPinnedMap(pin_dir, kFlows));
+  if (!socks.ok()) return Fail(env, OpenMapWhat(MESHACCEL_MAP_SOCKS), errno);
+  if (!flows.ok()) return Fail(env, OpenMapWhat(MESHACCEL_MAP_FLOWS), errno);
+  Fd live_socks, live_flows;
+  if (!live_dir.empty()) {
+    live_socks.reset(PinExists(PinPath(live_dir, kSocks.name)) ? OpenPinnedMap(live_dir, kSocks) : -1);
+    live_flows.reset(PinExists(PinPath(live_dir, kFlows.name)) ? OpenPinnedMap(live_dir, kFlows) : -1);
+  }
+  opts.socks_fd = socks.get();
+  opts.flows_fd = flows.get();
+  opts.live_socks_fd = live_socks.get();
+  opts.live_flows_fd = live_flows.get();
+  std::vector<std::vector<meshaccel::CalibratePoint>> points;
+  std::string error;
+  if (!meshaccel::Calibrate(opts, &points, &error)) return FailMsg(env, error);
+  Napi::Array r = Napi::Array::New(env, points.size());
+  for (size_t l = 0; l < points.size(); l++) {
+    Napi::Array pts = Napi::Array::New(env, points[l].size());
+    for (size_t i = 0; i < points[l].size(); i++) {
+      Napi::Object pt = Napi::Object::New(env);
+      pt.Set("tcpBps", Napi::Number::New(env, points[l][i].tcp_Bps));
+      pt.Set("redirectBps", Napi::Number::New(env, points[l][i].redirect_Bps));
+      pts.Set(i, pt);
+    }
+    r.Set(l, pts);
+  }
+  return r;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   libbpf_set_print(CaptureLibbpfLog);
   exports.Set("probeBpf", Napi::Function::New(env, ProbeBpf));
@@ -647,6 +742,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("status", Napi::Function::New(env, Status));
   exports.Set("detach", Napi::Function::New(env, Detach));
+  exports.Set("calibrate", Napi::Function::New(env, CalibrateFn));
   return exports;
 }
 
