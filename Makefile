@@ -4,12 +4,13 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 APT_PACKAGES := clang-14 llvm-14 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-                linux-libc-dev nftables iptables iproute2 g++ make python3 openssl
+                linux-libc-dev nftables iptables iproute2 g++ make python3 openssl \
+                librdkafka-dev kcat
 NPM_STAMP := node_modules/.meshaccel-installed
 XDS_PORT ?= 18000
 
-.PHONY: all setup deps build ts bpf addon run serve test test-unit clean \
-        bench-xds bench-policy bench-envoy bench-datapath bench-redirect
+.PHONY: all setup deps build ts bpf addon wasm kafka-mock run serve test test-unit clean \
+        bench-xds bench-policy bench-envoy bench-datapath bench-redirect bench-kafka
 
 all: build
 
@@ -41,7 +42,20 @@ NODEDIR := $(shell [ -f /usr/include/node/node.h ] && echo --nodedir=/usr)
 addon: setup $(NPM_STAMP)
 	cd src/datapath/native && ../../../$(NODE_BIN)/node-gyp rebuild $(NODEDIR) --loglevel=error >/dev/null
 
-build: deps ts bpf addon
+# The Kafka proxy-wasm filter (AssemblyScript), shipped in the package.
+KAFKA_WASM := wasm/kafka-filter/build/kafka-filter.wasm
+$(KAFKA_WASM): $(NPM_STAMP) wasm/kafka-filter/asconfig.json $(wildcard wasm/kafka-filter/assembly/*.ts)
+	cd wasm/kafka-filter && ../../$(NODE_BIN)/asc --config asconfig.json
+wasm: $(KAFKA_WASM)
+
+# librdkafka's mock cluster as its own process, for the Kafka tests and benchmark.
+KAFKA_MOCK := test/kafka/build/mock-cluster
+$(KAFKA_MOCK): test/kafka/mock-cluster.c | setup
+	mkdir -p $(dir $@)
+	cc -O2 -Wall -o $@ $< $$(pkg-config --cflags --libs rdkafka)
+kafka-mock: $(KAFKA_MOCK)
+
+build: deps ts bpf addon wasm kafka-mock
 
 # The control server on its embedded file store with the example policies and workloads.
 run serve: build
@@ -51,7 +65,7 @@ test: build
 	$(NODE_BIN)/mocha --config .mocharc.json
 
 clean:
-	rm -rf dist src/datapath/native/build
+	rm -rf dist src/datapath/native/build wasm/kafka-filter/build test/kafka/build
 	-$(MAKE) -C bpf clean
 
 bench-xds: build
@@ -68,3 +82,6 @@ bench-datapath: build
 
 bench-redirect: build
 	bash bench/redirect/run.sh
+
+bench-kafka: build
+	node dist/bench/kafka/bench-kafka.js
