@@ -16,6 +16,8 @@ export interface RelayOptions {
 export interface Relay {
   address: net.AddressInfo;
   connections(): number;
+  /** Connections accepted since the start: a client that reconnects shows up here. */
+  accepted(): number;
   close(): Promise<void>;
 }
 
@@ -31,7 +33,9 @@ function hostPort(address: string | undefined, port: number | undefined): string
  */
 export function startRelay(opts: RelayOptions): Promise<Relay> {
   const sockets = new Set<net.Socket>();
+  let accepted = 0;
   const server = net.createServer((client) => {
+    accepted++;
     sockets.add(client);
     const upstream = net.connect({ host: opts.upstreamHost, port: opts.upstreamPort });
     sockets.add(upstream);
@@ -86,6 +90,7 @@ export function startRelay(opts: RelayOptions): Promise<Relay> {
       resolve({
         address: server.address() as net.AddressInfo,
         connections: () => sockets.size / 2,
+        accepted: () => accepted,
         close: () =>
           new Promise<void>((done) => {
             for (const s of sockets) s.destroy();
