@@ -49,8 +49,9 @@ $(KAFKA_WASM): $(NPM_STAMP) wasm/kafka-filter/asconfig.json $(wildcard wasm/kafk
 wasm: $(KAFKA_WASM)
 
 # librdkafka's mock cluster as its own process, for the Kafka tests and benchmark.
-KAFKA_MOCK := test/kafka/build/mock-cluster
-$(KAFKA_MOCK): test/kafka/mock-cluster.c | setup
+# (and a librdkafka client steered through the relay by its connect callback).
+KAFKA_MOCK := test/kafka/build/mock-cluster test/kafka/build/rdkafka-client
+test/kafka/build/%: test/kafka/%.c | setup
 	mkdir -p $(dir $@)
 	cc -O2 -Wall -o $@ $< $$(pkg-config --cflags --libs rdkafka)
 kafka-mock: $(KAFKA_MOCK)

@@ -1,10 +1,12 @@
 import * as assert from 'assert';
+import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
 import { compileKafkaPort, KafkaProxy } from '../../src/kafka/proxy';
+import { packageRoot } from '../../src/paths';
 import { startMockCluster, type MockCluster } from './mock-cluster';
 
 /**
@@ -194,5 +196,40 @@ describe('Kafka filter with real clients (kafkajs → relay → librdkafka mock 
     assert.ok(denial, `no Fetch was denied after the policy change; filter log since: ${logs.filter((l) => l.at >= changedAt).map((l) => l.line).join('\n')}`);
     assert.strictEqual(denial.accepted, acceptedBefore, 'the denial came on a new connection, not the open one');
     await consumer.disconnect();
+  });
+
+  function rdkafka(...args: string[]): Promise<Record<string, string>> {
+    const bin = path.join(packageRoot(), 'test', 'kafka', 'build', 'rdkafka-client');
+    return new Promise((resolve, reject) =>
+      execFile(bin, [String(proxy.relay.address.port), ...args], { timeout: 60000 }, (err, stdout, stderr) => {
+        if (err) return reject(new Error(`rdkafka-client ${args.join(' ')}: ${err.message} ${stderr}`));
+        resolve(Object.fromEntries(stdout.trim().split(' ').map((kv) => kv.split('=') as [string, string])));
+      }),
+    );
+  }
+
+  it('librdkafka: produces, and consumes with a group (commits, heartbeats), without reconnects', async () => {
+    writePolicy(dir, RULES_ORDERS);
+    const c = compile();
+    assert.ok(c.ok && proxy.update(c.config));
+    const closedBefore = proxy.vm.counter('meshaccel_kafka.malformed_closed') + proxy.vm.counter('meshaccel_kafka.denied_closed');
+    const acceptedBefore = proxy.relay.accepted();
+    assert.deepStrictEqual(await rdkafka('produce', 'orders', '25'), { delivered: '25', failed: '0', error: 'none' });
+    const consumed = await rdkafka('consume', 'orders', '25', 'rd-group', '20');
+    assert.strictEqual(consumed.error, 'none');
+    assert.ok(Number(consumed.consumed) >= 25, `consumed ${consumed.consumed}`);
+    assert.strictEqual(proxy.vm.counter('meshaccel_kafka.malformed_closed') + proxy.vm.counter('meshaccel_kafka.denied_closed'), closedBefore);
+    // A bootstrap and a broker connection per client, plus the group coordinator's: no more.
+    assert.ok(proxy.relay.accepted() - acceptedBefore <= 6, `${proxy.relay.accepted() - acceptedBefore} connections for two clients`);
+  });
+
+  it('librdkafka: a denied produce fails its messages with TOPIC_AUTHORIZATION_FAILED', async () => {
+    const r = await rdkafka('produce', 'secret', '3');
+    assert.deepStrictEqual(r, { delivered: '0', failed: '3', error: 'TOPIC_AUTHORIZATION_FAILED' });
+  });
+
+  it('librdkafka: a denied fetch surfaces in the consumer as TOPIC_AUTHORIZATION_FAILED', async () => {
+    const r = await rdkafka('consume', 'secret', '1', 'rd-group-2', '15');
+    assert.strictEqual(r.error, 'TOPIC_AUTHORIZATION_FAILED');
   });
 });
