@@ -9,17 +9,27 @@ import * as p from "./protocol";
 export class Cidr {
   v6: bool = false;
   prefix: i32 = 0;
-  addr: usize = 0; // 16 bytes
+  bytes: StaticArray<u8> = new StaticArray<u8>(16);
+  get addr(): usize { return changetype<usize>(this.bytes); }
+}
+
+/** A copy the configuration owns (the GC does not move it), so no rule points into a freed buffer. */
+function own(ptr: usize, n: i32): ArrayBuffer {
+  const b = new ArrayBuffer(n);
+  if (n > 0) memory.copy(changetype<usize>(b), ptr, <usize>n);
+  return b;
 }
 
 export class KafkaRule {
   anyKey: bool = true;
   keys: StaticArray<u32> = new StaticArray<u32>(4); // bit per API key 0..127
   version: i32 = -1;
-  clientPtr: usize = 0;
+  client: ArrayBuffer = new ArrayBuffer(0);
   clientLen: i32 = -1;
-  topicPtr: usize = 0;
+  topic: ArrayBuffer = new ArrayBuffer(0);
   topicLen: i32 = -1;
+  get clientPtr(): usize { return changetype<usize>(this.client); }
+  get topicPtr(): usize { return changetype<usize>(this.topic); }
 }
 
 export class Rule {
@@ -37,7 +47,6 @@ export class Config {
   maxFrame: u32 = 0;
   rules: Array<Rule> = new Array<Rule>();
   generation: u32 = 0;
-  bytes: usize = 0; // owns the configuration bytes the rules point into
 }
 
 let at: usize = 0;
@@ -62,7 +71,8 @@ function cidr(): Cidr {
   const c = new Cidr();
   const fam = u8_();
   c.prefix = <i32>u8_();
-  c.addr = take(16);
+  const a = take(16);
+  if (!broken) memory.copy(c.addr, a, 16);
   c.v6 = fam == 6;
   if ((fam != 4 && fam != 6) || c.prefix > (c.v6 ? 128 : 32)) broken = true;
   return c;
@@ -76,7 +86,6 @@ export function parseConfig(ptr: usize, len: usize): Config | null {
   const magic = take(4);
   if (broken || load<u32>(magic) != 0x31464b4d) return null; // "MKF1"
   const cfg = new Config();
-  cfg.bytes = ptr;
   const nameLen = u16_();
   const nameAt = take(nameLen);
   if (broken) return null;
@@ -110,9 +119,15 @@ export function parseConfig(ptr: usize, len: usize): Config | null {
       }
       k.version = <i32>u32_();
       k.clientLen = i16_();
-      if (k.clientLen >= 0) k.clientPtr = take(<usize>k.clientLen);
+      if (k.clientLen >= 0) {
+        const q = take(<usize>k.clientLen);
+        if (!broken) k.client = own(q, k.clientLen);
+      }
       k.topicLen = i16_();
-      if (k.topicLen >= 0) k.topicPtr = take(<usize>k.topicLen);
+      if (k.topicLen >= 0) {
+        const q = take(<usize>k.topicLen);
+        if (!broken) k.topic = own(q, k.topicLen);
+      }
       rule.kafka.push(k);
     }
     cfg.rules.push(rule);

@@ -134,14 +134,13 @@ export function proxy_on_configure(root: u32, size: usize): i32 {
     return 0;
   }
   const cfg = c.parseConfig(ptr, abi.lastBufferLength());
+  heap.free(ptr);
   if (cfg === null) {
-    heap.free(ptr);
     abi.log(abi.LOG_ERROR, "kafka filter: the plugin configuration is not a meshaccel Kafka filter configuration (MKF1)");
     return 0;
   }
   if (cfg.maxFrame == 0) cfg.maxFrame = DEFAULT_MAX_FRAME;
   cfg.generation = ++generation;
-  if (configs.has(cfg.name)) heap.free(configs.get(cfg.name).bytes);
   configs.set(cfg.name, cfg);
   roots.set(root, cfg.name);
   abi.log(abi.LOG_INFO, "kafka filter: " + cfg.name + " configured with " + cfg.rules.length.toString() + " rules (generation " + cfg.generation.toString() + ")");
