@@ -211,6 +211,21 @@ describe('Kafka filter: responses stay in request order', () => {
     assert.deepStrictEqual(o.toClient.toString('hex'), Buffer.concat([r1, k.produceResponse(3, 2, otherP, TOPIC), r3]).toString('hex'));
   });
 
+  for (const [how, split] of [
+    ['in one read', (b: Buffer) => [b]],
+    ['one byte per read', (b: Buffer) => [...b].map((x) => Buffer.from([x]))],
+  ] as const) {
+    it(`two denied requests among allowed ones, the broker's answers arriving ${how}`, () => {
+      const reqs = [k.produce(3, 1, ordersP), k.fetch(11, 2, otherP), k.produce(3, 3, otherP), k.produce(3, 4, ordersP)];
+      const r1 = k.produceResponse(3, 1, ordersP, 0);
+      const r4 = k.produceResponse(3, 4, ordersP, 0);
+      const o = run([anyPeer([{ apiKeys: [0, 1], topic: 'orders' }])], [Buffer.concat(reqs)], split(Buffer.concat([r1, k.apiVersionsResponse(2), k.apiVersionsResponse(3), r4])));
+      assert.strictEqual(o.closed, false);
+      assert.deepStrictEqual(o.forwarded, Buffer.concat([reqs[0], k.carrierApiVersions(2), k.carrierApiVersions(3), reqs[3]]));
+      assert.deepStrictEqual(o.toClient.toString('hex'), Buffer.concat([r1, k.fetchResponse(11, 2, otherP, TOPIC), k.produceResponse(3, 3, otherP, TOPIC), r4]).toString('hex'));
+    });
+  }
+
   it('a response with an unexpected correlation id closes the connection', () => {
     const o = run(produceOrders, [k.produce(3, 1, ordersP)], [k.produceResponse(3, 9, ordersP, 0)]);
     assert.strictEqual(o.closed, true);
