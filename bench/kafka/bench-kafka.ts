@@ -140,6 +140,10 @@ function filterNanos(): Record<string, number> {
 }
 
 async function main(): Promise<void> {
+  if (process.env.FILTER_ONLY) {
+    for (const [name, ns] of Object.entries(filterNanos())) console.log(`  ${name.padEnd(36)} ${ns.toFixed(0).padStart(6)} ns`);
+    return;
+  }
   const mock = await startMockCluster(['bench:2']);
   const filtered = await KafkaProxy.start({ listenHost: '127.0.0.1', listenPort: 0, upstreamHost: mock.host, upstreamPort: mock.port, config: CONFIG, log: () => {} });
   const plain = await KafkaProxy.start({ listenHost: '127.0.0.1', listenPort: 0, upstreamHost: mock.host, upstreamPort: mock.port, noFilter: true });

@@ -209,17 +209,33 @@ export class ProxyWasmVm {
     }
   }
 
+  // Views are rebuilt only when the memory grew (its ArrayBuffer is replaced then).
+  private viewsOf: ArrayBuffer | undefined;
+  private u8 = new Uint8Array(0);
+  private dv = new DataView(new ArrayBuffer(0));
+
+  private refreshViews(): void {
+    const b = this.exports.memory.buffer;
+    if (b === this.viewsOf) return;
+    this.viewsOf = b;
+    this.u8 = new Uint8Array(b);
+    this.dv = new DataView(b);
+  }
+
   private bytes(): Uint8Array {
-    return new Uint8Array(this.exports.memory.buffer);
+    this.refreshViews();
+    return this.u8;
   }
 
   private view(): DataView {
-    return new DataView(this.exports.memory.buffer);
+    this.refreshViews();
+    return this.dv;
   }
 
   private read(ptr: number, len: number): Buffer {
-    if (ptr < 0 || len < 0 || ptr + len > this.exports.memory.buffer.byteLength) throw new RangeError('memory access out of bounds');
-    return Buffer.from(this.bytes().subarray(ptr, ptr + len));
+    const mem = this.bytes();
+    if (ptr < 0 || len < 0 || ptr + len > mem.length) throw new RangeError('memory access out of bounds');
+    return Buffer.from(mem.subarray(ptr, ptr + len));
   }
 
   private buffer(type: number): Buffer | undefined {
@@ -263,7 +279,7 @@ export class ProxyWasmVm {
         const b = this.buffer(type);
         if (!b) return WasmResult.NotFound;
         if (start > b.length) return WasmResult.BadArgument;
-        return writeOut(b.subarray(start, Math.min(b.length, start + length)), retPtr, retLen);
+        return writeOut(start === 0 && length >= b.length ? b : b.subarray(start, Math.min(b.length, start + length)), retPtr, retLen);
       },
       proxy_get_buffer_status: (type: number, retLen: number, retFlags: number) => {
         const b = this.buffer(type);
@@ -330,13 +346,15 @@ export class ProxyWasmVm {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * One connection through the filter. Feed it what each side sent; it returns what passes on
  * to the other side (empty while the filter holds data back).
  */
 export class NetworkStream {
-  downstreamBuffer: Buffer = Buffer.alloc(0);
-  upstreamBuffer: Buffer = Buffer.alloc(0);
+  downstreamBuffer: Buffer = EMPTY;
+  upstreamBuffer: Buffer = EMPTY;
   closed = false;
 
   constructor(
@@ -357,16 +375,15 @@ export class NetworkStream {
   }
 
   private data(chunk: Buffer, eos: boolean, down: boolean): Buffer {
-    if (this.closed) return Buffer.alloc(0);
+    if (this.closed) return EMPTY;
     if (down) this.downstreamBuffer = this.downstreamBuffer.length ? Buffer.concat([this.downstreamBuffer, chunk]) : chunk;
     else this.upstreamBuffer = this.upstreamBuffer.length ? Buffer.concat([this.upstreamBuffer, chunk]) : chunk;
     const size = down ? this.downstreamBuffer.length : this.upstreamBuffer.length;
     const status = this.vm.dispatch(this, (e) => (down ? e.proxy_on_downstream_data(this.id, size, eos ? 1 : 0) : e.proxy_on_upstream_data(this.id, size, eos ? 1 : 0)));
-    if (this.closed || status === undefined) return Buffer.alloc(0);
-    if (status !== FilterStatus.Continue) return Buffer.alloc(0);
+    if (this.closed || status === undefined || status !== FilterStatus.Continue) return EMPTY;
     const out = down ? this.downstreamBuffer : this.upstreamBuffer;
-    if (down) this.downstreamBuffer = Buffer.alloc(0);
-    else this.upstreamBuffer = Buffer.alloc(0);
+    if (down) this.downstreamBuffer = EMPTY;
+    else this.upstreamBuffer = EMPTY;
     return out;
   }
 

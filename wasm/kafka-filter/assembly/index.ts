@@ -79,6 +79,17 @@ const configs = new Map<string, c.Config>();
 /** Bumped by every configuration: connections re-read the newest one for their port. */
 let generation: u32 = 0;
 const conns = new Map<u32, Conn>();
+// Data callbacks come in runs on one connection: one map lookup per run, not per callback.
+let lastId: u32 = 0;
+let lastConn: Conn | null = null;
+
+function connOf(id: u32): Conn | null {
+  if (id == lastId && lastConn !== null) return lastConn;
+  if (!conns.has(id)) return null;
+  lastId = id;
+  lastConn = conns.get(id);
+  return lastConn;
+}
 
 let mAllowed: u32 = 0xffffffff;
 let mDenied: u32 = 0xffffffff;
@@ -195,8 +206,9 @@ function clientText(): string {
 const out = new Bytes();
 
 export function proxy_on_downstream_data(id: u32, size: usize, eos: i32): i32 {
-  if (!conns.has(id)) return CONTINUE;
-  const conn = conns.get(id);
+  const found = connOf(id);
+  if (found === null) return CONTINUE;
+  const conn = found;
   if (conn.closed) return STOP;
   if (!refresh(conn)) return close(conn, mMalformed, "no configuration for " + conn.name);
   const cfg = conn.cfg!;
@@ -282,8 +294,9 @@ export function proxy_on_downstream_data(id: u32, size: usize, eos: i32): i32 {
 const up = new Bytes();
 
 export function proxy_on_upstream_data(id: u32, size: usize, eos: i32): i32 {
-  if (!conns.has(id)) return CONTINUE;
-  const conn = conns.get(id);
+  const found = connOf(id);
+  if (found === null) return CONTINUE;
+  const conn = found;
   if (conn.closed) return STOP;
   if (size == 0) return CONTINUE;
   const data = abi.getBuffer(abi.BUFFER_UPSTREAM, 0, size);
@@ -362,5 +375,6 @@ export function proxy_on_delete(id: u32): void {
     conns.get(id).release();
     conns.delete(id);
   }
+  if (id == lastId) lastConn = null;
   roots.delete(id);
 }
