@@ -299,6 +299,16 @@ export function proxy_on_upstream_data(id: u32, size: usize, eos: i32): i32 {
   const conn = found;
   if (conn.closed) return STOP;
   if (size == 0) return CONTINUE;
+  // Inside a response that passes unchanged (a large Fetch answer): nothing to read.
+  if (conn.sized && conn.remain >= size && conn.slotKind[conn.head] == PASS) {
+    conn.remain -= size;
+    if (conn.remain == 0) {
+      conn.pop();
+      conn.hdr.len = 0;
+      conn.sized = false;
+    }
+    return CONTINUE;
+  }
   const data = abi.getBuffer(abi.BUFFER_UPSTREAM, 0, size);
   if (data == 0) return close(conn, mProtocol, "upstream data unreadable");
   let modified = false;
