@@ -4,15 +4,16 @@
 SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 APT_PACKAGES := clang-14 llvm-14 libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-                linux-libc-dev nftables iptables iproute2 g++ make python3 openssl
+                linux-libc-dev nftables iptables iproute2 g++ make python3 openssl \
+                librdkafka-dev kcat
 NPM_STAMP := node_modules/.meshaccel-installed
 XDS_PORT ?= 18000
 ADMIN_PORT ?= 18001
 # `make test SPEC='dist/test/xds/**/*.test.js'` runs some suites only.
 SPEC ?=
 
-.PHONY: all setup deps build ts bpf addon test-addon run serve test test-unit lint format-check clean FORCE \
-        bench-xds bench-policy bench-envoy bench-datapath bench-redirect
+.PHONY: all setup deps build ts bpf addon test-addon wasm kafka-mock run serve test test-unit lint format-check clean FORCE \
+        bench-xds bench-policy bench-envoy bench-datapath bench-redirect bench-kafka
 
 all: build
 
@@ -69,7 +70,21 @@ $(ADDON_STAMP): $(wildcard $(ADDON_DIR)/*.cc) $(ADDON_DIR)/binding.gyp $(NPM_STA
 test-addon: setup $(NPM_STAMP)
 	cd test/tools/native && ../../../$(NODE_BIN)/node-gyp rebuild $(NODEDIR) --loglevel=error >/dev/null
 
-build: deps ts bpf addon
+# The Kafka proxy-wasm filter (AssemblyScript), shipped in the package.
+KAFKA_WASM := wasm/kafka-filter/build/kafka-filter.wasm
+$(KAFKA_WASM): $(NPM_STAMP) wasm/kafka-filter/asconfig.json $(wildcard wasm/kafka-filter/assembly/*.ts)
+	cd wasm/kafka-filter && ../../$(NODE_BIN)/asc --config asconfig.json
+wasm: $(KAFKA_WASM)
+
+# librdkafka's mock cluster as its own process, for the Kafka tests and benchmark.
+# (and a librdkafka client steered through the relay by its connect callback).
+KAFKA_MOCK := test/kafka/build/mock-cluster test/kafka/build/rdkafka-client
+test/kafka/build/%: test/kafka/%.c | setup
+	mkdir -p $(dir $@)
+	cc -O2 -Wall -o $@ $< $$(pkg-config --cflags --libs rdkafka)
+kafka-mock: $(KAFKA_MOCK)
+
+build: deps ts bpf addon wasm kafka-mock
 
 # eslint over src, test, bench and examples; the import-cycle check is a test (test/layout).
 lint: $(NPM_STAMP)
@@ -87,7 +102,7 @@ test: build test-addon lint
 	SPEC='$(SPEC)' $(NODE_BIN)/mocha --config .mocharc.js
 
 clean:
-	rm -rf dist src/datapath/native/build test/tools/native/build
+	rm -rf dist src/datapath/native/build test/tools/native/build wasm/kafka-filter/build test/kafka/build
 	-$(MAKE) -C bpf clean
 
 bench-xds: build
@@ -104,3 +119,6 @@ bench-datapath: build
 
 bench-redirect: build test-addon
 	bash bench/redirect/run.sh
+
+bench-kafka: build
+	node dist/bench/kafka/bench-kafka.js

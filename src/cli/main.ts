@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   envoy: async () => (await import('./envoy')).command,
   datapath: async () => (await import('./datapath')).command,
   redirect: async () => (await import('./redirect')).command,
+  kafka: async () => (await import('./kafka')).command,
 };
 
 async function usage(): Promise<string> {
