@@ -1,5 +1,6 @@
 import type { CompiledProxyPolicy, CompiledRule, PeerSet, PolicyOrigin } from './compiled';
 import type { Diagnostic } from './diagnostics';
+import { copyL7, l7Protocol } from './l7';
 import { identityLabels, IdentityAllocator, type Identity } from './identities';
 import { resourceKey, resourceName, type PolicyResource, type Resource, type WorkloadResource } from './model';
 import { compilePolicyRules, normaliseCidr, ruleOrigin, type DirectionalRule, type PolicyRules } from './policy-rules';
@@ -327,8 +328,7 @@ export class PolicyEngine {
           if (r.ports.length === 0) tables[dir].add(0, 'ANY', { ...base });
           for (const e of r.ports) {
             const rule: CompiledRule = { ...base };
-            if (e.http) rule.http = e.http.map((h) => ({ ...h }));
-            if (e.kafka) rule.kafka = e.kafka.map((k) => ({ ...k, apiKeys: [...k.apiKeys] }));
+            if (e.l7) rule.l7 = copyL7(e.l7);
             tables[dir].add(e.port, e.protocol, rule);
           }
         });
@@ -388,7 +388,7 @@ export class PolicyEngine {
 }
 
 function conflictDiagnostic(proxyKey: string, c: L7Conflict, policy: PolicyResource | undefined): Diagnostic {
-  const kindOf = (r: CompiledRule): string => (r.http ? 'HTTP' : 'Kafka');
+  const kindOf = (r: CompiledRule): string => (r.l7 ? l7Protocol(r.l7.kind).name : 'no L7');
   return {
     file: c.second.origin.file ?? '<memory>',
     line: c.second.origin.line ?? 1,

@@ -1,5 +1,5 @@
-import type { HttpRule, KafkaRule, PolicyOrigin } from './compiled';
-import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
+import type { L7Rules, PolicyOrigin } from './compiled';
+import { compileL7 } from './l7';
 import { NAMESPACE_LABEL, resourceName, type LabelSelectorSpec, type PolicyResource, type PortRuleSpec } from './model';
 import { compileSelector, type Selector } from './selector';
 import { parseCidr, parsePortNumber } from './semantic-checks';
@@ -31,35 +31,7 @@ export interface DirectionalRule {
 export interface PortEntry {
   port: number;
   protocol: 'TCP' | 'UDP' | 'ANY';
-  http?: HttpRule[];
-  kafka?: KafkaRule[];
-}
-
-function nonEmpty(s: string | undefined): string | undefined {
-  return s === undefined || s === '' ? undefined : s;
-}
-
-function compileHttp(rules: NonNullable<NonNullable<PortRuleSpec['rules']>['http']>): HttpRule[] {
-  return rules.map((h) => {
-    const out: HttpRule = {};
-    if (nonEmpty(h.method)) out.method = h.method;
-    if (nonEmpty(h.path)) out.path = h.path;
-    if (nonEmpty(h.host)) out.host = h.host;
-    if (h.headers?.length) out.headers = [...h.headers];
-    if (h.headerMatches?.length) out.headerMatches = h.headerMatches.map((m) => ({ ...m }));
-    return out;
-  });
-}
-
-function compileKafka(rules: NonNullable<NonNullable<PortRuleSpec['rules']>['kafka']>): KafkaRule[] {
-  return rules.map((k) => {
-    const apiKeys = k.role ? [...(kafkaRoleKeys(k.role) ?? [])] : k.apiKey ? [kafkaApiKey(k.apiKey) as number] : [];
-    const out: KafkaRule = { apiKeys };
-    if (k.apiVersion !== undefined && k.apiVersion !== '') out.apiVersion = parseKafkaApiVersion(k.apiVersion);
-    if (nonEmpty(k.clientID)) out.clientID = k.clientID;
-    if (nonEmpty(k.topic)) out.topic = k.topic;
-    return out;
-  });
+  l7?: L7Rules;
 }
 
 function compilePorts(toPorts: PortRuleSpec[] | undefined): PortEntry[] {
@@ -67,8 +39,8 @@ function compilePorts(toPorts: PortRuleSpec[] | undefined): PortEntry[] {
   for (const pr of toPorts ?? []) {
     for (const p of pr.ports) {
       const entry: PortEntry = { port: parsePortNumber(p.port) as number, protocol: p.protocol ?? 'ANY' };
-      if (pr.rules?.http) entry.http = compileHttp(pr.rules.http);
-      else if (pr.rules?.kafka) entry.kafka = compileKafka(pr.rules.kafka);
+      const l7 = compileL7(pr.rules);
+      if (l7) entry.l7 = l7;
       out.push(entry);
     }
   }

@@ -1,6 +1,6 @@
 import type { PathSegment } from './diagnostics';
 import { parseCidr as parseRedirectCidr, type Cidr } from '../datapath/redirect/config';
-import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
+import { L7_KINDS, l7Protocol, type SpecCheck } from './l7';
 import { re2SyntaxError } from './re2';
 
 /*
@@ -97,7 +97,7 @@ function checkRegex(value: Json, at: PathSegment[], errors: SemanticError[]): vo
 function checkPortRule(value: Json, at: PathSegment[], errors: SemanticError[]): void {
   const pr = record(value);
   const rules = record(pr.rules);
-  const hasL7 = rules.http !== undefined || rules.kafka !== undefined;
+  const hasL7 = L7_KINDS.some((kind) => rules[kind] !== undefined);
   list(pr.ports).forEach((item, i) => {
     const p = record(item);
     const port = p.port;
@@ -106,26 +106,10 @@ function checkPortRule(value: Json, at: PathSegment[], errors: SemanticError[]):
     }
     if (hasL7 && p.protocol === 'UDP') errors.push({ path: [...at, 'ports', i, 'protocol'], message: 'L7 rules apply to TCP only; use TCP or ANY' });
   });
-  list(rules.http).forEach((item, i) => {
-    const h = record(item);
-    const base = [...at, 'rules', 'http', i];
-    checkRegex(h.method, [...base, 'method'], errors);
-    checkRegex(h.path, [...base, 'path'], errors);
-    checkRegex(h.host, [...base, 'host'], errors);
-  });
-  list(rules.kafka).forEach((item, i) => {
-    const k = record(item);
-    const base = [...at, 'rules', 'kafka', i];
-    const role = text(k.role);
-    const apiKey = text(k.apiKey);
-    if (role && apiKey) errors.push({ path: [...base, 'apiKey'], message: `role "${role}" and apiKey "${apiKey}" are mutually exclusive; give one` });
-    if (role && kafkaRoleKeys(role) === undefined) errors.push({ path: [...base, 'role'], message: `unknown Kafka role "${role}" (expected produce or consume)` });
-    if (apiKey && kafkaApiKey(apiKey) === undefined) errors.push({ path: [...base, 'apiKey'], message: `unknown Kafka API key "${apiKey}" (names such as produce, fetch, offsets, metadata, offsetcommit, offsetfetch, findcoordinator, joingroup, heartbeat, leavegroup, syncgroup, apiversions, createtopics, deletetopics)` });
-    const version = k.apiVersion;
-    if ((typeof version === 'number' || (typeof version === 'string' && version !== '')) && parseKafkaApiVersion(version) === undefined) {
-      errors.push({ path: [...base, 'apiVersion'], message: `${JSON.stringify(version)} is not a Kafka API version (0-32767)` });
-    }
-  });
+  const check: SpecCheck = { error: (path, message) => errors.push({ path, message }), regex: (v, path) => checkRegex(v, path, errors) };
+  for (const kind of L7_KINDS) {
+    list(rules[kind]).forEach((item, i) => l7Protocol(kind).check(record(item), [...at, 'rules', kind, i], check));
+  }
 }
 
 export function checkPolicySpec(value: Json): SemanticError[] {

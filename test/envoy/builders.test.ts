@@ -87,7 +87,7 @@ describe('standalone Envoy resources', () => {
   it('a policy change changes only the ECDS resource, never the listener', () => {
     const a = buildProxyResources(FIXTURES['http-basic'], { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG });
     const changed: CompiledProxyPolicy = JSON.parse(JSON.stringify(FIXTURES['http-basic']));
-    changed.ingress[0].rules[0].http = [{ method: 'HEAD' }];
+    changed.ingress[0].rules[0].l7 = { kind: 'http', rules: [{ method: 'HEAD' }] };
     const b = buildProxyResources(changed, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG });
     const diff = a.filter((r, i) => r.version !== b[i].version).map((r) => `${r.typeUrl.split('.').pop()} ${r.name}`);
     assert.deepEqual(diff, ['TypedExtensionConfig meshaccel.rbac.inbound.8080']);
@@ -154,7 +154,7 @@ describe('a generated resource that fails the schema is never served', () => {
     const bad: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-header', file: 'policies/bad.yaml', line: 7 }, peers: { any: true, cidrs: [], principals: [] }, http: [{ headerMatches: [{ name: 'x-bad\u0000name', value: 'v' }] }] }] }],
+      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-header', file: 'policies/bad.yaml', line: 7 }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: [{ headerMatches: [{ name: 'x-bad\u0000name', value: 'v' }] }] } }] }],
       egress: [],
     };
     for (const mode of ['standalone', 'istio', 'grpc'] as const) {
@@ -169,9 +169,9 @@ describe('a generated resource that fails the schema is never served', () => {
   it('encodeGeneratedSettled reports every bad resource and keeps the good ones', () => {
     const bad: CompiledProxyPolicy = JSON.parse(JSON.stringify(FIXTURES['egress-and-deny']));
     bad.ingress[1].rules[0].peers.cidrs = ['10.0.0.0/99'];
-    bad.egress[0].rules[0].http = [{ headerMatches: [{ name: 'a\nb' }] }];
+    bad.egress[0].rules[0].l7 = { kind: 'http', rules: [{ headerMatches: [{ name: 'a\nb' }] }] };
     bad.ingress[0].rules[0].peers = { any: true, cidrs: [], principals: [] };
-    bad.ingress[0].rules[0].http = [{ headers: ['x\u0000ok'] }];
+    bad.ingress[0].rules[0].l7 = { kind: 'http', rules: [{ headers: ['x\u0000ok'] }] };
     const { encoded, errors } = encodeGeneratedSettled(buildProxyResourceJson(bad, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG }).resources);
     assert.deepEqual(errors.map((e) => [e.resourceName, e.origins.map((o) => o.policy)]), [
       ['meshaccel.rbac.inbound.8443', ['default/nobody']],
@@ -184,7 +184,7 @@ describe('a generated resource that fails the schema is never served', () => {
     const bad: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-cidr' }, peers: { any: false, cidrs: ['10.0.0.0/33', '10.1.0.0/16'], principals: [] }, http: [] }] }],
+      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-cidr' }, peers: { any: false, cidrs: ['10.0.0.0/33', '10.1.0.0/16'], principals: [] }, l7: { kind: 'http', rules: [] } }] }],
       egress: [],
     };
     const build = buildProxyResourceJson(bad, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG });

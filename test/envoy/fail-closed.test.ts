@@ -117,8 +117,8 @@ spec:
       nodeId: 'n',
       workloads: [],
       ingress: [
-        { port: 80, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'a/http' }, peers: { any: true, cidrs: [], principals: [] }, http: [{ method: 'GET' }] }] },
-        { port: 80, protocol: 'ANY', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, kafka: [{ apiKeys: [0] }] }] },
+        { port: 80, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'a/http' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: [{ method: 'GET' }] } }] },
+        { port: 80, protocol: 'ANY', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'kafka', rules: [{ apiKeys: [0] }] } }] },
       ],
       egress: [],
     };
@@ -129,7 +129,7 @@ spec:
     const compiled: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 9092, protocol: 'TCP', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, kafka: [{ apiKeys: [0], topic: 'orders' }] }] }],
+      ingress: [{ port: 9092, protocol: 'TCP', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'kafka', rules: [{ apiKeys: [0], topic: 'orders' }] } }] }],
       egress: [],
     };
     const { warnings } = buildProxyResourceJson(compiled, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG });

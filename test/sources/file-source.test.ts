@@ -4,6 +4,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { FilePolicySource, nodeAffected, type PolicyUpdate } from '../../src/sources/file-source';
 import type { Diagnostic } from '../../src/policy/diagnostics';
+import { l7RulesOf, type CompiledRule } from '../../src/policy/compiled';
+
+const httpPathOf = (rule: CompiledRule | undefined): string | undefined => (rule ? l7RulesOf(rule, 'http')?.[0].path : undefined);
 
 /** Real files in a tmp dir and a real fs.watch: the source as `meshaccel serve` will run it. */
 
@@ -63,7 +66,7 @@ describe('FilePolicySource', function () {
     assert.deepEqual(r.update?.changed, ['api', 'db', 'web']);
     const state = source.current();
     assert.equal(state.version, 1);
-    assert.equal(state.proxies.get('api')?.ingress[0].rules[0].http?.[0].path, '/.*');
+    assert.equal(httpPathOf(state.proxies.get('api')?.ingress[0].rules[0]), '/.*');
     assert.deepEqual(state.proxies.get('api')?.ingress[0].rules[0].peers.cidrs, ['10.0.0.2/32']);
     assert.equal(source.policyForNode('api')?.nodeId, 'api');
   });
@@ -78,7 +81,7 @@ describe('FilePolicySource', function () {
     assert.ok(update);
     assert.deepEqual(update.changed, ['api']);
     assert.equal(update.state.version, 2);
-    assert.equal(source.current().proxies.get('api')?.ingress[0].rules[0].http?.[0].path, '/v2/.*');
+    assert.equal(httpPathOf(source.current().proxies.get('api')?.ingress[0].rules[0]), '/v2/.*');
     assert.ok(nodeAffected(update.changed, 'api'));
     assert.ok(!nodeAffected(update.changed, 'web'));
   });
@@ -167,7 +170,7 @@ describe('FilePolicySource', function () {
     await new Promise((r) => setTimeout(r, 800));
     assert.equal(reloads, 1, 'one reload for the burst');
     assert.equal(updates, 1);
-    assert.equal(source.current().proxies.get('api')?.ingress[0].rules[0].http?.[0].path, '/v4/.*');
+    assert.equal(httpPathOf(source.current().proxies.get('api')?.ingress[0].rules[0]), '/v4/.*');
   });
 
   it('an initial load that fails serves nothing and reports; stop() ends watching', async () => {

@@ -119,15 +119,31 @@ function policyName(rule: CompiledRule, index: number): string {
   return `${rule.origin.policy}#${index}`;
 }
 
-/** RBAC for one port's rules; an empty `rules` (or all unusable) denies every request. */
+/**
+ * The L7 condition of one rule as an RBAC permission: `{any: true}` when the rule has no L7
+ * rules of the port's kind (or allows all of them). Each L7 builder supplies its own.
+ */
+export type L7Permission = (rule: CompiledRule, warnings: string[]) => Json;
+
+/** HTTP's L7 condition: OR of the rule's HTTP rules, each an AND of its conditions. */
+export const httpPermission: L7Permission = (rule, warnings) => {
+  const http = rule.l7?.kind === 'http' ? rule.l7.rules : [];
+  return http.length === 0 ? { any: true } : orPermissions(http.map((h) => httpRulePermission(h, rule.origin, warnings)));
+};
+
+/** RBAC for one port's HTTP rules; an empty `rules` (or all unusable) denies every request. */
 export function compileHttpRules(port: CompiledPortPolicy, options: RbacOptions): RbacCompilation {
+  return compileRbac(port, options, httpPermission);
+}
+
+/** RBAC for one port's rules with `l7` as each rule's L7 condition; no usable rule denies everything. */
+export function compileRbac(port: CompiledPortPolicy, options: RbacOptions, l7Permission: L7Permission): RbacCompilation {
   const policies: Record<string, Json> = {};
   const origins: PolicyOrigin[] = [];
   const warnings: string[] = [];
   port.rules.forEach((rule, index) => {
     if (!origins.some((o) => o.policy === rule.origin.policy)) origins.push(rule.origin);
-    const http = rule.http ?? [];
-    const l7 = http.length === 0 ? { any: true } : orPermissions(http.map((h) => httpRulePermission(h, rule.origin, warnings)));
+    const l7 = l7Permission(rule, warnings);
     // A proxy serving several workloads: a rule meant for some of them must not open the port
     // for the others, so it also names the local addresses it applies to.
     const local = rule.local === undefined ? undefined : cidrRanges(rule.local, rule.origin, warnings);

@@ -1,0 +1,48 @@
+import type { CompiledPortPolicy, PolicyOrigin } from '../../policy/compiled';
+import type { RedirectConfig } from '../../datapath/redirect-config';
+import type { Json } from '../builders/rbac';
+
+export type EnvoyMode = 'standalone' | 'istio' | 'grpc';
+
+export interface ProxyBuildOptions {
+  mode: EnvoyMode;
+  redirect: RedirectConfig;
+  /** grpc mode: host part of the address the XdsServer binds (its listener name carries it). */
+  grpcServerHost?: string;
+  /**
+   * Ingress ports that must always have a resource, even with no policy on them: in Istio mode
+   * the ports the EnvoyFilter references (a missing ECDS resource would leave Envoy on the
+   * deny-all default), in gRPC mode the ports XdsServers bind (no Listener, no serving).
+   * Such a port without HTTP rules gets an allow-all RBAC (Istio) or no RBAC filter (gRPC):
+   * L3/L4 verdicts are the datapath's, not Envoy's.
+   */
+  servedPorts?: readonly number[];
+}
+
+export interface GeneratedResource {
+  typeUrl: string;
+  name: string;
+  /** Envoy JSON without "@type" (the type URL carries it). */
+  json: Json;
+  /** Policies that produced this resource; named in any check failure. */
+  origins: PolicyOrigin[];
+}
+
+/** One direction's ports of a proxy, merged per port number (TCP and ANY entries together), sorted. */
+export interface PortsByDirection {
+  ingress: CompiledPortPolicy[];
+  egress: CompiledPortPolicy[];
+}
+
+/** One Envoy mode: what resources a proxy's ports become there. */
+export interface ModeBuilder {
+  mode: EnvoyMode;
+  build(ports: PortsByDirection, options: ProxyBuildOptions, warnings: string[]): GeneratedResource[];
+}
+
+/** The policies behind a set of ports, once each, in first-seen order. */
+export function originsOf(ports: readonly CompiledPortPolicy[]): PolicyOrigin[] {
+  const seen = new Map<string, PolicyOrigin>();
+  for (const p of ports) for (const r of p.rules) if (!seen.has(r.origin.policy)) seen.set(r.origin.policy, r.origin);
+  return [...seen.values()];
+}
