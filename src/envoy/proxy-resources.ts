@@ -60,9 +60,12 @@ const MODES: { readonly [M in EnvoyMode]: ModeBuilder } = { standalone: STANDALO
 
 export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: ProxyBuildOptions): ProxyBuild {
   const warnings: string[] = [];
+  const wildcard = (list: readonly CompiledPortPolicy[]): CompiledPortPolicy | undefined => list.find((p) => p.port === 0);
   const ports = {
     ingress: withServedPorts(mergeByPort(compiled.ingress, warnings), options.servedPorts),
     egress: mergeByPort(compiled.egress, warnings),
+    wildcard: { ingress: wildcard(compiled.ingress), egress: wildcard(compiled.egress) },
+    deny: { ingress: (compiled.ingressDeny ?? []).filter((p) => p.protocol !== 'UDP'), egress: (compiled.egressDeny ?? []).filter((p) => p.protocol !== 'UDP') },
   };
   return { resources: MODES[options.mode].build(ports, options, warnings), warnings };
 }

@@ -10,6 +10,14 @@ export interface PolicyOrigin {
   policy: string;
   file?: string;
   line?: number;
+  /** Which rule of the policy: `spec.<section>[<index>]`. Absent for the default-allow rule. */
+  rule?: { section: 'ingress' | 'egress' | 'ingressDeny' | 'egressDeny'; index: number };
+}
+
+/** Cilium's CIDRRule, resolved: addresses in `cidr` and in none of `except`. */
+export interface CidrSet {
+  cidr: string;
+  except: readonly string[];
 }
 
 export interface HttpHeaderMatch {
@@ -66,6 +74,8 @@ export interface PeerSet {
   cidrs: readonly string[];
   /** mTLS identities of the selected workloads, e.g. `cluster.local/ns/default/sa/web`. */
   principals: readonly string[];
+  /** CIDRs with exceptions (`fromCIDRSet`, and the `world` entity: everything but workload addresses). */
+  cidrSets?: readonly CidrSet[];
 }
 
 export interface CompiledRule {
@@ -98,6 +108,12 @@ export interface CompiledProxyPolicy {
   workloads: string[];
   ingress: CompiledPortPolicy[];
   egress: CompiledPortPolicy[];
+  /**
+   * L3/L4 deny rules (`ingressDeny`/`egressDeny`), by port like the allows (0/ANY: every port);
+   * a connection one of them matches is denied whatever the allows say. Absent when empty.
+   */
+  ingressDeny?: CompiledPortPolicy[];
+  egressDeny?: CompiledPortPolicy[];
 }
 
 /** A rule's L7 rules if they are of this kind (for a builder of that kind, and for tests). */

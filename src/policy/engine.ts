@@ -2,8 +2,8 @@ import type { CompiledProxyPolicy, CompiledRule, PeerSet, PolicyOrigin } from '.
 import type { Diagnostic } from './diagnostics';
 import { copyL7, l7Protocol } from './l7';
 import { identityLabels, IdentityAllocator, type Identity } from './identities';
-import { resourceKey, resourceName, type PolicyResource, type Resource, type WorkloadResource } from './model';
-import { compilePolicyRules, normaliseCidr, ruleOrigin, type DirectionalRule, type PolicyRules } from './policy-rules';
+import { resourceKey, resourceName, type PolicyResource, type Resource, type RuleSection, type WorkloadResource } from './model';
+import { CLUSTER_SELECTOR, compilePolicyRules, normaliseCidr, RULE_SECTIONS, ruleOrigin, type DirectionalRule, type PolicyRules } from './policy-rules';
 import { PortTable, type L7Conflict } from './port-table';
 import { bindingKey, bindingOf, keyMatchesNode } from './proxy-binding';
 import { SelectorCache, type CachedSelector } from './selector-cache';
@@ -27,8 +27,16 @@ interface PolicyRecord {
   fingerprint: string;
   rules: PolicyRules;
   subject: CachedSelector;
-  ingressPeers: CachedSelector[][];
-  egressPeers: CachedSelector[][];
+  /** Per section, per rule: the cached selectors of its peers. */
+  peers: Record<RuleSection, CachedSelector[][]>;
+  /** Every workload, when a rule names the `world` entity (which is everything else). */
+  world?: CachedSelector;
+}
+
+function heldSelectors(rec: PolicyRecord): CachedSelector[] {
+  const out = RULE_SECTIONS.flatMap((s) => rec.peers[s].flat());
+  if (rec.world) out.push(rec.world);
+  return out;
 }
 
 interface WorkloadRecord {
@@ -108,8 +116,8 @@ export class PolicyEngine {
   upsertPolicy(resource: PolicyResource): void {
     const key = resourceKey(resource);
     // Origins are in it because a rule moved within its file must re-point diagnostics and logs.
-    const origins = (dir: 'ingress' | 'egress'): PolicyOrigin[] => (resource.spec[dir] ?? []).map((_, i) => ruleOrigin(resource, dir, i));
-    const fingerprint = JSON.stringify([resource.spec, origins('ingress'), origins('egress')]);
+    const origins = (dir: RuleSection): PolicyOrigin[] => ((resource.spec[dir] ?? []) as unknown[]).map((_, i) => ruleOrigin(resource, dir, i));
+    const fingerprint = JSON.stringify([resource.spec, RULE_SECTIONS.map(origins)]);
     const old = this.policies.get(key);
     // A reload re-upserts every policy; most have not changed and need no compiling.
     if (old?.fingerprint === fingerprint) return;
@@ -121,12 +129,12 @@ export class PolicyEngine {
       fingerprint,
       rules,
       subject: this.selectors.acquire(rules.subject),
-      ingressPeers: acquire(rules.ingress),
-      egressPeers: acquire(rules.egress),
+      peers: { ingress: acquire(rules.ingress), egress: acquire(rules.egress), ingressDeny: acquire(rules.ingressDeny), egressDeny: acquire(rules.egressDeny) },
     };
+    if (RULE_SECTIONS.some((sec) => rules[sec].some((r) => r.world))) rec.world = this.selectors.acquire(CLUSTER_SELECTOR);
     this.policies.set(key, rec);
     addToIndex(this.subjectUsers, rec.subject, rec);
-    for (const cs of [...rec.ingressPeers.flat(), ...rec.egressPeers.flat()]) addToIndex(this.peerUsers, cs, rec);
+    for (const cs of heldSelectors(rec)) addToIndex(this.peerUsers, cs, rec);
     this.markSubjectProxies(rec);
   }
 
@@ -137,7 +145,7 @@ export class PolicyEngine {
     this.policies.delete(key);
     removeFromIndex(this.subjectUsers, rec.subject, rec);
     this.selectors.release(rec.subject);
-    for (const cs of [...rec.ingressPeers.flat(), ...rec.egressPeers.flat()]) {
+    for (const cs of heldSelectors(rec)) {
       removeFromIndex(this.peerUsers, cs, rec);
       this.selectors.release(cs);
       if (cs.refs === 0) this.peerMaterialized.delete(cs);
@@ -235,9 +243,9 @@ export class PolicyEngine {
   }
 
   /** Identity ids a policy rule's peers select, for tests and debugging: `[policyKey, 'ingress', ruleIndex]`. */
-  selectedPeers(policyKey: string, direction: 'ingress' | 'egress', rule: number): number[] {
+  selectedPeers(policyKey: string, direction: RuleSection, rule: number): number[] {
     const rec = this.policies.get(policyKey);
-    const peers = rec ? (direction === 'ingress' ? rec.ingressPeers : rec.egressPeers)[rule] : undefined;
+    const peers = rec?.peers[direction][rule];
     const ids = new Set<number>();
     for (const cs of peers ?? []) for (const id of cs.selected) ids.add(id);
     return [...ids].sort((a, b) => a - b);
@@ -315,14 +323,14 @@ export class PolicyEngine {
       }
     }
     const localOf = (ws: readonly WorkloadRecord[]): string[] | undefined => (ws.length === workloads.length ? undefined : sortedUnique(ws.flatMap((w) => w.cidrs)));
-    const tables = { ingress: new PortTable(), egress: new PortTable() };
+    const tables: Record<RuleSection, PortTable> = { ingress: new PortTable(), egress: new PortTable(), ingressDeny: new PortTable(), egressDeny: new PortTable() };
     const ordered = [...applicable].sort((a, b) => (a[0].rules.key < b[0].rules.key ? -1 : 1));
     for (const [p, ws] of ordered) {
       const local = localOf(ws);
-      for (const dir of ['ingress', 'egress'] as const) {
-        const peersOf = dir === 'ingress' ? p.ingressPeers : p.egressPeers;
+      for (const dir of RULE_SECTIONS) {
+        const peersOf = p.peers[dir];
         p.rules[dir].forEach((r, i) => {
-          const peers = this.peerSet(r, peersOf[i]);
+          const peers = this.peerSet(r, peersOf[i], p.world);
           const base: CompiledRule = { origin: { ...r.origin }, peers };
           if (local) base.local = local;
           if (r.ports.length === 0) tables[dir].add(0, 'ANY', { ...base });
@@ -348,14 +356,25 @@ export class PolicyEngine {
       ingress: tables.ingress.finish(),
       egress: tables.egress.finish(),
     };
+    const ingressDeny = tables.ingressDeny.finish();
+    const egressDeny = tables.egressDeny.finish();
+    if (ingressDeny.length > 0) policy.ingressDeny = ingressDeny;
+    if (egressDeny.length > 0) policy.egressDeny = egressDeny;
     return { policy, conflicts: [...tables.ingress.conflicts, ...tables.egress.conflicts] };
   }
 
-  private peerSet(rule: DirectionalRule, selectors: readonly CachedSelector[]): PeerSet {
+  private peerSet(rule: DirectionalRule, selectors: readonly CachedSelector[], world: CachedSelector | undefined): PeerSet {
     if (rule.any) return { any: true, cidrs: [], principals: [] };
+    const sets = [...rule.cidrSets];
+    if (rule.world && world) {
+      // Cilium's world: any address outside the cluster, i.e. none of the workloads' addresses.
+      const cluster = this.materialize(world).cidrs;
+      sets.push({ cidr: '0.0.0.0/0', except: cluster.filter((c) => !c.includes(':')) }, { cidr: '::/0', except: cluster.filter((c) => c.includes(':')) });
+    }
+    const withSets = (p: PeerSet): PeerSet => (sets.length > 0 ? { ...p, cidrSets: sets } : p);
     if (selectors.length === 1 && rule.cidrs.length === 0) {
       const m = this.materialize(selectors[0]);
-      return { any: false, cidrs: m.cidrs, principals: m.principals };
+      return withSets({ any: false, cidrs: m.cidrs, principals: m.principals });
     }
     const cidrs: string[] = [...rule.cidrs];
     const principals: string[] = [];
@@ -364,7 +383,7 @@ export class PolicyEngine {
       cidrs.push(...m.cidrs);
       principals.push(...m.principals);
     }
-    return { any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) };
+    return withSets({ any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) });
   }
 
   /** Addresses and principals of a selector's identities, cached until its peers change. */

@@ -66,12 +66,12 @@ describe('standalone Envoy resources', () => {
     assert.equal(inbound.address.socket_address.port_value, DEFAULT_REDIRECT_CONFIG.inboundProxyPort);
     assert.deepEqual(inbound.listener_filters.map((f: any) => f.name), ['envoy.filters.listener.original_dst']);
     assert.deepEqual(inbound.filter_chains.map((c: any) => c.filter_chain_match.destination_port), [8080], 'only the L7 HTTP port gets an HTTP chain');
-    assert.equal(inbound.default_filter_chain.filters[0].typed_config.cluster, 'meshaccel.inbound.passthrough');
+    assert.equal(inbound.default_filter_chain.filters.at(-1).typed_config.cluster, 'meshaccel.inbound.passthrough');
   });
 
   it('the HTTP filter references the ECDS resource by name and falls back to deny-all, router last', () => {
     const res = build('http-basic', 'standalone');
-    const hcm = byName(res, TypeUrl.Listener, 'meshaccel.inbound').filter_chains[0].filters[0].typed_config;
+    const hcm = byName(res, TypeUrl.Listener, 'meshaccel.inbound').filter_chains[0].filters.find((f: any) => f.name === 'envoy.filters.network.http_connection_manager').typed_config;
     assert.deepEqual(hcm.http_filters.map((f: { name: string }) => f.name), ['meshaccel.rbac.inbound.8080', 'envoy.filters.http.router'], 'exactly RBAC then the router');
     const [rbac, router] = hcm.http_filters;
     assert.equal(rbac.name, 'meshaccel.rbac.inbound.8080');
@@ -177,7 +177,7 @@ describe('a generated resource that fails the schema is never served', () => {
       ['meshaccel.rbac.inbound.8443', ['default/nobody']],
       ['meshaccel.rbac.outbound.80', ['default/egress-api']],
     ]);
-    assert.equal(encoded.length, 7);
+    assert.equal(encoded.length, 14, 'the 7 HTTP-era resources plus the network RBAC of each chain and of the deny rules');
   });
 
   it('a malformed CIDR (IPv4 prefix over 32, which PGV alone would pass) drops that peer with a warning', () => {

@@ -65,10 +65,11 @@ export function passthroughRouteConfig(direction: Direction): Json {
   };
 }
 
-function passthroughChain(direction: Direction): Json {
+function passthroughChain(direction: Direction, before: readonly Json[]): Json {
   return {
     name: `${direction}|passthrough`,
     filters: [
+      ...before,
       {
         name: 'envoy.filters.network.tcp_proxy',
         typed_config: withType(TCP_PROXY_TYPE_URL, { stat_prefix: `${direction}_passthrough`, cluster: passthroughClusterName(direction) }),
@@ -77,8 +78,11 @@ function passthroughChain(direction: Direction): Json {
   };
 }
 
-/** `chains`: one filter chain per port Envoy enforces L7 rules on (matched on the original destination port). */
-export function captureListener(direction: Direction, chains: readonly Json[], redirect: RedirectConfig): Json {
+/**
+ * `chains`: one filter chain per port Envoy enforces L7 rules on (matched on the original
+ * destination port); `defaultChainFilters` run before the passthrough of every other connection.
+ */
+export function captureListener(direction: Direction, chains: readonly Json[], redirect: RedirectConfig, defaultChainFilters: readonly Json[] = []): Json {
   const port = direction === 'inbound' ? redirect.inboundProxyPort : redirect.outboundProxyPort;
   return {
     name: listenerName(direction),
@@ -90,6 +94,6 @@ export function captureListener(direction: Direction, chains: readonly Json[], r
     traffic_direction: direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
     listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: withType(ORIGINAL_DST_TYPE_URL, {}) }],
     filter_chains: [...chains],
-    default_filter_chain: passthroughChain(direction),
+    default_filter_chain: passthroughChain(direction, defaultChainFilters),
   };
 }

@@ -27,6 +27,8 @@ export interface RbacCompilation {
   origins: PolicyOrigin[];
   /** Things RBAC cannot express (header mismatch actions, rules selecting no peer). */
   warnings: string[];
+  /** The rule behind each policy name. */
+  policyOrigins: Record<string, PolicyOrigin>;
 }
 
 function regexMatch(regex: string): Json {
@@ -106,11 +108,27 @@ export function spiffeUri(principal: string): string {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(principal) ? principal : `spiffe://${principal}`;
 }
 
+/** `cidr` minus `except`: an AND of the range and NOT any exception, through `wrap`. */
+function cidrSetMatchers(peers: PeerSet, origin: PolicyOrigin, warnings: string[], kind: 'principal' | 'permission'): Json[] {
+  const field = kind === 'principal' ? 'direct_remote_ip' : 'destination_ip';
+  const out: Json[] = [];
+  for (const set of peers.cidrSets ?? []) {
+    const [range] = cidrRanges([set.cidr], origin, warnings);
+    if (!range) continue;
+    const except = cidrRanges(set.except, origin, warnings).map((r) => ({ [field]: r }));
+    if (except.length === 0) out.push({ [field]: range });
+    else if (kind === 'principal') out.push({ and_ids: { ids: [{ [field]: range }, { not_id: except.length === 1 ? except[0] : { or_ids: { ids: except } } }] } });
+    else out.push({ and_rules: { rules: [{ [field]: range }, { not_rule: except.length === 1 ? except[0] : { or_rules: { rules: except } } }] } });
+  }
+  return out;
+}
+
 function peerPrincipals(peers: PeerSet, mtls: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
   if (peers.any) return [{ any: true }];
   // direct_remote_ip, not remote_ip: Envoy derives remote_ip from X-Forwarded-For unless the
   // HCM sets use_remote_address, so a client could claim any peer address in a header.
   const ids: Json[] = cidrRanges(peers.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
+  ids.push(...cidrSetMatchers(peers, origin, warnings, 'principal'));
   if (mtls) for (const p of peers.principals) ids.push({ authenticated: { principal_name: { exact: spiffeUri(p) } } });
   return ids;
 }
@@ -136,11 +154,20 @@ export function compileHttpRules(port: CompiledPortPolicy, options: RbacOptions)
   return compileRbac(port, options, httpPermission);
 }
 
-/** RBAC for one port's rules with `l7` as each rule's L7 condition; no usable rule denies everything. */
-export function compileRbac(port: CompiledPortPolicy, options: RbacOptions, l7Permission: L7Permission): RbacCompilation {
-  const policies: Record<string, Json> = {};
-  const origins: PolicyOrigin[] = [];
-  const warnings: string[] = [];
+export interface RbacPolicies {
+  policies: Record<string, Json>;
+  /** The rule behind each policy name, for `policy trace`. */
+  policyOrigins: Record<string, PolicyOrigin>;
+  origins: PolicyOrigin[];
+  warnings: string[];
+}
+
+/**
+ * One RBAC policy per rule of `port`, with `l7` as each rule's L7 (or port) condition, added to
+ * `into`; `name` makes the policy names (unique within one RBAC).
+ */
+export function addRbacPolicies(into: RbacPolicies, port: CompiledPortPolicy, options: RbacOptions, l7Permission: L7Permission, name: (rule: CompiledRule, index: number) => string = policyName): void {
+  const { policies, origins, warnings } = into;
   port.rules.forEach((rule, index) => {
     if (!origins.some((o) => o.policy === rule.origin.policy)) origins.push(rule.origin);
     const l7 = l7Permission(rule, warnings);
@@ -156,16 +183,29 @@ export function compileRbac(port: CompiledPortPolicy, options: RbacOptions, l7Pe
     } else {
       // Egress: the downstream is the local workload; the peers are where it connects to.
       principals = local === undefined ? [{ any: true }] : local.map((r) => ({ direct_remote_ip: r }));
-      const destinations = rule.peers.any ? [] : cidrRanges(rule.peers.cidrs, rule.origin, warnings);
-      permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations.map((r) => ({ destination_ip: r }))), l7])];
+      const destinations = rule.peers.any ? [] : [...cidrRanges(rule.peers.cidrs, rule.origin, warnings).map((r) => ({ destination_ip: r })), ...cidrSetMatchers(rule.peers, rule.origin, warnings, 'permission')];
+      permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations), l7])];
     }
     if (principals.length === 0 || permissions.length === 0) {
       warnings.push(`policy ${rule.origin.policy}: rule ${index} on port ${port.port} selects no peer address${options.mtlsPrincipals ? ' or principal' : ''}; it allows nothing`);
       return;
     }
-    policies[policyName(rule, index)] = { permissions, principals };
+    let key = name(rule, index);
+    for (let n = 2; policies[key] !== undefined; n++) key = `${name(rule, index)}~${n}`;
+    policies[key] = { permissions, principals };
+    into.policyOrigins[key] = rule.origin;
   });
-  return { rbac: { rules: { action: 'ALLOW', policies } }, origins, warnings };
+}
+
+export function emptyRbacPolicies(): RbacPolicies {
+  return { policies: {}, policyOrigins: {}, origins: [], warnings: [] };
+}
+
+/** RBAC for one port's rules with `l7` as each rule's L7 condition; no usable rule denies everything. */
+export function compileRbac(port: CompiledPortPolicy, options: RbacOptions, l7Permission: L7Permission): RbacCompilation {
+  const into = emptyRbacPolicies();
+  addRbacPolicies(into, port, options, l7Permission);
+  return { rbac: { rules: { action: 'ALLOW', policies: into.policies } }, origins: into.origins, warnings: into.warnings, policyOrigins: into.policyOrigins };
 }
 
 /** RBAC that allows every request (ports without L7 rules, where gRPC still wants a filter). */

@@ -11,5 +11,5 @@ export function ecdsRbac(direction: Direction, port: CompiledPortPolicy, mtls: b
   if (!enforcedL7(port)) return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, allowAllRbac()), origins: [] };
   const c = l7Enforcement(port).rbac(port, { direction: direction === 'inbound' ? 'ingress' : 'egress', mtlsPrincipals: mtls });
   warnings.push(...c.warnings);
-  return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, c.rbac), origins: c.origins };
+  return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, c.rbac), origins: c.origins, policyOrigins: c.policyOrigins };
 }

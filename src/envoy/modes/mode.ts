@@ -26,12 +26,18 @@ export interface GeneratedResource {
   json: Json;
   /** Policies that produced this resource; named in any check failure. */
   origins: PolicyOrigin[];
+  /** For RBAC resources: the rule behind each RBAC policy name (what `policy trace` reports). */
+  policyOrigins?: Record<string, PolicyOrigin>;
 }
 
 /** One direction's ports of a proxy, merged per port number (TCP and ANY entries together), sorted. */
 export interface PortsByDirection {
   ingress: CompiledPortPolicy[];
   egress: CompiledPortPolicy[];
+  /** The all-ports entries (port 0), which the lists above leave out. */
+  wildcard: { ingress?: CompiledPortPolicy; egress?: CompiledPortPolicy };
+  /** L3/L4 deny rules by port (0: every port). */
+  deny: { ingress: CompiledPortPolicy[]; egress: CompiledPortPolicy[] };
 }
 
 /** One Envoy mode: what resources a proxy's ports become there. */
