@@ -1,13 +1,21 @@
 import * as fs from 'fs';
 import type { Command } from './command';
-import { optionList, parseArgs, UsageError, type OptionSpec } from './args';
+import { optionList, optionValue, parseArgs, UsageError, type OptionSpec } from './args';
+import type { EnforcementMode } from '../policy/enforceability';
 import { formatDiagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
 import { listYamlFiles, loadFiles } from '../policy/loader';
 
 const CHECK_SPEC: Record<string, OptionSpec> = {
+  mode: { value: true, description: 'Envoy mode the policies are for: standalone (default), istio or grpc; what it cannot enforce is an error' },
   help: { description: 'show this help' },
 };
+
+function modeOption(value: string | undefined): EnforcementMode {
+  const mode = value ?? 'standalone';
+  if (mode !== 'standalone' && mode !== 'istio' && mode !== 'grpc') throw new UsageError(`--mode: "${mode}" is not standalone, istio or grpc`);
+  return mode;
+}
 
 const COMPILE_SPEC: Record<string, OptionSpec> = {
   policies: { value: true, repeated: true, description: 'directory (or file) of L7Policy/ClusterL7Policy YAML' },
@@ -40,7 +48,7 @@ async function check(argv: string[]): Promise<number> {
   const args = parseArgs(argv, CHECK_SPEC, { command: 'policy check FILE|DIR...', summary: 'Validate L7Policy, ClusterL7Policy and Workload YAML against the CRD schema, RE2 and Kafka rules.' });
   if (args.positionals.length === 0) throw new UsageError('policy check needs at least one FILE');
   const files = expand(args.positionals);
-  const loaded = loadFiles(files);
+  const loaded = loadFiles(files, undefined, { mode: modeOption(optionValue(args, 'mode')) });
   const diagnostics = [...loaded.diagnostics];
   if (diagnostics.length === 0) {
     // With workloads in the set, policies can be resolved, which finds L7 protocol clashes.

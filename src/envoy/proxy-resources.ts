@@ -4,7 +4,7 @@ import { SchemaError, encodeEnvoyResource } from './encode';
 import { l7Builder } from './builders/l7';
 import { GRPC } from './modes/grpc';
 import { ISTIO } from './modes/istio';
-import type { EnvoyMode, GeneratedResource, ModeBuilder, ProxyBuildOptions } from './modes/mode';
+import { UnenforceableError, type EnvoyMode, type GeneratedResource, type ModeBuilder, type ProxyBuildOptions } from './modes/mode';
 import { STANDALONE } from './modes/standalone';
 
 /**
@@ -16,6 +16,7 @@ import { STANDALONE } from './modes/standalone';
  */
 
 export type { EnvoyMode, GeneratedResource, ProxyBuildOptions } from './modes/mode';
+export { UnenforceableError } from './modes/mode';
 
 export interface ProxyBuild {
   resources: GeneratedResource[];
@@ -26,7 +27,10 @@ export interface ProxyBuild {
 function mergeByPort(ports: readonly CompiledPortPolicy[], warnings: string[]): CompiledPortPolicy[] {
   const byPort = new Map<number, CompiledPortPolicy>();
   for (const p of ports) {
-    if (p.protocol === 'UDP') continue;
+    if (p.protocol === 'UDP') {
+      if (p.rules.length > 0) throw new UnenforceableError(`UDP rules on port ${p.port} cannot be enforced (meshaccel captures TCP only)`, p.rules);
+      continue;
+    }
     if (p.port === 0) {
       if (p.l7 !== undefined) warnings.push(`L7 rules on port 0 (any port) from ${p.rules.map((r) => r.origin.policy).join(', ')} are not compiled to Envoy`);
       continue;
@@ -40,7 +44,8 @@ function mergeByPort(ports: readonly CompiledPortPolicy[], warnings: string[]): 
       throw new Error(`port ${p.port} has both ${prev.l7} and ${p.l7} rules (from ${policies}); one port carries one L7 protocol`);
     }
     if (p.l7 !== undefined && l7Builder(p.l7).enforcement === undefined) {
-      warnings.push(`${l7Builder(p.l7).name} rules on port ${p.port} (from ${[...new Set(p.rules.map((r) => r.origin.policy))].join(', ')}) are not enforced by Envoy yet: requests on that port are not restricted at L7`);
+      // `policy check` and the loader refuse these; this guards compiled policies that did not come through them.
+      throw new UnenforceableError(`${l7Builder(p.l7).name} rules on port ${p.port} are not enforced by Envoy yet`, p.rules);
     }
     if (!prev) byPort.set(p.port, { ...p, rules: [...p.rules] });
     else byPort.set(p.port, { ...prev, l7: prev.l7 ?? p.l7, rules: [...prev.rules, ...p.rules] });

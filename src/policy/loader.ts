@@ -4,6 +4,7 @@ import { LineCounter, parseAllDocuments } from 'yaml';
 import { compareDiagnostics, formatPath, type Diagnostic, type PathSegment } from './diagnostics';
 import { resourceKey, resourceName, type L7PolicySpec, type PolicyResource, type Resource, type WorkloadResource, type WorkloadSpec } from './model';
 import { CrdSchemas } from './schema';
+import { unenforceable, type EnforcementMode } from './enforceability';
 import { checkMetadata, checkPolicySpec, checkWorkloadSpec, type SemanticError } from './semantic-checks';
 import { DocumentPositions } from './yaml-positions';
 
@@ -28,7 +29,12 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * Parses and validates one YAML text (any number of documents): YAML syntax, then the CRD
  * schema, then the semantic checks. A document with errors yields diagnostics and no resource.
  */
-export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas()): LoadResult {
+export interface LoadOptions {
+  /** The Envoy mode the policies will be served in: what it cannot enforce is refused (default standalone). */
+  mode?: EnforcementMode;
+}
+
+export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas(), options: LoadOptions = {}): LoadResult {
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
   const resources: Resource[] = [];
@@ -92,6 +98,11 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     else semantic.push(...checkPolicySpec(value.spec));
     for (const e of semantic) report(e.path, e.message, subject);
     if (failed || semantic.length > 0) return;
+    if (kind !== 'Workload') {
+      const refused = unenforceable(value.spec as L7PolicySpec, options.mode ?? 'standalone');
+      for (const e of refused) report(e.path, e.message, subject);
+      if (refused.length > 0) return;
+    }
 
     const startLine = positions.position(positions.documentStart()).line;
     const source = {
@@ -112,25 +123,25 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
   return { resources, diagnostics };
 }
 
-export function loadFile(file: string, schemas?: CrdSchemas): LoadResult {
+export function loadFile(file: string, schemas?: CrdSchemas, options: LoadOptions = {}): LoadResult {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     return { resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message: `cannot read: ${(err as Error).message}` }] };
   }
-  return loadText(file, text, schemas);
+  return loadText(file, text, schemas, options);
 }
 
 /**
  * Loads files as one set: per-document checks plus the checks across documents (a name defined
  * twice, an address claimed by two workloads). Diagnostics are sorted by file and position.
  */
-export function loadFiles(files: readonly string[], schemas?: CrdSchemas): LoadResult {
+export function loadFiles(files: readonly string[], schemas?: CrdSchemas, options: LoadOptions = {}): LoadResult {
   const resources: Resource[] = [];
   const diagnostics: Diagnostic[] = [];
   for (const f of files) {
-    const r = loadFile(f, schemas);
+    const r = loadFile(f, schemas, options);
     resources.push(...r.resources);
     diagnostics.push(...r.diagnostics);
   }

@@ -140,7 +140,9 @@ describe('proxyless gRPC server listeners', () => {
     assert.equal(hcm.http_filters[0].typed_config['@type'], 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC');
     assert.deepEqual(hcm.route_config.virtual_hosts[0].routes[0].non_forwarding_action, {});
     const noL7 = (res[1].json as any).default_filter_chain.filters[0].typed_config;
-    assert.deepEqual(noL7.http_filters.map((f: any) => f.name), ['envoy.filters.http.router'], 'no RBAC on a port without L7 rules');
+    // L3/L4 in gRPC mode: a port of a selected workload without any rule allows nothing (it used to get no RBAC at all).
+    assert.deepEqual(noL7.http_filters.map((f: any) => f.name), ['envoy.filters.http.rbac', 'envoy.filters.http.router'], 'an RBAC on a port without L7 rules too');
+    assert.deepEqual(noL7.http_filters[0].typed_config.rules, { action: 'ALLOW', policies: {} }, 'no rule names 50052: deny all');
   });
 
   it('serve a Listener for every port an XdsServer binds, even one no policy mentions', () => {

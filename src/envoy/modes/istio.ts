@@ -1,6 +1,6 @@
 import { enforcedL7 } from '../builders/l7';
 import { ecdsRbac } from './ecds-rbac';
-import type { GeneratedResource, ModeBuilder } from './mode';
+import { policyRules, UnenforceableError, type ModeBuilder } from './mode';
 
 /**
  * Istio: istiod stays the control plane and owns listeners, routes and clusters; meshaccel
@@ -8,11 +8,16 @@ import type { GeneratedResource, ModeBuilder } from './mode';
  */
 export const ISTIO: ModeBuilder = {
   mode: 'istio',
-  build(ports, _options, warnings): GeneratedResource[] {
+  build(ports, _options, warnings) {
     // Every known port gets its resource (allow-all without L7 rules), so removing a port's last
     // L7 rule lifts the L7 restriction instead of leaving Envoy on the deny-all default.
-    const resources = ports.ingress.map((p) => ecdsRbac('inbound', p, true, warnings));
-    if (ports.egress.some(enforcedL7)) warnings.push('istio mode compiles ingress HTTP rules only; egress HTTP rules are not enforced by Envoy');
-    return resources;
+    const egress = policyRules([...ports.egress, ports.wildcard.egress, ...ports.deny.egress]);
+    if (egress.length > 0) throw new UnenforceableError('istio mode enforces no egress rules', egress);
+    const deny = policyRules(ports.deny.ingress);
+    if (deny.length > 0) throw new UnenforceableError('istio mode enforces no L3/L4 deny rules', deny);
+    // L3/L4 rules that restrict peers: nothing in istio mode would check their peers.
+    const l4 = policyRules([...ports.ingress.filter((p) => !enforcedL7(p)), ports.wildcard.ingress]).filter((r) => !r.peers.any);
+    if (l4.length > 0) throw new UnenforceableError('istio mode enforces HTTP rules only; these L3/L4 rules restrict peers that nothing would check', l4);
+    return ports.ingress.map((p) => ecdsRbac('inbound', p, true, warnings));
   },
 };
