@@ -251,6 +251,18 @@ export class PolicyEngine {
     return [...ids].sort((a, b) => a - b);
   }
 
+  /** A workload's proxy key and addresses (`policy trace` looks up both ends with it). */
+  workload(workloadKey: string): { resource: WorkloadResource; proxyKey: string; addresses: readonly string[] } | undefined {
+    const w = this.workloads.get(workloadKey);
+    return w && { resource: w.resource, proxyKey: w.proxyKey, addresses: w.resource.spec.addresses };
+  }
+
+  /** The workload that owns an address, if any. */
+  workloadByAddress(address: string): string | undefined {
+    for (const w of this.workloads.values()) if (w.resource.spec.addresses.includes(address)) return w.key;
+    return undefined;
+  }
+
   identityOf(workloadKey: string): Identity | undefined {
     return this.workloads.get(workloadKey)?.identity;
   }

@@ -201,7 +201,8 @@ export function listYamlFiles(dir: string): string[] {
       const stat = entry.isSymbolicLink() ? statOrUndefined(full) : entry;
       if (!stat) continue;
       if (stat.isDirectory()) walk(full);
-      else if (stat.isFile() && /\.ya?ml$/.test(entry.name)) out.push(full);
+      // `*.test.yaml` are policy tests (`meshaccel policy test`), kept beside the policies they test.
+      else if (stat.isFile() && /\.ya?ml$/.test(entry.name) && !/\.test\.ya?ml$/.test(entry.name)) out.push(full);
     }
   };
   walk(dir);
