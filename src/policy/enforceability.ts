@@ -53,10 +53,7 @@ export function unenforceable(spec: L7PolicySpec, mode: EnforcementMode): Semant
     const rules = spec[section];
     if (rules === undefined) continue;
     const refusal = SECTION_REFUSALS[mode][section];
-    if (refusal) {
-      errors.push({ path: ['spec', section], message: refusal });
-      continue;
-    }
+    if (refusal) errors.push({ path: ['spec', section], message: refusal });
     rules.forEach((r, i) => checkPorts(r.toPorts, ['spec', section, i], errors));
   }
   return errors;
