@@ -78,11 +78,23 @@ export interface PeerSet {
   cidrSets?: readonly CidrSet[];
 }
 
+export interface PeerEndpoint {
+  principal: string;
+  cidrs: readonly string[];
+}
+
 export interface CompiledRule {
   origin: PolicyOrigin;
   peers: PeerSet;
   /** Present on a port with L7 rules (of the port's kind); an empty `rules` allows all of that protocol. */
   l7?: L7Rules;
+  /**
+   * The workloads among `peers` as (principal, addresses) pairs, one per identity: with mTLS a
+   * peer must present that principal AND connect from one of those addresses, so a pod sharing
+   * the service account, or reusing an address, is not admitted. Their addresses are in
+   * `peers.cidrs` too (address-only modes use those).
+   */
+  peerEndpoints?: readonly PeerEndpoint[];
   /**
    * Added: when the proxy serves several workloads and this rule applies to only some of them,
    * the addresses (CIDRs) of those workloads — the rule's destination on ingress, its source on

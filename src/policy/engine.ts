@@ -1,4 +1,4 @@
-import type { CompiledProxyPolicy, CompiledRule, PeerSet, PolicyOrigin } from './compiled';
+import type { CompiledProxyPolicy, CompiledRule, PeerEndpoint, PeerSet, PolicyOrigin } from './compiled';
 import type { Diagnostic } from './diagnostics';
 import { copyL7, l7Protocol } from './l7';
 import { identityLabels, IdentityAllocator, type Identity } from './identities';
@@ -50,6 +50,7 @@ interface WorkloadRecord {
 interface Materialized {
   readonly cidrs: readonly string[];
   readonly principals: readonly string[];
+  readonly endpoints: readonly PeerEndpoint[];
 }
 
 const DEFAULT_ALLOW_ORIGIN = '(default allow: no policy selects this workload in this direction)';
@@ -342,8 +343,9 @@ export class PolicyEngine {
       for (const dir of RULE_SECTIONS) {
         const peersOf = p.peers[dir];
         p.rules[dir].forEach((r, i) => {
-          const peers = this.peerSet(r, peersOf[i], p.world);
+          const { peers, endpoints } = this.peerSet(r, peersOf[i], p.world);
           const base: CompiledRule = { origin: { ...r.origin }, peers };
+          if (endpoints.length > 0) base.peerEndpoints = endpoints;
           if (local) base.local = local;
           if (r.ports.length === 0) tables[dir].add(0, 'ANY', { ...base });
           for (const e of r.ports) {
@@ -375,27 +377,29 @@ export class PolicyEngine {
     return { policy, conflicts: [...tables.ingress.conflicts, ...tables.egress.conflicts] };
   }
 
-  private peerSet(rule: DirectionalRule, selectors: readonly CachedSelector[], world: CachedSelector | undefined): PeerSet {
-    if (rule.any) return { any: true, cidrs: [], principals: [] };
+  private peerSet(rule: DirectionalRule, selectors: readonly CachedSelector[], world: CachedSelector | undefined): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
+    if (rule.any) return { peers: { any: true, cidrs: [], principals: [] }, endpoints: [] };
     const sets = [...rule.cidrSets];
     if (rule.world && world) {
       // Cilium's world: any address outside the cluster, i.e. none of the workloads' addresses.
       const cluster = this.materialize(world).cidrs;
       sets.push({ cidr: '0.0.0.0/0', except: cluster.filter((c) => !c.includes(':')) }, { cidr: '::/0', except: cluster.filter((c) => c.includes(':')) });
     }
-    const withSets = (p: PeerSet): PeerSet => (sets.length > 0 ? { ...p, cidrSets: sets } : p);
+    const withExtras = (p: PeerSet, endpoints: readonly PeerEndpoint[]): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } => ({ peers: sets.length > 0 ? { ...p, cidrSets: sets } : p, endpoints });
     if (selectors.length === 1 && rule.cidrs.length === 0) {
       const m = this.materialize(selectors[0]);
-      return withSets({ any: false, cidrs: m.cidrs, principals: m.principals });
+      return withExtras({ any: false, cidrs: m.cidrs, principals: m.principals }, m.endpoints);
     }
     const cidrs: string[] = [...rule.cidrs];
     const principals: string[] = [];
+    const endpoints = new Map<string, PeerEndpoint>();
     for (const cs of selectors) {
       const m = this.materialize(cs);
       cidrs.push(...m.cidrs);
       principals.push(...m.principals);
+      for (const e of m.endpoints) endpoints.set(`${e.principal}|${e.cidrs.join(',')}`, e);
     }
-    return withSets({ any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) });
+    return withExtras({ any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) }, [...endpoints.values()]);
   }
 
   /** Addresses and principals of a selector's identities, cached until its peers change. */
@@ -404,15 +408,21 @@ export class PolicyEngine {
     if (m) return m;
     const cidrs: string[] = [];
     const principals: string[] = [];
+    const endpoints: PeerEndpoint[] = [];
     for (const id of cs.selected) {
       const ws = this.identityWorkloads.get(id);
       if (!ws || ws.size === 0) continue;
       const identity = this.identities.get(id) as Identity;
-      principals.push(`${this.trustDomain}/ns/${identity.namespace}/sa/${identity.serviceAccount}`);
-      for (const w of ws) cidrs.push(...w.cidrs);
+      const principal = `${this.trustDomain}/ns/${identity.namespace}/sa/${identity.serviceAccount}`;
+      principals.push(principal);
+      const own: string[] = [];
+      for (const w of ws) own.push(...w.cidrs);
+      cidrs.push(...own);
+      endpoints.push(Object.freeze({ principal, cidrs: Object.freeze(sortedUnique(own)) }));
     }
+    endpoints.sort((a, b) => (a.principal < b.principal ? -1 : a.principal > b.principal ? 1 : a.cidrs[0] < b.cidrs[0] ? -1 : 1));
     // Frozen: every proxy whose rules select this selector shares these lists.
-    m = { cidrs: Object.freeze(sortedUnique(cidrs)), principals: Object.freeze(sortedUnique(principals)) };
+    m = { cidrs: Object.freeze(sortedUnique(cidrs)), principals: Object.freeze(sortedUnique(principals)), endpoints: Object.freeze(endpoints) };
     this.peerMaterialized.set(cs, m);
     return m;
   }

@@ -1,4 +1,4 @@
-import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerSet, PolicyOrigin } from '../../policy/compiled';
+import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet, PolicyOrigin } from '../../policy/compiled';
 import { parseCidr } from '../../policy/semantic-checks';
 
 /**
@@ -123,13 +123,32 @@ function cidrSetMatchers(peers: PeerSet, origin: PolicyOrigin, warnings: string[
   return out;
 }
 
-function peerPrincipals(peers: PeerSet, mtls: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
+function peerPrincipals(peers: PeerSet, endpoints: readonly PeerEndpoint[] | undefined, mtls: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
   if (peers.any) return [{ any: true }];
+  if (mtls && endpoints) return exactPeers(peers, endpoints, origin, warnings);
   // direct_remote_ip, not remote_ip: Envoy derives remote_ip from X-Forwarded-For unless the
   // HCM sets use_remote_address, so a client could claim any peer address in a header.
   const ids: Json[] = cidrRanges(peers.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
   ids.push(...cidrSetMatchers(peers, origin, warnings, 'principal'));
   if (mtls) for (const p of peers.principals) ids.push({ authenticated: { principal_name: { exact: spiffeUri(p) } } });
+  return ids;
+}
+
+/**
+ * With mTLS, a selected workload is its principal AND one of its addresses (`and_ids`): the
+ * principal alone would admit every pod of that service account, the address alone any peer
+ * that reuses it. CIDR peers of the rule stay address-only.
+ */
+function exactPeers(peers: PeerSet, endpoints: readonly PeerEndpoint[], origin: PolicyOrigin, warnings: string[]): Json[] {
+  const endpointCidrs = new Set(endpoints.flatMap((e) => e.cidrs));
+  const ids: Json[] = cidrRanges(peers.cidrs.filter((c) => !endpointCidrs.has(c)), origin, warnings).map((r) => ({ direct_remote_ip: r }));
+  ids.push(...cidrSetMatchers(peers, origin, warnings, 'principal'));
+  for (const e of endpoints) {
+    const addresses = cidrRanges(e.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
+    if (addresses.length === 0) continue;
+    const principal = { authenticated: { principal_name: { exact: spiffeUri(e.principal) } } };
+    ids.push({ and_ids: { ids: [principal, addresses.length === 1 ? addresses[0] : { or_ids: { ids: addresses } }] } });
+  }
   return ids;
 }
 
@@ -177,7 +196,7 @@ export function addRbacPolicies(into: RbacPolicies, port: CompiledPortPolicy, op
     let permissions: Json[];
     let principals: Json[];
     if (options.direction === 'ingress') {
-      principals = peerPrincipals(rule.peers, options.mtlsPrincipals, rule.origin, warnings);
+      principals = peerPrincipals(rule.peers, rule.peerEndpoints, options.mtlsPrincipals, rule.origin, warnings);
       // Inbound, the local workload is the connection's (original) destination.
       permissions = local === undefined ? [l7] : local.length === 0 ? [] : [andPermissions([orPermissions(local.map((r) => ({ destination_ip: r }))), l7])];
     } else {
