@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import type { CompiledPortPolicy, CompiledProxyPolicy } from '../policy/compiled';
 import type { EncodedResource } from '../xds/resource';
 import { SchemaError, encodeEnvoyResource } from './encode';
@@ -76,8 +77,30 @@ export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: P
 }
 
 /** Checks and encodes; throws SchemaError naming the policies behind the first bad resource. */
+/**
+ * Checked and encoded resources by content: a proxy rebuilt after an identity change regenerates
+ * all its resources' JSON, but mostly the same JSON, and the schema check and encode cost far
+ * more than hashing it. Bounded; the oldest entry goes first.
+ */
+const ENCODED = new Map<string, EncodedResource>();
+const ENCODED_LIMIT = 16384;
+
+function encodeOne(r: GeneratedResource): EncodedResource {
+  const key = `${r.typeUrl}\0${r.name}\0${createHash('sha256').update(JSON.stringify(r.json)).digest('base64')}`;
+  const hit = ENCODED.get(key);
+  if (hit) {
+    ENCODED.delete(key);
+    ENCODED.set(key, hit);
+    return hit;
+  }
+  const encoded = encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins });
+  ENCODED.set(key, encoded);
+  if (ENCODED.size > ENCODED_LIMIT) ENCODED.delete(ENCODED.keys().next().value as string);
+  return encoded;
+}
+
 export function encodeGenerated(resources: readonly GeneratedResource[]): EncodedResource[] {
-  return resources.map((r) => encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins }));
+  return resources.map(encodeOne);
 }
 
 /**
