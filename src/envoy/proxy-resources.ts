@@ -4,8 +4,11 @@ import type { EncodedResource } from '../xds/resource';
 import { SchemaError, encodeEnvoyResource } from './encode';
 import { l7Builder } from './builders/l7';
 import { GRPC } from './modes/grpc';
-import { ISTIO } from './modes/istio';
-import { UnenforceableError, type EnvoyMode, type GeneratedResource, type ModeBuilder, type ProxyBuildOptions } from './modes/mode';
+import { ISTIO, istioHttpPorts } from './modes/istio';
+import { istioEnvoyFilter, type EnvoyFilterOptions } from './builders/istio-envoyfilter';
+import type { Json } from './builders/rbac';
+import { DEFAULT_REDIRECT_CONFIG } from '../datapath/redirect-config';
+import { UnenforceableError, type EnvoyMode, type GeneratedResource, type ModeBuilder, type PortsByDirection, type ProxyBuildOptions } from './modes/mode';
 import { STANDALONE } from './modes/standalone';
 
 /**
@@ -64,8 +67,12 @@ function withServedPorts(ports: CompiledPortPolicy[], served: readonly number[] 
 
 const MODES: { readonly [M in EnvoyMode]: ModeBuilder } = { standalone: STANDALONE, istio: ISTIO, grpc: GRPC };
 
-export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: ProxyBuildOptions): ProxyBuild {
-  const warnings: string[] = [];
+/** The Istio EnvoyFilter for a compiled proxy policy: one patch per port the istio builder enforces HTTP rules on. */
+export function istioEnvoyFilterFor(compiled: CompiledProxyPolicy, options: EnvoyFilterOptions = {}): Json {
+  return istioEnvoyFilter(istioHttpPorts(portsOf(compiled, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }, [])), options);
+}
+
+function portsOf(compiled: CompiledProxyPolicy, options: ProxyBuildOptions, warnings: string[]): PortsByDirection {
   const wildcard = (list: readonly CompiledPortPolicy[]): CompiledPortPolicy | undefined => list.find((p) => p.port === 0);
   const ports = {
     ingress: withServedPorts(mergeByPort(compiled.ingress, warnings), options.servedPorts),
@@ -73,7 +80,12 @@ export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: P
     wildcard: { ingress: wildcard(compiled.ingress), egress: wildcard(compiled.egress) },
     deny: { ingress: (compiled.ingressDeny ?? []).filter((p) => p.protocol !== 'UDP'), egress: (compiled.egressDeny ?? []).filter((p) => p.protocol !== 'UDP') },
   };
-  return { resources: MODES[options.mode].build(ports, options, warnings), warnings };
+  return ports;
+}
+
+export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: ProxyBuildOptions): ProxyBuild {
+  const warnings: string[] = [];
+  return { resources: MODES[options.mode].build(portsOf(compiled, options, warnings), options, warnings), warnings };
 }
 
 /** Checks and encodes; throws SchemaError naming the policies behind the first bad resource. */
