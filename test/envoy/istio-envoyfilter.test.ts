@@ -4,6 +4,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DEFAULT_REDIRECT_CONFIG } from '../../src/datapath/redirect-config';
 import { buildProxyResourceJson, UnenforceableError } from '../../src/envoy/proxy-resources';
+import Ajv from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { istioEnvoyFilterFor } from '../../src/envoy/proxy-resources';
 import { ROOT, tmpDir } from '../policy/helpers';
 import { FIXTURES } from './fixtures';
 
@@ -35,6 +38,17 @@ describe('istio mode: the EnvoyFilter is generated from the ports the builder en
     const check = meshaccel('envoy', 'check', file);
     fs.rmSync(dir, { recursive: true, force: true });
     assert.equal(check.status, 0, check.stdout + check.stderr);
+  });
+
+  it('the generated EnvoyFilter (and the hand-written example) pass Istio\'s own EnvoyFilter CRD schema (vendored from istio/api)', () => {
+    const crd = parseYaml(fs.readFileSync(path.join(ROOT, 'test', 'envoy', 'vendor', 'istio-envoyfilter-crd.yaml'), 'utf8')) as any;
+    const version = crd.spec.versions.find((v: any) => v.name === 'v1alpha3');
+    // strict:false: the schema carries x-kubernetes-* extensions (CEL rules are not evaluated here).
+    const validate = new Ajv({ allErrors: true, strict: false }).compile(version.schema.openAPIV3Schema);
+    const generated = istioEnvoyFilterFor(FIXTURES['http-basic'], { workloadLabels: { app: 'web' } });
+    assert.ok(validate(generated), JSON.stringify(validate.errors));
+    assert.ok(validate(parseYaml(fs.readFileSync(path.join(ROOT, 'envoy', 'istio-envoyfilter.yaml'), 'utf8'))), JSON.stringify(validate.errors));
+    assert.equal(validate({ ...generated, spec: { configPatches: [{ applyTo: 'HTTP_FILTERS' }] } }), false, 'the schema is not vacuous');
   });
 
   it('a policy with HTTP rules on a port the EnvoyFilter does not cover is refused, naming the port', () => {
