@@ -18,6 +18,11 @@ export interface RbacOptions {
   direction: 'ingress' | 'egress';
   /** Add mTLS principal names (Istio); otherwise peers are matched by address only. */
   mtlsPrincipals: boolean;
+  /**
+   * With mtlsPrincipals: a selected workload is its principal AND its address (Istio, where every
+   * peer has mTLS). Without it, principal OR address (gRPC mode, whose clients may be plaintext).
+   */
+  exactPeers?: boolean;
 }
 
 export interface RbacCompilation {
@@ -123,9 +128,9 @@ function cidrSetMatchers(peers: PeerSet, origin: PolicyOrigin, warnings: string[
   return out;
 }
 
-function peerPrincipals(peers: PeerSet, endpoints: readonly PeerEndpoint[] | undefined, mtls: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
+function peerPrincipals(peers: PeerSet, endpoints: readonly PeerEndpoint[] | undefined, mtls: boolean, exact: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
   if (peers.any) return [{ any: true }];
-  if (mtls && endpoints) return exactPeers(peers, endpoints, origin, warnings);
+  if (mtls && exact && endpoints) return exactPeers(peers, endpoints, origin, warnings);
   // direct_remote_ip, not remote_ip: Envoy derives remote_ip from X-Forwarded-For unless the
   // HCM sets use_remote_address, so a client could claim any peer address in a header.
   const ids: Json[] = cidrRanges(peers.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
@@ -196,7 +201,7 @@ export function addRbacPolicies(into: RbacPolicies, port: CompiledPortPolicy, op
     let permissions: Json[];
     let principals: Json[];
     if (options.direction === 'ingress') {
-      principals = peerPrincipals(rule.peers, rule.peerEndpoints, options.mtlsPrincipals, rule.origin, warnings);
+      principals = peerPrincipals(rule.peers, rule.peerEndpoints, options.mtlsPrincipals, options.exactPeers === true, rule.origin, warnings);
       // Inbound, the local workload is the connection's (original) destination.
       permissions = local === undefined ? [l7] : local.length === 0 ? [] : [andPermissions([orPermissions(local.map((r) => ({ destination_ip: r }))), l7])];
     } else {

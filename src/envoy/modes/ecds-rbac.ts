@@ -9,7 +9,7 @@ import type { GeneratedResource } from './mode';
 export function ecdsRbac(direction: Direction, port: CompiledPortPolicy, mtls: boolean, warnings: string[]): GeneratedResource {
   const name = rbacEcdsName(direction, port.port);
   if (!enforcedL7(port)) return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, allowAllRbac()), origins: [] };
-  const c = l7Enforcement(port).rbac(port, { direction: direction === 'inbound' ? 'ingress' : 'egress', mtlsPrincipals: mtls });
+  const c = l7Enforcement(port).rbac(port, { direction: direction === 'inbound' ? 'ingress' : 'egress', mtlsPrincipals: mtls, exactPeers: mtls });
   warnings.push(...c.warnings);
   return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, c.rbac), origins: c.origins, policyOrigins: c.policyOrigins };
 }
