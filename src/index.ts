@@ -17,7 +17,7 @@ export type { NodeAuthorizer, StreamLimits, Logger } from './xds/stream-session'
 export { startAdminServer, type AdminServer } from './xds/admin-http';
 export { TypeUrl, typeUrlOf } from './envoy/type-urls';
 export { encodeEnvoyResource, SchemaError } from './envoy/encode';
-export { buildProxyResources, buildProxyResourceJson, type EnvoyMode, type ProxyBuildOptions } from './envoy/proxy-resources';
+export { buildProxyResources, buildProxyResourceJson, UnenforceableError, type EnvoyMode, type ProxyBuildOptions } from './envoy/proxy-resources';
 export type { CompiledProxyPolicy, CompiledPortPolicy, CompiledRule, HttpRule, KafkaRule, L7Kind, L7Rules, PeerSet } from './policy/compiled';
 export { FilePolicySource, type PolicyState, type PolicyUpdate } from './sources/file-source';
 export { PolicySnapshotSource } from './server/policy-snapshot-source';

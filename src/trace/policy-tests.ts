@@ -72,6 +72,8 @@ export function runPolicyTestFile(file: string, redirect: RedirectConfig): Polic
     const name = c.name ?? `case ${i + 1}`;
     try {
       const r = traceConnection(engine, caseQuery(c), redirect);
+      // An HTTP port judged without a request says nothing about the requests it would deny.
+      if (r.allowed && r.sides.some((s) => s.l7Skipped)) return { name, passed: false, expected: c.expect, detail: `port ${c.port} parses HTTP: give the case a request\n${formatTrace(r)}` };
       const actual = r.allowed ? 'ALLOWED' : 'DENIED';
       return { name, passed: actual === c.expect, expected: c.expect, actual, detail: formatTrace(r) };
     } catch (err) {

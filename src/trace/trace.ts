@@ -264,7 +264,8 @@ export function traceConnection(engine: PolicyEngine, q: TraceQuery, redirect: R
     }
     const allowed = sides.every((s) => s.allowed);
     const deciding = sides.find((s) => !s.allowed) ?? sides[sides.length - 1];
-    const decidedBy = deciding ? sideDecision(deciding) : 'no proxy on either end: nothing restricts this connection';
+    let decidedBy = deciding ? sideDecision(deciding) : 'no proxy on either end: nothing restricts this connection';
+    if (allowed && sides.some((s) => s.l7Skipped)) decidedBy += '; L7 not judged (no request given)';
     return { allowed, sides, decidedBy };
   } finally {
     if (imagined && sourceKey) {

@@ -43,6 +43,16 @@ describe('meshaccel policy trace / policy test (CLI)', () => {
     assert.match(r.stderr, /policy test: 1 of 2 cases passed/);
   });
 
+  it('a case on an HTTP port without a request fails: it would say nothing about L7', () => {
+    const dir = tmpDir('ptest');
+    const file = path.join(dir, 'l7.test.yaml');
+    fs.writeFileSync(file, `policies: [${path.join(ROOT, 'examples/policies')}]\nworkloads: [${path.join(ROOT, 'examples/workloads')}]\ncases:\n  - name: no request\n    from: shop/frontend-0\n    to: shop/api-0\n    port: 8080\n    expect: ALLOWED\n`);
+    const r = meshaccel('policy', 'test', file);
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /FAIL no request[\s\S]*port 8080 parses HTTP: give the case a request/);
+  });
+
   it('usage errors exit 2', () => {
     assert.equal(meshaccel('policy', 'trace', ...EXAMPLES, '--from', 'shop/frontend-0', '--to', 'shop/api-0').status, 2);
     assert.equal(meshaccel('policy', 'test').status, 2);
