@@ -13,10 +13,12 @@ import { STANDALONE } from './modes/standalone';
 
 /**
  * The one entry from a proxy's compiled policy to the xDS resources serving it:
- * - standalone: capture listeners, routes, ORIGINAL_DST clusters, and one ECDS RBAC per HTTP port;
- * - istio: only the ECDS RBAC resources, which an EnvoyFilter-inserted filter references
+ * - standalone: capture listeners, routes, ORIGINAL_DST clusters, one ECDS HTTP RBAC per HTTP
+ *   port and the ECDS network RBAC (L3/L4 allows per chain, deny rules per direction);
+ * - istio: only the ECDS HTTP RBAC resources, which an EnvoyFilter-inserted filter references
  *   (istiod stays the main control plane and owns listeners/routes/clusters);
- * - grpc: one server Listener per ingress port with the RBAC inline (no ECDS in gRPC).
+ * - grpc: one server Listener per ingress port with the RBAC inline, L3/L4 rules included (no ECDS in gRPC).
+ * What a mode cannot enforce throws UnenforceableError: never served.
  */
 
 export type { EnvoyMode, GeneratedResource, ProxyBuildOptions } from './modes/mode';

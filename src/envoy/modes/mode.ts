@@ -13,8 +13,9 @@ export interface ProxyBuildOptions {
    * Ingress ports that must always have a resource, even with no policy on them: in Istio mode
    * the ports the EnvoyFilter references (a missing ECDS resource would leave Envoy on the
    * deny-all default), in gRPC mode the ports XdsServers bind (no Listener, no serving).
-   * Such a port without HTTP rules gets an allow-all RBAC (Istio) or no RBAC filter (gRPC):
-   * L3/L4 verdicts are the datapath's, not Envoy's.
+   * Such a port without HTTP rules gets an allow-all HTTP RBAC (Istio: istio mode refuses L3/L4
+   * rules) or the RBAC of its L3/L4 rules (gRPC: deny-all when no rule names it on a selected
+   * workload). In Istio mode, HTTP rules on a port outside this list are refused.
    */
   servedPorts?: readonly number[];
 }
