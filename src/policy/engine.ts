@@ -377,8 +377,25 @@ export class PolicyEngine {
     return { policy, conflicts: [...tables.ingress.conflicts, ...tables.egress.conflicts] };
   }
 
+  /**
+   * A rule's resolved peers are the same for every proxy it applies to: cached per rule, and
+   * reused while the materialized peers of its selectors (replaced whenever those change) are
+   * the same objects. Shared read-only, like the materialized lists.
+   */
+  private readonly resolvedPeers = new WeakMap<DirectionalRule, { inputs: readonly Materialized[]; result: { peers: PeerSet; endpoints: readonly PeerEndpoint[] } }>();
+
   private peerSet(rule: DirectionalRule, selectors: readonly CachedSelector[], world: CachedSelector | undefined): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
     if (rule.any) return { peers: { any: true, cidrs: [], principals: [] }, endpoints: [] };
+    const inputs = selectors.map((cs) => this.materialize(cs));
+    if (rule.world && world) inputs.push(this.materialize(world));
+    const cached = this.resolvedPeers.get(rule);
+    if (cached && cached.inputs.length === inputs.length && cached.inputs.every((m, i) => m === inputs[i])) return cached.result;
+    const result = this.resolvePeers(rule, selectors, world);
+    this.resolvedPeers.set(rule, { inputs, result });
+    return result;
+  }
+
+  private resolvePeers(rule: DirectionalRule, selectors: readonly CachedSelector[], world: CachedSelector | undefined): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
     const sets = [...rule.cidrSets];
     if (rule.world && world) {
       // Cilium's world: any address outside the cluster, i.e. none of the workloads' addresses.
