@@ -21,8 +21,8 @@ export { consoleLogger, clientText, withLevels, type Logger, type LogLevel } fro
 export { startAdminServer, type AdminServer } from './xds/admin-http';
 export { TypeUrl, typeUrlOf } from './resource/type-urls';
 export { encodeEnvoyResource, SchemaError } from './envoy/encode';
-export { buildProxyResources, buildProxyResourceJson, type EnvoyMode, type ProxyBuildOptions } from './envoy/proxy-resources';
-export type { CompiledProxyPolicy, CompiledPortPolicy, CompiledRule, HttpRule, KafkaRule, PeerSet } from './policy/compiled';
+export { buildProxyResources, buildProxyResourceJson, UnenforceableError, type EnvoyMode, type ProxyBuildOptions } from './envoy/proxy-resources';
+export type { CompiledProxyPolicy, CompiledPortPolicy, CompiledRule, HttpRule, KafkaRule, L7Kind, L7Rules, PeerSet } from './policy/compiled';
 export { PolicyStore, nodeAffected, type PolicyState, type PolicyUpdate, type ApplyResult } from './store/policy-store';
 export type { ResourceEvent, PolicyObject, ObjectContent } from './store/events';
 export type { PolicySource } from './sources/policy-source';

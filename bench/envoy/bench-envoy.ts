@@ -17,7 +17,7 @@ function bigPolicy(rules: number): CompiledProxyPolicy {
     list.push({
       origin: { policy: `default/p${i}` },
       peers: { any: false, cidrs: [`10.${i >> 8}.${i & 255}.0/24`], principals: [`cluster.local/ns/default/sa/sa${i}`] },
-      http: [{ method: 'GET', path: `/api/v${i}/.*`, headers: ['X-Token'] }],
+      l7: { kind: 'http', rules: [{ method: 'GET', path: `/api/v${i}/.*`, headers: ['X-Token'] }] },
     });
   }
   return { nodeId: 'big', workloads: [], ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: list }], egress: [] };

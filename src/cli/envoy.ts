@@ -16,6 +16,10 @@ const CHECK_OPTIONS: Record<string, OptionSpec> = {
 const RENDER_OPTIONS: Record<string, OptionSpec> = {
   mode: { value: true, description: 'standalone | istio | grpc (default standalone)' },
   'grpc-host': { value: true, description: 'grpc mode: host the XdsServer binds (default 0.0.0.0)' },
+  envoyfilter: { description: 'istio mode: print the EnvoyFilter that patches the ports this policy enforces HTTP rules on' },
+  namespace: { value: true, description: 'with --envoyfilter: its namespace (default default)' },
+  'workload-labels': { value: true, description: 'with --envoyfilter: workloadSelector labels, k=v,k=v' },
+  'xds-address': { value: true, description: "with --envoyfilter: meshaccel's xDS server host:port as sidecars reach it" },
   help: { description: 'show this help' },
 };
 
@@ -52,7 +56,7 @@ async function render(argv: string[]): Promise<number> {
   if (!file || args.positionals.length > 1) throw new UsageError('envoy render needs exactly one COMPILED.json');
   const mode = optionValue(args, 'mode') ?? 'standalone';
   if (mode !== 'standalone' && mode !== 'istio' && mode !== 'grpc') throw new UsageError(`--mode: "${mode}" is not standalone, istio or grpc`);
-  const { buildProxyResourceJson, encodeGenerated } = await import('../envoy/proxy-resources');
+  const { buildProxyResourceJson, encodeGenerated, istioEnvoyFilterFor } = await import('../envoy/proxy-resources');
   const { DEFAULT_REDIRECT_CONFIG } = await import('../net/capture-config');
   const { readInputFile } = await import('../input-file');
   let compiled: CompiledProxyPolicy;
@@ -61,6 +65,21 @@ async function render(argv: string[]): Promise<number> {
   } catch (err) {
     console.error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
+  }
+  if (args.flags.has('envoyfilter')) {
+    if (mode !== 'istio') throw new UsageError('--envoyfilter needs --mode istio');
+    const labels = optionValue(args, 'workload-labels');
+    const xds = optionValue(args, 'xds-address');
+    const colon = xds?.lastIndexOf(':') ?? -1;
+    if (xds !== undefined && colon <= 0) throw new UsageError(`--xds-address: "${xds}" is not host:port`);
+    const filter = istioEnvoyFilterFor(compiled, {
+      namespace: optionValue(args, 'namespace'),
+      workloadLabels: labels === undefined ? undefined : Object.fromEntries(labels.split(',').map((kv) => kv.split('=') as [string, string])),
+      xdsHost: xds === undefined ? undefined : xds.slice(0, colon),
+      xdsPort: xds === undefined ? undefined : Number(xds.slice(colon + 1)),
+    });
+    console.log(JSON.stringify(filter, null, 2));
+    return 0;
   }
   const build = buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: optionValue(args, 'grpc-host') });
   for (const w of build.warnings) console.error(`warning: ${w}`);

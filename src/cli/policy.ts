@@ -1,13 +1,21 @@
 import * as fs from 'fs';
 import type { Command } from './command';
-import { optionList, parseArgs, UsageError, type OptionSpec } from './args';
+import { optionList, optionValue, parseArgs, UsageError, type OptionSpec } from './args';
+import type { EnforcementMode } from '../policy/enforceability';
 import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
 import { listYamlFiles, loadFiles } from '../policy/loader';
 
 const CHECK_SPEC: Record<string, OptionSpec> = {
+  mode: { value: true, description: 'Envoy mode the policies are for: standalone (default), istio or grpc; what it cannot enforce is an error' },
   help: { description: 'show this help' },
 };
+
+function modeOption(value: string | undefined): EnforcementMode {
+  const mode = value ?? 'standalone';
+  if (mode !== 'standalone' && mode !== 'istio' && mode !== 'grpc') throw new UsageError(`--mode: "${mode}" is not standalone, istio or grpc`);
+  return mode;
+}
 
 const COMPILE_SPEC: Record<string, OptionSpec> = {
   policies: { value: true, repeated: true, description: 'directory (or file) of L7Policy/ClusterL7Policy YAML' },
@@ -17,7 +25,130 @@ const COMPILE_SPEC: Record<string, OptionSpec> = {
   help: { description: 'show this help' },
 };
 
-const SUMMARY = 'policy check FILE... | policy compile --policies DIR --workloads DIR';
+const TRACE_SPEC: Record<string, OptionSpec> = {
+  policies: { value: true, repeated: true, description: 'directory (or file) of L7Policy/ClusterL7Policy YAML' },
+  workloads: { value: true, repeated: true, description: 'directory (or file) of Workload YAML' },
+  from: { value: true, description: 'source workload, ns/name' },
+  'from-ip': { value: true, description: 'source address (a workload\'s, or any other)' },
+  'from-labels': { value: true, description: 'with --from-ip: labels of a workload to imagine at that address, k=v,k=v' },
+  'from-namespace': { value: true, description: 'with --from-labels: its namespace (default meshaccel-trace)' },
+  'from-sa': { value: true, description: 'with --from-labels: its service account' },
+  to: { value: true, description: 'destination workload, ns/name' },
+  'to-ip': { value: true, description: 'destination address (outside every workload, for egress)' },
+  port: { value: true, description: 'destination port' },
+  method: { value: true, description: 'HTTP method of a request to judge at L7' },
+  path: { value: true, description: 'HTTP path' },
+  host: { value: true, description: 'HTTP :authority' },
+  header: { value: true, repeated: true, description: 'HTTP header "name: value"' },
+  help: { description: 'show this help' },
+};
+
+const TEST_SPEC: Record<string, OptionSpec> = {
+  help: { description: 'show this help' },
+};
+
+const SUMMARY = 'policy check FILE... | policy compile --policies DIR --workloads DIR | policy trace ... | policy test FILE...';
+
+function labelsOption(text: string | undefined): Record<string, string> | undefined {
+  if (text === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const part of text.split(',').filter((p) => p !== '')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--from-labels: "${part}" is not k=v`);
+    out[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Loads the policies and workloads, prints the verdict of one connection (or request). Exit 0 when traced, whatever the verdict. */
+async function trace(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, TRACE_SPEC, { command: 'policy trace', summary: 'Judge one connection (and optionally one HTTP request) through gRPC\'s RBAC engine over the Envoy resources that would be served (standalone mode).' });
+  const inputs = [...optionList(args, 'policies'), ...optionList(args, 'workloads'), ...args.positionals];
+  if (inputs.length === 0) throw new UsageError('policy trace needs --policies and --workloads');
+  const portText = optionValue(args, 'port');
+  const port = portText === undefined ? NaN : Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError('policy trace needs --port 1-65535');
+  const from = optionValue(args, 'from');
+  const fromIp = optionValue(args, 'from-ip');
+  const to = optionValue(args, 'to');
+  const toIp = optionValue(args, 'to-ip');
+  if ((from === undefined) === (fromIp === undefined)) throw new UsageError('give one of --from or --from-ip');
+  if ((to === undefined) === (toIp === undefined)) throw new UsageError('give one of --to or --to-ip');
+  const { files, empty } = expand(inputs);
+  const loaded = loadFiles(files);
+  const engine = new PolicyEngine();
+  const diagnostics = [...empty, ...loaded.diagnostics];
+  if (diagnostics.length === 0) {
+    engine.sync(loaded.resources);
+    diagnostics.push(...engine.commit().conflicts);
+  }
+  if (diagnostics.length > 0) {
+    for (const d of diagnostics) console.error(formatDiagnostic(d));
+    return 1;
+  }
+  const headers: Record<string, string> = {};
+  for (const h of optionList(args, 'header')) {
+    const colon = h.indexOf(':');
+    if (colon <= 0) throw new UsageError(`--header: "${h}" is not "name: value"`);
+    headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+  }
+  const method = optionValue(args, 'method');
+  const reqPath = optionValue(args, 'path');
+  const host = optionValue(args, 'host');
+  const http = method !== undefined || reqPath !== undefined || host !== undefined || Object.keys(headers).length > 0 ? { method, path: reqPath, host, headers } : undefined;
+  const { traceConnection, formatTrace } = await import('../trace/trace');
+  const { DEFAULT_REDIRECT_CONFIG } = await import('../net/capture-config');
+  try {
+    const r = traceConnection(
+      engine,
+      {
+        from: from !== undefined ? { workload: `Workload/${from}` } : { ip: fromIp, labels: labelsOption(optionValue(args, 'from-labels')), namespace: optionValue(args, 'from-namespace'), serviceAccount: optionValue(args, 'from-sa') },
+        to: to !== undefined ? { workload: `Workload/${to}` } : { ip: toIp },
+        port,
+        http,
+      },
+      DEFAULT_REDIRECT_CONFIG,
+    );
+    console.log(formatTrace(r));
+    return 0;
+  } catch (err) {
+    console.error(`policy trace: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+/** Runs YAML policy test files; exit 1 on any mismatch, with the trace of each failing case. */
+async function test(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, TEST_SPEC, { command: 'policy test FILE...', summary: 'Run policy test cases (YAML: policies, workloads, cases with from/to/port/request/expect) through policy trace.' });
+  if (args.positionals.length === 0) throw new UsageError('policy test needs at least one FILE');
+  const { runPolicyTestFile } = await import('../trace/policy-tests');
+  const { DEFAULT_REDIRECT_CONFIG } = await import('../net/capture-config');
+  let failed = 0;
+  let total = 0;
+  for (const file of args.positionals) {
+    let results;
+    try {
+      results = runPolicyTestFile(file, DEFAULT_REDIRECT_CONFIG);
+    } catch (err) {
+      console.error((err as Error).message);
+      failed++;
+      continue;
+    }
+    for (const r of results) {
+      total++;
+      if (r.passed) continue;
+      failed++;
+      console.error(`${file}: FAIL ${r.name}\n  - expected ${r.expected}\n  + got      ${r.actual ?? 'an error'}\n${r.detail.split('\n').map((l) => `    ${l}`).join('\n')}`);
+    }
+  }
+  const summary = `${total - failed} of ${total} case${total === 1 ? '' : 's'} passed`;
+  if (failed > 0) {
+    console.error(`policy test: ${summary}`);
+    return 1;
+  }
+  console.log(`policy test: ${summary}`);
+  return 0;
+}
 
 /**
  * Files named directly, plus the YAML files of named directories. A directory without any is an
@@ -50,7 +181,7 @@ async function check(argv: string[]): Promise<number> {
   const args = parseArgs(argv, CHECK_SPEC, { command: 'policy check FILE|DIR...', summary: 'Validate L7Policy, ClusterL7Policy and Workload YAML against the CRD schema, RE2 and Kafka rules.' });
   if (args.positionals.length === 0) throw new UsageError('policy check needs at least one FILE');
   const { files, empty } = expand(args.positionals);
-  const loaded = loadFiles(files);
+  const loaded = loadFiles(files, undefined, { mode: modeOption(optionValue(args, 'mode')) });
   const diagnostics = [...empty, ...loaded.diagnostics];
   if (diagnostics.length === 0) {
     // With workloads in the set, policies can be resolved, which finds L7 protocol clashes.
@@ -100,15 +231,17 @@ async function compile(argv: string[]): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'validate policies (check) or print their compiled form (compile)',
+  summary: 'validate policies (check), print their compiled form (compile), judge a connection (trace), run policy tests (test)',
   async run(argv: string[]): Promise<number> {
     const [sub, ...rest] = argv;
     if (sub === 'check') return check(rest);
     if (sub === 'compile') return compile(rest);
+    if (sub === 'trace') return trace(rest);
+    if (sub === 'test') return test(rest);
     if (sub === undefined || sub === '--help' || sub === 'help') {
-      console.log(`usage: meshaccel ${SUMMARY}\n\n  check FILE|DIR...   validate files; errors as file:line:col; exit 1 if any\n  compile ...         print the per-proxy compiled policy as JSON`);
+      console.log(`usage: meshaccel ${SUMMARY}\n\n  check FILE|DIR...   validate files; errors as file:line:col; exit 1 if any\n  compile ...         print the per-proxy compiled policy as JSON\n  trace ...           judge one connection/request over the resources that would be served\n  test FILE...        run YAML policy test cases through trace; exit 1 on any mismatch`);
       return sub === undefined ? 2 : 0;
     }
-    throw new UsageError(`unknown policy subcommand "${sub}" (expected check or compile)`);
+    throw new UsageError(`unknown policy subcommand "${sub}" (expected check, compile, trace or test)`);
   },
 };

@@ -1,46 +1,28 @@
-import type { CompiledPortPolicy, CompiledProxyPolicy, PolicyOrigin } from '../policy/compiled';
-import type { RedirectConfig } from '../net/capture-config';
+import { createHash } from 'crypto';
+import type { CompiledPortPolicy, CompiledProxyPolicy } from '../policy/compiled';
 import type { EncodedResource } from '../resource/encoded';
 import { encodeEnvoyResource } from './encode';
-import { TypeUrl } from '../resource/type-urls';
-import { Direction, rbacEcdsName, typedExtensionConfig } from './builders/ecds';
-import { captureListener, httpPorts, listenerName, originalDstCluster, passthroughRouteConfig } from './builders/listeners';
-import { grpcServerListener } from './builders/grpc-server';
-import { Json, RBAC_TYPE_URL, allowAllRbac, compileHttpRules } from './builders/rbac';
+import { l7Builder } from './builders/l7';
+import { GRPC } from './modes/grpc';
+import { ISTIO, istioHttpPorts } from './modes/istio';
+import { istioEnvoyFilter, type EnvoyFilterOptions } from './builders/istio-envoyfilter';
+import type { Json } from './builders/rbac';
+import { DEFAULT_REDIRECT_CONFIG } from '../net/capture-config';
+import { UnenforceableError, type EnvoyMode, type GeneratedResource, type ModeBuilder, type PortsByDirection, type ProxyBuildOptions } from './modes/mode';
+import { STANDALONE } from './modes/standalone';
 
 /**
  * The one entry from a proxy's compiled policy to the xDS resources serving it:
- * - standalone: capture listeners, routes, ORIGINAL_DST clusters, and one ECDS RBAC per HTTP port;
- * - istio: only the ECDS RBAC resources, which an EnvoyFilter-inserted filter references
+ * - standalone: capture listeners, routes, ORIGINAL_DST clusters, one ECDS HTTP RBAC per HTTP
+ *   port and the ECDS network RBAC (L3/L4 allows per chain, deny rules per direction);
+ * - istio: only the ECDS HTTP RBAC resources, which an EnvoyFilter-inserted filter references
  *   (istiod stays the main control plane and owns listeners/routes/clusters);
- * - grpc: one server Listener per ingress port with the RBAC inline (no ECDS in gRPC).
+ * - grpc: one server Listener per ingress port with the RBAC inline, L3/L4 rules included (no ECDS in gRPC).
+ * What a mode cannot enforce throws UnenforceableError: never served.
  */
 
-export type EnvoyMode = 'standalone' | 'istio' | 'grpc';
-
-export interface ProxyBuildOptions {
-  mode: EnvoyMode;
-  redirect: RedirectConfig;
-  /** grpc mode: host part of the address the XdsServer binds (its listener name carries it). */
-  grpcServerHost?: string;
-  /**
-   * Ingress ports that must always have a resource, even with no policy on them: in Istio mode
-   * the ports the EnvoyFilter references (a missing ECDS resource would leave Envoy on the
-   * deny-all default), in gRPC mode the ports XdsServers bind (no Listener, no serving).
-   * Such a port without HTTP rules gets an allow-all RBAC (Istio) or no RBAC filter (gRPC):
-   * L3/L4 verdicts are the datapath's, not Envoy's.
-   */
-  servedPorts?: readonly number[];
-}
-
-export interface GeneratedResource {
-  typeUrl: string;
-  name: string;
-  /** Envoy JSON without "@type" (the type URL carries it). */
-  json: Json;
-  /** Policies that produced this resource; named in any check failure. */
-  origins: PolicyOrigin[];
-}
+export type { EnvoyMode, GeneratedResource, ProxyBuildOptions } from './modes/mode';
+export { UnenforceableError } from './modes/mode';
 
 export interface ProxyBuild {
   resources: GeneratedResource[];
@@ -51,24 +33,28 @@ export interface ProxyBuild {
 function mergeByPort(ports: readonly CompiledPortPolicy[], warnings: string[]): CompiledPortPolicy[] {
   const byPort = new Map<number, CompiledPortPolicy>();
   for (const p of ports) {
-    if (p.protocol === 'UDP') continue;
+    if (p.protocol === 'UDP') {
+      if (p.rules.length > 0) throw new UnenforceableError(`UDP rules on port ${p.port} cannot be enforced (meshaccel captures TCP only)`, p.rules);
+      continue;
+    }
     if (p.port === 0) {
-      if (p.l7 !== 'none') warnings.push(`L7 rules on port 0 (any port) from ${p.rules.map((r) => r.origin.policy).join(', ')} are not compiled to Envoy`);
+      if (p.l7 !== undefined) warnings.push(`L7 rules on port 0 (any port) from ${p.rules.map((r) => r.origin.policy).join(', ')} are not compiled to Envoy`);
       continue;
     }
     const prev = byPort.get(p.port);
-    if (prev && prev.l7 !== 'none' && p.l7 !== 'none' && prev.l7 !== p.l7) {
+    if (prev?.l7 !== undefined && p.l7 !== undefined && prev.l7 !== p.l7) {
       // TCP and ANY entries of one port meet here. The engine's PortTable already reports such a
       // clash as a conflict; this guards compiled policies that did not come through it, since
       // choosing either protocol would drop the other's rules (fail open).
       const policies = [...new Set([...prev.rules, ...p.rules].map((r) => r.origin.policy))].join(', ');
       throw new Error(`port ${p.port} has both ${prev.l7} and ${p.l7} rules (from ${policies}); one port carries one L7 protocol`);
     }
-    if (p.l7 === 'kafka') {
-      warnings.push(`Kafka rules on port ${p.port} (from ${[...new Set(p.rules.map((r) => r.origin.policy))].join(', ')}) are not enforced by Envoy yet: requests on that port are not restricted at L7`);
+    if (p.l7 !== undefined && l7Builder(p.l7).enforcement === undefined) {
+      // `policy check` and the loader refuse these; this guards compiled policies that did not come through them.
+      throw new UnenforceableError(`${l7Builder(p.l7).name} rules on port ${p.port} are not enforced by Envoy yet`, p.rules);
     }
     if (!prev) byPort.set(p.port, { ...p, rules: [...p.rules] });
-    else byPort.set(p.port, { ...prev, l7: prev.l7 === 'none' ? p.l7 : prev.l7, rules: [...prev.rules, ...p.rules] });
+    else byPort.set(p.port, { ...prev, l7: prev.l7 ?? p.l7, rules: [...prev.rules, ...p.rules] });
   }
   return [...byPort.values()].sort((a, b) => a.port - b.port);
 }
@@ -77,75 +63,58 @@ function mergeByPort(ports: readonly CompiledPortPolicy[], warnings: string[]): 
 function withServedPorts(ports: CompiledPortPolicy[], served: readonly number[] | undefined): CompiledPortPolicy[] {
   if (!served || served.length === 0) return ports;
   const have = new Set(ports.map((p) => p.port));
-  const extra = [...new Set(served)].filter((p) => !have.has(p)).map((port): CompiledPortPolicy => ({ port, protocol: 'TCP', l7: 'none', rules: [] }));
+  const extra = [...new Set(served)].filter((p) => !have.has(p)).map((port): CompiledPortPolicy => ({ port, protocol: 'TCP', rules: [] }));
   return [...ports, ...extra].sort((a, b) => a.port - b.port);
 }
 
-function ecdsRbac(direction: Direction, port: CompiledPortPolicy, mtls: boolean, warnings: string[]): GeneratedResource {
-  if (port.l7 !== 'http') {
-    const name = rbacEcdsName(direction, port.port);
-    return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, allowAllRbac()), origins: [] };
-  }
-  const c = compileHttpRules(port, { direction: direction === 'inbound' ? 'ingress' : 'egress', mtlsPrincipals: mtls });
-  warnings.push(...c.warnings);
-  const name = rbacEcdsName(direction, port.port);
-  return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, c.rbac), origins: c.origins };
+const MODES: { readonly [M in EnvoyMode]: ModeBuilder } = { standalone: STANDALONE, istio: ISTIO, grpc: GRPC };
+
+/** The Istio EnvoyFilter for a compiled proxy policy: one patch per port the istio builder enforces HTTP rules on. */
+export function istioEnvoyFilterFor(compiled: CompiledProxyPolicy, options: EnvoyFilterOptions = {}): Json {
+  return istioEnvoyFilter(istioHttpPorts(portsOf(compiled, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }, [])), options);
+}
+
+function portsOf(compiled: CompiledProxyPolicy, options: ProxyBuildOptions, warnings: string[]): PortsByDirection {
+  const wildcard = (list: readonly CompiledPortPolicy[]): CompiledPortPolicy | undefined => list.find((p) => p.port === 0);
+  const ports = {
+    ingress: withServedPorts(mergeByPort(compiled.ingress, warnings), options.servedPorts),
+    egress: mergeByPort(compiled.egress, warnings),
+    wildcard: { ingress: wildcard(compiled.ingress), egress: wildcard(compiled.egress) },
+    deny: { ingress: (compiled.ingressDeny ?? []).filter((p) => p.protocol !== 'UDP'), egress: (compiled.egressDeny ?? []).filter((p) => p.protocol !== 'UDP') },
+  };
+  return ports;
 }
 
 export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: ProxyBuildOptions): ProxyBuild {
   const warnings: string[] = [];
-  const resources: GeneratedResource[] = [];
-  const ingress = withServedPorts(mergeByPort(compiled.ingress, warnings), options.servedPorts);
-  const egress = mergeByPort(compiled.egress, warnings);
-  const allOrigins = (ports: CompiledPortPolicy[]): PolicyOrigin[] => {
-    const seen = new Map<string, PolicyOrigin>();
-    for (const p of ports) for (const r of p.rules) if (!seen.has(r.origin.policy)) seen.set(r.origin.policy, r.origin);
-    return [...seen.values()];
-  };
-  const isHttp = (p: CompiledPortPolicy): boolean => p.l7 === 'http';
-  switch (options.mode) {
-    case 'standalone': {
-      for (const [direction, ports] of [['inbound', ingress], ['outbound', egress]] as const) {
-        for (const p of ports.filter(isHttp)) resources.push(ecdsRbac(direction, p, false, warnings));
-        const origins = allOrigins(ports.filter((p) => httpPorts([p]).length > 0));
-        resources.push({ typeUrl: TypeUrl.Listener, name: listenerName(direction), json: captureListener(direction, ports, options.redirect), origins });
-        const route = passthroughRouteConfig(direction);
-        resources.push({ typeUrl: TypeUrl.RouteConfiguration, name: route.name as string, json: route, origins: [] });
-        const cluster = originalDstCluster(direction, options.redirect);
-        resources.push({ typeUrl: TypeUrl.Cluster, name: cluster.name as string, json: cluster, origins: [] });
-      }
-      break;
-    }
-    case 'istio': {
-      // Every known port gets its resource (allow-all without HTTP rules), so removing a port's
-      // last L7 rule lifts the L7 restriction instead of leaving Envoy on the deny-all default.
-      for (const p of ingress) resources.push(ecdsRbac('inbound', p, true, warnings));
-      if (egress.some(isHttp)) warnings.push('istio mode compiles ingress HTTP rules only; egress HTTP rules are not enforced by Envoy');
-      break;
-    }
-    case 'grpc': {
-      const host = options.grpcServerHost ?? '0.0.0.0';
-      for (const p of ingress) {
-        let rbac: Json | undefined;
-        let origins: PolicyOrigin[] = [];
-        if (isHttp(p)) {
-          const c = compileHttpRules(p, { direction: 'ingress', mtlsPrincipals: true });
-          warnings.push(...c.warnings);
-          rbac = c.rbac;
-          origins = c.origins;
-        }
-        const json = grpcServerListener(host, p.port, rbac);
-        resources.push({ typeUrl: TypeUrl.Listener, name: json.name as string, json, origins });
-      }
-      break;
-    }
-  }
-  return { resources, warnings };
+  return { resources: MODES[options.mode].build(portsOf(compiled, options, warnings), options, warnings), warnings };
 }
 
 /** Checks and encodes; throws SchemaError naming the policies behind the first bad resource. */
+/**
+ * Checked and encoded resources by content: a proxy rebuilt after an identity change regenerates
+ * all its resources' JSON, but mostly the same JSON, and the schema check and encode cost far
+ * more than hashing it. Bounded; the oldest entry goes first.
+ */
+const ENCODED = new Map<string, EncodedResource>();
+const ENCODED_LIMIT = 16384;
+
+function encodeOne(r: GeneratedResource): EncodedResource {
+  const key = `${r.typeUrl}\0${r.name}\0${createHash('sha256').update(JSON.stringify(r.json)).digest('base64')}`;
+  const hit = ENCODED.get(key);
+  if (hit) {
+    ENCODED.delete(key);
+    ENCODED.set(key, hit);
+    return hit;
+  }
+  const encoded = encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins });
+  ENCODED.set(key, encoded);
+  if (ENCODED.size > ENCODED_LIMIT) ENCODED.delete(ENCODED.keys().next().value as string);
+  return encoded;
+}
+
 export function encodeGenerated(resources: readonly GeneratedResource[]): EncodedResource[] {
-  return resources.map((r) => encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins }));
+  return resources.map(encodeOne);
 }
 
 export function buildProxyResources(compiled: CompiledProxyPolicy, options: ProxyBuildOptions): EncodedResource[] {

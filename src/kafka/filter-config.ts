@@ -1,4 +1,4 @@
-import type { CompiledPortPolicy, CompiledProxyPolicy, KafkaRule } from '../policy/compiled';
+import { l7RulesOf, type CompiledPortPolicy, type CompiledProxyPolicy, type KafkaRule } from '../policy/compiled';
 import { tryParseCidr as parseCidr } from '../net/cidr';
 
 /**
@@ -58,7 +58,7 @@ export function kafkaFilterConfigs(policy: CompiledProxyPolicy, maxFrameBytes = 
             peers: r.peers.cidrs,
             principals: r.peers.principals.map((pr) => (pr.startsWith('spiffe://') ? pr : `spiffe://${pr}`)),
             ...(r.local ? { local: r.local } : {}),
-            kafka: r.kafka ?? [],
+            kafka: l7RulesOf(r, 'kafka') ?? [],
           })),
         ),
       });

@@ -38,7 +38,7 @@ export function compileKafkaPort(inputs: readonly string[], node: string, port: 
   if (!policy) return { ok: false, errors: [`no workload is served by node ${node}`] };
   const config = kafkaFilterConfigs(policy).find((c) => c.direction === direction && c.port === port);
   if (config) return { ok: true, config };
-  const l7 = policy[direction].find((p) => p.port === port && p.l7 !== 'none');
+  const l7 = policy[direction].find((p) => p.port === port && p.l7 !== undefined);
   if (l7) return { ok: false, errors: [`port ${port} of node ${node} has ${l7.l7} rules, not Kafka rules`] };
   return { ok: true, config: { name: kafkaFilterName(direction, port), direction, port, maxFrameBytes: 100 * 1024 * 1024, rules: [{ origin: 'no Kafka rules on this port', anyPeer: true, peers: [], principals: [], kafka: [] }] } };
 }

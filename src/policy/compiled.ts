@@ -10,6 +10,14 @@ export interface PolicyOrigin {
   policy: string;
   file?: string;
   line?: number;
+  /** Which rule of the policy: `spec.<section>[<index>]`. Absent for the default-allow rule. */
+  rule?: { section: 'ingress' | 'egress' | 'ingressDeny' | 'egressDeny'; index: number };
+}
+
+/** Cilium's CIDRRule, resolved: addresses in `cidr` and in none of `except`. */
+export interface CidrSet {
+  cidr: string;
+  except: readonly string[];
 }
 
 export interface HttpHeaderMatch {
@@ -38,6 +46,24 @@ export interface KafkaRule {
   topic?: string;
 }
 
+/**
+ * The L7 rules of one port rule, one variant per protocol: the kind says which parser a port
+ * needs, `rules` what it allows. An empty `rules` list allows everything of that protocol.
+ * A new protocol is a new variant plus an entry in each registry (`l7-protocols.ts` on the
+ * policy side, `envoy/builders/l7.ts` on the Envoy side), not a branch in the compiler.
+ */
+export interface L7RuleTypes {
+  http: HttpRule;
+  kafka: KafkaRule;
+}
+
+export type L7Kind = keyof L7RuleTypes;
+
+export type L7Rules = { [K in L7Kind]: { kind: K; rules: L7RuleTypes[K][] } }[L7Kind];
+
+/** The variant of `L7Rules` with this kind. */
+export type L7RulesOf<K extends L7Kind> = Extract<L7Rules, { kind: K }>;
+
 export interface PeerSet {
   /** The rule selects every peer (no fromEndpoints/toEndpoints/CIDR restriction). */
   any: boolean;
@@ -48,14 +74,27 @@ export interface PeerSet {
   cidrs: readonly string[];
   /** mTLS identities of the selected workloads, e.g. `cluster.local/ns/default/sa/web`. */
   principals: readonly string[];
+  /** CIDRs with exceptions (`fromCIDRSet`, and the `world` entity: everything but workload addresses). */
+  cidrSets?: readonly CidrSet[];
+}
+
+export interface PeerEndpoint {
+  principal: string;
+  cidrs: readonly string[];
 }
 
 export interface CompiledRule {
   origin: PolicyOrigin;
   peers: PeerSet;
-  /** Present on a port with HTTP rules; an empty list allows all HTTP on that port. */
-  http?: HttpRule[];
-  kafka?: KafkaRule[];
+  /** Present on a port with L7 rules (of the port's kind); an empty `rules` allows all of that protocol. */
+  l7?: L7Rules;
+  /**
+   * The workloads among `peers` as (principal, addresses) pairs, one per identity: with mTLS a
+   * peer must present that principal AND connect from one of those addresses, so a pod sharing
+   * the service account, or reusing an address, is not admitted. Their addresses are in
+   * `peers.cidrs` too (address-only modes use those).
+   */
+  peerEndpoints?: readonly PeerEndpoint[];
   /**
    * Added: when the proxy serves several workloads and this rule applies to only some of them,
    * the addresses (CIDRs) of those workloads — the rule's destination on ingress, its source on
@@ -68,8 +107,8 @@ export interface CompiledPortPolicy {
   /** 0 with protocol 'ANY' stands for every port (rules without toPorts). */
   port: number;
   protocol: 'TCP' | 'UDP' | 'ANY';
-  /** 'http'/'kafka' once any rule on the port has L7 rules: deny by default from then on. */
-  l7: 'none' | 'http' | 'kafka';
+  /** Set once any rule on the port has L7 rules: deny by default at L7 from then on. Absent: no L7 rules. */
+  l7?: L7Kind;
   /** OR of rules: a request is allowed if any rule's peers and any of its L7 rules match. */
   rules: CompiledRule[];
 }
@@ -81,4 +120,17 @@ export interface CompiledProxyPolicy {
   workloads: string[];
   ingress: CompiledPortPolicy[];
   egress: CompiledPortPolicy[];
+  /**
+   * L3/L4 deny rules (`ingressDeny`/`egressDeny`), by port like the allows (0/ANY: every port);
+   * a connection one of them matches is denied whatever the allows say. Absent when empty.
+   */
+  ingressDeny?: CompiledPortPolicy[];
+  egressDeny?: CompiledPortPolicy[];
+}
+
+/** A rule's L7 rules if they are of this kind (for a builder of that kind, and for tests). */
+export function l7RulesOf<K extends L7Kind>(rule: Pick<CompiledRule, 'l7'>, kind: K): L7RuleTypes[K][] | undefined {
+  if (rule.l7?.kind !== kind) return undefined;
+  const l7: { rules: unknown } = rule.l7;
+  return l7.rules as L7RuleTypes[K][];
 }

@@ -1,8 +1,9 @@
-import type { CompiledProxyPolicy, CompiledRule, PeerSet, PolicyOrigin } from './compiled';
+import type { CompiledProxyPolicy, CompiledRule, PeerEndpoint, PeerSet, PolicyOrigin } from './compiled';
 import type { Diagnostic } from './diagnostics';
+import { copyL7, l7Protocol } from './l7';
 import { identityLabels, IdentityAllocator, type Identity } from './identities';
-import { resourceKey, resourceName, type PolicyResource, type Resource, type WorkloadResource } from './model';
-import { compilePolicyRules, normaliseCidr, ruleOrigin, type DirectionalRule, type PolicyRules } from './policy-rules';
+import { resourceKey, resourceName, type PolicyResource, type Resource, type RuleSection, type WorkloadResource } from './model';
+import { CLUSTER_SELECTOR, compilePolicyRules, normaliseCidr, RULE_SECTIONS, ruleOrigin, type DirectionalRule, type PolicyRules } from './policy-rules';
 import { PortTable, type L7Conflict } from './port-table';
 import { bindingKey, bindingOf, isMetadataKey, keyMatchesNode } from './proxy-binding';
 import { SelectorCache, type CachedSelector } from './selector-cache';
@@ -49,8 +50,16 @@ interface PolicyRecord {
   fingerprint: string;
   rules: PolicyRules;
   subject: CachedSelector;
-  ingressPeers: CachedSelector[][];
-  egressPeers: CachedSelector[][];
+  /** Per section, per rule: the cached selectors of its peers. */
+  peers: Record<RuleSection, CachedSelector[][]>;
+  /** Every workload, when a rule names the `world` entity (which is everything else). */
+  world?: CachedSelector;
+}
+
+function heldSelectors(rec: PolicyRecord): CachedSelector[] {
+  const out = RULE_SECTIONS.flatMap((s) => rec.peers[s].flat());
+  if (rec.world) out.push(rec.world);
+  return out;
 }
 
 interface WorkloadRecord {
@@ -64,6 +73,7 @@ interface WorkloadRecord {
 interface Materialized {
   readonly cidrs: readonly string[];
   readonly principals: readonly string[];
+  readonly endpoints: readonly PeerEndpoint[];
 }
 
 const DEFAULT_ALLOW_ORIGIN = '(default allow: no policy selects this workload in this direction)';
@@ -134,8 +144,8 @@ export class PolicyEngine {
   upsertPolicy(resource: PolicyResource): void {
     const key = resourceKey(resource);
     // Origins are in it because a rule moved within its file must re-point diagnostics and logs.
-    const origins = (dir: 'ingress' | 'egress'): PolicyOrigin[] => (resource.spec[dir] ?? []).map((_, i) => ruleOrigin(resource, dir, i));
-    const fingerprint = JSON.stringify([resource.spec, origins('ingress'), origins('egress')]);
+    const origins = (dir: RuleSection): PolicyOrigin[] => ((resource.spec[dir] ?? []) as unknown[]).map((_, i) => ruleOrigin(resource, dir, i));
+    const fingerprint = JSON.stringify([resource.spec, RULE_SECTIONS.map(origins)]);
     const old = this.policies.get(key);
     // A reload re-upserts every policy; most have not changed and need no compiling.
     if (old?.fingerprint === fingerprint) return;
@@ -147,12 +157,12 @@ export class PolicyEngine {
       fingerprint,
       rules,
       subject: this.selectors.acquire(rules.subject),
-      ingressPeers: acquire(rules.ingress),
-      egressPeers: acquire(rules.egress),
+      peers: { ingress: acquire(rules.ingress), egress: acquire(rules.egress), ingressDeny: acquire(rules.ingressDeny), egressDeny: acquire(rules.egressDeny) },
     };
+    if (RULE_SECTIONS.some((sec) => rules[sec].some((r) => r.world))) rec.world = this.selectors.acquire(CLUSTER_SELECTOR);
     this.policies.set(key, rec);
     addToIndex(this.subjectUsers, rec.subject, rec);
-    for (const cs of [...rec.ingressPeers.flat(), ...rec.egressPeers.flat()]) addToIndex(this.peerUsers, cs, rec);
+    for (const cs of heldSelectors(rec)) addToIndex(this.peerUsers, cs, rec);
     this.markSubjectProxies(rec);
   }
 
@@ -163,7 +173,7 @@ export class PolicyEngine {
     this.policies.delete(key);
     removeFromIndex(this.subjectUsers, rec.subject, rec);
     this.selectors.release(rec.subject);
-    for (const cs of [...rec.ingressPeers.flat(), ...rec.egressPeers.flat()]) {
+    for (const cs of heldSelectors(rec)) {
       removeFromIndex(this.peerUsers, cs, rec);
       this.selectors.release(cs);
       if (cs.refs === 0) this.peerMaterialized.delete(cs);
@@ -263,12 +273,24 @@ export class PolicyEngine {
   }
 
   /** Identity ids a policy rule's peers select, for tests and debugging: `[policyKey, 'ingress', ruleIndex]`. */
-  selectedPeers(policyKey: string, direction: 'ingress' | 'egress', rule: number): number[] {
+  selectedPeers(policyKey: string, direction: RuleSection, rule: number): number[] {
     const rec = this.policies.get(policyKey);
-    const peers = rec ? (direction === 'ingress' ? rec.ingressPeers : rec.egressPeers)[rule] : undefined;
+    const peers = rec?.peers[direction][rule];
     const ids = new Set<number>();
     for (const cs of peers ?? []) for (const id of cs.selected) ids.add(id);
     return [...ids].sort((a, b) => a - b);
+  }
+
+  /** A workload's proxy key and addresses (`policy trace` looks up both ends with it). */
+  workload(workloadKey: string): { resource: WorkloadResource; proxyKey: string; addresses: readonly string[] } | undefined {
+    const w = this.workloads.get(workloadKey);
+    return w && { resource: w.resource, proxyKey: w.proxyKey, addresses: w.resource.spec.addresses };
+  }
+
+  /** The workload that owns an address, if any. */
+  workloadByAddress(address: string): string | undefined {
+    for (const w of this.workloads.values()) if (w.resource.spec.addresses.includes(address)) return w.key;
+    return undefined;
   }
 
   identityOf(workloadKey: string): Identity | undefined {
@@ -421,21 +443,21 @@ export class PolicyEngine {
       }
     }
     const localOf = (ws: readonly WorkloadRecord[]): string[] | undefined => (ws.length === workloads.length ? undefined : sortedUnique(ws.flatMap((w) => w.cidrs)));
-    const tables = { ingress: new PortTable(), egress: new PortTable() };
+    const tables: Record<RuleSection, PortTable> = { ingress: new PortTable(), egress: new PortTable(), ingressDeny: new PortTable(), egressDeny: new PortTable() };
     const ordered = [...applicable].sort((a, b) => (a[0].rules.key < b[0].rules.key ? -1 : 1));
     for (const [p, ws] of ordered) {
       const local = localOf(ws);
-      for (const dir of ['ingress', 'egress'] as const) {
-        const peersOf = dir === 'ingress' ? p.ingressPeers : p.egressPeers;
+      for (const dir of RULE_SECTIONS) {
+        const peersOf = p.peers[dir];
         p.rules[dir].forEach((r, i) => {
-          const peers = this.peerSet(r, peersOf[i]);
+          const { peers, endpoints } = this.peerSet(r, peersOf[i], p.world);
           const base: CompiledRule = { origin: { ...r.origin }, peers };
+          if (endpoints.length > 0) base.peerEndpoints = endpoints;
           if (local) base.local = local;
           if (r.ports.length === 0) tables[dir].add(0, 'ANY', { ...base });
           for (const e of r.ports) {
             const rule: CompiledRule = { ...base };
-            if (e.http) rule.http = e.http.map((h) => ({ ...h }));
-            if (e.kafka) rule.kafka = e.kafka.map((k) => ({ ...k, apiKeys: [...k.apiKeys] }));
+            if (e.l7) rule.l7 = copyL7(e.l7);
             tables[dir].add(e.port, e.protocol, rule);
           }
         });
@@ -455,23 +477,53 @@ export class PolicyEngine {
       ingress: tables.ingress.finish(),
       egress: tables.egress.finish(),
     };
+    const ingressDeny = tables.ingressDeny.finish();
+    const egressDeny = tables.egressDeny.finish();
+    if (ingressDeny.length > 0) policy.ingressDeny = ingressDeny;
+    if (egressDeny.length > 0) policy.egressDeny = egressDeny;
     return { policy, conflicts: [...tables.ingress.conflicts, ...tables.egress.conflicts] };
   }
 
-  private peerSet(rule: DirectionalRule, selectors: readonly CachedSelector[]): PeerSet {
-    if (rule.any) return { any: true, cidrs: [], principals: [] };
+  /**
+   * A rule's resolved peers are the same for every proxy it applies to: cached per rule, and
+   * reused while the materialized peers of its selectors (replaced whenever those change) are
+   * the same objects. Shared read-only, like the materialized lists.
+   */
+  private readonly resolvedPeers = new WeakMap<DirectionalRule, { inputs: readonly Materialized[]; result: { peers: PeerSet; endpoints: readonly PeerEndpoint[] } }>();
+
+  private peerSet(rule: DirectionalRule, selectors: readonly CachedSelector[], world: CachedSelector | undefined): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
+    if (rule.any) return { peers: { any: true, cidrs: [], principals: [] }, endpoints: [] };
+    const inputs = selectors.map((cs) => this.materialize(cs));
+    if (rule.world && world) inputs.push(this.materialize(world));
+    const cached = this.resolvedPeers.get(rule);
+    if (cached && cached.inputs.length === inputs.length && cached.inputs.every((m, i) => m === inputs[i])) return cached.result;
+    const result = this.resolvePeers(rule, selectors, world);
+    this.resolvedPeers.set(rule, { inputs, result });
+    return result;
+  }
+
+  private resolvePeers(rule: DirectionalRule, selectors: readonly CachedSelector[], world: CachedSelector | undefined): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
+    const sets = [...rule.cidrSets];
+    if (rule.world && world) {
+      // Cilium's world: any address outside the cluster, i.e. none of the workloads' addresses.
+      const cluster = this.materialize(world).cidrs;
+      sets.push({ cidr: '0.0.0.0/0', except: cluster.filter((c) => !c.includes(':')) }, { cidr: '::/0', except: cluster.filter((c) => c.includes(':')) });
+    }
+    const withExtras = (p: PeerSet, endpoints: readonly PeerEndpoint[]): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } => ({ peers: sets.length > 0 ? { ...p, cidrSets: sets } : p, endpoints });
     if (selectors.length === 1 && rule.cidrs.length === 0) {
       const m = this.materialize(selectors[0]);
-      return { any: false, cidrs: m.cidrs, principals: m.principals };
+      return withExtras({ any: false, cidrs: m.cidrs, principals: m.principals }, m.endpoints);
     }
     const cidrs: string[] = [...rule.cidrs];
     const principals: string[] = [];
+    const endpoints = new Map<string, PeerEndpoint>();
     for (const cs of selectors) {
       const m = this.materialize(cs);
       cidrs.push(...m.cidrs);
       principals.push(...m.principals);
+      for (const e of m.endpoints) endpoints.set(`${e.principal}|${e.cidrs.join(',')}`, e);
     }
-    return { any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) };
+    return withExtras({ any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) }, [...endpoints.values()]);
   }
 
   /** Addresses and principals of a selector's identities, cached until its peers change. */
@@ -480,15 +532,21 @@ export class PolicyEngine {
     if (m) return m;
     const cidrs: string[] = [];
     const principals: string[] = [];
+    const endpoints: PeerEndpoint[] = [];
     for (const id of cs.selected) {
       const ws = this.identityWorkloads.get(id);
       if (!ws || ws.size === 0) continue;
       const identity = this.identities.get(id) as Identity;
-      principals.push(`${this.trustDomain}/ns/${identity.namespace}/sa/${identity.serviceAccount}`);
-      for (const w of ws) cidrs.push(...w.cidrs);
+      const principal = `${this.trustDomain}/ns/${identity.namespace}/sa/${identity.serviceAccount}`;
+      principals.push(principal);
+      const own: string[] = [];
+      for (const w of ws) own.push(...w.cidrs);
+      cidrs.push(...own);
+      endpoints.push(Object.freeze({ principal, cidrs: Object.freeze(sortedUnique(own)) }));
     }
+    endpoints.sort((a, b) => (a.principal < b.principal ? -1 : a.principal > b.principal ? 1 : a.cidrs[0] < b.cidrs[0] ? -1 : 1));
     // Frozen: every proxy whose rules select this selector shares these lists.
-    m = { cidrs: Object.freeze(sortedUnique(cidrs)), principals: Object.freeze(sortedUnique(principals)) };
+    m = { cidrs: Object.freeze(sortedUnique(cidrs)), principals: Object.freeze(sortedUnique(principals)), endpoints: Object.freeze(endpoints) };
     this.peerMaterialized.set(cs, m);
     return m;
   }
@@ -499,7 +557,7 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
 }
 
 function conflictDiagnostic(proxyKey: string, c: L7Conflict, policy: PolicyResource | undefined, bindings?: readonly string[]): Diagnostic {
-  const kindOf = (r: CompiledRule): string => (r.http ? 'HTTP' : 'Kafka');
+  const kindOf = (r: CompiledRule): string => (r.l7 ? l7Protocol(r.l7.kind).name : 'no L7');
   return {
     file: c.second.origin.file ?? '<memory>',
     line: c.second.origin.line ?? 1,

@@ -7,6 +7,7 @@ import { formatPath, type PathSegment } from '../json/path';
 import { compareDiagnostics, type Diagnostic } from './diagnostics';
 import { resourceKey, resourceName, type L7PolicySpec, type PolicyResource, type Resource, type WorkloadResource, type WorkloadSpec } from './model';
 import { CrdSchemas } from './schema';
+import { unenforceable, type EnforcementMode } from './enforceability';
 import { checkMetadata, checkPolicySpec, checkWorkloadSpec, type SemanticError } from './semantic-checks';
 import { DocumentPositions } from './yaml-positions';
 
@@ -46,7 +47,12 @@ function parseDocuments(text: string, lines: LineCounter, max: number): { docs: 
  * schema, then the semantic checks. A document with errors yields diagnostics and no resource.
  * A text over the size or document cap yields one diagnostic and no resource at all.
  */
-export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas()): LoadResult {
+export interface LoadOptions {
+  /** The Envoy mode the policies will be served in: what it cannot enforce is refused (default standalone). */
+  mode?: EnforcementMode;
+}
+
+export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas(), options: LoadOptions = {}): LoadResult {
   const bytes = text.length > MAX_INPUT_BYTES / 3 ? Buffer.byteLength(text) : 0;
   if (bytes > MAX_INPUT_BYTES) {
     return { resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message: `${bytes} bytes, over the ${MAX_INPUT_BYTES}-byte limit for one file` }] };
@@ -117,6 +123,11 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     else semantic.push(...checkPolicySpec(value.spec));
     for (const e of semantic) report(e.path, e.message, subject);
     if (failed || semantic.length > 0) return;
+    if (kind !== 'Workload') {
+      const refused = unenforceable(value.spec as L7PolicySpec, options.mode ?? 'standalone');
+      for (const e of refused) report(e.path, e.message, subject);
+      if (refused.length > 0) return;
+    }
 
     const startLine = positions.position(positions.documentStart()).line;
     const source = {
@@ -146,10 +157,10 @@ function readForLoad(file: string): { text: string } | { diagnostic: Diagnostic 
   }
 }
 
-export function loadFile(file: string, schemas?: CrdSchemas): LoadResult {
+export function loadFile(file: string, schemas?: CrdSchemas, options: LoadOptions = {}): LoadResult {
   const read = readForLoad(file);
   if ('diagnostic' in read) return { resources: [], diagnostics: [read.diagnostic] };
-  return loadText(file, read.text, schemas);
+  return loadText(file, read.text, schemas, options);
 }
 
 /** What loadFiles read, by file: the exact text its resources came from (to persist a good set). */
@@ -161,7 +172,7 @@ export interface FilesLoadResult extends LoadResult {
  * Loads files as one set: per-document checks plus the checks across documents (a name defined
  * twice, an address claimed by two workloads). Diagnostics are sorted by file and position.
  */
-export function loadFiles(files: readonly string[], schemas?: CrdSchemas): FilesLoadResult {
+export function loadFiles(files: readonly string[], schemas?: CrdSchemas, options: LoadOptions = {}): FilesLoadResult {
   const texts = new Map<string, string>();
   const unreadable: Diagnostic[] = [];
   for (const f of files) {
@@ -169,18 +180,18 @@ export function loadFiles(files: readonly string[], schemas?: CrdSchemas): Files
     if ('diagnostic' in read) unreadable.push(read.diagnostic);
     else texts.set(f, read.text);
   }
-  const loaded = loadTexts(texts, schemas);
+  const loaded = loadTexts(texts, schemas, options);
   loaded.diagnostics.push(...unreadable);
   loaded.diagnostics.sort(compareDiagnostics);
   return { ...loaded, texts };
 }
 
 /** loadFiles over texts already in hand (file name → YAML text), e.g. a persisted good set. */
-export function loadTexts(texts: ReadonlyMap<string, string>, schemas?: CrdSchemas): LoadResult {
+export function loadTexts(texts: ReadonlyMap<string, string>, schemas?: CrdSchemas, options: LoadOptions = {}): LoadResult {
   const resources: Resource[] = [];
   const diagnostics: Diagnostic[] = [];
   for (const [file, text] of texts) {
-    const r = loadText(file, text, schemas);
+    const r = loadText(file, text, schemas, options);
     resources.push(...r.resources);
     diagnostics.push(...r.diagnostics);
   }
@@ -240,7 +251,8 @@ export function listYamlFiles(dir: string): string[] {
       const stat = entry.isSymbolicLink() ? statOrUndefined(full) : entry;
       if (!stat) continue;
       if (stat.isDirectory()) walk(full);
-      else if (stat.isFile() && /\.ya?ml$/.test(entry.name)) out.push(full);
+      // `*.test.yaml` are policy tests (`meshaccel policy test`), kept beside the policies they test.
+      else if (stat.isFile() && /\.ya?ml$/.test(entry.name) && !/\.test\.ya?ml$/.test(entry.name)) out.push(full);
     }
   };
   walk(dir);

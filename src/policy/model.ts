@@ -61,15 +61,30 @@ export interface PortRuleSpec {
   rules?: L7RulesSpec;
 }
 
+/** Cilium's CIDRRule: `cidr` minus every range in `except`. */
+export interface CidrRuleSpec {
+  cidr: string;
+  except?: string[];
+}
+
+/** Cilium's entity names; meshaccel enforces `all`, `world` and `cluster` (the others are refused). */
+export type EntitySpec = 'all' | 'world' | 'cluster' | 'host' | 'remote-node' | 'kube-apiserver' | 'init' | 'health' | 'unmanaged' | 'ingress';
+
+export const SUPPORTED_ENTITIES: readonly EntitySpec[] = ['all', 'world', 'cluster'];
+
 export interface IngressRuleSpec {
   fromEndpoints?: LabelSelectorSpec[];
   fromCIDR?: string[];
+  fromCIDRSet?: CidrRuleSpec[];
+  fromEntities?: EntitySpec[];
   toPorts?: PortRuleSpec[];
 }
 
 export interface EgressRuleSpec {
   toEndpoints?: LabelSelectorSpec[];
   toCIDR?: string[];
+  toCIDRSet?: CidrRuleSpec[];
+  toEntities?: EntitySpec[];
   toPorts?: PortRuleSpec[];
 }
 
@@ -78,7 +93,12 @@ export interface L7PolicySpec {
   endpointSelector: LabelSelectorSpec;
   ingress?: IngressRuleSpec[];
   egress?: EgressRuleSpec[];
+  /** L3/L4 only; a match is denied whatever the allow rules say. */
+  ingressDeny?: IngressRuleSpec[];
+  egressDeny?: EgressRuleSpec[];
 }
+
+export type RuleSection = 'ingress' | 'egress' | 'ingressDeny' | 'egressDeny';
 
 export interface WorkloadSpec {
   addresses: string[];

@@ -1,6 +1,6 @@
-import type { HttpRule, KafkaRule, PolicyOrigin } from './compiled';
-import { kafkaApiKey, kafkaRoleKeys, parseKafkaApiVersion } from './kafka';
-import { NAMESPACE_LABEL, resourceName, type LabelSelectorSpec, type PolicyResource, type PortRuleSpec } from './model';
+import type { CidrSet, L7Rules, PolicyOrigin } from './compiled';
+import { compileL7 } from './l7';
+import { NAMESPACE_LABEL, resourceName, type CidrRuleSpec, type EntitySpec, type LabelSelectorSpec, type PolicyResource, type PortRuleSpec, type RuleSection } from './model';
 import { compileSelector, type Selector } from './selector';
 import { tryParseCidr } from '../net/cidr';
 import { parsePortNumber } from './semantic-checks';
@@ -17,7 +17,11 @@ export interface PolicyRules {
   enforcesEgress: boolean;
   ingress: DirectionalRule[];
   egress: DirectionalRule[];
+  ingressDeny: DirectionalRule[];
+  egressDeny: DirectionalRule[];
 }
+
+export const RULE_SECTIONS = ['ingress', 'egress', 'ingressDeny', 'egressDeny'] as const;
 
 export interface DirectionalRule {
   origin: PolicyOrigin;
@@ -25,6 +29,9 @@ export interface DirectionalRule {
   any: boolean;
   peers: Selector[];
   cidrs: string[];
+  cidrSets: CidrSet[];
+  /** The `world` entity: every address that is not a workload's (resolved by the engine). */
+  world: boolean;
   /** Empty when the rule has no toPorts: all ports. */
   ports: PortEntry[];
 }
@@ -32,35 +39,7 @@ export interface DirectionalRule {
 export interface PortEntry {
   port: number;
   protocol: 'TCP' | 'UDP' | 'ANY';
-  http?: HttpRule[];
-  kafka?: KafkaRule[];
-}
-
-function nonEmpty(s: string | undefined): string | undefined {
-  return s === undefined || s === '' ? undefined : s;
-}
-
-function compileHttp(rules: NonNullable<NonNullable<PortRuleSpec['rules']>['http']>): HttpRule[] {
-  return rules.map((h) => {
-    const out: HttpRule = {};
-    if (nonEmpty(h.method)) out.method = h.method;
-    if (nonEmpty(h.path)) out.path = h.path;
-    if (nonEmpty(h.host)) out.host = h.host;
-    if (h.headers?.length) out.headers = [...h.headers];
-    if (h.headerMatches?.length) out.headerMatches = h.headerMatches.map((m) => ({ ...m }));
-    return out;
-  });
-}
-
-function compileKafka(rules: NonNullable<NonNullable<PortRuleSpec['rules']>['kafka']>): KafkaRule[] {
-  return rules.map((k) => {
-    const apiKeys = k.role ? [...(kafkaRoleKeys(k.role) ?? [])] : k.apiKey ? [kafkaApiKey(k.apiKey) as number] : [];
-    const out: KafkaRule = { apiKeys };
-    if (k.apiVersion !== undefined && k.apiVersion !== '') out.apiVersion = parseKafkaApiVersion(k.apiVersion);
-    if (nonEmpty(k.clientID)) out.clientID = k.clientID;
-    if (nonEmpty(k.topic)) out.topic = k.topic;
-    return out;
-  });
+  l7?: L7Rules;
 }
 
 function compilePorts(toPorts: PortRuleSpec[] | undefined): PortEntry[] {
@@ -68,8 +47,8 @@ function compilePorts(toPorts: PortRuleSpec[] | undefined): PortEntry[] {
   for (const pr of toPorts ?? []) {
     for (const p of pr.ports) {
       const entry: PortEntry = { port: parsePortNumber(p.port) as number, protocol: p.protocol ?? 'ANY' };
-      if (pr.rules?.http) entry.http = compileHttp(pr.rules.http);
-      else if (pr.rules?.kafka) entry.kafka = compileKafka(pr.rules.kafka);
+      const l7 = compileL7(pr.rules);
+      if (l7) entry.l7 = l7;
       out.push(entry);
     }
   }
@@ -95,8 +74,8 @@ function ownNamespaceOnly(s: LabelSelectorSpec): LabelSelectorSpec {
 }
 
 /** Where rule `i` of a direction was written, as its compiled rules will name it. */
-export function ruleOrigin(p: PolicyResource, dir: 'ingress' | 'egress', i: number): PolicyOrigin {
-  const o: PolicyOrigin = { policy: resourceName(p) };
+export function ruleOrigin(p: PolicyResource, dir: RuleSection, i: number): PolicyOrigin {
+  const o: PolicyOrigin = { policy: resourceName(p), rule: { section: dir, index: i } };
   if (p.source) {
     o.file = p.source.file;
     o.line = p.source.lineOf ? p.source.lineOf(['spec', dir, i]) : p.source.line;
@@ -104,23 +83,56 @@ export function ruleOrigin(p: PolicyResource, dir: 'ingress' | 'egress', i: numb
   return o;
 }
 
+/** Every workload of every namespace: the `cluster` entity, and what `world` excludes. */
+export const CLUSTER_SELECTOR: Selector = compileSelector({ matchExpressions: [{ key: NAMESPACE_LABEL, operator: 'Exists' }] });
+
+interface PeerSpec {
+  endpoints?: LabelSelectorSpec[];
+  cidrs?: string[];
+  cidrSets?: CidrRuleSpec[];
+  entities?: EntitySpec[];
+  toPorts?: PortRuleSpec[];
+}
+
+function peerSpec(section: RuleSection, r: Record<string, unknown>): PeerSpec {
+  const from = section === 'ingress' || section === 'ingressDeny' ? 'from' : 'to';
+  return {
+    endpoints: r[`${from}Endpoints`] as LabelSelectorSpec[] | undefined,
+    cidrs: r[`${from}CIDR`] as string[] | undefined,
+    cidrSets: r[`${from}CIDRSet`] as CidrRuleSpec[] | undefined,
+    entities: r[`${from}Entities`] as EntitySpec[] | undefined,
+    toPorts: r.toPorts as PortRuleSpec[] | undefined,
+  };
+}
+
 export function compilePolicyRules(p: PolicyResource): PolicyRules {
   const ns = p.kind === 'L7Policy' ? p.namespace : undefined;
   const sel = (s: LabelSelectorSpec): Selector => compileSelector(s, ns);
   const subject = ns === undefined ? sel(p.spec.endpointSelector) : compileSelector(ownNamespaceOnly(p.spec.endpointSelector), ns);
-  const directional = (dir: 'ingress' | 'egress', i: number, endpoints: LabelSelectorSpec[] | undefined, cidrs: string[] | undefined, toPorts: PortRuleSpec[] | undefined): DirectionalRule => ({
-    origin: ruleOrigin(p, dir, i),
-    any: !endpoints?.length && !cidrs?.length,
-    peers: (endpoints ?? []).map(sel),
-    cidrs: (cidrs ?? []).map(normaliseCidr),
-    ports: compilePorts(toPorts),
-  });
+  const directional = (section: RuleSection, i: number, r: PeerSpec): DirectionalRule => {
+    const entities = new Set(r.entities ?? []);
+    const peers = (r.endpoints ?? []).map(sel);
+    if (entities.has('cluster')) peers.push(CLUSTER_SELECTOR);
+    return {
+      origin: ruleOrigin(p, section, i),
+      any: entities.has('all') || (!r.endpoints?.length && !r.cidrs?.length && !r.cidrSets?.length && entities.size === 0),
+      peers,
+      cidrs: (r.cidrs ?? []).map(normaliseCidr),
+      cidrSets: (r.cidrSets ?? []).map((c) => ({ cidr: normaliseCidr(c.cidr), except: (c.except ?? []).map(normaliseCidr) })),
+      world: entities.has('world'),
+      ports: compilePorts(r.toPorts),
+    };
+  };
+  const section = (name: RuleSection): DirectionalRule[] => ((p.spec[name] ?? []) as unknown as Record<string, unknown>[]).map((r, i) => directional(name, i, peerSpec(name, r)));
   return {
     key: `${p.kind}/${resourceName(p)}`,
     subject,
-    enforcesIngress: p.spec.ingress !== undefined,
-    enforcesEgress: p.spec.egress !== undefined,
-    ingress: (p.spec.ingress ?? []).map((r, i) => directional('ingress', i, r.fromEndpoints, r.fromCIDR, r.toPorts)),
-    egress: (p.spec.egress ?? []).map((r, i) => directional('egress', i, r.toEndpoints, r.toCIDR, r.toPorts)),
+    // Cilium: a direction with allow or deny rules (even an empty list) is default deny.
+    enforcesIngress: p.spec.ingress !== undefined || p.spec.ingressDeny !== undefined,
+    enforcesEgress: p.spec.egress !== undefined || p.spec.egressDeny !== undefined,
+    ingress: section('ingress'),
+    egress: section('egress'),
+    ingressDeny: section('ingressDeny'),
+    egressDeny: section('egressDeny'),
   };
 }

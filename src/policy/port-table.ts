@@ -1,6 +1,7 @@
 import type { CompiledPortPolicy, CompiledRule } from './compiled';
+import { allowAllL7 } from './l7';
 
-/** An L7 parser clash: one port of one proxy with HTTP rules from one place and Kafka from another. */
+/** An L7 parser clash: one port of one proxy with rules of one L7 protocol from one place and of another from elsewhere. */
 export interface L7Conflict {
   port: number;
   protocol: CompiledPortPolicy['protocol'];
@@ -23,14 +24,14 @@ export class PortTable {
   add(port: number, protocol: CompiledPortPolicy['protocol'], rule: CompiledRule): void {
     const key = `${port}/${protocol}`;
     let entry = this.ports.get(key);
-    if (!entry) this.ports.set(key, (entry = { port, protocol, l7: 'none', rules: [] }));
-    const l7 = rule.http ? 'http' : rule.kafka ? 'kafka' : 'none';
-    if (l7 !== 'none') {
+    if (!entry) this.ports.set(key, (entry = { port, protocol, rules: [] }));
+    const l7 = rule.l7?.kind;
+    if (l7 !== undefined) {
       // TCP and ANY rules of one port end up on one Envoy listener port, which parses one L7
       // protocol: an HTTP/Kafka clash between them is the same conflict as within one entry.
       const portKey = protocol === 'UDP' ? key : String(port);
       const first = this.l7Source.get(portKey);
-      if (first && (first.http ? 'http' : 'kafka') !== l7) {
+      if (first && first.l7?.kind !== l7) {
         this.conflicts.push({ port, protocol, first, second: rule });
         return;
       }
@@ -44,8 +45,9 @@ export class PortTable {
     const all = [...this.ports.values()].sort((a, b) => a.port - b.port || (a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0));
     const wildcard = all.find((p) => p.port === 0);
     for (const entry of all) {
-      if (entry.l7 === 'none') continue;
-      const fill = (r: CompiledRule): CompiledRule => (entry.l7 === 'http' ? (r.http ? r : { ...r, http: [] }) : r.kafka ? r : { ...r, kafka: [] });
+      const kind = entry.l7;
+      if (kind === undefined) continue;
+      const fill = (r: CompiledRule): CompiledRule => (r.l7 ? r : { ...r, l7: allowAllL7(kind) });
       entry.rules = entry.rules.map(fill);
       if (wildcard && entry !== wildcard) entry.rules.push(...wildcard.rules.map(fill));
     }

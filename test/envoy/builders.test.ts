@@ -66,12 +66,12 @@ describe('standalone Envoy resources', () => {
     assert.equal(inbound.address.socket_address.port_value, DEFAULT_REDIRECT_CONFIG.inboundProxyPort);
     assert.deepEqual(inbound.listener_filters.map((f: any) => f.name), ['envoy.filters.listener.original_dst']);
     assert.deepEqual(inbound.filter_chains.map((c: any) => c.filter_chain_match.destination_port), [8080], 'only the L7 HTTP port gets an HTTP chain');
-    assert.equal(inbound.default_filter_chain.filters[0].typed_config.cluster, 'meshaccel.inbound.passthrough');
+    assert.equal(inbound.default_filter_chain.filters.at(-1).typed_config.cluster, 'meshaccel.inbound.passthrough');
   });
 
   it('the HTTP filter references the ECDS resource by name and falls back to deny-all, router last', () => {
     const res = build('http-basic', 'standalone');
-    const hcm = byName(res, TypeUrl.Listener, 'meshaccel.inbound').filter_chains[0].filters[0].typed_config;
+    const hcm = byName(res, TypeUrl.Listener, 'meshaccel.inbound').filter_chains[0].filters.find((f: any) => f.name === 'envoy.filters.network.http_connection_manager').typed_config;
     assert.deepEqual(hcm.http_filters.map((f: { name: string }) => f.name), ['meshaccel.rbac.inbound.8080', 'envoy.filters.http.router'], 'exactly RBAC then the router');
     const [rbac, router] = hcm.http_filters;
     assert.equal(rbac.name, 'meshaccel.rbac.inbound.8080');
@@ -87,7 +87,7 @@ describe('standalone Envoy resources', () => {
   it('a policy change changes only the ECDS resource, never the listener', () => {
     const a = buildProxyResources(FIXTURES['http-basic'], { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG });
     const changed: CompiledProxyPolicy = JSON.parse(JSON.stringify(FIXTURES['http-basic']));
-    changed.ingress[0].rules[0].http = [{ method: 'HEAD' }];
+    changed.ingress[0].rules[0].l7 = { kind: 'http', rules: [{ method: 'HEAD' }] };
     const b = buildProxyResources(changed, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG });
     const diff = a.filter((r, i) => r.version !== b[i].version).map((r) => `${r.typeUrl.split('.').pop()} ${r.name}`);
     assert.deepEqual(diff, ['TypedExtensionConfig meshaccel.rbac.inbound.8080']);
@@ -140,7 +140,9 @@ describe('proxyless gRPC server listeners', () => {
     assert.equal(hcm.http_filters[0].typed_config['@type'], 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC');
     assert.deepEqual(hcm.route_config.virtual_hosts[0].routes[0].non_forwarding_action, {});
     const noL7 = (res[1].json as any).default_filter_chain.filters[0].typed_config;
-    assert.deepEqual(noL7.http_filters.map((f: any) => f.name), ['envoy.filters.http.router'], 'no RBAC on a port without L7 rules');
+    // L3/L4 in gRPC mode: a port of a selected workload without any rule allows nothing (it used to get no RBAC at all).
+    assert.deepEqual(noL7.http_filters.map((f: any) => f.name), ['envoy.filters.http.rbac', 'envoy.filters.http.router'], 'an RBAC on a port without L7 rules too');
+    assert.deepEqual(noL7.http_filters[0].typed_config.rules, { action: 'ALLOW', policies: {} }, 'no rule names 50052: deny all');
   });
 
   it('serve a Listener for every port an XdsServer binds, even one no policy mentions', () => {
@@ -154,7 +156,7 @@ describe('a generated resource that fails the schema is never served', () => {
     const bad: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-header', file: 'policies/bad.yaml', line: 7 }, peers: { any: true, cidrs: [], principals: [] }, http: [{ headerMatches: [{ name: 'x-bad\u0000name', value: 'v' }] }] }] }],
+      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-header', file: 'policies/bad.yaml', line: 7 }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: [{ headerMatches: [{ name: 'x-bad\u0000name', value: 'v' }] }] } }] }],
       egress: [],
     };
     for (const mode of ['standalone', 'istio', 'grpc'] as const) {
@@ -169,22 +171,22 @@ describe('a generated resource that fails the schema is never served', () => {
   it('encodeGeneratedSettled reports every bad resource and keeps the good ones', () => {
     const bad: CompiledProxyPolicy = JSON.parse(JSON.stringify(FIXTURES['egress-and-deny']));
     bad.ingress[1].rules[0].peers.cidrs = ['10.0.0.0/99'];
-    bad.egress[0].rules[0].http = [{ headerMatches: [{ name: 'a\nb' }] }];
+    bad.egress[0].rules[0].l7 = { kind: 'http', rules: [{ headerMatches: [{ name: 'a\nb' }] }] };
     bad.ingress[0].rules[0].peers = { any: true, cidrs: [], principals: [] };
-    bad.ingress[0].rules[0].http = [{ headers: ['x\u0000ok'] }];
+    bad.ingress[0].rules[0].l7 = { kind: 'http', rules: [{ headers: ['x\u0000ok'] }] };
     const { encoded, errors } = encodeGeneratedSettled(buildProxyResourceJson(bad, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG }).resources);
     assert.deepEqual(errors.map((e) => [e.resourceName, e.origins.map((o) => o.policy)]), [
       ['meshaccel.rbac.inbound.8443', ['default/nobody']],
       ['meshaccel.rbac.outbound.80', ['default/egress-api']],
     ]);
-    assert.equal(encoded.length, 7);
+    assert.equal(encoded.length, 14, 'the 7 HTTP-era resources plus the network RBAC of each chain and of the deny rules');
   });
 
   it('a malformed CIDR (IPv4 prefix over 32, which PGV alone would pass) drops that peer with a warning', () => {
     const bad: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-cidr' }, peers: { any: false, cidrs: ['10.0.0.0/33', '10.1.0.0/16'], principals: [] }, http: [] }] }],
+      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-cidr' }, peers: { any: false, cidrs: ['10.0.0.0/33', '10.1.0.0/16'], principals: [] }, l7: { kind: 'http', rules: [] } }] }],
       egress: [],
     };
     const build = buildProxyResourceJson(bad, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG });

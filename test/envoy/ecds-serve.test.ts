@@ -64,7 +64,7 @@ describe('standalone resources served over ADS (ECDS for the RBAC)', function ()
     const listeners = lds.resources.map((r) => decode('envoy.config.listener.v3.Listener', r.value));
     const inbound = listeners.find((l: any) => l.name === 'meshaccel.inbound');
     assert.equal(inbound.transparent.value, true);
-    const hcmAny = inbound.filter_chains[0].filters[0].typed_config;
+    const hcmAny = inbound.filter_chains[0].filters.find((f: any) => f.name === 'envoy.filters.network.http_connection_manager').typed_config;
     const hcm = decode('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', hcmAny.value);
     const ecdsNames = hcm.http_filters.filter((f: any) => f.config_discovery).map((f: any) => f.name);
     assert.deepEqual(ecdsNames, ['meshaccel.rbac.inbound.8080']);

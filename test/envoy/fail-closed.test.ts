@@ -116,22 +116,23 @@ spec:
       nodeId: 'n',
       workloads: [],
       ingress: [
-        { port: 80, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'a/http' }, peers: { any: true, cidrs: [], principals: [] }, http: [{ method: 'GET' }] }] },
-        { port: 80, protocol: 'ANY', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, kafka: [{ apiKeys: [0] }] }] },
+        { port: 80, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'a/http' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: [{ method: 'GET' }] } }] },
+        { port: 80, protocol: 'ANY', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'kafka', rules: [{ apiKeys: [0] }] } }] },
       ],
       egress: [],
     };
     assert.throws(() => buildProxyResourceJson(compiled, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }), /port 80 has both .* rules \(from a\/(http|kafka), a\/(http|kafka)\)/);
   });
 
-  it('says that Kafka rules are not enforced rather than staying silent', () => {
+  it('refuses Kafka rules, which Envoy does not enforce yet, instead of serving them with a warning', () => {
     const compiled: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 9092, protocol: 'TCP', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, kafka: [{ apiKeys: [0], topic: 'orders' }] }] }],
+      ingress: [{ port: 9092, protocol: 'TCP', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'kafka', rules: [{ apiKeys: [0], topic: 'orders' }] } }] }],
       egress: [],
     };
-    const { warnings } = buildProxyResourceJson(compiled, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG });
-    assert.ok(warnings.some((w) => /Kafka rules on port 9092 \(from a\/kafka\) are not enforced/.test(w)), warnings.join('\n'));
+    for (const mode of ['standalone', 'istio', 'grpc'] as const) {
+      assert.throws(() => buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG }), /Kafka rules on port 9092 are not enforced by Envoy yet; refused, from a\/kafka/, mode);
+    }
   });
 });

@@ -1,8 +1,8 @@
-import type { CompiledProxyPolicy, CompiledRule } from '../../src/policy/compiled';
+import type { CompiledProxyPolicy, CompiledRule, HttpRule } from '../../src/policy/compiled';
 
 /** Representative compiled policies, shared by the builder and golden tests. */
 
-const rule = (policy: string, peers: CompiledRule['peers'], http?: CompiledRule['http']): CompiledRule => ({ origin: { policy, file: `policies/${policy.replace('/', '-')}.yaml`, line: 1 }, peers, http });
+const rule = (policy: string, peers: CompiledRule['peers'], http?: HttpRule[]): CompiledRule => ({ origin: { policy, file: `policies/${policy.replace('/', '-')}.yaml`, line: 1 }, peers, ...(http ? { l7: { kind: 'http', rules: http } } : {}) });
 
 export const FIXTURES: Record<string, CompiledProxyPolicy> = {
   /** Cilium's canonical example: GET /public from one peer, plus a CIDR peer allowed PUT with a header. */
@@ -21,7 +21,7 @@ export const FIXTURES: Record<string, CompiledProxyPolicy> = {
           ]),
         ],
       },
-      { port: 9090, protocol: 'TCP', l7: 'none', rules: [rule('default/metrics', { any: true, cidrs: [], principals: [] })] },
+      { port: 9090, protocol: 'TCP', rules: [rule('default/metrics', { any: true, cidrs: [], principals: [] })] },
     ],
     egress: [],
   },
@@ -57,7 +57,7 @@ export const FIXTURES: Record<string, CompiledProxyPolicy> = {
           rule('default/shop-readers', { any: false, cidrs: ['10.0.0.0/8'], principals: ['cluster.local/ns/default/sa/web'] }, [{ method: 'POST', path: '/shop\\.v1\\.Shop/(Get|List).*' }]),
         ],
       },
-      { port: 50052, protocol: 'TCP', l7: 'none', rules: [] },
+      { port: 50052, protocol: 'TCP', rules: [] },
     ],
     egress: [],
   },
@@ -71,7 +71,7 @@ export const FIXTURES: Record<string, CompiledProxyPolicy> = {
     ],
     egress: [
       { port: 80, protocol: 'TCP', l7: 'http', rules: [rule('default/egress-api', { any: false, cidrs: ['93.184.216.34/32'], principals: [] }, [{ method: 'GET', path: '/v1/.*' }])] },
-      { port: 53, protocol: 'UDP', l7: 'none', rules: [] },
+      { port: 53, protocol: 'UDP', rules: [] },
     ],
   },
 };

@@ -58,7 +58,7 @@ function policy(port: number, pathRegex: string): CompiledProxyPolicy {
     workloads: ['default/shop'],
     // Any peer: grpc-js-xds 1.14 sees IPv4 clients of its dual-stack socket as ::ffff:a.b.c.d
     // and never matches them against IPv4 CIDRs (see the last test for address principals).
-    ingress: [{ port, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/shop-read' }, peers: { any: true, cidrs: [], principals: [] }, http }] }],
+    ingress: [{ port, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/shop-read' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: http } }] }],
     egress: [],
   };
 }
@@ -125,7 +125,7 @@ describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', functio
 
   it('denies everything when the policy selects another peer address', async () => {
     const resources = buildProxyResources(
-      { ...policy(port, '.*'), ingress: [{ port, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/other' }, peers: { any: false, cidrs: ['10.9.9.9/32'], principals: [] }, http: [] }] }] },
+      { ...policy(port, '.*'), ingress: [{ port, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/other' }, peers: { any: false, cidrs: ['10.9.9.9/32'], principals: [] }, l7: { kind: 'http', rules: [] } }] }] },
       { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '127.0.0.1' },
     );
     cache.setSnapshot(NODE, Snapshot.fromResources(resources));

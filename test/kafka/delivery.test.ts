@@ -15,7 +15,7 @@ const POLICY: CompiledProxyPolicy = {
       port: 9092,
       protocol: 'TCP',
       l7: 'kafka',
-      rules: [{ origin: { policy: 'default/acl' }, peers: { any: false, cidrs: ['10.0.0.0/8'], principals: ['cluster.local/ns/a/sa/b'] }, kafka: [{ apiKeys: [0, 3, 18], topic: 'orders' }] }],
+      rules: [{ origin: { policy: 'default/acl' }, peers: { any: false, cidrs: ['10.0.0.0/8'], principals: ['cluster.local/ns/a/sa/b'] }, l7: { kind: 'kafka', rules: [{ apiKeys: [0, 3, 18], topic: 'orders' }] } }],
     },
     { port: 8080, protocol: 'TCP', l7: 'http', rules: [] },
   ],

@@ -1,13 +1,13 @@
 import * as assert from 'assert';
-import type { CompiledProxyPolicy } from '../../src/policy/compiled';
+import type { CompiledProxyPolicy, KafkaRule } from '../../src/policy/compiled';
 import { encodeKafkaFilterConfig, kafkaFilterConfigs } from '../../src/kafka/filter-config';
 import { vm } from './harness';
 import * as k from './wire';
 
-const rule = (cidrs: string[], kafka: CompiledProxyPolicy['ingress'][number]['rules'][number]['kafka'], extra = {}) => ({
+const rule = (cidrs: string[], kafka: KafkaRule[], extra = {}) => ({
   origin: { policy: 'default/acl', file: 'p.yaml', line: 3 },
   peers: { any: false, cidrs, principals: ['cluster.local/ns/shop/sa/web'] },
-  kafka,
+  l7: { kind: 'kafka' as const, rules: kafka },
   ...extra,
 });
 

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { PolicyEngine } from '../../src/policy/engine';
 import type { PolicyResource, WorkloadResource } from '../../src/policy/model';
-import type { CompiledPortPolicy } from '../../src/policy/compiled';
+import { l7RulesOf, type CompiledPortPolicy } from '../../src/policy/compiled';
 
 function workload(name: string, labels: Record<string, string>, address: string, nodeId = `node-${name}`, namespace = 'default', serviceAccount?: string): WorkloadResource {
   return { kind: 'Workload', name, namespace, labels, spec: { addresses: [address], serviceAccount, proxy: { nodeId } } };
@@ -54,7 +54,7 @@ describe('policy engine', () => {
     const p80 = port(api.ingress, 80);
     assert.equal(p80.l7, 'http');
     assert.deepEqual(p80.rules[0].peers, { any: false, cidrs: ['10.0.0.2/32'], principals: ['td/ns/default/sa/websa'] });
-    assert.deepEqual(p80.rules[0].http, [{ method: 'GET', path: '/.*' }]);
+    assert.deepEqual(l7RulesOf(p80.rules[0], 'http'), [{ method: 'GET', path: '/.*' }]);
     // Ingress is enforced (deny by default), egress is not: one allow-all rule on port 0.
     assert.equal(api.ingress.length, 1);
     assert.deepEqual(api.egress.map((p) => [p.port, p.protocol, p.rules[0].peers.any]), [[0, 'ANY', true]]);
@@ -106,9 +106,9 @@ describe('policy engine', () => {
     const p80 = port(api.ingress, 80);
     assert.equal(p80.l7, 'http');
     const byPolicy = new Map(p80.rules.map((r) => [r.origin.policy, r]));
-    assert.deepEqual(byPolicy.get('default/api-from-web')?.http, [{ method: 'GET', path: '/.*' }]);
-    assert.deepEqual(byPolicy.get('default/web-l4')?.http, [], 'L4-only rule on an L7 port allows all HTTP');
-    assert.deepEqual(byPolicy.get('default/ops-all')?.http, [], 'all-ports rule copied onto the L7 port');
+    assert.deepEqual(l7RulesOf(byPolicy.get('default/api-from-web')!, 'http'), [{ method: 'GET', path: '/.*' }]);
+    assert.deepEqual(l7RulesOf(byPolicy.get('default/web-l4')!, 'http'), [], 'L4-only rule on an L7 port allows all HTTP');
+    assert.deepEqual(l7RulesOf(byPolicy.get('default/ops-all')!, 'http'), [], 'all-ports rule copied onto the L7 port');
     assert.deepEqual(port(api.ingress, 0).rules.map((r) => r.origin.policy), ['default/ops-all']);
   });
 
@@ -117,7 +117,8 @@ describe('policy engine', () => {
     e.upsertWorkload(workload('k', { app: 'kafka' }, '10.0.0.1', 'n-k'));
     e.upsertPolicy(policy('k', { endpointSelector: { matchLabels: { app: 'kafka' } }, ingress: [{ toPorts: [{ ports: [{ port: 9092, protocol: 'TCP' }], rules: { kafka: [{ role: 'produce', topic: 't' }, { role: 'CONSUME' }, { apiKey: 'OffsetCommit', apiVersion: '2', clientID: 'c' }, {}] } }] }] }));
     e.commit();
-    const rules = port(e.proxy('n-k')!.ingress, 9092).rules[0].kafka;
+    const kafkaRule = port(e.proxy('n-k')!.ingress, 9092).rules[0];
+    const rules = l7RulesOf(kafkaRule, 'kafka');
     assert.deepEqual(rules, [
       { apiKeys: [0, 3, 18], topic: 't' },
       { apiKeys: [1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 18] },

@@ -17,10 +17,9 @@ export function grpcServerListenerName(host: string, port: number): string {
   return GRPC_SERVER_LISTENER_TEMPLATE.replace('%s', hostPort);
 }
 
-/** `rbac` undefined: no RBAC filter (a port without L7 rules). */
-export function grpcServerListener(host: string, port: number, rbac: Json | undefined): Json {
-  const httpFilters: Json[] = [];
-  if (rbac) httpFilters.push({ name: RBAC_FILTER_NAME, typed_config: withType(RBAC_TYPE_URL, rbac) });
+/** `rbac`: the RBAC filters in order (a DENY one first, then the ALLOW one); a name each. */
+export function grpcServerListener(host: string, port: number, rbac: readonly { name?: string; config: Json }[]): Json {
+  const httpFilters: Json[] = rbac.map((r) => ({ name: r.name ?? RBAC_FILTER_NAME, typed_config: withType(RBAC_TYPE_URL, r.config) }));
   httpFilters.push(routerFilter());
   const hcm = {
     stat_prefix: `grpc_${port}`,

@@ -1,12 +1,12 @@
-import type { CompiledPortPolicy } from '../../policy/compiled';
 import type { RedirectConfig } from '../../net/capture-config';
-import { ADS_CONFIG_SOURCE, Direction, ecdsHttpFilter, rbacEcdsName, withType } from './ecds';
-import { Json, RBAC_TYPE_URL, denyAllRbac } from './rbac';
+import { Direction, withType } from './ecds';
+import type { Json } from './rbac';
 
 /**
  * Standalone Envoy: the inbound and outbound capture listeners the TPROXY agent steers to
  * (ports from the shared RedirectConfig), transparent with the original_dst listener filter,
- * one filter chain per L7 HTTP port matched on the original destination port, and a default
+ * one filter chain per L7 port matched on the original destination port (built by the port's
+ * L7 builder), and a default
  * chain passing everything else through to an ORIGINAL_DST cluster. Upstream sockets carry
  * the proxy's SO_MARK so the agent's rules never capture the proxy's own traffic again.
  */
@@ -65,24 +65,11 @@ export function passthroughRouteConfig(direction: Direction): Json {
   };
 }
 
-function httpChain(direction: Direction, port: number): Json {
-  const hcm = {
-    stat_prefix: `${direction}_${port}`,
-    codec_type: 'AUTO',
-    rds: { route_config_name: routeConfigName(direction), config_source: ADS_CONFIG_SOURCE },
-    http_filters: [ecdsHttpFilter(rbacEcdsName(direction, port), RBAC_TYPE_URL, denyAllRbac()), routerFilter()],
-  };
-  return {
-    name: `${direction}|${port}|http`,
-    filter_chain_match: { destination_port: port },
-    filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: withType(HCM_TYPE_URL, hcm) }],
-  };
-}
-
-function passthroughChain(direction: Direction): Json {
+function passthroughChain(direction: Direction, before: readonly Json[]): Json {
   return {
     name: `${direction}|passthrough`,
     filters: [
+      ...before,
       {
         name: 'envoy.filters.network.tcp_proxy',
         typed_config: withType(TCP_PROXY_TYPE_URL, { stat_prefix: `${direction}_passthrough`, cluster: passthroughClusterName(direction) }),
@@ -91,12 +78,11 @@ function passthroughChain(direction: Direction): Json {
   };
 }
 
-/** HTTP ports get an RBAC chain; other L7 kinds are not compiled here and pass through. */
-export function httpPorts(ports: readonly CompiledPortPolicy[]): number[] {
-  return [...new Set(ports.filter((p) => p.l7 === 'http' && p.protocol !== 'UDP').map((p) => p.port))].sort((a, b) => a - b);
-}
-
-export function captureListener(direction: Direction, ports: readonly CompiledPortPolicy[], redirect: RedirectConfig): Json {
+/**
+ * `chains`: one filter chain per port Envoy enforces L7 rules on (matched on the original
+ * destination port); `defaultChainFilters` run before the passthrough of every other connection.
+ */
+export function captureListener(direction: Direction, chains: readonly Json[], redirect: RedirectConfig, defaultChainFilters: readonly Json[] = []): Json {
   const port = direction === 'inbound' ? redirect.inboundProxyPort : redirect.outboundProxyPort;
   return {
     name: listenerName(direction),
@@ -107,7 +93,7 @@ export function captureListener(direction: Direction, ports: readonly CompiledPo
     transparent: true,
     traffic_direction: direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
     listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: withType(ORIGINAL_DST_TYPE_URL, {}) }],
-    filter_chains: httpPorts(ports).map((p) => httpChain(direction, p)),
-    default_filter_chain: passthroughChain(direction),
+    filter_chains: [...chains],
+    default_filter_chain: passthroughChain(direction, defaultChainFilters),
   };
 }

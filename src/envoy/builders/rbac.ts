@@ -1,4 +1,4 @@
-import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerSet, PolicyOrigin } from '../../policy/compiled';
+import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet, PolicyOrigin } from '../../policy/compiled';
 import { tryParseCidr as parseCidr } from '../../net/cidr';
 
 /**
@@ -18,6 +18,11 @@ export interface RbacOptions {
   direction: 'ingress' | 'egress';
   /** Add mTLS principal names (Istio); otherwise peers are matched by address only. */
   mtlsPrincipals: boolean;
+  /**
+   * With mtlsPrincipals: a selected workload is its principal AND its address (Istio, where every
+   * peer has mTLS). Without it, principal OR address (gRPC mode, whose clients may be plaintext).
+   */
+  exactPeers?: boolean;
 }
 
 export interface RbacCompilation {
@@ -27,6 +32,8 @@ export interface RbacCompilation {
   origins: PolicyOrigin[];
   /** Things RBAC cannot express (header mismatch actions, rules selecting no peer). */
   warnings: string[];
+  /** The rule behind each policy name. */
+  policyOrigins: Record<string, PolicyOrigin>;
 }
 
 function regexMatch(regex: string): Json {
@@ -106,12 +113,47 @@ export function spiffeUri(principal: string): string {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(principal) ? principal : `spiffe://${principal}`;
 }
 
-function peerPrincipals(peers: PeerSet, mtls: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
+/** `cidr` minus `except`: an AND of the range and NOT any exception, through `wrap`. */
+function cidrSetMatchers(peers: PeerSet, origin: PolicyOrigin, warnings: string[], kind: 'principal' | 'permission'): Json[] {
+  const field = kind === 'principal' ? 'direct_remote_ip' : 'destination_ip';
+  const out: Json[] = [];
+  for (const set of peers.cidrSets ?? []) {
+    const [range] = cidrRanges([set.cidr], origin, warnings);
+    if (!range) continue;
+    const except = cidrRanges(set.except, origin, warnings).map((r) => ({ [field]: r }));
+    if (except.length === 0) out.push({ [field]: range });
+    else if (kind === 'principal') out.push({ and_ids: { ids: [{ [field]: range }, { not_id: except.length === 1 ? except[0] : { or_ids: { ids: except } } }] } });
+    else out.push({ and_rules: { rules: [{ [field]: range }, { not_rule: except.length === 1 ? except[0] : { or_rules: { rules: except } } }] } });
+  }
+  return out;
+}
+
+function peerPrincipals(peers: PeerSet, endpoints: readonly PeerEndpoint[] | undefined, mtls: boolean, exact: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
   if (peers.any) return [{ any: true }];
+  if (mtls && exact && endpoints) return exactPeers(peers, endpoints, origin, warnings);
   // direct_remote_ip, not remote_ip: Envoy derives remote_ip from X-Forwarded-For unless the
   // HCM sets use_remote_address, so a client could claim any peer address in a header.
   const ids: Json[] = cidrRanges(peers.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
+  ids.push(...cidrSetMatchers(peers, origin, warnings, 'principal'));
   if (mtls) for (const p of peers.principals) ids.push({ authenticated: { principal_name: { exact: spiffeUri(p) } } });
+  return ids;
+}
+
+/**
+ * With mTLS, a selected workload is its principal AND one of its addresses (`and_ids`): the
+ * principal alone would admit every pod of that service account, the address alone any peer
+ * that reuses it. CIDR peers of the rule stay address-only.
+ */
+function exactPeers(peers: PeerSet, endpoints: readonly PeerEndpoint[], origin: PolicyOrigin, warnings: string[]): Json[] {
+  const endpointCidrs = new Set(endpoints.flatMap((e) => e.cidrs));
+  const ids: Json[] = cidrRanges(peers.cidrs.filter((c) => !endpointCidrs.has(c)), origin, warnings).map((r) => ({ direct_remote_ip: r }));
+  ids.push(...cidrSetMatchers(peers, origin, warnings, 'principal'));
+  for (const e of endpoints) {
+    const addresses = cidrRanges(e.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
+    if (addresses.length === 0) continue;
+    const principal = { authenticated: { principal_name: { exact: spiffeUri(e.principal) } } };
+    ids.push({ and_ids: { ids: [principal, addresses.length === 1 ? addresses[0] : { or_ids: { ids: addresses } }] } });
+  }
   return ids;
 }
 
@@ -119,37 +161,75 @@ function policyName(rule: CompiledRule, index: number): string {
   return `${rule.origin.policy}#${index}`;
 }
 
-/** RBAC for one port's rules; an empty `rules` (or all unusable) denies every request. */
+/**
+ * The L7 condition of one rule as an RBAC permission: `{any: true}` when the rule has no L7
+ * rules of the port's kind (or allows all of them). Each L7 builder supplies its own.
+ */
+export type L7Permission = (rule: CompiledRule, warnings: string[]) => Json;
+
+/** HTTP's L7 condition: OR of the rule's HTTP rules, each an AND of its conditions. */
+export const httpPermission: L7Permission = (rule, warnings) => {
+  const http = rule.l7?.kind === 'http' ? rule.l7.rules : [];
+  return http.length === 0 ? { any: true } : orPermissions(http.map((h) => httpRulePermission(h, rule.origin, warnings)));
+};
+
+/** RBAC for one port's HTTP rules; an empty `rules` (or all unusable) denies every request. */
 export function compileHttpRules(port: CompiledPortPolicy, options: RbacOptions): RbacCompilation {
-  const policies: Record<string, Json> = {};
-  const origins: PolicyOrigin[] = [];
-  const warnings: string[] = [];
+  return compileRbac(port, options, httpPermission);
+}
+
+export interface RbacPolicies {
+  policies: Record<string, Json>;
+  /** The rule behind each policy name, for `policy trace`. */
+  policyOrigins: Record<string, PolicyOrigin>;
+  origins: PolicyOrigin[];
+  warnings: string[];
+}
+
+/**
+ * One RBAC policy per rule of `port`, with `l7` as each rule's L7 (or port) condition, added to
+ * `into`; `name` makes the policy names (unique within one RBAC).
+ */
+export function addRbacPolicies(into: RbacPolicies, port: CompiledPortPolicy, options: RbacOptions, l7Permission: L7Permission, name: (rule: CompiledRule, index: number) => string = policyName): void {
+  const { policies, origins, warnings } = into;
   port.rules.forEach((rule, index) => {
     if (!origins.some((o) => o.policy === rule.origin.policy)) origins.push(rule.origin);
-    const http = rule.http ?? [];
-    const l7 = http.length === 0 ? { any: true } : orPermissions(http.map((h) => httpRulePermission(h, rule.origin, warnings)));
+    const l7 = l7Permission(rule, warnings);
     // A proxy serving several workloads: a rule meant for some of them must not open the port
     // for the others, so it also names the local addresses it applies to.
     const local = rule.local === undefined ? undefined : cidrRanges(rule.local, rule.origin, warnings);
     let permissions: Json[];
     let principals: Json[];
     if (options.direction === 'ingress') {
-      principals = peerPrincipals(rule.peers, options.mtlsPrincipals, rule.origin, warnings);
+      principals = peerPrincipals(rule.peers, rule.peerEndpoints, options.mtlsPrincipals, options.exactPeers === true, rule.origin, warnings);
       // Inbound, the local workload is the connection's (original) destination.
       permissions = local === undefined ? [l7] : local.length === 0 ? [] : [andPermissions([orPermissions(local.map((r) => ({ destination_ip: r }))), l7])];
     } else {
       // Egress: the downstream is the local workload; the peers are where it connects to.
       principals = local === undefined ? [{ any: true }] : local.map((r) => ({ direct_remote_ip: r }));
-      const destinations = rule.peers.any ? [] : cidrRanges(rule.peers.cidrs, rule.origin, warnings);
-      permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations.map((r) => ({ destination_ip: r }))), l7])];
+      const destinations = rule.peers.any ? [] : [...cidrRanges(rule.peers.cidrs, rule.origin, warnings).map((r) => ({ destination_ip: r })), ...cidrSetMatchers(rule.peers, rule.origin, warnings, 'permission')];
+      permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations), l7])];
     }
     if (principals.length === 0 || permissions.length === 0) {
       warnings.push(`policy ${rule.origin.policy}: rule ${index} on port ${port.port} selects no peer address${options.mtlsPrincipals ? ' or principal' : ''}; it allows nothing`);
       return;
     }
-    policies[policyName(rule, index)] = { permissions, principals };
+    let key = name(rule, index);
+    for (let n = 2; policies[key] !== undefined; n++) key = `${name(rule, index)}~${n}`;
+    policies[key] = { permissions, principals };
+    into.policyOrigins[key] = rule.origin;
   });
-  return { rbac: { rules: { action: 'ALLOW', policies } }, origins, warnings };
+}
+
+export function emptyRbacPolicies(): RbacPolicies {
+  return { policies: {}, policyOrigins: {}, origins: [], warnings: [] };
+}
+
+/** RBAC for one port's rules with `l7` as each rule's L7 condition; no usable rule denies everything. */
+export function compileRbac(port: CompiledPortPolicy, options: RbacOptions, l7Permission: L7Permission): RbacCompilation {
+  const into = emptyRbacPolicies();
+  addRbacPolicies(into, port, options, l7Permission);
+  return { rbac: { rules: { action: 'ALLOW', policies: into.policies } }, origins: into.origins, warnings: into.warnings, policyOrigins: into.policyOrigins };
 }
 
 /** RBAC that allows every request (ports without L7 rules, where gRPC still wants a filter). */

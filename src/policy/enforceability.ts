@@ -1,0 +1,60 @@
+import type { PathSegment } from '../json/path';
+import { l7Protocol, L7_KINDS } from './l7';
+import type { L7PolicySpec, PortRuleSpec, RuleSection } from './model';
+import type { SemanticError } from './semantic-checks';
+
+/**
+ * Rule 1 of the project: a policy meshaccel accepts is enforced exactly as written, or refused.
+ * These checks run on documents that passed the schema and the semantic checks, and refuse, with
+ * the field that cannot be enforced, what the given Envoy mode has no enforcement for. Lift a
+ * refusal in the same change that implements its enforcement.
+ */
+
+export type EnforcementMode = 'standalone' | 'istio' | 'grpc';
+
+/** L7 kinds that some Envoy filter enforces; the others are validated but refused. */
+const ENFORCED_L7 = new Set(['http']);
+
+const SECTION_REFUSALS: Record<EnforcementMode, Partial<Record<RuleSection, string>>> = {
+  standalone: {},
+  istio: {
+    ingress:
+      'istio mode cannot enforce this section: it enforces HTTP rules on the ports the EnvoyFilter patches, but not the default deny this section puts on the ' +
+      "selected workloads' other ports, nor L3/L4 rules (network RBAC patches are not generated yet); use standalone mode",
+    egress: 'istio mode enforces no egress rules (its EnvoyFilter patches inbound listeners only)',
+    ingressDeny: 'istio mode enforces no L3/L4 deny rules (network RBAC patches are not generated yet)',
+    egressDeny: 'istio mode enforces no egress rules (its EnvoyFilter patches inbound listeners only)',
+  },
+  grpc: {
+    egress: 'grpc mode enforces no egress rules: a proxyless gRPC client runs no RBAC',
+    egressDeny: 'grpc mode enforces no egress rules: a proxyless gRPC client runs no RBAC',
+  },
+};
+
+function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegment[], errors: SemanticError[]): void {
+  (toPorts ?? []).forEach((pr, j) => {
+    pr.ports.forEach((p, k) => {
+      if (p.protocol === 'UDP') {
+        errors.push({ path: [...at, 'toPorts', j, 'ports', k, 'protocol'], message: 'meshaccel captures and enforces TCP only; a UDP rule cannot be enforced (use TCP, or ANY for the TCP part)' });
+      }
+    });
+    for (const kind of L7_KINDS) {
+      if (pr.rules?.[kind] !== undefined && !ENFORCED_L7.has(kind)) {
+        errors.push({ path: [...at, 'toPorts', j, 'rules', kind], message: `${l7Protocol(kind).name} rules are validated but not enforced yet (no Envoy filter meshaccel configures parses ${l7Protocol(kind).name}); refused until that enforcement lands` });
+      }
+    }
+  });
+}
+
+/** What `mode` cannot enforce in a validated policy spec, as errors at field paths. */
+export function unenforceable(spec: L7PolicySpec, mode: EnforcementMode): SemanticError[] {
+  const errors: SemanticError[] = [];
+  for (const section of ['ingress', 'egress', 'ingressDeny', 'egressDeny'] as const) {
+    const rules = spec[section];
+    if (rules === undefined) continue;
+    const refusal = SECTION_REFUSALS[mode][section];
+    if (refusal) errors.push({ path: ['spec', section], message: refusal });
+    rules.forEach((r, i) => checkPorts(r.toPorts, ['spec', section, i], errors));
+  }
+  return errors;
+}

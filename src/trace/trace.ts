@@ -1,0 +1,290 @@
+import * as grpc from '@grpc/grpc-js';
+import type { CompiledProxyPolicy, PolicyOrigin } from '../policy/compiled';
+import type { PolicyEngine } from '../policy/engine';
+import type { RedirectConfig } from '../net/capture-config';
+import { lookupType } from '../envoy/protos';
+import { TypeUrl } from '../resource/type-urls';
+import { buildProxyResourceJson, encodeGenerated } from '../envoy/proxy-resources';
+import { listenerName } from '../envoy/builders/listeners';
+import type { Direction } from '../envoy/builders/ecds';
+
+/**
+ * Judges one connection (and optionally one HTTP request on it) the way the proxy would: it
+ * builds the resources that would be served to the proxy, decodes their bytes, walks the
+ * capture listener's chain for the port, and runs every RBAC config on that chain through
+ * gRPC's own RBAC engine (@grpc/grpc-js-xds, what XdsServer enforces with). So a trace cannot
+ * drift from enforcement by reading the policy a second time.
+ */
+
+interface RbacPolicy {
+  matches(info: RbacInfo): boolean;
+}
+interface RbacGroup {
+  policies: Map<string, RbacPolicy>;
+  allow: boolean;
+}
+interface RbacInfo {
+  headers: grpc.Metadata;
+  urlPath: string;
+  sourceIp: string;
+  destinationIp: string;
+  destinationPort: number;
+  tls: boolean;
+  peerCertificate: null | { subject: { CN: string }; subjectaltname: string };
+}
+
+ 
+const { parseConfig } = require('@grpc/grpc-js-xds/build/src/rbac') as { parseConfig(rules: unknown): RbacGroup };
+
+export interface HttpRequestSpec {
+  method?: string;
+  path?: string;
+  host?: string;
+  headers?: Record<string, string>;
+}
+
+export interface ConnectionSpec {
+  sourceIp: string;
+  destinationIp: string;
+  port: number;
+  /** mTLS identity of the source (`spiffe://...`), if any. */
+  principal?: string;
+  http?: HttpRequestSpec;
+}
+
+/** One RBAC filter's verdict on the connection or request. */
+export interface FilterVerdict {
+  /** ECDS resource (or inline filter) name. */
+  filter: string;
+  layer: 'L4' | 'L7';
+  action: 'ALLOW' | 'DENY';
+  /** The RBAC policy that matched, and the rule behind it; undefined: none matched. */
+  policy?: string;
+  origin?: PolicyOrigin;
+  allowed: boolean;
+}
+
+export interface SideVerdict {
+  direction: Direction;
+  proxy: string;
+  chain: string;
+  allowed: boolean;
+  filters: FilterVerdict[];
+  /** Set when the chain parses HTTP but no request was given: only the L4 part was judged. */
+  l7Skipped?: boolean;
+}
+
+const RBAC_TYPES: Record<string, { type: string; layer: 'L4' | 'L7' }> = {
+  'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC': { type: 'envoy.extensions.filters.network.rbac.v3.RBAC', layer: 'L4' },
+  'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC': { type: 'envoy.extensions.filters.http.rbac.v3.RBAC', layer: 'L7' },
+};
+const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const OBJECT_OPTIONS = { enums: String, longs: String, defaults: true, oneofs: true };
+
+interface AnyMsg {
+  type_url: string;
+  value: Uint8Array;
+}
+interface FilterMsg {
+  name: string;
+  typed_config?: AnyMsg;
+  config_discovery?: unknown;
+}
+interface ChainMsg {
+  name: string;
+  filter_chain_match?: { destination_port?: { value: number } };
+  filters: FilterMsg[];
+}
+
+function decode<T>(type: string, bytes: Uint8Array): T {
+  const t = lookupType(type);
+  return t.toObject(t.decode(bytes), OBJECT_OPTIONS) as T;
+}
+
+function requestInfo(c: ConnectionSpec, http: HttpRequestSpec | undefined): RbacInfo {
+  const md = new grpc.Metadata();
+  const path = http?.path ?? '/';
+  if (http) {
+    md.set(':method', http.method ?? 'GET');
+    md.set(':path', path);
+    md.set(':authority', http.host ?? c.destinationIp);
+    for (const [k, v] of Object.entries(http.headers ?? {})) md.set(k.toLowerCase() === 'content-type' ? TRACE_CONTENT_TYPE : k.toLowerCase(), v);
+  }
+  return {
+    headers: md,
+    urlPath: http ? path : '',
+    sourceIp: c.sourceIp,
+    destinationIp: c.destinationIp,
+    destinationPort: c.port,
+    tls: c.principal !== undefined,
+    peerCertificate: c.principal ? { subject: { CN: '' }, subjectaltname: `URI:${c.principal}` } : null,
+  };
+}
+
+/**
+ * gRPC's header matcher reads `content-type` as `application/grpc` whatever the request says
+ * (true for gRPC, not for Envoy judging HTTP). So that the same matcher judges the request's
+ * own value, the trace renames that header on both sides: in the decoded RBAC and in the request.
+ */
+const TRACE_CONTENT_TYPE = 'x-meshaccel-trace-content-type';
+
+function renameContentType(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(renameContentType);
+  if (!v || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = renameContentType(x);
+  if (typeof out.name === 'string' && out.name.toLowerCase() === 'content-type' && ('string_match' in out || 'present_match' in out || 'exact_match' in out)) out.name = TRACE_CONTENT_TYPE;
+  return out;
+}
+
+function judge(filter: string, layer: 'L4' | 'L7', rbacJson: { rules?: unknown }, info: RbacInfo, origins: Record<string, PolicyOrigin>): FilterVerdict {
+  // No `rules` is no RBAC at all (Envoy then allows everything).
+  if (!rbacJson.rules) return { filter, layer, action: 'ALLOW', allowed: true };
+  const group = parseConfig(renameContentType(rbacJson.rules));
+  const action = group.allow ? 'ALLOW' : 'DENY';
+  for (const [name, p] of group.policies) {
+    if (p.matches(info)) return { filter, layer, action, policy: name, origin: origins[name], allowed: group.allow };
+  }
+  return { filter, layer, action, allowed: !group.allow };
+}
+
+/** Judges `c` at one side of one proxy, over the standalone resources that would be served to it. */
+export function traceSide(compiled: CompiledProxyPolicy, direction: Direction, c: ConnectionSpec, redirect: RedirectConfig): SideVerdict {
+  const build = buildProxyResourceJson(compiled, { mode: 'standalone', redirect });
+  const encoded = encodeGenerated(build.resources);
+  const origins = new Map(build.resources.map((r) => [r.name, r.policyOrigins ?? {}]));
+  const byName = new Map(encoded.map((e) => [`${e.typeUrl}|${e.name}`, e]));
+  const listener = byName.get(`${TypeUrl.Listener}|${listenerName(direction)}`);
+  if (!listener) throw new Error(`no ${listenerName(direction)} listener was built`);
+  const l = decode<{ filter_chains: ChainMsg[]; default_filter_chain: ChainMsg }>('envoy.config.listener.v3.Listener', listener.value);
+  const chain = l.filter_chains.find((ch) => ch.filter_chain_match?.destination_port?.value === c.port) ?? l.default_filter_chain;
+  const verdict: SideVerdict = { direction, proxy: compiled.nodeId, chain: chain.name, allowed: true, filters: [] };
+  const ecds = (name: string): { layer: 'L4' | 'L7'; json: { rules?: unknown } } => {
+    const r = byName.get(`${TypeUrl.ExtensionConfig}|${name}`);
+    if (!r) throw new Error(`filter ${name} names an ECDS resource that is not served (Envoy would apply its deny-all default)`);
+    const tec = decode<{ typed_config: AnyMsg }>('envoy.config.core.v3.TypedExtensionConfig', r.value);
+    const kind = RBAC_TYPES[tec.typed_config.type_url];
+    if (!kind) throw new Error(`ECDS resource ${name} is a ${tec.typed_config.type_url}, not an RBAC`);
+    return { layer: kind.layer, json: decode(kind.type, tec.typed_config.value) };
+  };
+  const run = (name: string, info: RbacInfo): boolean => {
+    const { layer, json } = ecds(name);
+    const v = judge(name, layer, json, info, origins.get(name) ?? {});
+    verdict.filters.push(v);
+    if (!v.allowed) verdict.allowed = false;
+    return v.allowed;
+  };
+  const connection = requestInfo(c, undefined);
+  for (const f of chain.filters) {
+    if (f.config_discovery) {
+      if (!run(f.name, connection)) return verdict;
+      continue;
+    }
+    if (f.typed_config?.type_url !== HCM_TYPE) continue;
+    if (!c.http) {
+      verdict.l7Skipped = true;
+      return verdict;
+    }
+    const hcm = decode<{ http_filters: FilterMsg[] }>('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', f.typed_config.value);
+    const request = requestInfo(c, c.http);
+    for (const hf of hcm.http_filters) if (hf.config_discovery && !run(hf.name, request)) return verdict;
+  }
+  return verdict;
+}
+
+/** Describes where a rule was written: `ns/name (file:line) spec.ingress[0]`. */
+export function describeRule(origin: PolicyOrigin | undefined, policy: string | undefined): string {
+  if (!origin) return policy ?? '(unknown)';
+  const where = origin.file ? ` (${origin.file}:${origin.line ?? 1})` : '';
+  const rule = origin.rule ? ` spec.${origin.rule.section}[${origin.rule.index}]` : '';
+  return `${origin.policy}${where}${rule}`;
+}
+
+export interface TraceQuery {
+  /** The source: a workload (`ns/name`), or an address, optionally with the labels of a workload to imagine there. */
+  from: { workload?: string; ip?: string; labels?: Record<string, string>; namespace?: string; serviceAccount?: string; principal?: string };
+  /** The destination: a workload (`ns/name`), or an address outside every workload. */
+  to: { workload?: string; ip?: string };
+  port: number;
+  http?: HttpRequestSpec;
+}
+
+export interface TraceResult {
+  allowed: boolean;
+  /** The source's egress (when it has a proxy), then the destination's ingress (when it has one). */
+  sides: SideVerdict[];
+  /** One line: which rule decided, or that default deny did. */
+  decidedBy: string;
+}
+
+
+function sideDecision(side: SideVerdict): string {
+  const where = `${side.direction === 'inbound' ? 'ingress' : 'egress'} of ${side.proxy}`;
+  const last = side.filters[side.filters.length - 1];
+  if (!last) return `${where}: no RBAC on chain ${side.chain}`;
+  if (last.policy) return `${where}: ${last.allowed ? 'allowed' : 'denied'} by ${describeRule(last.origin, last.policy)} (${last.layer}, ${last.filter})`;
+  return `${where}: default deny (no rule of ${last.filter} matches, ${last.layer})`;
+}
+
+/**
+ * Traces a connection through the engine's current state: the source's proxy judges it on
+ * egress, the destination's on ingress, each over the resources it would be served.
+ */
+export function traceConnection(engine: PolicyEngine, q: TraceQuery, redirect: RedirectConfig): TraceResult {
+  let sourceKey = q.from.workload ?? (q.from.ip ? engine.workloadByAddress(q.from.ip) : undefined);
+  let imagined = false;
+  if (!sourceKey && q.from.labels) {
+    if (!q.from.ip) throw new Error('a source given by labels needs an address too');
+    const namespace = q.from.namespace ?? 'meshaccel-trace';
+    engine.upsertWorkload({ kind: 'Workload', name: 'meshaccel-trace-source', namespace, labels: q.from.labels, spec: { addresses: [q.from.ip], serviceAccount: q.from.serviceAccount, proxy: { nodeId: 'meshaccel-trace-source' } } });
+    const c = engine.commit();
+    if (c.conflicts.length > 0) throw new Error(`the imagined source workload makes the policies conflict: ${c.conflicts[0].message}`);
+    sourceKey = `Workload/${namespace}/meshaccel-trace-source`;
+    imagined = true;
+  }
+  try {
+    const src = sourceKey ? engine.workload(sourceKey) : undefined;
+    if (sourceKey && !src) throw new Error(`no workload ${sourceKey}`);
+    const sourceIp = q.from.ip ?? src?.addresses[0];
+    if (!sourceIp) throw new Error('the source needs a workload or an address');
+    const destKey = q.to.workload ?? (q.to.ip ? engine.workloadByAddress(q.to.ip) : undefined);
+    const dst = destKey ? engine.workload(destKey) : undefined;
+    if (destKey && !dst) throw new Error(`no workload ${destKey}`);
+    const destinationIp = q.to.ip ?? dst?.addresses[0];
+    if (!destinationIp) throw new Error('the destination needs a workload or an address');
+    const c: ConnectionSpec = { sourceIp, destinationIp, port: q.port, principal: q.from.principal, http: q.http };
+    const sides: SideVerdict[] = [];
+    if (src) {
+      const compiled = engine.proxy(src.proxyKey);
+      if (compiled) sides.push(traceSide(compiled, 'outbound', c, redirect));
+    }
+    if (dst && sides.every((s) => s.allowed)) {
+      const compiled = engine.proxy(dst.proxyKey);
+      if (compiled) sides.push(traceSide(compiled, 'inbound', c, redirect));
+    }
+    const allowed = sides.every((s) => s.allowed);
+    const deciding = sides.find((s) => !s.allowed) ?? sides[sides.length - 1];
+    let decidedBy = deciding ? sideDecision(deciding) : 'no proxy on either end: nothing restricts this connection';
+    if (allowed && sides.some((s) => s.l7Skipped)) decidedBy += '; L7 not judged (no request given)';
+    return { allowed, sides, decidedBy };
+  } finally {
+    if (imagined && sourceKey) {
+      engine.removeWorkload(sourceKey);
+      engine.commit();
+    }
+  }
+}
+
+export function formatTrace(r: TraceResult): string {
+  const lines: string[] = [];
+  for (const s of r.sides) {
+    lines.push(`${s.direction === 'inbound' ? 'ingress' : 'egress'} at ${s.proxy}, chain ${s.chain}:`);
+    for (const f of s.filters) {
+      const what = f.policy ? `${f.action === 'DENY' ? 'deny rule' : 'allow rule'} ${describeRule(f.origin, f.policy)}` : f.action === 'DENY' ? 'no deny rule matches' : 'no allow rule matches';
+      lines.push(`  ${f.layer} ${f.filter}: ${f.allowed ? 'pass' : 'DENY'} (${what})`);
+    }
+    if (s.l7Skipped) lines.push('  L7: the port parses HTTP; give a request (--method/--path/...) to judge it');
+  }
+  lines.push(`${r.allowed ? 'ALLOWED' : 'DENIED'}: ${r.decidedBy}`);
+  return lines.join('\n');
+}

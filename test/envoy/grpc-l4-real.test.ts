@@ -1,0 +1,143 @@
+// gRPC's xDS package reads this when first required; test/setup.js sets it too (mocharc), and
+// the package is only required below, inside before(), so this file works either way.
+process.env.GRPC_XDS_EXPERIMENTAL_RBAC = 'true';
+
+import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { SnapshotCache } from '../../src/xds/cache';
+import { Snapshot } from '../../src/xds/snapshot';
+import { startXdsServer, type RunningXdsServer } from '../../src/xds/server';
+import { buildProxyResources } from '../../src/envoy/proxy-resources';
+import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
+import { PolicyEngine } from '../../src/policy/engine';
+import type { L7PolicySpec, Resource } from '../../src/policy/model';
+
+/**
+ * L3/L4 rules in gRPC mode on real calls: policies compiled by the engine (no L7 rules), served
+ * by our xDS server as a Listener with the RBAC inline, enforced by gRPC's XdsServer on calls from
+ * a plain grpc-js client. Over IPv6 loopback, so the client's address is ::1 as written (grpc-js-xds
+ * 1.14 sees IPv4 clients as ::ffff:a.b.c.d and never matches IPv4 CIDRs).
+ */
+
+const identity = (b: Buffer): Buffer => b;
+const SERVICE = 'meshaccel.test.Shop';
+const method = (name: string): string => `/${SERVICE}/${name}`;
+
+function unary(name: string): grpc.MethodDefinition<Buffer, Buffer> {
+  return { path: method(name), requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '::1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+function call(client: grpc.Client, name: string): Promise<grpc.status> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(method(name), identity, identity, Buffer.from('x'), { deadline: Date.now() + 5000 }, (err) => resolve(err ? (err.code as grpc.status) : grpc.status.OK));
+  });
+}
+
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not reached in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const NODE = 'grpc-l4-server';
+
+function world(spec: L7PolicySpec): Resource[] {
+  return [
+    { kind: 'Workload', name: 'client', namespace: 'shop', labels: { app: 'client' }, spec: { addresses: ['::1'], proxy: { nodeId: 'client' } } },
+    { kind: 'Workload', name: 'other', namespace: 'shop', labels: { app: 'other' }, spec: { addresses: ['fd00::9'], proxy: { nodeId: 'other' } } },
+    { kind: 'Workload', name: 'srv', namespace: 'shop', labels: { app: 'srv' }, spec: { addresses: ['fd00::5'], proxy: { nodeId: NODE } } },
+    { kind: 'L7Policy', name: 'srv-policy', namespace: 'shop', spec },
+  ];
+}
+
+describe('L3/L4 rules enforced by a real gRPC XdsServer (grpc mode, engine-compiled)', function () {
+  this.timeout(60000);
+  let xds: RunningXdsServer;
+  let cache: SnapshotCache;
+  let server: grpc.Server;
+  let client: grpc.Client;
+  let port: number;
+  const engine = new PolicyEngine();
+
+  const publish = (spec: L7PolicySpec): void => {
+    engine.sync(world(spec));
+    assert.deepEqual(engine.commit().conflicts, []);
+    const compiled = engine.proxy(NODE);
+    assert.ok(compiled);
+    cache.setSnapshot(NODE, Snapshot.fromResources(buildProxyResources(compiled, { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '::1', servedPorts: [port] })));
+  };
+  const select = { matchLabels: { app: 'srv' } };
+
+  before(async () => {
+     
+    const grpcXds = require('@grpc/grpc-js-xds') as typeof import('@grpc/grpc-js-xds');
+    grpcXds.register();
+    cache = new SnapshotCache();
+    xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
+    port = await freePort();
+    publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port, protocol: 'TCP' }] }] }] });
+    const bootstrap = {
+      xds_servers: [{ server_uri: `127.0.0.1:${xds.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
+      node: { id: NODE, locality: {} },
+      server_listener_resource_name_template: 'grpc/server?xds.resource.listening_address=%s',
+    };
+    server = new grpcXds.XdsServer({ 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap), drainGraceTimeMs: 100 } as grpc.ServerOptions);
+    const ok = (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void => cb(null, Buffer.from('ok'));
+    server.addService({ GetItem: unary('GetItem') }, { GetItem: ok });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('XdsServer never started serving (Listener not accepted)')), 20000);
+      server.bindAsync(`[::1]:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+    client = new grpc.Client(`[::1]:${port}`, grpc.credentials.createInsecure());
+  });
+
+  after(async () => {
+    client?.close();
+    server?.forceShutdown();
+    await xds?.close();
+  });
+
+  it('an L4 rule admits its peer (by address) on its port', async () => {
+    await eventually('GetItem allowed', async () => (await call(client, 'GetItem')) === grpc.status.OK);
+  });
+
+  it('a rule for another peer: the selected server is default deny', async () => {
+    publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'other' } }], toPorts: [{ ports: [{ port, protocol: 'TCP' }] }] }] });
+    await eventually('GetItem denied', async () => (await call(client, 'GetItem')) === grpc.status.PERMISSION_DENIED);
+  });
+
+  it('an L3 rule (all ports) admits its peer again', async () => {
+    publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }] }] });
+    await eventually('GetItem allowed', async () => (await call(client, 'GetItem')) === grpc.status.OK);
+  });
+
+  it('a deny rule wins over that allow', async () => {
+    publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }] }], ingressDeny: [{ fromCIDR: ['::1/128'], toPorts: [{ ports: [{ port, protocol: 'TCP' }] }] }] });
+    await eventually('GetItem denied', async () => (await call(client, 'GetItem')) === grpc.status.PERMISSION_DENIED);
+  });
+
+  it('a rule on another port leaves this one denied', async () => {
+    publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }] }] });
+    await eventually('GetItem allowed', async () => (await call(client, 'GetItem')) === grpc.status.OK);
+    publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port: port === 65535 ? 1 : port + 1, protocol: 'TCP' }] }] }] });
+    await eventually('GetItem denied', async () => (await call(client, 'GetItem')) === grpc.status.PERMISSION_DENIED);
+  });
+});
