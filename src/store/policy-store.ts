@@ -2,6 +2,7 @@ import { EventEmitter } from 'events';
 import type { CompiledProxyPolicy } from '../policy/compiled';
 import { compareDiagnostics, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine, type NodePolicy } from '../policy/engine';
+import type { EnforcementMode } from '../policy/enforceability';
 import { crossDocumentChecks, loadText } from '../policy/loader';
 import type { Resource } from '../policy/model';
 import { keyMatchesNode } from '../policy/proxy-binding';
@@ -10,6 +11,8 @@ import type { ObjectContent, ResourceEvent } from './events';
 export interface PolicyStoreOptions {
   /** Trust domain of mTLS principals. */
   trustDomain?: string;
+  /** The Envoy mode the policies are served in: an object with rules it cannot enforce is refused (default standalone). */
+  mode?: EnforcementMode;
 }
 
 /** One consistent, fully validated configuration. */
@@ -81,9 +84,12 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private readonly parsed = new Map<string, Parsed>();
   private state: PolicyState = { version: 0, proxies: new Map(), files: [] };
 
+  private readonly mode: EnforcementMode;
+
   constructor(options: PolicyStoreOptions = {}) {
     super();
     this.engine = new PolicyEngine({ trustDomain: options.trustDomain });
+    this.mode = options.mode ?? 'standalone';
   }
 
   current(): PolicyState {
@@ -189,7 +195,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private parse(key: string, id: string, text: string): Parsed {
     const cached = this.parsed.get(key);
     if (cached?.text === text) return cached;
-    const loaded = loadText(id, text);
+    const loaded = loadText(id, text, undefined, { mode: this.mode });
     const parsed = { text, resources: loaded.resources, diagnostics: loaded.diagnostics };
     this.parsed.set(key, parsed);
     return parsed;

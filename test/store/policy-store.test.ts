@@ -28,6 +28,19 @@ const twoBindings = (brokerRules: string): { id: string; text: string }[] => [
 ];
 
 describe('PolicyStore', () => {
+  it('refuses, per object and naming the field, what the mode it serves cannot enforce', () => {
+    const egress = `apiVersion: meshaccel.io/v1alpha1\nkind: L7Policy\nmetadata:\n  name: out\nspec:\n  endpointSelector: {matchLabels: {app: api}}\n  egress:\n    - toCIDR: [10.9.0.0/16]\n`;
+    const objects = [twoBindings(HTTP)[0], { id: 'out.yaml', text: egress }];
+    assert.equal(new PolicyStore().apply([{ type: 'replace-all', source: 'file', objects }]).applied, true, 'standalone mode enforces egress');
+    const grpc = new PolicyStore({ mode: 'grpc' }).apply([{ type: 'replace-all', source: 'file', objects }]);
+    assert.equal(grpc.applied, false);
+    assert.deepEqual(
+      grpc.diagnostics.map((d) => [d.file, d.line, d.path]),
+      [['out.yaml', 8, 'spec.egress']],
+    );
+    assert.match(grpc.diagnostics[0].message, /grpc mode enforces no egress rules/);
+  });
+
   it('applies a batch atomically: one bad object rejects the batch, names that object, and the last good state serves', () => {
     const store = new PolicyStore();
     const first = store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP) }]);
