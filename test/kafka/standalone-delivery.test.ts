@@ -122,6 +122,24 @@ describe('standalone mode serves the Kafka filter on Kafka ports', () => {
     assert.equal(judge(config, FRONTEND, k.produce(3, 7, orders), 7).toClient.toString('hex'), k.produceResponse(3, 7, orders, TOPIC_AUTHORIZATION_FAILED).toString('hex'));
   });
 
+  it('envoy render --kafka-filter and serve --kafka-filter name the module Envoy loads (absolute), and serve refuses it outside standalone', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-kafka-'));
+    const cli = (...args: string[]): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [path.join(ROOT, 'bin', 'meshaccel'), ...args], { cwd: dir, encoding: 'utf8', timeout: 30000 });
+    try {
+      const file = path.join(dir, 'compiled.json');
+      fs.writeFileSync(file, JSON.stringify(compiled));
+      const r = cli('envoy', 'render', file, '--kafka-filter', 'filters/kafka.wasm');
+      assert.equal(r.status, 0, String(r.stderr));
+      const names = new Set((String(r.stdout).match(/"filename": "[^"]*"/g) ?? []).map((m) => m.slice(13, -1)));
+      assert.deepEqual([...names], [path.join(fs.realpathSync(dir), 'filters', 'kafka.wasm')]);
+      const refused = cli('serve', '--mode', 'istio', '--kafka-filter', '/opt/kafka.wasm', '--port', '0', '--admin-port', '0');
+      assert.equal(refused.status, 2, String(refused.stderr));
+      assert.match(String(refused.stderr), /--kafka-filter applies to standalone mode only/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a port that loses its last Kafka rule keeps its resource, now allowing every request', () => {
     const l4only: CompiledProxyPolicy = JSON.parse(JSON.stringify(compiled));
     for (const p of l4only.ingress) {
