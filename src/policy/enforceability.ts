@@ -60,15 +60,15 @@ function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegmen
   });
 }
 
-/** What `mode` cannot enforce in a validated policy spec, as errors at field paths. */
-export function unenforceable(spec: L7PolicySpec, mode: EnforcementMode): SemanticError[] {
+/** What `mode` cannot enforce in a validated policy spec, as errors at field paths (L7 rules judged for `l7Mode`, default `mode`). */
+export function unenforceable(spec: L7PolicySpec, mode: EnforcementMode, l7Mode: EnforcementMode = mode): SemanticError[] {
   const errors: SemanticError[] = [];
   for (const section of ['ingress', 'egress', 'ingressDeny', 'egressDeny'] as const) {
     const rules = spec[section];
     if (rules === undefined) continue;
     const refusal = SECTION_REFUSALS[mode][section];
     if (refusal) errors.push({ path: ['spec', section], message: refusal });
-    rules.forEach((r, i) => checkPorts(r.toPorts, ['spec', section, i], mode, errors));
+    rules.forEach((r, i) => checkPorts(r.toPorts, ['spec', section, i], l7Mode, errors));
   }
   return errors;
 }

@@ -50,6 +50,12 @@ function parseDocuments(text: string, lines: LineCounter, max: number): { docs: 
 export interface LoadOptions {
   /** The Envoy mode the policies will be served in: what it cannot enforce is refused (default standalone). */
   mode?: EnforcementMode;
+  /**
+   * The mode whose L7 refusals apply, when it differs from `mode`: `serve` loads with the
+   * standalone section checks (its builders refuse the rest per node) but refuses, with the
+   * field, the L7 protocols its own mode does not enforce.
+   */
+  l7Mode?: EnforcementMode;
 }
 
 export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas(), options: LoadOptions = {}): LoadResult {
@@ -124,7 +130,7 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     for (const e of semantic) report(e.path, e.message, subject);
     if (failed || semantic.length > 0) return;
     if (kind !== 'Workload') {
-      const refused = unenforceable(value.spec as L7PolicySpec, options.mode ?? 'standalone');
+      const refused = unenforceable(value.spec as L7PolicySpec, options.mode ?? 'standalone', options.l7Mode);
       for (const e of refused) report(e.path, e.message, subject);
       if (refused.length > 0) return;
     }

@@ -87,7 +87,7 @@ function fallBackOnLastGood(source: FilePolicySource, lastGood: LastGoodStore | 
  * and the last good configuration keeps serving.
  */
 export async function startControlServer(o: ControlServerOptions): Promise<RunningControlServer> {
-  const store = new PolicyStore({ trustDomain: o.trustDomain });
+  const store = new PolicyStore({ trustDomain: o.trustDomain, l7Mode: o.mode });
   const source = new FilePolicySource({ directories: o.directories, store, log: o.log });
   const build = { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost, servedPorts: o.servedPorts, kafkaModule: o.kafkaModule };
   const snapshots = NodeSnapshotBuilder.forStore(store, build, o.log, { graceMs: o.nodeGraceMs });

@@ -3,6 +3,7 @@ import type { CompiledProxyPolicy } from '../policy/compiled';
 import { compareDiagnostics, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine, type NodePolicy } from '../policy/engine';
 import { crossDocumentChecks, loadText } from '../policy/loader';
+import type { EnforcementMode } from '../policy/enforceability';
 import type { Resource } from '../policy/model';
 import { keyMatchesNode } from '../policy/proxy-binding';
 import type { ObjectContent, ResourceEvent } from './events';
@@ -10,6 +11,8 @@ import type { ObjectContent, ResourceEvent } from './events';
 export interface PolicyStoreOptions {
   /** Trust domain of mTLS principals. */
   trustDomain?: string;
+  /** The Envoy mode served: L7 rules it does not enforce (Kafka outside standalone) are refused at load, with their field. */
+  l7Mode?: EnforcementMode;
 }
 
 /** One consistent, fully validated configuration. */
@@ -80,10 +83,12 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   /** Parse results by object, reused while the text is unchanged (a reload re-sends every file). */
   private readonly parsed = new Map<string, Parsed>();
   private state: PolicyState = { version: 0, proxies: new Map(), files: [] };
+  private readonly l7Mode: EnforcementMode | undefined;
 
   constructor(options: PolicyStoreOptions = {}) {
     super();
     this.engine = new PolicyEngine({ trustDomain: options.trustDomain });
+    this.l7Mode = options.l7Mode;
   }
 
   current(): PolicyState {
@@ -189,7 +194,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private parse(key: string, id: string, text: string): Parsed {
     const cached = this.parsed.get(key);
     if (cached?.text === text) return cached;
-    const loaded = loadText(id, text);
+    const loaded = loadText(id, text, undefined, { l7Mode: this.l7Mode });
     const parsed = { text, resources: loaded.resources, diagnostics: loaded.diagnostics };
     this.parsed.set(key, parsed);
     return parsed;

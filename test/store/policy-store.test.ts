@@ -28,6 +28,18 @@ const twoBindings = (brokerRules: string): { id: string; text: string }[] => [
 ];
 
 describe('PolicyStore', () => {
+  it('refuses Kafka rules with their field when it serves istio or grpc mode, and accepts them for standalone', () => {
+    for (const mode of ['istio', 'grpc'] as const) {
+      const r = new PolicyStore({ l7Mode: mode }).apply([{ type: 'replace-all', source: 'file', objects: [{ id: 'broker.yaml', text: policyYaml('broker', 'broker', KAFKA) }] }]);
+      assert.equal(r.applied, false, mode);
+      assert.deepEqual(r.diagnostics.map((d) => [d.file, d.path]), [['broker.yaml', 'spec.ingress[0].toPorts[0].rules.kafka']], mode);
+      assert.match(r.diagnostics[0].message, new RegExp(`${mode} mode (does not|cannot) enforce Kafka rules`));
+    }
+    for (const store of [new PolicyStore(), new PolicyStore({ l7Mode: 'standalone' })]) {
+      assert.equal(store.apply([{ type: 'replace-all', source: 'file', objects: [{ id: 'broker.yaml', text: policyYaml('broker', 'broker', KAFKA) }] }]).applied, true);
+    }
+  });
+
   it('applies a batch atomically: one bad object rejects the batch, names that object, and the last good state serves', () => {
     const store = new PolicyStore();
     const first = store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP) }]);
