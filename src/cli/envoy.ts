@@ -1,6 +1,8 @@
 import type { Command } from './command';
 import type { CompiledProxyPolicy } from '../policy/compiled';
 import { UsageError, optionValue, parseArgs, type OptionSpec } from './args';
+import * as path from 'path';
+import { kafkaFilterWasmPath } from '../kafka/wasm-path';
 
 /**
  * `meshaccel envoy check FILE...`: Envoy's schema and PGV rules over bootstraps and resources.
@@ -15,6 +17,7 @@ const CHECK_OPTIONS: Record<string, OptionSpec> = {
 
 const RENDER_OPTIONS: Record<string, OptionSpec> = {
   mode: { value: true, description: 'standalone | istio | grpc (default standalone)' },
+  'kafka-filter': { value: true, description: 'standalone: path of the Kafka filter module (.wasm) on the Envoy host (default: the built one of this install)' },
   'grpc-host': { value: true, description: 'grpc mode: host the XdsServer binds (default 0.0.0.0)' },
   envoyfilter: { description: 'istio mode: print the EnvoyFilter that patches the ports this policy enforces HTTP rules on' },
   namespace: { value: true, description: 'with --envoyfilter: its namespace (default default)' },
@@ -81,7 +84,7 @@ async function render(argv: string[]): Promise<number> {
     console.log(JSON.stringify(filter, null, 2));
     return 0;
   }
-  const build = buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: optionValue(args, 'grpc-host') });
+  const build = buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: optionValue(args, 'grpc-host'), kafkaModule: { localPath: path.resolve(optionValue(args, 'kafka-filter') ?? kafkaFilterWasmPath()) } });
   for (const w of build.warnings) console.error(`warning: ${w}`);
   try {
     encodeGenerated(build.resources);

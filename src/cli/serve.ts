@@ -2,6 +2,7 @@ import * as path from 'path';
 import type { Command } from './command';
 import { optionList, optionValue, parseArgs, parsePort, UsageError, type OptionSpec } from './args';
 import { packageRoot } from '../paths';
+import { kafkaFilterWasmPath } from '../kafka/wasm-path';
 import type { EnvoyMode } from '../envoy/proxy-resources';
 import type { TlsFiles } from '../xds/tls';
 import { consoleLogger as makeConsoleLogger, parseLogLevel } from '../log';
@@ -17,6 +18,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   mode: { value: true, description: 'standalone (listeners+ECDS RBAC) | istio (ECDS only) | grpc (proxyless, inline RBAC)' },
   'grpc-server-host': { value: true, description: 'grpc mode: host part of the XdsServer listening address (default 0.0.0.0)' },
   'served-ports': { value: true, repeated: true, description: 'grpc/istio: ports that always get a resource, even with no policy (the XdsServer ports / EnvoyFilter ports)' },
+  'kafka-filter': { value: true, description: 'standalone: path on the Envoy host of the Kafka filter module (.wasm) Kafka ports load (default: the built wasm/kafka-filter/build/kafka-filter.wasm of this install)' },
   'trust-domain': { value: true, description: 'SPIFFE trust domain for mTLS principals (default cluster.local)' },
   'tls-cert': { value: true, description: 'serve xDS over TLS with this certificate chain (PEM)' },
   'tls-key': { value: true, description: 'private key for --tls-cert' },
@@ -68,6 +70,12 @@ export const command: Command = {
       throw new UsageError(`--host ${host} without TLS would serve xDS in plaintext beyond this machine; add --tls-cert/--tls-key (and --client-ca for mTLS), or --insecure-plaintext to accept that`);
     }
 
+    const kafkaFilterOption = optionValue(args, 'kafka-filter');
+    if (kafkaFilterOption === '') throw new UsageError('--kafka-filter needs a path');
+    if (kafkaFilterOption !== undefined && mode !== 'standalone') throw new UsageError('--kafka-filter applies to standalone mode only (istio and grpc mode refuse Kafka rules)');
+    // Envoy resolves a relative filename against its own working directory: serve an absolute one.
+    const kafkaFilter = path.resolve(kafkaFilterOption ?? kafkaFilterWasmPath());
+
     // Loaded here, not at the top: `meshaccel serve --help` should not pay for Envoy's protos.
     const { startControlServer } = await import('../server/control-server');
     const { defaultStateDir } = await import('../sources/last-good-store');
@@ -80,6 +88,7 @@ export const command: Command = {
       tls,
       grpcServerHost: optionValue(args, 'grpc-server-host'),
       servedPorts: optionList(args, 'served-ports').map((p) => parsePort(p, '--served-ports')),
+      kafkaModule: { localPath: kafkaFilter },
       trustDomain: optionValue(args, 'trust-domain'),
       stateDir: path.resolve(optionValue(args, 'state-dir') || defaultStateDir()),
       log: consoleLogger,
@@ -89,6 +98,7 @@ export const command: Command = {
     consoleLogger.info(`last good configuration kept in ${server.lastGood?.file}`);
     consoleLogger.info(`xDS (ADS, SotW + Delta, ${tls ? (clientCa ? 'mTLS' : 'TLS') : 'plaintext'}) listening on ${server.xds.address}, mode ${mode}, ready ${Math.round(process.uptime() * 1000)} ms after start`);
     consoleLogger.info(`point Envoy's ADS cluster at ${server.xds.address} (example bootstrap: envoy/)`);
+    if (mode === 'standalone') consoleLogger.info(`Kafka ports load the Kafka filter from ${kafkaFilter} (on the Envoy host; --kafka-filter to change)`);
     if (server.admin) consoleLogger.info(`status: meshaccel status --admin http://127.0.0.1:${server.admin.port}`);
 
     await new Promise<void>((resolve) => {

@@ -22,6 +22,7 @@ export const ENVOY_PROTO_FILES: readonly string[] = [
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
   'envoy/extensions/transport_sockets/tls/v3/secret.proto',
   'envoy/extensions/filters/network/kafka_broker/v3/kafka_broker.proto',
+  'envoy/extensions/filters/network/wasm/v3/wasm.proto',
 ];
 
 let envoyRoot: protobuf.Root | undefined;

@@ -2,7 +2,7 @@ import { createHash } from 'crypto';
 import type { CompiledPortPolicy, CompiledProxyPolicy } from '../policy/compiled';
 import type { EncodedResource } from '../resource/encoded';
 import { encodeEnvoyResource } from './encode';
-import { l7Builder } from './builders/l7';
+import { l7Builder, l7EnforcedIn } from './builders/l7';
 import { GRPC } from './modes/grpc';
 import { ISTIO, istioHttpPorts } from './modes/istio';
 import { istioEnvoyFilter, type EnvoyFilterOptions } from './builders/istio-envoyfilter';
@@ -14,7 +14,7 @@ import { STANDALONE } from './modes/standalone';
 /**
  * The one entry from a proxy's compiled policy to the xDS resources serving it:
  * - standalone: capture listeners, routes, ORIGINAL_DST clusters, one ECDS HTTP RBAC per HTTP
- *   port and the ECDS network RBAC (L3/L4 allows per chain, deny rules per direction);
+ *   port, one ECDS Kafka filter (proxy-wasm) configuration per Kafka port and the ECDS network RBAC (L3/L4 allows per chain, deny rules per direction);
  * - istio: only the ECDS HTTP RBAC resources, which an EnvoyFilter-inserted filter references
  *   (istiod stays the main control plane and owns listeners/routes/clusters);
  * - grpc: one server Listener per ingress port with the RBAC inline, L3/L4 rules included (no ECDS in gRPC).
@@ -30,7 +30,7 @@ export interface ProxyBuild {
 }
 
 /** Merges entries for the same port (TCP and ANY, say): rules are OR-ed anyway. */
-function mergeByPort(ports: readonly CompiledPortPolicy[], warnings: string[]): CompiledPortPolicy[] {
+function mergeByPort(ports: readonly CompiledPortPolicy[], mode: EnvoyMode, warnings: string[]): CompiledPortPolicy[] {
   const byPort = new Map<number, CompiledPortPolicy>();
   for (const p of ports) {
     if (p.protocol === 'UDP') {
@@ -49,9 +49,9 @@ function mergeByPort(ports: readonly CompiledPortPolicy[], warnings: string[]): 
       const policies = [...new Set([...prev.rules, ...p.rules].map((r) => r.origin.policy))].join(', ');
       throw new Error(`port ${p.port} has both ${prev.l7} and ${p.l7} rules (from ${policies}); one port carries one L7 protocol`);
     }
-    if (p.l7 !== undefined && l7Builder(p.l7).enforcement === undefined) {
+    if (p.l7 !== undefined && !l7EnforcedIn(p.l7, mode)) {
       // `policy check` and the loader refuse these; this guards compiled policies that did not come through them.
-      throw new UnenforceableError(`${l7Builder(p.l7).name} rules on port ${p.port} are not enforced by Envoy yet`, p.rules);
+      throw new UnenforceableError(`${l7Builder(p.l7).name} rules on port ${p.port} are not enforced by Envoy in ${mode} mode`, p.rules);
     }
     if (!prev) byPort.set(p.port, { ...p, rules: [...p.rules] });
     else byPort.set(p.port, { ...prev, l7: prev.l7 ?? p.l7, rules: [...prev.rules, ...p.rules] });
@@ -77,8 +77,8 @@ export function istioEnvoyFilterFor(compiled: CompiledProxyPolicy, options: Envo
 function portsOf(compiled: CompiledProxyPolicy, options: ProxyBuildOptions, warnings: string[]): PortsByDirection {
   const wildcard = (list: readonly CompiledPortPolicy[]): CompiledPortPolicy | undefined => list.find((p) => p.port === 0);
   const ports = {
-    ingress: withServedPorts(mergeByPort(compiled.ingress, warnings), options.servedPorts),
-    egress: mergeByPort(compiled.egress, warnings),
+    ingress: withServedPorts(mergeByPort(compiled.ingress, options.mode, warnings), options.servedPorts),
+    egress: mergeByPort(compiled.egress, options.mode, warnings),
     wildcard: { ingress: wildcard(compiled.ingress), egress: wildcard(compiled.egress) },
     deny: { ingress: (compiled.ingressDeny ?? []).filter((p) => p.protocol !== 'UDP'), egress: (compiled.egressDeny ?? []).filter((p) => p.protocol !== 'UDP') },
   };

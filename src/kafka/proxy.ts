@@ -1,17 +1,13 @@
 import * as fs from 'fs';
-import * as path from 'path';
-import { packageRoot } from '../paths';
 import type { Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
 import { listYamlFiles, loadFiles } from '../policy/loader';
 import { ProxyWasmVm, type LogLevel } from '../wasm-host/proxy-wasm-host';
 import { startRelay, type Relay } from '../wasm-host/tcp-relay';
 import { encodeKafkaFilterConfig, kafkaFilterConfigs, kafkaFilterName, type KafkaFilterConfig } from './filter-config';
+import { kafkaFilterWasmPath } from './wasm-path';
 
-/** The filter module `make` builds and the package ships. */
-export function kafkaFilterWasmPath(): string {
-  return path.join(packageRoot(), 'wasm', 'kafka-filter', 'build', 'kafka-filter.wasm');
-}
+export { kafkaFilterWasmPath } from './wasm-path';
 
 export function loadKafkaFilter(log?: (level: LogLevel, message: string) => void): ProxyWasmVm {
   const file = kafkaFilterWasmPath();

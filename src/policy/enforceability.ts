@@ -12,8 +12,22 @@ import type { SemanticError } from './semantic-checks';
 
 export type EnforcementMode = 'standalone' | 'istio' | 'grpc';
 
-/** L7 kinds that some Envoy filter enforces; the others are validated but refused. */
-const ENFORCED_L7 = new Set(['http']);
+/**
+ * L7 kinds each mode's Envoy filters enforce; the others are validated but refused. Kafka: the
+ * proxy-wasm filter on standalone's Kafka chains; istio mode does not generate its EnvoyFilter
+ * yet, and a proxyless gRPC server runs no network filters.
+ */
+const ENFORCED_L7: Record<EnforcementMode, ReadonlySet<string>> = {
+  standalone: new Set(['http', 'kafka']),
+  istio: new Set(['http']),
+  grpc: new Set(['http']),
+};
+
+const L7_REFUSAL: Record<EnforcementMode, (protocol: string) => string> = {
+  standalone: (p) => `${p} rules are validated but not enforced yet (no Envoy filter meshaccel configures parses ${p}); refused until that enforcement lands`,
+  istio: (p) => `istio mode does not enforce ${p} rules yet (meshaccel generates no EnvoyFilter for its ${p} filter); use standalone mode`,
+  grpc: (p) => `grpc mode cannot enforce ${p} rules: a proxyless gRPC server runs no ${p} filter; use standalone mode`,
+};
 
 const SECTION_REFUSALS: Record<EnforcementMode, Partial<Record<RuleSection, string>>> = {
   standalone: {},
@@ -31,7 +45,7 @@ const SECTION_REFUSALS: Record<EnforcementMode, Partial<Record<RuleSection, stri
   },
 };
 
-function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegment[], errors: SemanticError[]): void {
+function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegment[], mode: EnforcementMode, errors: SemanticError[]): void {
   (toPorts ?? []).forEach((pr, j) => {
     pr.ports.forEach((p, k) => {
       if (p.protocol === 'UDP') {
@@ -39,8 +53,8 @@ function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegmen
       }
     });
     for (const kind of L7_KINDS) {
-      if (pr.rules?.[kind] !== undefined && !ENFORCED_L7.has(kind)) {
-        errors.push({ path: [...at, 'toPorts', j, 'rules', kind], message: `${l7Protocol(kind).name} rules are validated but not enforced yet (no Envoy filter meshaccel configures parses ${l7Protocol(kind).name}); refused until that enforcement lands` });
+      if (pr.rules?.[kind] !== undefined && !ENFORCED_L7[mode].has(kind)) {
+        errors.push({ path: [...at, 'toPorts', j, 'rules', kind], message: L7_REFUSAL[mode](l7Protocol(kind).name) });
       }
     }
   });
@@ -54,7 +68,7 @@ export function unenforceable(spec: L7PolicySpec, mode: EnforcementMode): Semant
     if (rules === undefined) continue;
     const refusal = SECTION_REFUSALS[mode][section];
     if (refusal) errors.push({ path: ['spec', section], message: refusal });
-    rules.forEach((r, i) => checkPorts(r.toPorts, ['spec', section, i], errors));
+    rules.forEach((r, i) => checkPorts(r.toPorts, ['spec', section, i], mode, errors));
   }
   return errors;
 }

@@ -8,6 +8,7 @@ import { startXdsServer, type RunningXdsServer } from '../xds/server';
 import type { TlsFiles } from '../xds/tls';
 import { startAdminServer, type AdminServer } from '../xds/admin-http';
 import type { Logger } from '../log';
+import type { WasmModuleSource } from '../kafka/delivery';
 import { NodeSnapshotBuilder } from './node-snapshot-builder';
 
 export interface ControlServerOptions {
@@ -23,6 +24,8 @@ export interface ControlServerOptions {
   grpcServerHost?: string;
   /** Ports that always get a resource (gRPC server listeners, Istio EnvoyFilter ports). */
   servedPorts?: readonly number[];
+  /** standalone: where Envoy loads the Kafka filter module from (default: the built .wasm). */
+  kafkaModule?: WasmModuleSource;
   trustDomain?: string;
   log: Logger;
   /** How long a disconnected node's snapshot is kept for a reconnect (default 10 s). */
@@ -86,7 +89,7 @@ function fallBackOnLastGood(source: FilePolicySource, lastGood: LastGoodStore | 
 export async function startControlServer(o: ControlServerOptions): Promise<RunningControlServer> {
   const store = new PolicyStore({ trustDomain: o.trustDomain, mode: o.mode });
   const source = new FilePolicySource({ directories: o.directories, store, log: o.log });
-  const build = { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost, servedPorts: o.servedPorts };
+  const build = { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost, servedPorts: o.servedPorts, kafkaModule: o.kafkaModule };
   const snapshots = NodeSnapshotBuilder.forStore(store, build, o.log, { graceMs: o.nodeGraceMs });
 
   const lastGood = o.stateDir === undefined ? undefined : new LastGoodStore({ stateDir: o.stateDir, directories: o.directories });

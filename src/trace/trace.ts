@@ -72,12 +72,18 @@ export interface SideVerdict {
   filters: FilterVerdict[];
   /** Set when the chain parses HTTP but no request was given: only the L4 part was judged. */
   l7Skipped?: boolean;
+  /**
+   * Set when the chain runs the Kafka filter: only the L4 part was judged; the filter judges each
+   * Kafka request (trace does not run it; `meshaccel kafka proxy` runs it on a test host).
+   */
+  kafkaUnjudged?: boolean;
 }
 
 const RBAC_TYPES: Record<string, { type: string; layer: 'L4' | 'L7' }> = {
   'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC': { type: 'envoy.extensions.filters.network.rbac.v3.RBAC', layer: 'L4' },
   'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC': { type: 'envoy.extensions.filters.http.rbac.v3.RBAC', layer: 'L7' },
 };
+const KAFKA_WASM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
 const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const OBJECT_OPTIONS = { enums: String, longs: String, defaults: true, oneofs: true };
 
@@ -88,7 +94,7 @@ interface AnyMsg {
 interface FilterMsg {
   name: string;
   typed_config?: AnyMsg;
-  config_discovery?: unknown;
+  config_discovery?: { type_urls?: string[] };
 }
 interface ChainMsg {
   name: string;
@@ -177,6 +183,10 @@ export function traceSide(compiled: CompiledProxyPolicy, direction: Direction, c
   const connection = requestInfo(c, undefined);
   for (const f of chain.filters) {
     if (f.config_discovery) {
+      if (f.config_discovery.type_urls?.includes(KAFKA_WASM_TYPE)) {
+        verdict.kafkaUnjudged = true;
+        return verdict;
+      }
       if (!run(f.name, connection)) return verdict;
       continue;
     }
@@ -266,6 +276,7 @@ export function traceConnection(engine: PolicyEngine, q: TraceQuery, redirect: R
     const deciding = sides.find((s) => !s.allowed) ?? sides[sides.length - 1];
     let decidedBy = deciding ? sideDecision(deciding) : 'no proxy on either end: nothing restricts this connection';
     if (allowed && sides.some((s) => s.l7Skipped)) decidedBy += '; L7 not judged (no request given)';
+    if (allowed && sides.some((s) => s.kafkaUnjudged)) decidedBy += '; Kafka requests are judged by the Kafka filter (not traced)';
     return { allowed, sides, decidedBy };
   } finally {
     if (imagined && sourceKey) {
@@ -284,6 +295,7 @@ export function formatTrace(r: TraceResult): string {
       lines.push(`  ${f.layer} ${f.filter}: ${f.allowed ? 'pass' : 'DENY'} (${what})`);
     }
     if (s.l7Skipped) lines.push('  L7: the port parses HTTP; give a request (--method/--path/...) to judge it');
+    if (s.kafkaUnjudged) lines.push('  L7: the port runs the Kafka filter, which judges each request (trace does not run it)');
   }
   lines.push(`${r.allowed ? 'ALLOWED' : 'DENIED'}: ${r.decidedBy}`);
   return lines.join('\n');

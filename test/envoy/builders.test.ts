@@ -179,7 +179,7 @@ describe('a generated resource that fails the schema is never served', () => {
       ['meshaccel.rbac.inbound.8443', ['default/nobody']],
       ['meshaccel.rbac.outbound.80', ['default/egress-api']],
     ]);
-    assert.equal(encoded.length, 14, 'the 7 HTTP-era resources plus the network RBAC of each chain and of the deny rules');
+    assert.equal(encoded.length, 17, 'the 7 HTTP-era resources plus the network RBAC of each chain and of the deny rules, plus the allow-all Kafka filter config each port without Kafka rules keeps');
   });
 
   it('a malformed CIDR (IPv4 prefix over 32, which PGV alone would pass) drops that peer with a warning', () => {

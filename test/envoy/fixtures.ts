@@ -5,6 +5,26 @@ import type { CompiledProxyPolicy, CompiledRule, HttpRule } from '../../src/poli
 const rule = (policy: string, peers: CompiledRule['peers'], http?: HttpRule[]): CompiledRule => ({ origin: { policy, file: `policies/${policy.replace('/', '-')}.yaml`, line: 1 }, peers, ...(http ? { l7: { kind: 'http', rules: http } } : {}) });
 
 export const FIXTURES: Record<string, CompiledProxyPolicy> = {
+  /** A broker: produce to `orders` from one peer, consume from another (ingress 9092), an L4 port beside it, and Kafka egress to a CIDR. */
+  'kafka-broker': {
+    nodeId: 'shop/kafka-0',
+    workloads: ['shop/kafka'],
+    ingress: [
+      {
+        port: 9092,
+        protocol: 'TCP',
+        l7: 'kafka',
+        rules: [
+          { ...rule('shop/kafka-orders', { any: false, cidrs: ['10.1.0.10/32'], principals: [] }), l7: { kind: 'kafka', rules: [{ apiKeys: [0, 3], topic: 'orders' }] } },
+          { ...rule('shop/kafka-billing', { any: false, cidrs: ['10.1.0.20/32'], principals: [] }), l7: { kind: 'kafka', rules: [{ apiKeys: [1, 2, 3], topic: 'orders', clientID: 'billing' }] } },
+        ],
+      },
+      { port: 9093, protocol: 'TCP', rules: [rule('shop/kafka-internal', { any: false, cidrs: ['10.1.0.0/24'], principals: [] })] },
+    ],
+    egress: [
+      { port: 9092, protocol: 'TCP', l7: 'kafka', rules: [{ ...rule('shop/kafka-mirror', { any: false, cidrs: ['10.9.0.0/16'], principals: [] }), l7: { kind: 'kafka', rules: [{ apiKeys: [0], topic: 'mirror' }] } }] },
+    ],
+  },
   /** Cilium's canonical example: GET /public from one peer, plus a CIDR peer allowed PUT with a header. */
   'http-basic': {
     nodeId: 'default/web-0',

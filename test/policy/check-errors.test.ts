@@ -92,10 +92,7 @@ describe('policy check error classes', () => {
   });
 
   it('Kafka API key names are case-insensitive (Cilium and Kafka spellings)', () => {
-    // Names are accepted; what is left is the refusal of Kafka rules, which are not enforced yet.
-    assert.deepEqual(checkText(portWith('          rules:\n            kafka:\n              - apiKey: ApiVersions\n              - apiKey: offsetcommit\n              - role: Consume\n', '9092')), [
-      'policy.yaml:17:15: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.kafka: Kafka rules are validated but not enforced yet (no Envoy filter meshaccel configures parses Kafka); refused until that enforcement lands',
-    ]);
+    assert.deepEqual(checkText(portWith('          rules:\n            kafka:\n              - apiKey: ApiVersions\n              - apiKey: offsetcommit\n              - role: Consume\n', '9092')), []);
   });
 
   it('Kafka topic: bad characters and over 255 characters', () => {

@@ -43,13 +43,22 @@ describe('meshaccel policy (CLI)', () => {
     assert.match(r.stderr, new RegExp(`^${b.replace(/[.]/g, '\\.')}:5:1: document 1 \\(L7Policy default/api\\): metadata\\.name: L7Policy default/api is already defined at ${a.replace(/[.]/g, '\\.')}:1`));
   });
 
-  it('check refuses Kafka rules (not enforced yet) with file, line and field, before any HTTP/Kafka clash', () => {
+  it('check reports HTTP and Kafka on one port of one proxy (needs the workloads)', () => {
     fs.writeFileSync(path.join(dir, 'w.yaml'), 'apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata: {name: k, labels: {app: k}}\nspec:\n  addresses: [10.0.0.1]\n  proxy: {nodeId: k}\n');
     const rule = (name: string, l7: string): string => policyDoc(`  endpointSelector: {matchLabels: {app: k}}\n  ingress:\n    - toPorts:\n        - ports: [{port: 9092, protocol: TCP}]\n          rules: {${l7}}\n`, name);
     fs.writeFileSync(path.join(dir, 'p.yaml'), `${rule('h', 'http: [{}]')}---\n${rule('k', 'kafka: [{role: produce}]')}`);
     const r = meshaccel('policy', 'check', dir);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /p\.yaml:\d+:\d+: document 2 \(L7Policy default\/k\): spec\.ingress\[0\]\.toPorts\[0\]\.rules\.kafka: Kafka rules are validated but not enforced yet/);
+    assert.match(r.stderr, /p\.yaml:\d+:1: document 2 \(L7Policy default\/k\): port 9092\/TCP of proxy k gets (Kafka|HTTP) rules here but (HTTP|Kafka) rules from default\/\w .*; a port has one L7 protocol/);
+  });
+
+  it('check --mode istio and --mode grpc refuse Kafka rules with file, line and field', () => {
+    fs.writeFileSync(path.join(dir, 'p.yaml'), policyDoc('  endpointSelector: {matchLabels: {app: k}}\n  ingress:\n    - toPorts:\n        - ports: [{port: 9092, protocol: TCP}]\n          rules: {kafka: [{role: produce}]}\n', 'k'));
+    for (const mode of ['istio', 'grpc']) {
+      const r = meshaccel('policy', 'check', '--mode', mode, dir);
+      assert.equal(r.status, 1, mode);
+      assert.match(r.stderr, new RegExp(`p\\.yaml:\\d+:\\d+: document 1 \\(L7Policy default/k\\): spec\\.ingress\\[0\\]\\.toPorts\\[0\\]\\.rules\\.kafka: ${mode} mode (does not|cannot) enforce Kafka rules`), mode);
+    }
   });
 
   it('usage errors exit 2', () => {

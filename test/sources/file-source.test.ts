@@ -145,8 +145,7 @@ describe('FilePolicySource', function () {
     const { errors } = await event;
     assert.ok(errors);
     assert.equal(errors.length, 1);
-    // Kafka rules are refused (not enforced yet) before they could clash with the HTTP ones.
-    assert.match(`${errors[0].path}: ${errors[0].message}`, /rules\.kafka: Kafka rules are validated but not enforced yet/);
+    assert.match(errors[0].message, /port 80\/TCP of proxy api gets Kafka rules here but HTTP rules from default\/api/);
     assert.equal(JSON.stringify([...source.current().proxies]), before);
     assert.equal(JSON.stringify(['api', 'db', 'web'].map((n) => source!.policyForNode(n) ?? null)), servedBefore, 'the engine serves what it served before');
     // After rollback the engine is consistent: removing the conflict applies only the db change.

@@ -30,6 +30,15 @@ describe('meshaccel policy trace / policy test (CLI)', () => {
     assert.match(r.stdout, /^DENIED: /m);
   });
 
+  it('trace on a Kafka port judges the connection and says the Kafka filter judges the requests', () => {
+    const r = meshaccel('policy', 'trace', ...EXAMPLES, '--from', 'shop/orders-0', '--to', 'shop/kafka-0', '--port', '9092');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^ingress at .*, chain inbound\|9092\|kafka:$/m);
+    assert.match(r.stdout, /^  L7: the port runs the Kafka filter, which judges each request/m);
+    assert.match(r.stdout, /^ALLOWED: .*allowed by shop\/kafka-orders \(examples\/policies\/kafka-produce-consume\.yaml:\d+\) spec\.ingress\[0\] \(L4, meshaccel\.l4\.inbound\.9092\); Kafka requests are judged by the Kafka filter \(not traced\)$/m);
+    assert.equal(meshaccel('policy', 'test', 'examples/policies/kafka-produce-consume.test.yaml').status, 0);
+  });
+
   it('test exits 0 when every case passes and 1 with a diff per mismatching case', () => {
     assert.equal(meshaccel('policy', 'test', 'examples/policies/http-api-allowlist.test.yaml').status, 0);
     const dir = tmpDir('ptest');

@@ -1,7 +1,7 @@
 import type { CompiledPortPolicy } from '../../policy/compiled';
 import { TypeUrl } from '../../resource/type-urls';
 import { grpcServerListener } from '../builders/grpc-server';
-import { enforcedL7, l7Enforcement } from '../builders/l7';
+import { enforcedL7, l7Rbac } from '../builders/l7';
 import { compileNetworkRbac } from '../builders/network-rbac';
 import { compileRbac, type Json } from '../builders/rbac';
 import { policyRules, UnenforceableError, type GeneratedResource, type ModeBuilder } from './mode';
@@ -29,8 +29,8 @@ export const GRPC: ModeBuilder = {
         Object.assign(policyOrigins, c.policyOrigins);
       }
       // A port without L7 rules: its own rules and the all-ports ones, each allowing any RPC.
-      const withWildcard: CompiledPortPolicy = enforcedL7(p) || !ports.wildcard.ingress ? p : { ...p, rules: [...p.rules, ...ports.wildcard.ingress.rules] };
-      const c = enforcedL7(p) ? l7Enforcement(p).rbac(p, { direction: 'ingress', mtlsPrincipals: true }) : compileRbac(withWildcard, { direction: 'ingress', mtlsPrincipals: true }, () => ({ any: true }));
+      const withWildcard: CompiledPortPolicy = enforcedL7(p, 'grpc') || !ports.wildcard.ingress ? p : { ...p, rules: [...p.rules, ...ports.wildcard.ingress.rules] };
+      const c = enforcedL7(p, 'grpc') ? l7Rbac(p, { direction: 'ingress', mtlsPrincipals: true }) : compileRbac(withWildcard, { direction: 'ingress', mtlsPrincipals: true }, () => ({ any: true }));
       warnings.push(...c.warnings);
       filters.push({ config: c.rbac });
       Object.assign(policyOrigins, c.policyOrigins);

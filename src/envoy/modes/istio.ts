@@ -16,12 +16,12 @@ export const ISTIO: ModeBuilder = {
     const deny = policyRules(ports.deny.ingress);
     if (deny.length > 0) throw new UnenforceableError('istio mode enforces no L3/L4 deny rules', deny);
     // L3/L4 rules that restrict peers: nothing in istio mode would check their peers.
-    const l4 = policyRules([...ports.ingress.filter((p) => !enforcedL7(p)), ports.wildcard.ingress]).filter((r) => !r.peers.any);
+    const l4 = policyRules([...ports.ingress.filter((p) => !enforcedL7(p, 'istio')), ports.wildcard.ingress]).filter((r) => !r.peers.any);
     if (l4.length > 0) throw new UnenforceableError('istio mode enforces HTTP rules only; these L3/L4 rules restrict peers that nothing would check', l4);
     // A port with HTTP rules that the deployed EnvoyFilter does not patch would go unenforced.
     const covered = options.servedPorts;
     if (covered) {
-      const uncovered = ports.ingress.filter((p) => enforcedL7(p) && !covered.includes(p.port));
+      const uncovered = ports.ingress.filter((p) => enforcedL7(p, 'istio') && !covered.includes(p.port));
       for (const p of uncovered) throw new UnenforceableError(`port ${p.port} has HTTP rules but the EnvoyFilter covers only port${covered.length === 1 ? '' : 's'} ${covered.join(', ')} (regenerate it: meshaccel envoy render --mode istio --envoyfilter)`, p.rules);
     }
     return ports.ingress.map((p) => ecdsRbac('inbound', p, true, warnings));
@@ -30,5 +30,5 @@ export const ISTIO: ModeBuilder = {
 
 /** The ports the istio builder enforces HTTP rules on: what the generated EnvoyFilter must patch. */
 export function istioHttpPorts(ports: PortsByDirection): number[] {
-  return ports.ingress.filter(enforcedL7).map((p) => p.port);
+  return ports.ingress.filter((p) => enforcedL7(p, 'istio')).map((p) => p.port);
 }

@@ -1,6 +1,7 @@
 import type { CompiledPortPolicy, PolicyOrigin } from '../../policy/compiled';
 import type { RedirectConfig } from '../../net/capture-config';
 import type { Json } from '../builders/rbac';
+import type { WasmModuleSource } from '../../kafka/delivery';
 
 export type EnvoyMode = 'standalone' | 'istio' | 'grpc';
 
@@ -18,6 +19,8 @@ export interface ProxyBuildOptions {
    * workload). In Istio mode, HTTP rules on a port outside this list are refused.
    */
   servedPorts?: readonly number[];
+  /** standalone: where Envoy loads the Kafka filter module from (default: the built .wasm, `kafkaFilterWasmPath()`). */
+  kafkaModule?: WasmModuleSource;
 }
 
 export interface GeneratedResource {

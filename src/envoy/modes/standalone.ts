@@ -1,30 +1,37 @@
 import { TypeUrl } from '../../resource/type-urls';
-import { l7ChainPorts, l7Enforcement } from '../builders/l7';
+import { kafkaFilterWasmPath } from '../../kafka/wasm-path';
+import { l7ChainPorts, l7Enforcement, l7Enforcements, type StandaloneL7Context } from '../builders/l7';
 import { captureListener, listenerName, originalDstCluster, passthroughRouteConfig } from '../builders/listeners';
 import { networkRbacFilters } from '../builders/network-rbac';
 import type { Json } from '../builders/rbac';
-import { ecdsRbac } from './ecds-rbac';
 import { networkRbacResources } from './network';
 import { originsOf, type GeneratedResource, type ModeBuilder } from './mode';
 
 /**
  * Standalone Envoy: meshaccel serves everything. Per direction a capture listener with one
- * chain per enforced L7 port and a default chain for every other port, each starting with the
- * L3/L4 network RBAC (ECDS), the L7 ports' ECDS RBAC, the passthrough route and the
- * ORIGINAL_DST cluster.
+ * chain per enforced L7 port (HTTP: HCM with ECDS RBAC; Kafka: the ECDS-fed proxy-wasm filter
+ * before tcp_proxy) and a default chain for every other port, each starting with the L3/L4
+ * network RBAC (ECDS), the L7 ports' ECDS resources, the passthrough route and the ORIGINAL_DST
+ * cluster.
  */
 export const STANDALONE: ModeBuilder = {
   mode: 'standalone',
   build(ports, options, warnings): GeneratedResource[] {
     const resources: GeneratedResource[] = [];
+    const ctx: StandaloneL7Context = { kafkaModule: options.kafkaModule ?? { localPath: kafkaFilterWasmPath() } };
     for (const [direction, dir] of [['inbound', 'ingress'], ['outbound', 'egress']] as const) {
       const list = ports[dir];
-      const l7Ports = l7ChainPorts(list);
-      for (const p of l7Ports) resources.push(ecdsRbac(direction, p, false, warnings));
+      const l7Ports = l7ChainPorts(list, 'standalone');
+      for (const p of l7Ports) resources.push(l7Enforcement(p).resource(direction, p, ctx, warnings));
+      // Ports with rules but none of a protocol that keeps resources get its allow-all one.
+      for (const e of l7Enforcements('standalone')) {
+        if (!e.kept) continue;
+        for (const p of list) if (!l7Ports.some((c) => c.port === p.port && l7Enforcement(c) === e)) resources.push(e.kept(direction, p.port, ctx));
+      }
       const other = list.filter((p) => !l7Ports.includes(p));
       resources.push(...networkRbacResources(direction, { chained: l7Ports, other, wildcard: ports.wildcard[dir], deny: ports.deny[dir] }, false, warnings));
       const chains = l7Ports.map((p) => {
-        const chain = l7Enforcement(p).chain(direction, p.port);
+        const chain = l7Enforcement(p).chain(direction, p.port, ctx);
         return { ...chain, filters: [...networkRbacFilters(direction, p.port), ...(chain.filters as Json[])] };
       });
       const listener = captureListener(direction, chains, options.redirect, networkRbacFilters(direction, 'default'));
