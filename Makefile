@@ -98,7 +98,7 @@ format-check: $(NPM_STAMP)
 run serve: build
 	exec node bin/meshaccel serve --port $(XDS_PORT) --admin-port $(ADMIN_PORT) --policies examples/policies --workloads examples/workloads
 
-test: build test-addon lint
+test: build test-addon lint format-check
 	SPEC='$(SPEC)' $(NODE_BIN)/mocha --config .mocharc.js
 
 clean:

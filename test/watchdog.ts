@@ -71,7 +71,10 @@ function descendants(pid: number): string {
   } catch {
     return '  (ps failed)';
   }
-  const rows = table.split('\n').map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/)).filter((m): m is RegExpMatchArray => m !== null);
+  const rows = table
+    .split('\n')
+    .map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/))
+    .filter((m): m is RegExpMatchArray => m !== null);
   const children = new Map<number, RegExpMatchArray[]>();
   for (const r of rows) if (!r[4].startsWith('ps -eo ')) children.set(Number(r[2]), [...(children.get(Number(r[2])) ?? []), r]);
   const out: string[] = [];
@@ -88,7 +91,10 @@ function descendants(pid: number): string {
 function killTree(pid: number): void {
   try {
     const table = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8', timeout: 5000 });
-    const pairs = table.split('\n').map((l) => l.trim().split(/\s+/).map(Number)).filter((p) => p.length === 2);
+    const pairs = table
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/).map(Number))
+      .filter((p) => p.length === 2);
     const victims: number[] = [];
     const collect = (p: number): void => {
       for (const [child, parent] of pairs) {
@@ -117,7 +123,8 @@ function watch(data: { shared: SharedArrayBuffer; limits: WatchdogLimits; pid: n
   let lastChange = Date.now();
   const where = (): string => Buffer.from(label.subarray(0, Atomics.load(slots, 2))).toString('utf8') || '(before the first test)';
   const fail = (why: string): void => {
-    const report = `\nwatchdog: ${why}\n  in: ${where()}\n  child processes still running:\n${descendants(data.pid)}\n` + 'watchdog: killing them and the test run\n';
+    const report =
+      `\nwatchdog: ${why}\n  in: ${where()}\n  child processes still running:\n${descendants(data.pid)}\n` + 'watchdog: killing them and the test run\n';
     // A worker's process.stderr goes through the main thread, which may be the one that is stuck.
     writeSync(2, report);
     killTree(data.pid);
@@ -130,7 +137,9 @@ function watch(data: { shared: SharedArrayBuffer; limits: WatchdogLimits; pid: n
       lastBeat = beat;
       lastChange = now;
     } else if (now - lastChange > data.limits.stallSeconds * 1000) {
-      return fail(`the test process's event loop has been blocked for ${data.limits.stallSeconds} s (a synchronous call that never returns), so mocha's timeouts cannot fire`);
+      return fail(
+        `the test process's event loop has been blocked for ${data.limits.stallSeconds} s (a synchronous call that never returns), so mocha's timeouts cannot fire`,
+      );
     }
     const fileStart = Atomics.load(slots, 1);
     if (fileStart > 0 && now / 1000 - fileStart > data.limits.fileSeconds) {

@@ -157,7 +157,9 @@ async function main(): Promise<void> {
     const port = cpus === 1 ? SRV_CPU0 : SRV_CPU1;
     for (const client of ['C', 'Node'] as const) {
       const cmd = (shape: string, size: number) => (p: number) =>
-        client === 'C' ? [NETBENCH, shape, '127.0.0.1', String(p), String(size), String(SECONDS)] : [process.execPath, NODE_CLIENT, shape, '127.0.0.1', String(p), String(size), String(SECONDS)];
+        client === 'C'
+          ? [NETBENCH, shape, '127.0.0.1', String(p), String(size), String(SECONDS)]
+          : [process.execPath, NODE_CLIENT, shape, '127.0.0.1', String(p), String(size), String(SECONDS)];
       rows.push({ name: 'rr 64 B', client, cpus, metric: 'req/s', argv: cmd('rr', 64), port, clientCpu: '0' });
       rows.push({ name: 'rr 4 KiB', client, cpus, metric: 'req/s', argv: cmd('rr', 4096), port, clientCpu: '0' });
       rows.push({ name: 'bulk 4 KiB', client, cpus, metric: 'MB/s', argv: cmd('bulk', 4096), port, clientCpu: '0' });
@@ -178,7 +180,11 @@ async function main(): Promise<void> {
     }
   }
 
-  interface Result { row: Row; values: Record<Side, number[]>; p99: Record<Side, number[]> }
+  interface Result {
+    row: Row;
+    values: Record<Side, number[]>;
+    p99: Record<Side, number[]>;
+  }
   const ratioOf = (r: Result, side: Side): number => median(r.values.plain.map((p, i) => r.values[side][i] / p));
   const results: Result[] = [];
   const started = Date.now();
@@ -198,23 +204,51 @@ async function main(): Promise<void> {
     results.push(r);
     const ref = REFERENCE ? `  reference x${ratioOf(r, 'ref').toFixed(2)}` : '';
     const old = OLD ? `  old x${ratioOf(r, 'old').toFixed(2)}` : '';
-    process.stdout.write(`  ${label.padEnd(34)} plain ${median(r.values.plain).toFixed(0).padStart(8)}  accel ${median(r.values.accel).toFixed(0).padStart(8)} ${row.metric}  x${ratioOf(r, 'accel').toFixed(2)}${old}${ref}\n`);
+    process.stdout.write(
+      `  ${label.padEnd(34)} plain ${median(r.values.plain).toFixed(0).padStart(8)}  accel ${median(r.values.accel).toFixed(0).padStart(8)} ${row.metric}  x${ratioOf(r, 'accel').toFixed(2)}${old}${ref}\n`,
+    );
   }
 
   const st = status({ pinDir, maxSockets: 0 });
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  console.log(`\nResults (${REPS} repetitions of ${SECONDS} s each, sides in rotating order; values are medians; ratio = median of per-repetition side/plain; ${((Date.now() - started) / 1000).toFixed(0)} s; load at the end ${load})`);
+  console.log(
+    `\nResults (${REPS} repetitions of ${SECONDS} s each, sides in rotating order; values are medians; ratio = median of per-repetition side/plain; ${((Date.now() - started) / 1000).toFixed(0)} s; load at the end ${load})`,
+  );
   const p99 = (xs: number[]): string => (xs.length ? median(xs).toFixed(1) : '-');
   const keptOf = (mine: number, ref: number): number | undefined => (ref >= 1.05 ? (mine - 1) / (ref - 1) : undefined);
   const pct = (x: number | undefined): string => (x === undefined ? '-' : `${(x * 100).toFixed(0)}%`);
   if (REFERENCE) console.log('"kept" is a side\'s gain over plain as a share of the reference program\'s gain (shown when the reference gains at least 5%).');
-  const cols = ['shape', 'client', 'CPUs', 'metric', 'plain', 'meshaccel', 'ratio', 'per-rep ratios', ...(OLD ? ['old thresholds ratio'] : []), ...(REFERENCE ? ['reference ratio', 'kept'] : []), ...(OLD && REFERENCE ? ['old kept'] : []), 'p99 plain µs', 'p99 meshaccel µs', ...(REFERENCE ? ['p99 reference µs'] : [])];
+  const cols = [
+    'shape',
+    'client',
+    'CPUs',
+    'metric',
+    'plain',
+    'meshaccel',
+    'ratio',
+    'per-rep ratios',
+    ...(OLD ? ['old thresholds ratio'] : []),
+    ...(REFERENCE ? ['reference ratio', 'kept'] : []),
+    ...(OLD && REFERENCE ? ['old kept'] : []),
+    'p99 plain µs',
+    'p99 meshaccel µs',
+    ...(REFERENCE ? ['p99 reference µs'] : []),
+  ];
   console.log(`| ${cols.join(' | ')} |`);
   console.log(`|${cols.map(() => '---').join('|')}|`);
   for (const r of results) {
     const per = r.values.plain.map((p, i) => (r.values.accel[i] / p).toFixed(2)).join(' ');
     const mine = ratioOf(r, 'accel');
-    const cells = [r.row.name, r.row.client, String(r.row.cpus), r.row.metric, median(r.values.plain).toFixed(0), median(r.values.accel).toFixed(0), `**${mine.toFixed(2)}x**`, per];
+    const cells = [
+      r.row.name,
+      r.row.client,
+      String(r.row.cpus),
+      r.row.metric,
+      median(r.values.plain).toFixed(0),
+      median(r.values.accel).toFixed(0),
+      `**${mine.toFixed(2)}x**`,
+      per,
+    ];
     if (OLD) cells.push(`${ratioOf(r, 'old').toFixed(2)}x`);
     if (REFERENCE) cells.push(`${ratioOf(r, 'ref').toFixed(2)}x`, pct(keptOf(mine, ratioOf(r, 'ref'))));
     if (OLD && REFERENCE) cells.push(pct(keptOf(ratioOf(r, 'old'), ratioOf(r, 'ref'))));
@@ -234,7 +268,11 @@ async function main(): Promise<void> {
     const lowest = ratios.reduce((m, e) => (e.x < m.x ? e : m), ratios[0]);
     verdicts.push(
       `verdict ${who}: no shape under 0.97x: ${under.length === 0 ? 'PASS' : 'FAIL'}` +
-        (under.length ? ` (${under.map((e) => `${shapeName(e.r)} ${e.x.toFixed(2)}x`).join(', ')})` : lowest ? ` (lowest ${shapeName(lowest.r)} ${lowest.x.toFixed(2)}x)` : ''),
+        (under.length
+          ? ` (${under.map((e) => `${shapeName(e.r)} ${e.x.toFixed(2)}x`).join(', ')})`
+          : lowest
+            ? ` (lowest ${shapeName(lowest.r)} ${lowest.x.toFixed(2)}x)`
+            : ''),
     );
     if (REFERENCE) {
       const gaining = results.filter((r) => ratioOf(r, 'ref') >= 1.05);
@@ -259,7 +297,21 @@ async function main(): Promise<void> {
     if (p && p.runCount > 0) console.log(`${name}: ${p.runCount} runs, ${(p.runTimeNs / p.runCount).toFixed(0)} ns per run`);
   }
   const file = path.join(os.tmpdir(), `${tag}.json`);
-  fs.writeFileSync(file, JSON.stringify({ seconds: SECONDS, reps: REPS, load, thresholds: thresholdsRun, verdicts, results: results.map((r) => ({ ...r, row: { name: r.row.name, client: r.row.client, cpus: r.row.cpus, metric: r.row.metric } })) }, null, 2));
+  fs.writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        seconds: SECONDS,
+        reps: REPS,
+        load,
+        thresholds: thresholdsRun,
+        verdicts,
+        results: results.map((r) => ({ ...r, row: { name: r.row.name, client: r.row.client, cpus: r.row.cpus, metric: r.row.metric } })),
+      },
+      null,
+      2,
+    ),
+  );
   console.log(`raw results: ${file}`);
 }
 

@@ -26,7 +26,11 @@ function bigPolicy(rules: number): CompiledProxyPolicy {
 function protoLoadMs(fn: 'getDiscoveryRoot' | 'getEnvoyRoot'): number {
   // The discovery loader is the xDS server's (src/resource), the full set the compiler's (src/envoy).
   const protos = path.join(__dirname, '..', '..', 'src', fn === 'getDiscoveryRoot' ? 'resource' : 'envoy', 'protos.js');
-  const r = spawnSync(process.execPath, ['-e', `const t=process.hrtime.bigint();require(${JSON.stringify(protos)}).${fn}();console.log(Number(process.hrtime.bigint()-t)/1e6)`], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    ['-e', `const t=process.hrtime.bigint();require(${JSON.stringify(protos)}).${fn}();console.log(Number(process.hrtime.bigint()-t)/1e6)`],
+    { encoding: 'utf8' },
+  );
   const ms = Number(r.stdout.trim());
   if (r.status !== 0 || !(ms > 0)) throw new Error(`proto load ${fn} failed: ${r.stderr.trim()}`);
   return ms;

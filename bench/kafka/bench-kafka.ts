@@ -117,7 +117,11 @@ function filterNanos(): Record<string, number> {
   // Batches below the filter's in-flight limit: requests, then their responses.
   const BATCH = 1000;
   const BATCHES = 100;
-  for (const [name, frame] of [['produce (16 x 1 KiB)', produce], ['fetch', fetchReq], ['heartbeat', heartbeat]] as const) {
+  for (const [name, frame] of [
+    ['produce (16 x 1 KiB)', produce],
+    ['fetch', fetchReq],
+    ['heartbeat', heartbeat],
+  ] as const) {
     let down = 0n;
     let up = 0n;
     for (let b = 0; b < BATCHES + 10; b++) {
@@ -145,7 +149,14 @@ async function main(): Promise<void> {
     return;
   }
   const mock = await startMockCluster(['bench:2']);
-  const filtered = await KafkaProxy.start({ listenHost: '127.0.0.1', listenPort: 0, upstreamHost: mock.host, upstreamPort: mock.port, config: CONFIG, log: () => {} });
+  const filtered = await KafkaProxy.start({
+    listenHost: '127.0.0.1',
+    listenPort: 0,
+    upstreamHost: mock.host,
+    upstreamPort: mock.port,
+    config: CONFIG,
+    log: () => {},
+  });
   const plain = await KafkaProxy.start({ listenHost: '127.0.0.1', listenPort: 0, upstreamHost: mock.host, upstreamPort: mock.port, noFilter: true });
   const producers = {
     filter: kafkaVia(filtered.relay.address.port, 'bench-producer').producer(),
@@ -196,7 +207,7 @@ async function main(): Promise<void> {
   await filtered.close();
   await plain.close();
   await mock.stop();
-  console.log('filter alone on the host (V8), ns per callback, including the host\'s ABI calls (target < 2000 ns per request):');
+  console.log("filter alone on the host (V8), ns per callback, including the host's ABI calls (target < 2000 ns per request):");
   for (const [name, ns] of Object.entries(filterNanos())) console.log(`  ${name.padEnd(36)} ${ns.toFixed(0).padStart(6)} ns`);
 }
 

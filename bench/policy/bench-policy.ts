@@ -41,15 +41,25 @@ function rule(k: number): PolicyResource {
   const peer = (k * 13 + 1) % APPS;
   // Most peers are label selectors (indexable); every tenth is an expression-only selector
   // that must be tested against every identity, which keeps the index honest.
-  const peers: LabelSelectorSpec[] = k % 10 === 0
-    ? [{ matchExpressions: [{ key: 'tier', operator: 'In' as const, values: [`t${k % 5}`, `t${(k + 1) % 5}`] }, { key: 'version', operator: 'NotIn' as const, values: ['v0'] }] }]
-    : [{ matchLabels: { app: `app${peer}` } }, { matchLabels: { app: `app${(peer + 1) % APPS}`, version: `v${k % 6}` } }];
+  const peers: LabelSelectorSpec[] =
+    k % 10 === 0
+      ? [
+          {
+            matchExpressions: [
+              { key: 'tier', operator: 'In' as const, values: [`t${k % 5}`, `t${(k + 1) % 5}`] },
+              { key: 'version', operator: 'NotIn' as const, values: ['v0'] },
+            ],
+          },
+        ]
+      : [{ matchLabels: { app: `app${peer}` } }, { matchLabels: { app: `app${(peer + 1) % APPS}`, version: `v${k % 6}` } }];
   return {
     kind: 'ClusterL7Policy',
     name: `rule-${k}`,
     spec: {
       endpointSelector: { matchLabels: { app: `app${subject}` } },
-      ingress: [{ fromEndpoints: peers, toPorts: [{ ports: [{ port: 8080 + (k % 3), protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: `/api/${k}/.*` }] } }] }],
+      ingress: [
+        { fromEndpoints: peers, toPorts: [{ ports: [{ port: 8080 + (k % 3), protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: `/api/${k}/.*` }] } }] },
+      ],
     },
   };
 }
@@ -93,7 +103,8 @@ function main(): void {
   const check = naive();
   for (const cs of selectors) {
     const want = check.get(cs.selector.key) as Set<number>;
-    if (want.size !== cs.selected.size || [...want].some((id) => !cs.selected.has(id))) throw new Error(`selector ${cs.selector.key}: cache and naive disagree`);
+    if (want.size !== cs.selected.size || [...want].some((id) => !cs.selected.has(id)))
+      throw new Error(`selector ${cs.selector.key}: cache and naive disagree`);
   }
 
   // Each kind in its own loop, so one's garbage is not collected during the other's timing.
@@ -110,7 +121,8 @@ function main(): void {
       const got = new Map([...fresh.entries()].map((cs) => [cs.selector.key, cs.selected]));
       for (const cs of selectors) {
         const sel = got.get(cs.selector.key);
-        if (!sel || sel.size !== cs.selected.size || [...sel].some((id) => !cs.selected.has(id))) throw new Error(`full regeneration disagrees with the incremental cache on ${cs.selector.key}`);
+        if (!sel || sel.size !== cs.selected.size || [...sel].some((id) => !cs.selected.has(id)))
+          throw new Error(`full regeneration disagrees with the incremental cache on ${cs.selector.key}`);
       }
     }
     if (r >= 20) full.push(f);
@@ -194,15 +206,23 @@ function main(): void {
   console.log(`  (figures from a shared, loaded 2-core machine; medians)`);
   console.log(`  setup (add ${IDENTITIES} workloads + ${RULES} rules, incremental)   ${fmt(setup)}`);
   console.log(`  initial compile of ${engine.proxies().size} proxies' IR                   ${fmt(initialCommit)}`);
-  console.log(`  full regeneration (new selector cache, label index)   ${fmt(fullMs)}   target < 1 ms ${fullMs < 1 ? 'MET' : 'MISSED'}  (Cilium, Go: ~2.15 ms)`);
-  console.log(`  naive recompute (every selector x every identity)     ${fmt(median(naiveTimes))}   ${(median(naiveTimes) / fullMs).toFixed(1)}x the full regeneration`);
-  console.log(`  identity add, back to back (allocate, update selector cache, note affected policies) ${fmt(addMs)}   target < 50 µs ${addMs < 0.05 ? 'MET' : 'MISSED'}`);
+  console.log(
+    `  full regeneration (new selector cache, label index)   ${fmt(fullMs)}   target < 1 ms ${fullMs < 1 ? 'MET' : 'MISSED'}  (Cilium, Go: ~2.15 ms)`,
+  );
+  console.log(
+    `  naive recompute (every selector x every identity)     ${fmt(median(naiveTimes))}   ${(median(naiveTimes) / fullMs).toFixed(1)}x the full regeneration`,
+  );
+  console.log(
+    `  identity add, back to back (allocate, update selector cache, note affected policies) ${fmt(addMs)}   target < 50 µs ${addMs < 0.05 ? 'MET' : 'MISSED'}`,
+  );
   console.log(`  identity add, right after an IR recompile (cold caches) ${fmt(median(coldAdds))}; ${median(dirtyCounts)} proxies marked (median)`);
   console.log(`  expand to proxies + recompile their IR after one add ${fmt(median(commits))}`);
   console.log(`  one proxy's IR from the cache                         ${fmt(median(compileOne))}`);
   const rebuildMs = median(rebuilds);
   console.log(`  affected proxies' Envoy resources after one add (${median(rebuiltCounts)} proxies; build + check + encode) ${fmt(rebuildMs)}`);
-  console.log(`  identity add → IR recompiled → resources rebuilt      ${fmt(addMs + median(commits) + rebuildMs)}   target < 1 ms ${addMs + median(commits) + rebuildMs < 1 ? 'MET' : 'MISSED'}`);
+  console.log(
+    `  identity add → IR recompiled → resources rebuilt      ${fmt(addMs + median(commits) + rebuildMs)}   target < 1 ms ${addMs + median(commits) + rebuildMs < 1 ? 'MET' : 'MISSED'}`,
+  );
   console.log(`  one proxy's standalone resources (build + check + encode) ${fmt(median(oneProxyResources))}`);
 }
 

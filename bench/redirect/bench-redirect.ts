@@ -56,7 +56,23 @@ async function iptablesRedirect(t: Topology, toPort: number | undefined): Promis
   }
   // Istio's shape: the proxy's own (marked) traffic returns first, the rest is REDIRECTed.
   await runIn(ns, ['iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-m', 'mark', '--mark', String(PROXY_MARK), '-j', 'RETURN']);
-  await runIn(ns, ['iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', SERVER, '--dport', String(SERVER_PORT), '-j', 'REDIRECT', '--to-ports', String(toPort)]);
+  await runIn(ns, [
+    'iptables',
+    '-t',
+    'nat',
+    '-A',
+    'OUTPUT',
+    '-p',
+    'tcp',
+    '-d',
+    SERVER,
+    '--dport',
+    String(SERVER_PORT),
+    '-j',
+    'REDIRECT',
+    '--to-ports',
+    String(toPort),
+  ]);
 }
 
 async function setMode(t: Topology, mode: Mode): Promise<void> {
@@ -109,14 +125,20 @@ async function main(): Promise<number> {
   const t = await createTopology('bench');
   const procs: NsProcess[] = [];
   try {
-    for (const [k, v] of [['net.ipv4.ip_local_port_range', '10000 65000'], ['net.ipv4.tcp_tw_reuse', '1']]) {
+    for (const [k, v] of [
+      ['net.ipv4.ip_local_port_range', '10000 65000'],
+      ['net.ipv4.tcp_tw_reuse', '1'],
+    ]) {
       await runIn({ netns: t.a }, ['sysctl', '-q', '-w', `${k}=${v}`]);
     }
     procs.push(await startInNetns(t.b, ['echo', String(SERVER_PORT)], Number(CPU)));
     procs.push(await startInNetns(t.a, ['relay', '15006', String(RELAY_TPROXY_PORT), String(PROXY_MARK), String(RELAY_NAT_PORT)], Number(CPU)));
     procs.push(await startInNetns(t.a, ['echo', String(LOCAL_NAT_PORT), String(LOCAL_TPROXY_PORT)], Number(CPU)));
     const pids = procs.map((p) => p.child.pid!);
-    const results = Object.fromEntries(MODES.map((m) => [m.name, { conn: [] as Sample[], rr: [] as Sample[] }])) as Record<string, { conn: Sample[]; rr: Sample[] }>;
+    const results = Object.fromEntries(MODES.map((m) => [m.name, { conn: [] as Sample[], rr: [] as Sample[] }])) as Record<
+      string,
+      { conn: Sample[]; rr: Sample[] }
+    >;
     console.log(`bench-redirect: ${ROUNDS} rounds x ${SECONDS}s per figure, modes interleaved, all processes on CPU ${CPU}`);
     console.log(`  conn: ${CONN_CONCURRENCY} concurrent (connect, 1-byte echo, reset); rr: ${RR_CONCURRENCY} kept connections x 64-byte echo`);
     for (let round = 1; round <= ROUNDS; round++) {
@@ -126,7 +148,9 @@ async function main(): Promise<number> {
         const rr = await load(t, 'rr', pids);
         results[mode.name].conn.push(conn);
         results[mode.name].rr.push(rr);
-        console.log(`  round ${round} ${mode.name.padEnd(23)} conn/s ${conn.rate.toFixed(0).padStart(7)} (${conn.cpuPerOp.toFixed(0)} us cpu)  req/s ${rr.rate.toFixed(0).padStart(7)} (${rr.cpuPerOp.toFixed(1)} us cpu)`);
+        console.log(
+          `  round ${round} ${mode.name.padEnd(23)} conn/s ${conn.rate.toFixed(0).padStart(7)} (${conn.cpuPerOp.toFixed(0)} us cpu)  req/s ${rr.rate.toFixed(0).padStart(7)} (${rr.cpuPerOp.toFixed(1)} us cpu)`,
+        );
       }
     }
     console.log('\nmedians. Outbound path: client -> capture -> relay -> SO_MARK upstream -> echo server in the peer namespace;');
@@ -135,8 +159,16 @@ async function main(): Promise<number> {
     for (const mode of MODES) {
       const r = results[mode.name];
       console.log(
-        `  ${mode.name.padEnd(23)} ${median(r.conn.map((x) => x.rate)).toFixed(0).padStart(8)} ${median(r.conn.map((x) => x.cpuPerOp)).toFixed(0).padStart(12)} ` +
-          `${median(r.rr.map((x) => x.rate)).toFixed(0).padStart(8)} ${median(r.rr.map((x) => x.cpuPerOp)).toFixed(1).padStart(11)}`,
+        `  ${mode.name.padEnd(23)} ${median(r.conn.map((x) => x.rate))
+          .toFixed(0)
+          .padStart(8)} ${median(r.conn.map((x) => x.cpuPerOp))
+          .toFixed(0)
+          .padStart(12)} ` +
+          `${median(r.rr.map((x) => x.rate))
+            .toFixed(0)
+            .padStart(8)} ${median(r.rr.map((x) => x.cpuPerOp))
+            .toFixed(1)
+            .padStart(11)}`,
       );
     }
     return 0;

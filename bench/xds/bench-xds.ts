@@ -87,7 +87,12 @@ async function main(): Promise<void> {
     const end = process.hrtime.bigint();
     const cpu = process.cpuUsage(cpu0);
     await new Promise((r) => setTimeout(r, 500)); // let the clients report their CPU
-    results.push({ ms: Number(end - start) / 1e6, cpuMs: (cpu.user + cpu.system) / 1000, encodeMs: Number(pushed - start) / 1e6, clientCpuMs: clientCpuMs - clientCpu0 });
+    results.push({
+      ms: Number(end - start) / 1e6,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      encodeMs: Number(pushed - start) / 1e6,
+      clientCpuMs: clientCpuMs - clientCpu0,
+    });
   }
   // Marginal cost: a second wave of streams on a server already sized for the first, so fixed
   // costs (V8's young generation growing under the connect burst, code, caches) drop out.
@@ -102,18 +107,27 @@ async function main(): Promise<void> {
   const perStreamKiB = ((idleRss - baseRss) * 1024) / STREAMS;
   console.log(`bench-xds: ${STREAMS} ADS SotW streams, one connection each, ${TYPES} types x 10 resources, server pinned apart from clients`);
   console.log(`  initial connect + first config ACKed by all: ${connectMs} ms`);
-  for (const [i, r] of results.entries()) console.log(`  round ${i + 1}: all ${STREAMS * TYPES} ACKs in ${r.ms.toFixed(1)} ms (fan-out ${r.encodeMs.toFixed(1)} ms, server CPU ${r.cpuMs.toFixed(0)} ms, clients' CPU ${r.clientCpuMs.toFixed(0)} ms)`);
+  for (const [i, r] of results.entries())
+    console.log(
+      `  round ${i + 1}: all ${STREAMS * TYPES} ACKs in ${r.ms.toFixed(1)} ms (fan-out ${r.encodeMs.toFixed(1)} ms, server CPU ${r.cpuMs.toFixed(0)} ms, clients' CPU ${r.clientCpuMs.toFixed(0)} ms)`,
+    );
   console.log(`  median: ${median.ms.toFixed(1)} ms to full ACK (target < 1000 ms): ${median.ms < 1000 ? 'MET' : 'NOT MET'}`);
-  console.log(`  server RSS: ${baseRss.toFixed(1)} MiB before, ${idleRss.toFixed(1)} MiB with ${STREAMS} idle streams; heap used ${baseHeap.toFixed(1)} -> ${idleHeap.toFixed(1)} MiB, committed ${baseHeapTotal.toFixed(1)} -> ${idleHeapTotal.toFixed(1)} MiB`);
+  console.log(
+    `  server RSS: ${baseRss.toFixed(1)} MiB before, ${idleRss.toFixed(1)} MiB with ${STREAMS} idle streams; heap used ${baseHeap.toFixed(1)} -> ${idleHeap.toFixed(1)} MiB, committed ${baseHeapTotal.toFixed(1)} -> ${idleHeapTotal.toFixed(1)} MiB`,
+  );
   const marginalKiB = ((more.rss - idleRss) * 1024) / extra;
   // RSS = V8's committed heap + native memory. Committed-but-unused heap is sizing policy, not a
   // per-stream cost, so the per-stream figure that is stable across runs is heap used + native.
   const heapUsedKiB = ((idleHeap - baseHeap) * 1024) / STREAMS;
-  const nativeKiB = (((idleRss - idleHeapTotal) - (baseRss - baseHeapTotal)) * 1024) / STREAMS;
-  console.log(`  RSS per idle stream, averaged over all ${STREAMS}: ${perStreamKiB.toFixed(1)} KiB (includes V8 young-generation growth during the connect burst)`);
+  const nativeKiB = ((idleRss - idleHeapTotal - (baseRss - baseHeapTotal)) * 1024) / STREAMS;
+  console.log(
+    `  RSS per idle stream, averaged over all ${STREAMS}: ${perStreamKiB.toFixed(1)} KiB (includes V8 young-generation growth during the connect burst)`,
+  );
   console.log(`  RSS per idle stream, marginal (${extra} more streams): ${marginalKiB.toFixed(1)} KiB`);
   const perStream = heapUsedKiB + nativeKiB;
-  console.log(`  memory per idle stream = JS heap used ${heapUsedKiB.toFixed(1)} KiB + native ${nativeKiB.toFixed(1)} KiB = ${perStream.toFixed(1)} KiB (target < 50 KiB): ${perStream < 50 ? 'MET' : 'NOT MET'}`);
+  console.log(
+    `  memory per idle stream = JS heap used ${heapUsedKiB.toFixed(1)} KiB + native ${nativeKiB.toFixed(1)} KiB = ${perStream.toFixed(1)} KiB (target < 50 KiB): ${perStream < 50 ? 'MET' : 'NOT MET'}`,
+  );
 }
 
 main().catch((err) => {

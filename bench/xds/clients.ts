@@ -24,8 +24,14 @@ for (let i = 0; i < count; i++) {
   call.on('data', (b: Buffer) => {
     const r = respType.toObject(respType.decode(b), { defaults: true }) as { type_url: string; version_info: string; nonce: string };
     responses++;
-    call.write(encodeSotwRequest({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: NAMED_SUBSCRIPTIONS[r.type_url] }));
+    call.write(
+      encodeSotwRequest({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: NAMED_SUBSCRIPTIONS[r.type_url] }),
+    );
   });
-  types.forEach((t, k) => call.write(encodeSotwRequest({ node: k === 0 ? { id: `bench-${offset + i}`, locality: {} } : undefined, type_url: t, resource_names: NAMED_SUBSCRIPTIONS[t] })));
+  types.forEach((t, k) =>
+    call.write(
+      encodeSotwRequest({ node: k === 0 ? { id: `bench-${offset + i}`, locality: {} } : undefined, type_url: t, resource_names: NAMED_SUBSCRIPTIONS[t] }),
+    ),
+  );
 }
 setInterval(() => process.send?.({ responses, cpu: process.cpuUsage() }), 200);

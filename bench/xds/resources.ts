@@ -15,25 +15,54 @@ export function benchSnapshot(generation: number): Snapshot {
   const out: EncodedResource[] = [];
   for (let i = 0; i < PER_TYPE; i++) {
     const svc = `svc-${i}`;
-    out.push(encode(TypeUrl.Cluster, svc, { name: svc, type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: { seconds: 1 + generation } }));
+    out.push(
+      encode(TypeUrl.Cluster, svc, { name: svc, type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: { seconds: 1 + generation } }),
+    );
     out.push(
       encode(TypeUrl.ClusterLoadAssignment, svc, {
         cluster_name: svc,
-        endpoints: [{ lb_endpoints: Array.from({ length: 4 }, (_, j) => ({ endpoint: { address: { socket_address: { address: `10.0.${i}.${j + 1}`, port_value: 8000 + generation } } } })) }],
+        endpoints: [
+          {
+            lb_endpoints: Array.from({ length: 4 }, (_, j) => ({
+              endpoint: { address: { socket_address: { address: `10.0.${i}.${j + 1}`, port_value: 8000 + generation } } },
+            })),
+          },
+        ],
       }),
     );
     out.push(
       encode(TypeUrl.Listener, `listener-${i}`, {
         name: `listener-${i}`,
         address: { socket_address: { address: '0.0.0.0', port_value: 9000 + i } },
-        filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', stat_prefix: `in_${i}_${generation}`, rds: { route_config_name: `route-${i}`, config_source: { ads: {} } } } }] }],
+        filter_chains: [
+          {
+            filters: [
+              {
+                name: 'envoy.filters.network.http_connection_manager',
+                typed_config: {
+                  '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                  stat_prefix: `in_${i}_${generation}`,
+                  rds: { route_config_name: `route-${i}`, config_source: { ads: {} } },
+                },
+              },
+            ],
+          },
+        ],
       }),
     );
-    out.push(encode(TypeUrl.RouteConfiguration, `route-${i}`, { name: `route-${i}`, virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: `/v${generation}` }, route: { cluster: svc } }] }] }));
+    out.push(
+      encode(TypeUrl.RouteConfiguration, `route-${i}`, {
+        name: `route-${i}`,
+        virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: `/v${generation}` }, route: { cluster: svc } }] }],
+      }),
+    );
     out.push(
       encode(TypeUrl.ExtensionConfig, `rbac-${i}`, {
         name: `rbac-${i}`,
-        typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC', rules: { policies: { [`p${generation}`]: { permissions: [{ any: true }], principals: [{ any: true }] } } } },
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+          rules: { policies: { [`p${generation}`]: { permissions: [{ any: true }], principals: [{ any: true }] } } },
+        },
       }),
     );
   }

@@ -76,7 +76,10 @@ export function optionValue(args: ParsedArgs, name: string): string | undefined 
 
 /** Values of a repeated option, with comma-separated lists split (`--ports 80,443 --ports 8080`). */
 export function optionList(args: ParsedArgs, name: string): string[] {
-  return (args.options.get(name) ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  return (args.options.get(name) ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
 }
 
 /** `allowZero` for a listening port where 0 means "pick a free one". */

@@ -18,11 +18,21 @@ const ATTACH: Record<string, OptionSpec> = {
   cgroup: { value: true, description: 'cgroup v2 directory to accelerate (default: the cgroup2 root)' },
   ports: { value: true, repeated: true, description: 'only pairs using these ports (e.g. 15001,15006); default: all loopback' },
   'leave-delay-ms': { value: true, description: 'minimum ms a socket handed to TCP waits before leaving the sockhash once that is safe, or never (default 0)' },
-  'bulk-streak': { value: true, description: 'one-way sends (a window) that must all suit TCP before a flow is handed to it (0 = never; default 16; at most 65535)' },
+  'bulk-streak': {
+    value: true,
+    description: 'one-way sends (a window) that must all suit TCP before a flow is handed to it (0 = never; default 16; at most 65535)',
+  },
   'bulk-small-max': { value: true, description: 'sends below this many bytes suit TCP (rounded down to a power of two; default 16384); skips calibration' },
-  'bulk-large-min': { value: true, description: 'sends from this many bytes suit TCP when the reader is busy on another CPU (rounded up to a power of two; default 262144; 0 = off); skips calibration' },
+  'bulk-large-min': {
+    value: true,
+    description:
+      'sends from this many bytes suit TCP when the reader is busy on another CPU (rounded up to a power of two; default 262144; 0 = off); skips calibration',
+  },
   'idle-handoff-ms': { value: true, description: 'ms a run whose sizes suit TCP only with an idle reader must read idle before it hands off (default 50)' },
-  calibrate: { description: 'measure on this machine which write sizes plain TCP carries better than redirection (about 6 s) even if a calibration is pinned; without threshold flags the first attach measures anyway' },
+  calibrate: {
+    description:
+      'measure on this machine which write sizes plain TCP carries better than redirection (about 6 s) even if a calibration is pinned; without threshold flags the first attach measures anyway',
+  },
   'no-calibrate': { description: 'use the default thresholds instead of measuring them' },
   ...COMMON,
 };
@@ -43,7 +53,8 @@ function nonNegative(text: string, what: string): number {
 }
 
 function handoffLines(s: DatapathStatus): string[] {
-  const leave = s.leaveDelayMs === 'never' ? 'never leave the sockhash' : `leave the sockhash when safe${s.leaveDelayMs ? `, no sooner than ${s.leaveDelayMs} ms` : ''}`;
+  const leave =
+    s.leaveDelayMs === 'never' ? 'never leave the sockhash' : `leave the sockhash when safe${s.leaveDelayMs ? `, no sooner than ${s.leaveDelayMs} ms` : ''}`;
   if (s.bulkStreak === 0) return [`bulk hand-off off; handed-off sockets ${leave}`];
   const t = s.thresholds;
   if (!t) return [`bulk hand-off after ${s.bulkStreak ?? '?'} one-way sends; handed-off sockets ${leave}`];
@@ -72,13 +83,17 @@ function statusText(s: DatapathStatus, maxSockets: number): string {
     const c = s.counters;
     lines.push(`redirected: ${c.redirectedMessages} messages, ${c.redirectedBytes} bytes`);
     lines.push(`passed:     ${c.passedMessages} messages, ${c.passedBytes} bytes (misses ${c.misses}, bulk hand-offs ${c.bulkHandoffs})`);
-    lines.push(`sockets:    ${c.socketsInserted} inserted, ${c.socketsClosed} closed, ${c.insertErrors} insert errors, ${c.socketsLeft} left for plain TCP (${c.leaveWaits} leave checks waited on a busy peer)`);
+    lines.push(
+      `sockets:    ${c.socketsInserted} inserted, ${c.socketsClosed} closed, ${c.insertErrors} insert errors, ${c.socketsLeft} left for plain TCP (${c.leaveWaits} leave checks waited on a busy peer)`,
+    );
     lines.push(`windows:    ${c.windowsIdle} judged with the reader idle, ${c.windowsBusy} with it busy (only windows whose sizes depend on it)`);
   }
   lines.push(`sockhash:   ${s.socketCount} entries`);
   for (const e of s.sockets.slice(0, maxSockets)) {
     const addr = (a: string, p: number): string => (e.family === 6 ? `[${a}]:${p}` : `${a}:${p}`);
-    lines.push(`  netns ${e.netnsCookie} ${addr(e.localAddress, e.localPort)} -> ${addr(e.remoteAddress, e.remotePort)} cookie ${e.socketCookie}${e.tcpOnly ? ' tcp-only' : ''}`);
+    lines.push(
+      `  netns ${e.netnsCookie} ${addr(e.localAddress, e.localPort)} -> ${addr(e.remoteAddress, e.remotePort)} cookie ${e.socketCookie}${e.tcpOnly ? ' tcp-only' : ''}`,
+    );
   }
   return lines.join('\n');
 }
@@ -94,7 +109,8 @@ async function attachCmd(argv: string[]): Promise<number> {
   const idleMs = optionValue(args, 'idle-handoff-ms');
   const thresholdFlags = smallMax !== undefined || largeMin !== undefined;
   if (args.flags.has('calibrate') && args.flags.has('no-calibrate')) throw new UsageError('--calibrate and --no-calibrate exclude each other');
-  if (thresholdFlags && args.flags.has('calibrate')) throw new UsageError('--calibrate measures the thresholds: drop --bulk-small-max/--bulk-large-min, or --calibrate');
+  if (thresholdFlags && args.flags.has('calibrate'))
+    throw new UsageError('--calibrate measures the thresholds: drop --bulk-small-max/--bulk-large-min, or --calibrate');
   // Parsed before anything is loaded, so bad usage exits 2 and changes nothing.
   const options: AttachOptions = {
     cgroup: optionValue(args, 'cgroup'),
@@ -140,7 +156,10 @@ async function detachCmd(argv: string[]): Promise<number> {
   try {
     const r = dp.detach({ pinDir: optionValue(args, 'pin-dir') });
     if (args.flags.has('json')) console.log(jsonText(r));
-    else console.log(r.removed.length > 0 ? `datapath detached; removed ${r.removed.join(', ')} from ${r.pinDir}` : `datapath not attached (nothing under ${r.pinDir})`);
+    else
+      console.log(
+        r.removed.length > 0 ? `datapath detached; removed ${r.removed.join(', ')} from ${r.pinDir}` : `datapath not attached (nothing under ${r.pinDir})`,
+      );
     return 0;
   } catch (err) {
     console.error(`meshaccel datapath detach: ${(err as Error).message}`);

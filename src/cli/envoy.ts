@@ -17,7 +17,10 @@ const CHECK_OPTIONS: Record<string, OptionSpec> = {
 
 const RENDER_OPTIONS: Record<string, OptionSpec> = {
   mode: { value: true, description: 'standalone | istio | grpc (default standalone)' },
-  'kafka-filter': { value: true, description: 'standalone: path of the Kafka filter module (.wasm) on the Envoy host (default: the built one of this install)' },
+  'kafka-filter': {
+    value: true,
+    description: 'standalone: path of the Kafka filter module (.wasm) on the Envoy host (default: the built one of this install)',
+  },
   'grpc-host': { value: true, description: 'grpc mode: host the XdsServer binds (default 0.0.0.0)' },
   envoyfilter: { description: 'istio mode: print the EnvoyFilter that patches the ports this policy enforces HTTP rules on' },
   namespace: { value: true, description: 'with --envoyfilter: its namespace (default default)' },
@@ -26,10 +29,14 @@ const RENDER_OPTIONS: Record<string, OptionSpec> = {
   help: { description: 'show this help' },
 };
 
-const SUMMARY = 'check Envoy config files against Envoy\'s schema; render compiled policy as Envoy resources';
+const SUMMARY = "check Envoy config files against Envoy's schema; render compiled policy as Envoy resources";
 
 async function check(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, CHECK_OPTIONS, { command: 'envoy check FILE...', summary: 'Checks Envoy bootstraps and resources (YAML or JSON; "@type" resources, lists, `resources:`, Istio EnvoyFilters) against Envoy\'s protos and their validate.rules. Exit 0 only if every file passes.' });
+  const args = parseArgs(argv, CHECK_OPTIONS, {
+    command: 'envoy check FILE...',
+    summary:
+      'Checks Envoy bootstraps and resources (YAML or JSON; "@type" resources, lists, `resources:`, Istio EnvoyFilters) against Envoy\'s protos and their validate.rules. Exit 0 only if every file passes.',
+  });
   if (args.positionals.length === 0) throw new UsageError('envoy check needs at least one FILE');
   const { checkFile } = await import('../envoy/check-file');
   const { formatDiagnostic } = await import('../policy/diagnostics');
@@ -54,7 +61,10 @@ async function check(argv: string[]): Promise<number> {
 }
 
 async function render(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, RENDER_OPTIONS, { command: 'envoy render COMPILED.json', summary: 'Prints the Envoy resources a CompiledProxyPolicy (JSON) compiles to, after checking them.' });
+  const args = parseArgs(argv, RENDER_OPTIONS, {
+    command: 'envoy render COMPILED.json',
+    summary: 'Prints the Envoy resources a CompiledProxyPolicy (JSON) compiles to, after checking them.',
+  });
   const [file] = args.positionals;
   if (!file || args.positionals.length > 1) throw new UsageError('envoy render needs exactly one COMPILED.json');
   const mode = optionValue(args, 'mode') ?? 'standalone';
@@ -84,7 +94,12 @@ async function render(argv: string[]): Promise<number> {
     console.log(JSON.stringify(filter, null, 2));
     return 0;
   }
-  const build = buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: optionValue(args, 'grpc-host'), kafkaModule: { localPath: path.resolve(optionValue(args, 'kafka-filter') ?? kafkaFilterWasmPath()) } });
+  const build = buildProxyResourceJson(compiled, {
+    mode,
+    redirect: DEFAULT_REDIRECT_CONFIG,
+    grpcServerHost: optionValue(args, 'grpc-host'),
+    kafkaModule: { localPath: path.resolve(optionValue(args, 'kafka-filter') ?? kafkaFilterWasmPath()) },
+  });
   for (const w of build.warnings) console.error(`warning: ${w}`);
   try {
     encodeGenerated(build.resources);
@@ -92,7 +107,13 @@ async function render(argv: string[]): Promise<number> {
     console.error(err instanceof Error ? err.message : String(err));
     return 1;
   }
-  console.log(JSON.stringify(build.resources.map((r) => ({ '@type': r.typeUrl, ...r.json })), null, 2));
+  console.log(
+    JSON.stringify(
+      build.resources.map((r) => ({ '@type': r.typeUrl, ...r.json })),
+      null,
+      2,
+    ),
+  );
   return 0;
 }
 
@@ -103,7 +124,9 @@ export const command: Command = {
     if (sub === 'check') return check(rest);
     if (sub === 'render') return render(rest);
     if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-      console.log(['usage: meshaccel envoy check FILE...', '       meshaccel envoy render COMPILED.json [--mode standalone|istio|grpc]', '', SUMMARY].join('\n'));
+      console.log(
+        ['usage: meshaccel envoy check FILE...', '       meshaccel envoy render COMPILED.json [--mode standalone|istio|grpc]', '', SUMMARY].join('\n'),
+      );
       return sub ? 0 : 2;
     }
     throw new UsageError(`unknown envoy subcommand "${sub}" (check, render)`);

@@ -54,7 +54,9 @@ async function proxy(argv: string[]): Promise<number> {
     config: first.config,
     principal: optionValue(args, 'principal'),
   });
-  console.log(`kafka proxy (test host, not a data plane): ${at.host}:${proxy.relay.address.port} -> ${upstream.host}:${upstream.port}, ${first.config.name}, ${first.config.rules.length} rules`);
+  console.log(
+    `kafka proxy (test host, not a data plane): ${at.host}:${proxy.relay.address.port} -> ${upstream.host}:${upstream.port}, ${first.config.name}, ${first.config.rules.length} rules`,
+  );
   let timer: NodeJS.Timeout | undefined;
   const reload = (): void => {
     const next = compileKafkaPort(inputs, node, port, direction);
@@ -65,10 +67,14 @@ async function proxy(argv: string[]): Promise<number> {
     }
     if (proxy.update(next.config)) console.log(`kafka proxy: policy reloaded (${next.config.rules.length} rules), applies to open connections too`);
   };
-  const watchers = inputs.filter((p) => fs.existsSync(p)).map((p) => fs.watch(p, { recursive: false }, () => {
-    clearTimeout(timer);
-    timer = setTimeout(reload, 100);
-  }));
+  const watchers = inputs
+    .filter((p) => fs.existsSync(p))
+    .map((p) =>
+      fs.watch(p, { recursive: false }, () => {
+        clearTimeout(timer);
+        timer = setTimeout(reload, 100);
+      }),
+    );
   process.on('SIGHUP', reload);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -87,7 +93,9 @@ export const command: Command = {
     const [sub, ...rest] = argv;
     if (sub === 'proxy') return proxy(rest);
     if (sub === undefined || sub === '--help' || sub === 'help') {
-      console.log('usage: meshaccel kafka proxy --policy DIR --node ID --listen HOST:PORT --upstream HOST:PORT\n\n  proxy   relay Kafka through the Kafka filter on a built-in proxy-wasm host (a test host, not a data plane)');
+      console.log(
+        'usage: meshaccel kafka proxy --policy DIR --node ID --listen HOST:PORT --upstream HOST:PORT\n\n  proxy   relay Kafka through the Kafka filter on a built-in proxy-wasm host (a test host, not a data plane)',
+      );
       return sub === undefined ? 2 : 0;
     }
     throw new UsageError(`unknown kafka subcommand "${sub}" (expected proxy)`);

@@ -16,7 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 async function usage(): Promise<string> {
   const lines = ['usage: meshaccel <command> [options]', '', 'commands:'];
   for (const [name, load] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${(await load()).summary}`);
-  lines.push('', 'Run `meshaccel <command> --help` for a command\'s options.');
+  lines.push('', "Run `meshaccel <command> --help` for a command's options.");
   return lines.join('\n');
 }
 

@@ -20,7 +20,7 @@ function modeOption(value: string | undefined): EnforcementMode {
 const COMPILE_SPEC: Record<string, OptionSpec> = {
   policies: { value: true, repeated: true, description: 'directory (or file) of L7Policy/ClusterL7Policy YAML' },
   workloads: { value: true, repeated: true, description: 'directory (or file) of Workload YAML' },
-  node: { value: true, description: 'print only this xDS node id\'s policy' },
+  node: { value: true, description: "print only this xDS node id's policy" },
   'trust-domain': { value: true, description: 'trust domain of mTLS principals (default cluster.local)' },
   help: { description: 'show this help' },
 };
@@ -29,7 +29,7 @@ const TRACE_SPEC: Record<string, OptionSpec> = {
   policies: { value: true, repeated: true, description: 'directory (or file) of L7Policy/ClusterL7Policy YAML' },
   workloads: { value: true, repeated: true, description: 'directory (or file) of Workload YAML' },
   from: { value: true, description: 'source workload, ns/name' },
-  'from-ip': { value: true, description: 'source address (a workload\'s, or any other)' },
+  'from-ip': { value: true, description: "source address (a workload's, or any other)" },
   'from-labels': { value: true, description: 'with --from-ip: labels of a workload to imagine at that address, k=v,k=v' },
   'from-namespace': { value: true, description: 'with --from-labels: its namespace (default meshaccel-trace)' },
   'from-sa': { value: true, description: 'with --from-labels: its service account' },
@@ -62,7 +62,11 @@ function labelsOption(text: string | undefined): Record<string, string> | undefi
 
 /** Loads the policies and workloads, prints the verdict of one connection (or request). Exit 0 when traced, whatever the verdict. */
 async function trace(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, TRACE_SPEC, { command: 'policy trace', summary: 'Judge one connection (and optionally one HTTP request) through gRPC\'s RBAC engine over the Envoy resources that would be served (standalone mode).' });
+  const args = parseArgs(argv, TRACE_SPEC, {
+    command: 'policy trace',
+    summary:
+      "Judge one connection (and optionally one HTTP request) through gRPC's RBAC engine over the Envoy resources that would be served (standalone mode).",
+  });
   const inputs = [...optionList(args, 'policies'), ...optionList(args, 'workloads'), ...args.positionals];
   if (inputs.length === 0) throw new UsageError('policy trace needs --policies and --workloads');
   const portText = optionValue(args, 'port');
@@ -95,14 +99,25 @@ async function trace(argv: string[]): Promise<number> {
   const method = optionValue(args, 'method');
   const reqPath = optionValue(args, 'path');
   const host = optionValue(args, 'host');
-  const http = method !== undefined || reqPath !== undefined || host !== undefined || Object.keys(headers).length > 0 ? { method, path: reqPath, host, headers } : undefined;
+  const http =
+    method !== undefined || reqPath !== undefined || host !== undefined || Object.keys(headers).length > 0
+      ? { method, path: reqPath, host, headers }
+      : undefined;
   const { traceConnection, formatTrace } = await import('../trace/trace');
   const { DEFAULT_REDIRECT_CONFIG } = await import('../net/capture-config');
   try {
     const r = traceConnection(
       engine,
       {
-        from: from !== undefined ? { workload: `Workload/${from}` } : { ip: fromIp, labels: labelsOption(optionValue(args, 'from-labels')), namespace: optionValue(args, 'from-namespace'), serviceAccount: optionValue(args, 'from-sa') },
+        from:
+          from !== undefined
+            ? { workload: `Workload/${from}` }
+            : {
+                ip: fromIp,
+                labels: labelsOption(optionValue(args, 'from-labels')),
+                namespace: optionValue(args, 'from-namespace'),
+                serviceAccount: optionValue(args, 'from-sa'),
+              },
         to: to !== undefined ? { workload: `Workload/${to}` } : { ip: toIp },
         port,
         http,
@@ -119,7 +134,10 @@ async function trace(argv: string[]): Promise<number> {
 
 /** Runs YAML policy test files; exit 1 on any mismatch, with the trace of each failing case. */
 async function test(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, TEST_SPEC, { command: 'policy test FILE...', summary: 'Run policy test cases (YAML: policies, workloads, cases with from/to/port/request/expect) through policy trace.' });
+  const args = parseArgs(argv, TEST_SPEC, {
+    command: 'policy test FILE...',
+    summary: 'Run policy test cases (YAML: policies, workloads, cases with from/to/port/request/expect) through policy trace.',
+  });
   if (args.positionals.length === 0) throw new UsageError('policy test needs at least one FILE');
   const { runPolicyTestFile } = await import('../trace/policy-tests');
   const { DEFAULT_REDIRECT_CONFIG } = await import('../net/capture-config');
@@ -138,7 +156,12 @@ async function test(argv: string[]): Promise<number> {
       total++;
       if (r.passed) continue;
       failed++;
-      console.error(`${file}: FAIL ${r.name}\n  - expected ${r.expected}\n  + got      ${r.actual ?? 'an error'}\n${r.detail.split('\n').map((l) => `    ${l}`).join('\n')}`);
+      console.error(
+        `${file}: FAIL ${r.name}\n  - expected ${r.expected}\n  + got      ${r.actual ?? 'an error'}\n${r.detail
+          .split('\n')
+          .map((l) => `    ${l}`)
+          .join('\n')}`,
+      );
     }
   }
   const summary = `${total - failed} of ${total} case${total === 1 ? '' : 's'} passed`;
@@ -178,7 +201,10 @@ function expand(paths: readonly string[]): { files: string[]; empty: Diagnostic[
 
 /** Validates files like a compiler: one line per error, exit status 0 only if everything passed. */
 async function check(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, CHECK_SPEC, { command: 'policy check FILE|DIR...', summary: 'Validate L7Policy, ClusterL7Policy and Workload YAML against the CRD schema, RE2 and Kafka rules.' });
+  const args = parseArgs(argv, CHECK_SPEC, {
+    command: 'policy check FILE|DIR...',
+    summary: 'Validate L7Policy, ClusterL7Policy and Workload YAML against the CRD schema, RE2 and Kafka rules.',
+  });
   if (args.positionals.length === 0) throw new UsageError('policy check needs at least one FILE');
   const { files, empty } = expand(args.positionals);
   const loaded = loadFiles(files, undefined, { mode: modeOption(optionValue(args, 'mode')) });
@@ -239,7 +265,9 @@ export const command: Command = {
     if (sub === 'trace') return trace(rest);
     if (sub === 'test') return test(rest);
     if (sub === undefined || sub === '--help' || sub === 'help') {
-      console.log(`usage: meshaccel ${SUMMARY}\n\n  check FILE|DIR...   validate files; errors as file:line:col; exit 1 if any\n  compile ...         print the per-proxy compiled policy as JSON\n  trace ...           judge one connection/request over the resources that would be served\n  test FILE...        run YAML policy test cases through trace; exit 1 on any mismatch`);
+      console.log(
+        `usage: meshaccel ${SUMMARY}\n\n  check FILE|DIR...   validate files; errors as file:line:col; exit 1 if any\n  compile ...         print the per-proxy compiled policy as JSON\n  trace ...           judge one connection/request over the resources that would be served\n  test FILE...        run YAML policy test cases through trace; exit 1 on any mismatch`,
+      );
       return sub === undefined ? 2 : 0;
     }
     throw new UsageError(`unknown policy subcommand "${sub}" (expected check, compile, trace or test)`);

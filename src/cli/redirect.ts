@@ -14,12 +14,16 @@ const SPEC: Record<string, OptionSpec> = {
   'inbound-proxy-port': { value: true, description: `proxy port for captured inbound flows (default ${DEFAULT_REDIRECT_CONFIG.inboundProxyPort})` },
   'outbound-proxy-port': { value: true, description: `proxy port for captured outbound flows (default ${DEFAULT_REDIRECT_CONFIG.outboundProxyPort})` },
   'inbound-ports': { value: true, repeated: true, description: 'capture inbound only to these ports (default: every port)' },
-  'exclude-inbound-ports': { value: true, repeated: true, description: `inbound ports never captured (added to ${DEFAULT_REDIRECT_CONFIG.excludeInboundPorts.join(',')})` },
+  'exclude-inbound-ports': {
+    value: true,
+    repeated: true,
+    description: `inbound ports never captured (added to ${DEFAULT_REDIRECT_CONFIG.excludeInboundPorts.join(',')})`,
+  },
   'exclude-outbound-ports': { value: true, repeated: true, description: 'outbound destination ports never captured' },
   'exclude-inbound-cidrs': { value: true, repeated: true, description: 'inbound clients (source CIDRs) never captured' },
   'exclude-outbound-cidrs': { value: true, repeated: true, description: 'outbound destination CIDRs never captured' },
   'proxy-mark': { value: true, description: `SO_MARK of the proxy's own sockets, never captured (default ${hex(DEFAULT_REDIRECT_CONFIG.proxyMark)})` },
-  'proxy-uid': { value: true, description: "uid the proxy runs as; its traffic is never captured" },
+  'proxy-uid': { value: true, description: 'uid the proxy runs as; its traffic is never captured' },
   'tproxy-mark': { value: true, description: `fwmark of captured packets (default ${hex(DEFAULT_REDIRECT_CONFIG.tproxyMark)})` },
   'route-table': { value: true, description: `routing table with the local default route (default ${DEFAULT_REDIRECT_CONFIG.routeTable})` },
   'no-ipv6': { description: 'capture IPv4 only (when the proxy listens on IPv4 only)' },
@@ -29,7 +33,7 @@ const SPEC: Record<string, OptionSpec> = {
   help: { description: 'show this help' },
 };
 
-const SUMMARY = 'TPROXY capture of a namespace\'s TCP flows into its proxy: apply | remove | status';
+const SUMMARY = "TPROXY capture of a namespace's TCP flows into its proxy: apply | remove | status";
 
 function hex(n: number): string {
   return `0x${n.toString(16)}`;
@@ -53,7 +57,8 @@ export function configFromArgs(args: ParsedArgs): Partial<RedirectConfig> {
   const outPort = optionValue(args, 'outbound-proxy-port');
   if (outPort) c.outboundProxyPort = parsePort(outPort, '--outbound-proxy-port');
   if (args.options.has('inbound-ports')) c.inboundPorts = ports(args, 'inbound-ports');
-  if (args.options.has('exclude-inbound-ports')) c.excludeInboundPorts = [...DEFAULT_REDIRECT_CONFIG.excludeInboundPorts, ...ports(args, 'exclude-inbound-ports')];
+  if (args.options.has('exclude-inbound-ports'))
+    c.excludeInboundPorts = [...DEFAULT_REDIRECT_CONFIG.excludeInboundPorts, ...ports(args, 'exclude-inbound-ports')];
   if (args.options.has('exclude-outbound-ports')) c.excludeOutboundPorts = ports(args, 'exclude-outbound-ports');
   if (args.options.has('exclude-inbound-cidrs')) c.excludeInboundCidrs = optionList(args, 'exclude-inbound-cidrs');
   if (args.options.has('exclude-outbound-cidrs')) c.excludeOutboundCidrs = optionList(args, 'exclude-outbound-cidrs');
@@ -86,7 +91,9 @@ async function apply(args: ParsedArgs): Promise<number> {
     throw new UsageError((err as Error).message);
   }
   if (args.flags.has('dry-run')) {
-    process.stdout.write(redirect.renderApplyTransaction(config, mode, { interfaces: args.options.has('interfaces') ? optionList(args, 'interfaces') : undefined }));
+    process.stdout.write(
+      redirect.renderApplyTransaction(config, mode, { interfaces: args.options.has('interfaces') ? optionList(args, 'interfaces') : undefined }),
+    );
     return 0;
   }
   const netns = optionValue(args, 'netns');

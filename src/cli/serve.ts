@@ -9,7 +9,9 @@ import { consoleLogger as makeConsoleLogger, parseLogLevel } from '../log';
 
 const OPTIONS: Record<string, OptionSpec> = {
   host: { value: true, description: 'address to bind the xDS gRPC server (default 127.0.0.1; any other address needs TLS or --insecure-plaintext)' },
-  'insecure-plaintext': { description: 'allow plaintext xDS on a non-loopback address: anyone who reaches the port can read every policy and claim any unconnected node id' },
+  'insecure-plaintext': {
+    description: 'allow plaintext xDS on a non-loopback address: anyone who reaches the port can read every policy and claim any unconnected node id',
+  },
   'log-level': { value: true, description: 'debug | info (default) | warn | error' },
   port: { value: true, description: 'xDS port (default 18000)' },
   'admin-port': { value: true, description: 'loopback HTTP port for `meshaccel status` (default 18001; 0 = off)' },
@@ -17,12 +19,23 @@ const OPTIONS: Record<string, OptionSpec> = {
   workloads: { value: true, repeated: true, description: 'directory of Workload YAML (default examples/workloads)' },
   mode: { value: true, description: 'standalone (listeners+ECDS RBAC) | istio (ECDS only) | grpc (proxyless, inline RBAC)' },
   'grpc-server-host': { value: true, description: 'grpc mode: host part of the XdsServer listening address (default 0.0.0.0)' },
-  'served-ports': { value: true, repeated: true, description: 'grpc/istio: ports that always get a resource, even with no policy (the XdsServer ports / EnvoyFilter ports)' },
-  'kafka-filter': { value: true, description: 'standalone: path on the Envoy host of the Kafka filter module (.wasm) Kafka ports load (default: the built wasm/kafka-filter/build/kafka-filter.wasm of this install)' },
+  'served-ports': {
+    value: true,
+    repeated: true,
+    description: 'grpc/istio: ports that always get a resource, even with no policy (the XdsServer ports / EnvoyFilter ports)',
+  },
+  'kafka-filter': {
+    value: true,
+    description:
+      'standalone: path on the Envoy host of the Kafka filter module (.wasm) Kafka ports load (default: the built wasm/kafka-filter/build/kafka-filter.wasm of this install)',
+  },
   'trust-domain': { value: true, description: 'SPIFFE trust domain for mTLS principals (default cluster.local)' },
   'tls-cert': { value: true, description: 'serve xDS over TLS with this certificate chain (PEM)' },
   'tls-key': { value: true, description: 'private key for --tls-cert' },
-  'state-dir': { value: true, description: `where the last good configuration is persisted and read back when the files fail at start-up (default ${'$'}XDG_STATE_HOME/meshaccel, /var/lib/meshaccel for root, else ~/.local/state/meshaccel)` },
+  'state-dir': {
+    value: true,
+    description: `where the last good configuration is persisted and read back when the files fail at start-up (default ${'$'}XDG_STATE_HOME/meshaccel, /var/lib/meshaccel for root, else ~/.local/state/meshaccel)`,
+  },
   'client-ca': { value: true, description: 'require client certificates from this CA (mTLS); a node id must match its certificate' },
   help: { description: 'show this help' },
 };
@@ -34,7 +47,10 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
 export const command: Command = {
   summary: 'run the xDS control server on the file policy store (watches the directories)',
   async run(argv) {
-    const args = parseArgs(argv, OPTIONS, { command: 'serve [options]', summary: 'Serves compiled L7 policy to Envoy (ADS, SotW and Delta; LDS/RDS/CDS/EDS/ECDS/SDS).' });
+    const args = parseArgs(argv, OPTIONS, {
+      command: 'serve [options]',
+      summary: 'Serves compiled L7 policy to Envoy (ADS, SotW and Delta; LDS/RDS/CDS/EDS/ECDS/SDS).',
+    });
     const mode = (optionValue(args, 'mode') ?? 'standalone') as EnvoyMode;
     if (!MODES.includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}`);
     const port = parsePort(optionValue(args, 'port') ?? '18000', '--port', true);
@@ -67,12 +83,15 @@ export const command: Command = {
     // wider is a choice made on the command line.
     const host = optionValue(args, 'host') ?? '127.0.0.1';
     if (!tls && !LOOPBACK_HOSTS.has(host) && !args.flags.has('insecure-plaintext')) {
-      throw new UsageError(`--host ${host} without TLS would serve xDS in plaintext beyond this machine; add --tls-cert/--tls-key (and --client-ca for mTLS), or --insecure-plaintext to accept that`);
+      throw new UsageError(
+        `--host ${host} without TLS would serve xDS in plaintext beyond this machine; add --tls-cert/--tls-key (and --client-ca for mTLS), or --insecure-plaintext to accept that`,
+      );
     }
 
     const kafkaFilterOption = optionValue(args, 'kafka-filter');
     if (kafkaFilterOption === '') throw new UsageError('--kafka-filter needs a path');
-    if (kafkaFilterOption !== undefined && mode !== 'standalone') throw new UsageError('--kafka-filter applies to standalone mode only (istio and grpc mode refuse Kafka rules)');
+    if (kafkaFilterOption !== undefined && mode !== 'standalone')
+      throw new UsageError('--kafka-filter applies to standalone mode only (istio and grpc mode refuse Kafka rules)');
     // Envoy resolves a relative filename against its own working directory: serve an absolute one.
     const kafkaFilter = path.resolve(kafkaFilterOption ?? kafkaFilterWasmPath());
 
@@ -96,7 +115,9 @@ export const command: Command = {
     const state = server.source.current();
     consoleLogger.info(`policy version ${state.version}: ${state.proxies.size} proxies from ${state.files.length} files in ${directories.join(', ')}`);
     consoleLogger.info(`last good configuration kept in ${server.lastGood?.file}`);
-    consoleLogger.info(`xDS (ADS, SotW + Delta, ${tls ? (clientCa ? 'mTLS' : 'TLS') : 'plaintext'}) listening on ${server.xds.address}, mode ${mode}, ready ${Math.round(process.uptime() * 1000)} ms after start`);
+    consoleLogger.info(
+      `xDS (ADS, SotW + Delta, ${tls ? (clientCa ? 'mTLS' : 'TLS') : 'plaintext'}) listening on ${server.xds.address}, mode ${mode}, ready ${Math.round(process.uptime() * 1000)} ms after start`,
+    );
     consoleLogger.info(`point Envoy's ADS cluster at ${server.xds.address} (example bootstrap: envoy/)`);
     if (mode === 'standalone') consoleLogger.info(`Kafka ports load the Kafka filter from ${kafkaFilter} (on the Envoy host; --kafka-filter to change)`);
     if (server.admin) consoleLogger.info(`status: meshaccel status --admin http://127.0.0.1:${server.admin.port}`);

@@ -47,7 +47,9 @@ export function formatStatus(doc: StatusDocument): string {
     for (const t of n.types) {
       const sync = t.lastNack ? 'NACKED' : t.ackedVersion && t.ackedVersion === t.sentVersion ? 'ACKED' : t.sentVersion ? 'SENT' : 'REQUESTED';
       const subs = t.wildcard ? '*' : `${t.subscribedNames} names`;
-      lines.push(`  ${t_(shortType(t.typeUrl)).padEnd(22)} ${sync.padEnd(9)} sent=${t.sentVersion ? t_(t.sentVersion) : '-'} acked=${t.ackedVersion ? t_(t.ackedVersion) : '-'} (${subs})`);
+      lines.push(
+        `  ${t_(shortType(t.typeUrl)).padEnd(22)} ${sync.padEnd(9)} sent=${t.sentVersion ? t_(t.sentVersion) : '-'} acked=${t.ackedVersion ? t_(t.ackedVersion) : '-'} (${subs})`,
+      );
       if (t.lastNack) lines.push(`    last NACK of ${t_(t.lastNack.version)}: ${t_(t.lastNack.message, 1000)}`);
     }
   }

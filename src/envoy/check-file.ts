@@ -21,7 +21,6 @@ export interface FileCheckResult {
   violations: Diagnostic[];
 }
 
-
 /** Istio EnvoyFilter `applyTo` → the Envoy message its patch value is. */
 const ENVOY_FILTER_TARGETS: Record<string, string> = {
   LISTENER: 'envoy.config.listener.v3.Listener',
@@ -63,7 +62,9 @@ function typedTarget(type: protobuf.Type, json: unknown, path: PathSegment[], la
     check: () => {
       const violations = checkEnvoyJson(type, json, { encodeAny: false }).violations;
       // A MERGE patch is partial by design: only its shape can be checked, not completeness.
-      return pgv ? violations : violations.filter((v) => /unknown field|expected|does not resolve|not a value of enum|out of range|given twice|both set/.test(v.message));
+      return pgv
+        ? violations
+        : violations.filter((v) => /unknown field|expected|does not resolve|not a value of enum|out of range|given twice|both set/.test(v.message));
     },
   };
 }
@@ -86,11 +87,23 @@ export function findTargets(doc: unknown): Target[] {
       const type = typeName ? resolveEnvoyType(typeName) : null;
       const path = ['spec', 'configPatches', i, 'patch', 'value'];
       if (!type) {
-        targets.push({ label: `configPatches[${i}]`, path: ['spec', 'configPatches', i, 'applyTo'], check: () => [{ path: [], message: `applyTo ${String(p.applyTo)} is not a patch target meshaccel knows` }] });
+        targets.push({
+          label: `configPatches[${i}]`,
+          path: ['spec', 'configPatches', i, 'applyTo'],
+          check: () => [{ path: [], message: `applyTo ${String(p.applyTo)} is not a patch target meshaccel knows` }],
+        });
         return;
       }
       const merge = p.patch.operation === 'MERGE';
-      targets.push(typedTarget(type, p.patch.value, path, `configPatches[${i}] ${String(p.applyTo)}${nameOf(p.patch.value)}${merge ? ' (MERGE: shape only)' : ''}`, !merge));
+      targets.push(
+        typedTarget(
+          type,
+          p.patch.value,
+          path,
+          `configPatches[${i}] ${String(p.applyTo)}${nameOf(p.patch.value)}${merge ? ' (MERGE: shape only)' : ''}`,
+          !merge,
+        ),
+      );
     });
     return targets;
   }

@@ -29,8 +29,21 @@ const INT64 = new Set(['int64', 'sint64', 'sfixed64']);
 const UINT64 = new Set(['uint64', 'fixed64']);
 
 export const SCALAR_DEFAULTS: Record<string, unknown> = {
-  double: 0, float: 0, int32: 0, sint32: 0, sfixed32: 0, uint32: 0, fixed32: 0,
-  int64: 0, sint64: 0, sfixed64: 0, uint64: 0, fixed64: 0, bool: false, string: '', bytes: Buffer.alloc(0),
+  double: 0,
+  float: 0,
+  int32: 0,
+  sint32: 0,
+  sfixed32: 0,
+  uint32: 0,
+  fixed32: 0,
+  int64: 0,
+  sint64: 0,
+  sfixed64: 0,
+  uint64: 0,
+  fixed64: 0,
+  bool: false,
+  string: '',
+  bytes: Buffer.alloc(0),
 };
 
 export function isScalarType(type: string): boolean {

@@ -35,7 +35,6 @@ export interface ValueShape {
   enumType?: protobuf.Enum;
 }
 
-
 function num(v: unknown): number | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'number') return v;
@@ -142,32 +141,46 @@ function stringCheck(r: RuleObject): ValueCheck {
   if (maxLen !== undefined) checks.push((s) => (chars(s) > maxLen ? `length ${chars(s)} must be at most ${maxLen} characters (max_len)` : undefined));
   if (lenBytes !== undefined) checks.push((s) => (Buffer.byteLength(s) !== lenBytes ? `must be exactly ${lenBytes} bytes (len_bytes)` : undefined));
   if (minBytes !== undefined) checks.push((s) => (Buffer.byteLength(s) < minBytes ? `must be at least ${minBytes} bytes (min_bytes)` : undefined));
-  if (maxBytes !== undefined) checks.push((s) => (Buffer.byteLength(s) > maxBytes ? `length ${Buffer.byteLength(s)} bytes must be at most ${maxBytes} bytes (max_bytes)` : undefined));
+  if (maxBytes !== undefined)
+    checks.push((s) => (Buffer.byteLength(s) > maxBytes ? `length ${Buffer.byteLength(s)} bytes must be at most ${maxBytes} bytes (max_bytes)` : undefined));
   if (typeof r.pattern === 'string') {
     const re = compilePattern(r.pattern);
     checks.push((s) => (!re.test(s) ? `${JSON.stringify(s)} does not match pattern ${r.pattern} (pattern)` : undefined));
   }
-  if (typeof r.prefix === 'string') checks.push((s) => (!s.startsWith(r.prefix as string) ? `must start with ${JSON.stringify(r.prefix)} (prefix)` : undefined));
+  if (typeof r.prefix === 'string')
+    checks.push((s) => (!s.startsWith(r.prefix as string) ? `must start with ${JSON.stringify(r.prefix)} (prefix)` : undefined));
   if (typeof r.suffix === 'string') checks.push((s) => (!s.endsWith(r.suffix as string) ? `must end with ${JSON.stringify(r.suffix)} (suffix)` : undefined));
-  if (typeof r.contains === 'string') checks.push((s) => (!s.includes(r.contains as string) ? `must contain ${JSON.stringify(r.contains)} (contains)` : undefined));
-  if (typeof r.not_contains === 'string') checks.push((s) => (s.includes(r.not_contains as string) ? `must not contain ${JSON.stringify(r.not_contains)} (not_contains)` : undefined));
+  if (typeof r.contains === 'string')
+    checks.push((s) => (!s.includes(r.contains as string) ? `must contain ${JSON.stringify(r.contains)} (contains)` : undefined));
+  if (typeof r.not_contains === 'string')
+    checks.push((s) => (s.includes(r.not_contains as string) ? `must not contain ${JSON.stringify(r.not_contains)} (not_contains)` : undefined));
   const inList = list(r.in) as string[] | undefined;
   if (inList) checks.push((s) => (!inList.includes(s) ? `${JSON.stringify(s)} must be one of ${JSON.stringify(inList)} (in)` : undefined));
   const notIn = list(r.not_in) as string[] | undefined;
   if (notIn) checks.push((s) => (notIn.includes(s) ? `${JSON.stringify(s)} must not be one of ${JSON.stringify(notIn)} (not_in)` : undefined));
   if (r.well_known_regex !== undefined) {
-    const which = r.well_known_regex === 1 || r.well_known_regex === 'HTTP_HEADER_NAME' ? 'HTTP_HEADER_NAME' : r.well_known_regex === 2 || r.well_known_regex === 'HTTP_HEADER_VALUE' ? 'HTTP_HEADER_VALUE' : undefined;
+    const which =
+      r.well_known_regex === 1 || r.well_known_regex === 'HTTP_HEADER_NAME'
+        ? 'HTTP_HEADER_NAME'
+        : r.well_known_regex === 2 || r.well_known_regex === 'HTTP_HEADER_VALUE'
+          ? 'HTTP_HEADER_VALUE'
+          : undefined;
     const strict = r.strict !== false;
     if (which) {
       const re = !strict ? HEADER_LOOSE : which === 'HTTP_HEADER_NAME' ? HEADER_NAME_STRICT : HEADER_VALUE_STRICT;
-      checks.push((s) => (!re.test(s) ? `${JSON.stringify(s)} is not a valid ${which === 'HTTP_HEADER_NAME' ? 'HTTP header name' : 'HTTP header value'} (well_known_regex ${which}${strict ? '' : ', strict: false'})` : undefined));
+      checks.push((s) =>
+        !re.test(s)
+          ? `${JSON.stringify(s)} is not a valid ${which === 'HTTP_HEADER_NAME' ? 'HTTP header name' : 'HTTP header value'} (well_known_regex ${which}${strict ? '' : ', strict: false'})`
+          : undefined,
+      );
     }
   }
   if (r.ip === true) checks.push((s) => (isIP(s) === 0 ? `${JSON.stringify(s)} must be an IP address (ip)` : undefined));
   if (r.ipv4 === true) checks.push((s) => (isIP(s) !== 4 ? `${JSON.stringify(s)} must be an IPv4 address (ipv4)` : undefined));
   if (r.ipv6 === true) checks.push((s) => (isIP(s) !== 6 ? `${JSON.stringify(s)} must be an IPv6 address (ipv6)` : undefined));
   if (r.hostname === true) checks.push((s) => (!HOSTNAME.test(s) ? `${JSON.stringify(s)} must be a hostname (hostname)` : undefined));
-  if (r.address === true) checks.push((s) => (isIP(s) === 0 && !HOSTNAME.test(s) ? `${JSON.stringify(s)} must be an IP address or hostname (address)` : undefined));
+  if (r.address === true)
+    checks.push((s) => (isIP(s) === 0 && !HOSTNAME.test(s) ? `${JSON.stringify(s)} must be an IP address or hostname (address)` : undefined));
   if (r.uuid === true) checks.push((s) => (!UUID.test(s) ? `${JSON.stringify(s)} must be a UUID (uuid)` : undefined));
   if (r.email === true) checks.push((s) => (!EMAIL.test(s) ? `${JSON.stringify(s)} must be an email address (email)` : undefined));
   if (r.uri === true) checks.push((s) => (!/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(s) ? `${JSON.stringify(s)} must be an absolute URI (uri)` : undefined));
@@ -185,7 +198,8 @@ function stringCheck(r: RuleObject): ValueCheck {
 }
 
 function bytesCheck(r: RuleObject): ValueCheck {
-  const toBuf = (v: unknown): Buffer => (Buffer.isBuffer(v) ? v : v instanceof Uint8Array ? Buffer.from(v) : typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.alloc(0));
+  const toBuf = (v: unknown): Buffer =>
+    Buffer.isBuffer(v) ? v : v instanceof Uint8Array ? Buffer.from(v) : typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.alloc(0);
   const len = num(r.len);
   const minLen = num(r.min_len);
   const maxLen = num(r.max_len);
@@ -296,7 +310,10 @@ export function compileRules(rules: RuleObject, shape: ValueShape, keyShape?: Va
     checks.push((v) => ((v === true) !== want ? [`must be ${want} (const)`] : []));
   }
   if (isObject(rules.enum)) checks.push(enumCheck(rules.enum, shape.enumType));
-  for (const [kind, isTs] of [['duration', false], ['timestamp', true]] as const) {
+  for (const [kind, isTs] of [
+    ['duration', false],
+    ['timestamp', true],
+  ] as const) {
     const r = rules[kind];
     if (isObject(r)) {
       if (r.required === true) out.required = true;

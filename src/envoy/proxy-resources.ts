@@ -80,7 +80,10 @@ function portsOf(compiled: CompiledProxyPolicy, options: ProxyBuildOptions, warn
     ingress: withServedPorts(mergeByPort(compiled.ingress, options.mode, warnings), options.servedPorts),
     egress: mergeByPort(compiled.egress, options.mode, warnings),
     wildcard: { ingress: wildcard(compiled.ingress), egress: wildcard(compiled.egress) },
-    deny: { ingress: (compiled.ingressDeny ?? []).filter((p) => p.protocol !== 'UDP'), egress: (compiled.egressDeny ?? []).filter((p) => p.protocol !== 'UDP') },
+    deny: {
+      ingress: (compiled.ingressDeny ?? []).filter((p) => p.protocol !== 'UDP'),
+      egress: (compiled.egressDeny ?? []).filter((p) => p.protocol !== 'UDP'),
+    },
   };
   return ports;
 }

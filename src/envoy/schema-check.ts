@@ -140,7 +140,8 @@ function tableOf(type: protobuf.Type): TypeTable {
     if (field.options?.proto3_optional === true) info.explicitPresence = true;
     const parts = ruleParts(field);
     if (parts.length > 0) {
-      const shape: ValueShape = info.kind === 'message' ? { kind: info.messageType ? fullNameOf(info.messageType) : 'message' } : { kind: info.kind, enumType: info.enumType };
+      const shape: ValueShape =
+        info.kind === 'message' ? { kind: info.messageType ? fullNameOf(info.messageType) : 'message' } : { kind: info.kind, enumType: info.enumType };
       info.rules = compileRules(mergeRuleObjects(parts), shape, info.keyType ? { kind: info.keyType } : undefined);
     }
     fields.push(info);
@@ -148,9 +149,7 @@ function tableOf(type: protobuf.Type): TypeTable {
     const jsonName = (field as unknown as { options?: Record<string, unknown> }).options?.json_name;
     byKey.set(typeof jsonName === 'string' ? jsonName : jsonNameOf(field.name), info);
   }
-  const requiredOneofs = type.oneofsArray
-    .filter((o) => hasOption(o, '(validate.required)'))
-    .map((o) => ({ name: o.name, members: o.oneof.slice() }));
+  const requiredOneofs = type.oneofsArray.filter((o) => hasOption(o, '(validate.required)')).map((o) => ({ name: o.name, members: o.oneof.slice() }));
   const table: TypeTable = {
     fullName: fullNameOf(type),
     fields,
@@ -162,7 +161,6 @@ function tableOf(type: protobuf.Type): TypeTable {
   tables.set(type, table);
   return table;
 }
-
 
 const valueNamesCache = new WeakMap<protobuf.Type, ValueFieldNames>();
 
@@ -352,7 +350,8 @@ class Walker {
   private enumValue(enumType: protobuf.Enum, json: unknown, path: PathSegment[]): unknown {
     if (typeof json === 'string') {
       const v = enumType.values[json];
-      if (v === undefined) return this.wrongType(path, `"${json}" is not a value of enum ${fullNameOf(enumType)} (one of ${Object.keys(enumType.values).join(', ')})`);
+      if (v === undefined)
+        return this.wrongType(path, `"${json}" is not a value of enum ${fullNameOf(enumType)} (one of ${Object.keys(enumType.values).join(', ')})`);
       return v;
     }
     if (typeof json === 'number' && Number.isInteger(json)) return json;
@@ -385,7 +384,8 @@ class Walker {
       const r = rules.repeated;
       const items = Array.isArray(value) ? value : [];
       if (r && !(r.ignoreEmpty && items.length === 0)) {
-        if (r.min !== undefined && items.length < r.min) this.report(path, `must have at least ${r.min} item${r.min === 1 ? '' : 's'} (min_items), has ${items.length}`);
+        if (r.min !== undefined && items.length < r.min)
+          this.report(path, `must have at least ${r.min} item${r.min === 1 ? '' : 's'} (min_items), has ${items.length}`);
         if (r.max !== undefined && items.length > r.max) this.report(path, `must have at most ${r.max} items (max_items), has ${items.length}`);
         if (r.unique) {
           const seen = new Set<string>();

@@ -16,9 +16,7 @@ const BYTES_VALUE_TYPE_URL = 'type.googleapis.com/google.protobuf.BytesValue';
 /** One VM per worker for every Kafka port: the same vm_id and code, so ECDS updates reuse it and its newest configuration reaches open connections. */
 export const KAFKA_VM_ID = 'meshaccel_kafka';
 
-export type WasmModuleSource =
-  | { localPath: string }
-  | { remote: { uri: string; cluster: string; sha256: string } };
+export type WasmModuleSource = { localPath: string } | { remote: { uri: string; cluster: string; sha256: string } };
 
 export function kafkaEcdsName(direction: 'ingress' | 'egress', port: number): string {
   return `meshaccel.kafka.${direction === 'ingress' ? 'inbound' : 'outbound'}.${port}`;
@@ -73,7 +71,12 @@ export function kafkaEcdsResources(policy: CompiledProxyPolicy, module: WasmModu
  * The listener's network filter for a Kafka port, before tcp_proxy: its config comes over ECDS;
  * until it arrives (and if it is removed) a deny-all configuration applies.
  */
-export function kafkaNetworkFilter(direction: 'ingress' | 'egress', port: number, module: WasmModuleSource, configSource: Json = { ads: {}, resource_api_version: 'V3' }): Json {
+export function kafkaNetworkFilter(
+  direction: 'ingress' | 'egress',
+  port: number,
+  module: WasmModuleSource,
+  configSource: Json = { ads: {}, resource_api_version: 'V3' },
+): Json {
   return {
     name: kafkaEcdsName(direction, port),
     config_discovery: {
@@ -86,8 +89,18 @@ export function kafkaNetworkFilter(direction: 'ingress' | 'egress', port: number
 }
 
 /** Istio: an EnvoyFilter that inserts the ECDS-fed Kafka filter before tcp_proxy on the inbound listener of `port`. */
-export function istioKafkaEnvoyFilter(opts: { name: string; namespace: string; workloadLabels: Record<string, string>; port: number; module: WasmModuleSource; xdsCluster: string }): Json {
-  const configSource = { api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: opts.xdsCluster } }] }, resource_api_version: 'V3' };
+export function istioKafkaEnvoyFilter(opts: {
+  name: string;
+  namespace: string;
+  workloadLabels: Record<string, string>;
+  port: number;
+  module: WasmModuleSource;
+  xdsCluster: string;
+}): Json {
+  const configSource = {
+    api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: opts.xdsCluster } }] },
+    resource_api_version: 'V3',
+  };
   return {
     apiVersion: 'networking.istio.io/v1alpha3',
     kind: 'EnvoyFilter',

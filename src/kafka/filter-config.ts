@@ -69,16 +69,40 @@ export function kafkaFilterConfigs(policy: CompiledProxyPolicy, maxFrameBytes = 
 
 class Encoder {
   private readonly parts: Buffer[] = [];
-  u8(v: number): void { const b = Buffer.alloc(1); b.writeUInt8(v); this.parts.push(b); }
+  u8(v: number): void {
+    const b = Buffer.alloc(1);
+    b.writeUInt8(v);
+    this.parts.push(b);
+  }
   u16(v: number): void {
     if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new RangeError(`${v} does not fit the Kafka filter configuration's u16`);
-    const b = Buffer.alloc(2); b.writeUInt16LE(v); this.parts.push(b);
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(v);
+    this.parts.push(b);
   }
-  i16(v: number): void { const b = Buffer.alloc(2); b.writeInt16LE(v); this.parts.push(b); }
-  u32(v: number): void { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); this.parts.push(b); }
-  i32(v: number): void { const b = Buffer.alloc(4); b.writeInt32LE(v); this.parts.push(b); }
-  raw(b: Buffer): void { this.parts.push(b); }
-  text16(s: string): void { const b = Buffer.from(s, 'utf8'); this.u16(b.length); this.raw(b); }
+  i16(v: number): void {
+    const b = Buffer.alloc(2);
+    b.writeInt16LE(v);
+    this.parts.push(b);
+  }
+  u32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0);
+    this.parts.push(b);
+  }
+  i32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    this.parts.push(b);
+  }
+  raw(b: Buffer): void {
+    this.parts.push(b);
+  }
+  text16(s: string): void {
+    const b = Buffer.from(s, 'utf8');
+    this.u16(b.length);
+    this.raw(b);
+  }
   optText(s: string | undefined): void {
     if (s === undefined) return this.i16(-1);
     const b = Buffer.from(s, 'utf8');
@@ -96,12 +120,17 @@ class Encoder {
     this.u8(c.prefix);
     this.raw(addr);
   }
-  bytes(): Buffer { return Buffer.concat(this.parts); }
+  bytes(): Buffer {
+    return Buffer.concat(this.parts);
+  }
 }
 
 function ipv6Bytes(address: string): Buffer {
   const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
-  const groups = (s: string): number[] => (s === '' ? [] : s.split(':').flatMap((g) => (g.includes('.') ? ((q) => [(q[0] << 8) | q[1], (q[2] << 8) | q[3]])(g.split('.').map(Number)) : [parseInt(g, 16)])));
+  const groups = (s: string): number[] =>
+    s === ''
+      ? []
+      : s.split(':').flatMap((g) => (g.includes('.') ? ((q) => [(q[0] << 8) | q[1], (q[2] << 8) | q[3]])(g.split('.').map(Number)) : [parseInt(g, 16)]));
   const h = groups(head);
   const t = tail === undefined ? [] : groups(tail);
   const all = tail === undefined ? h : [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];

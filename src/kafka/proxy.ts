@@ -36,7 +36,16 @@ export function compileKafkaPort(inputs: readonly string[], node: string, port: 
   if (config) return { ok: true, config };
   const l7 = policy[direction].find((p) => p.port === port && p.l7 !== undefined);
   if (l7) return { ok: false, errors: [`port ${port} of node ${node} has ${l7.l7} rules, not Kafka rules`] };
-  return { ok: true, config: { name: kafkaFilterName(direction, port), direction, port, maxFrameBytes: 100 * 1024 * 1024, rules: [{ origin: 'no Kafka rules on this port', anyPeer: true, peers: [], principals: [], kafka: [] }] } };
+  return {
+    ok: true,
+    config: {
+      name: kafkaFilterName(direction, port),
+      direction,
+      port,
+      maxFrameBytes: 100 * 1024 * 1024,
+      rules: [{ origin: 'no Kafka rules on this port', anyPeer: true, peers: [], principals: [], kafka: [] }],
+    },
+  };
 }
 
 export interface KafkaProxyOptions {

@@ -49,7 +49,10 @@ function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegmen
   (toPorts ?? []).forEach((pr, j) => {
     pr.ports.forEach((p, k) => {
       if (p.protocol === 'UDP') {
-        errors.push({ path: [...at, 'toPorts', j, 'ports', k, 'protocol'], message: 'meshaccel captures and enforces TCP only; a UDP rule cannot be enforced (use TCP, or ANY for the TCP part)' });
+        errors.push({
+          path: [...at, 'toPorts', j, 'ports', k, 'protocol'],
+          message: 'meshaccel captures and enforces TCP only; a UDP rule cannot be enforced (use TCP, or ANY for the TCP part)',
+        });
       }
     });
     for (const kind of L7_KINDS) {

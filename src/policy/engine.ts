@@ -191,7 +191,13 @@ export class PolicyEngine {
     const labels = identityLabels(resource.labels, resource.namespace, resource.spec.serviceAccount ?? 'default');
     const { identity, created } = this.identities.acquire(labels);
     if (created) this.selectors.addIdentity(identity);
-    const rec: WorkloadRecord = { key, resource, identity, proxyKey: bindingKey(bindingOf(resource.spec.proxy)), cidrs: resource.spec.addresses.map(normaliseCidr) };
+    const rec: WorkloadRecord = {
+      key,
+      resource,
+      identity,
+      proxyKey: bindingKey(bindingOf(resource.spec.proxy)),
+      cidrs: resource.spec.addresses.map(normaliseCidr),
+    };
     this.workloads.set(key, rec);
     addToIndex(this.identityWorkloads, identity.id, rec);
     addToIndex(this.proxyWorkloads, rec.proxyKey, rec);
@@ -407,7 +413,10 @@ export class PolicyEngine {
   /** The one compile of a node served by these bindings (none: nothing of its own to compile). */
   private compileNode(nodeId: string, keys: string[]): Omit<NodeTarget, 'metadata'> {
     if (keys.length === 0) return { keys, conflicts: [] };
-    const result = this.compileWorkloads(nodeId, keys.flatMap((k) => [...(this.proxyWorkloads.get(k) ?? [])]));
+    const result = this.compileWorkloads(
+      nodeId,
+      keys.flatMap((k) => [...(this.proxyWorkloads.get(k) ?? [])]),
+    );
     if (result.conflicts.length > 0) {
       return { keys, conflicts: result.conflicts.map((c) => conflictDiagnostic(nodeId, c, this.policyByName(c.second.origin.policy), keys)) };
     }
@@ -442,8 +451,14 @@ export class PolicyEngine {
         }
       }
     }
-    const localOf = (ws: readonly WorkloadRecord[]): string[] | undefined => (ws.length === workloads.length ? undefined : sortedUnique(ws.flatMap((w) => w.cidrs)));
-    const tables: Record<RuleSection, PortTable> = { ingress: new PortTable(), egress: new PortTable(), ingressDeny: new PortTable(), egressDeny: new PortTable() };
+    const localOf = (ws: readonly WorkloadRecord[]): string[] | undefined =>
+      ws.length === workloads.length ? undefined : sortedUnique(ws.flatMap((w) => w.cidrs));
+    const tables: Record<RuleSection, PortTable> = {
+      ingress: new PortTable(),
+      egress: new PortTable(),
+      ingressDeny: new PortTable(),
+      egressDeny: new PortTable(),
+    };
     const ordered = [...applicable].sort((a, b) => (a[0].rules.key < b[0].rules.key ? -1 : 1));
     for (const [p, ws] of ordered) {
       const local = localOf(ws);
@@ -489,9 +504,16 @@ export class PolicyEngine {
    * reused while the materialized peers of its selectors (replaced whenever those change) are
    * the same objects. Shared read-only, like the materialized lists.
    */
-  private readonly resolvedPeers = new WeakMap<DirectionalRule, { inputs: readonly Materialized[]; result: { peers: PeerSet; endpoints: readonly PeerEndpoint[] } }>();
+  private readonly resolvedPeers = new WeakMap<
+    DirectionalRule,
+    { inputs: readonly Materialized[]; result: { peers: PeerSet; endpoints: readonly PeerEndpoint[] } }
+  >();
 
-  private peerSet(rule: DirectionalRule, selectors: readonly CachedSelector[], world: CachedSelector | undefined): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
+  private peerSet(
+    rule: DirectionalRule,
+    selectors: readonly CachedSelector[],
+    world: CachedSelector | undefined,
+  ): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
     if (rule.any) return { peers: { any: true, cidrs: [], principals: [] }, endpoints: [] };
     const inputs = selectors.map((cs) => this.materialize(cs));
     if (rule.world && world) inputs.push(this.materialize(world));
@@ -502,14 +524,21 @@ export class PolicyEngine {
     return result;
   }
 
-  private resolvePeers(rule: DirectionalRule, selectors: readonly CachedSelector[], world: CachedSelector | undefined): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
+  private resolvePeers(
+    rule: DirectionalRule,
+    selectors: readonly CachedSelector[],
+    world: CachedSelector | undefined,
+  ): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
     const sets = [...rule.cidrSets];
     if (rule.world && world) {
       // Cilium's world: any address outside the cluster, i.e. none of the workloads' addresses.
       const cluster = this.materialize(world).cidrs;
       sets.push({ cidr: '0.0.0.0/0', except: cluster.filter((c) => !c.includes(':')) }, { cidr: '::/0', except: cluster.filter((c) => c.includes(':')) });
     }
-    const withExtras = (p: PeerSet, endpoints: readonly PeerEndpoint[]): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } => ({ peers: sets.length > 0 ? { ...p, cidrSets: sets } : p, endpoints });
+    const withExtras = (p: PeerSet, endpoints: readonly PeerEndpoint[]): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } => ({
+      peers: sets.length > 0 ? { ...p, cidrSets: sets } : p,
+      endpoints,
+    });
     if (selectors.length === 1 && rule.cidrs.length === 0) {
       const m = this.materialize(selectors[0]);
       return withExtras({ any: false, cidrs: m.cidrs, principals: m.principals }, m.endpoints);

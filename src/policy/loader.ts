@@ -55,7 +55,10 @@ export interface LoadOptions {
 export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas(), options: LoadOptions = {}): LoadResult {
   const bytes = text.length > MAX_INPUT_BYTES / 3 ? Buffer.byteLength(text) : 0;
   if (bytes > MAX_INPUT_BYTES) {
-    return { resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message: `${bytes} bytes, over the ${MAX_INPUT_BYTES}-byte limit for one file` }] };
+    return {
+      resources: [],
+      diagnostics: [{ file, line: 1, column: 1, path: '', message: `${bytes} bytes, over the ${MAX_INPUT_BYTES}-byte limit for one file` }],
+    };
   }
   const lines = new LineCounter();
   const { docs: list, overflowAt } = parseDocuments(text, lines, MAX_DOCUMENTS_PER_FILE);
@@ -72,7 +75,14 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const pos = e.linePos?.[0] ?? positions.position(e.pos[0]);
-        diagnostics.push({ file, document, line: pos.line, column: "col" in pos ? pos.col : pos.column, path: '', message: `YAML syntax error: ${e.message.split('\n')[0]}` });
+        diagnostics.push({
+          file,
+          document,
+          line: pos.line,
+          column: 'col' in pos ? pos.col : pos.column,
+          path: '',
+          message: `YAML syntax error: ${e.message.split('\n')[0]}`,
+        });
       }
       return;
     }
@@ -138,7 +148,14 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     };
     const name = metadata.name as string;
     if (kind === 'Workload') {
-      const w: WorkloadResource = { kind: 'Workload', name, namespace: namespace as string, labels: { ...((metadata.labels as Record<string, string> | undefined) ?? {}) }, spec: value.spec as WorkloadSpec, source };
+      const w: WorkloadResource = {
+        kind: 'Workload',
+        name,
+        namespace: namespace as string,
+        labels: { ...((metadata.labels as Record<string, string> | undefined) ?? {}) },
+        spec: value.spec as WorkloadSpec,
+        source,
+      };
       resources.push(w);
     } else {
       const p: PolicyResource = { kind: kind as PolicyResource['kind'], name, namespace, spec: value.spec as L7PolicySpec, source };
@@ -210,7 +227,15 @@ export function crossDocumentChecks(resources: readonly Resource[]): Diagnostic[
   const byAddress = new Map<string, WorkloadResource>();
   const report = (r: Resource, p: PathSegment[], message: string): void => {
     const src = r.source;
-    out.push({ file: src?.file ?? '<memory>', document: src?.document, line: src?.lineOf?.(p) ?? src?.line ?? 1, column: 1, subject: `${r.kind} ${resourceName(r)}`, path: formatPath(p), message });
+    out.push({
+      file: src?.file ?? '<memory>',
+      document: src?.document,
+      line: src?.lineOf?.(p) ?? src?.line ?? 1,
+      column: 1,
+      subject: `${r.kind} ${resourceName(r)}`,
+      path: formatPath(p),
+      message,
+    });
   };
   for (const r of resources) {
     const key = resourceKey(r);

@@ -1,6 +1,15 @@
 import type { CidrSet, L7Rules, PolicyOrigin } from './compiled';
 import { compileL7 } from './l7';
-import { NAMESPACE_LABEL, resourceName, type CidrRuleSpec, type EntitySpec, type LabelSelectorSpec, type PolicyResource, type PortRuleSpec, type RuleSection } from './model';
+import {
+  NAMESPACE_LABEL,
+  resourceName,
+  type CidrRuleSpec,
+  type EntitySpec,
+  type LabelSelectorSpec,
+  type PolicyResource,
+  type PortRuleSpec,
+  type RuleSection,
+} from './model';
 import { compileSelector, type Selector } from './selector';
 import { tryParseCidr } from '../net/cidr';
 import { parsePortNumber } from './semantic-checks';
@@ -123,7 +132,8 @@ export function compilePolicyRules(p: PolicyResource): PolicyRules {
       ports: compilePorts(r.toPorts),
     };
   };
-  const section = (name: RuleSection): DirectionalRule[] => ((p.spec[name] ?? []) as unknown as Record<string, unknown>[]).map((r, i) => directional(name, i, peerSpec(name, r)));
+  const section = (name: RuleSection): DirectionalRule[] =>
+    ((p.spec[name] ?? []) as unknown as Record<string, unknown>[]).map((r, i) => directional(name, i, peerSpec(name, r)));
   return {
     key: `${p.kind}/${resourceName(p)}`,
     subject,

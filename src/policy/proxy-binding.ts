@@ -17,7 +17,9 @@ export function bindingOf(proxy: WorkloadSpec['proxy']): ProxyBinding {
 /** The key a proxy's compiled policy is stored under: the node id itself, or `metadata:{...}`. */
 export function bindingKey(b: ProxyBinding): string {
   if (b.kind === 'node') return b.nodeId;
-  const sorted = Object.keys(b.metadata).sort().map((k) => [k, b.metadata[k]]);
+  const sorted = Object.keys(b.metadata)
+    .sort()
+    .map((k) => [k, b.metadata[k]]);
   return METADATA_PREFIX + JSON.stringify(Object.fromEntries(sorted));
 }
 

@@ -37,7 +37,12 @@ export function loadCrds(dir = crdDirectory()): CrdInfo[] {
   const out: CrdInfo[] = [];
   for (const file of CRD_FILES) {
     const crd = parseYaml(fs.readFileSync(path.join(dir, file), 'utf8')) as {
-      spec: { group: string; scope: 'Namespaced' | 'Cluster'; names: { kind: string }; versions: { name: string; schema: { openAPIV3Schema: Record<string, unknown> } }[] };
+      spec: {
+        group: string;
+        scope: 'Namespaced' | 'Cluster';
+        names: { kind: string };
+        versions: { name: string; schema: { openAPIV3Schema: Record<string, unknown> } }[];
+      };
     };
     for (const v of crd.spec.versions) {
       out.push({ kind: crd.spec.names.kind, group: crd.spec.group, version: v.name, scope: crd.spec.scope, schema: v.schema.openAPIV3Schema });
@@ -128,7 +133,12 @@ function translateErrors(errors: readonly ErrorObject[]): SchemaError[] {
         err = { path: base, atKey: false, message: `must be of type ${String(params.type)}` };
         break;
       case 'maxProperties':
-        err = { path: base, atKey: false, message: base[base.length - 1] === 'rules' ? 'must hold either http or kafka rules, not both' : `must have at most ${String(params.limit)} properties` };
+        err = {
+          path: base,
+          atKey: false,
+          message:
+            base[base.length - 1] === 'rules' ? 'must hold either http or kafka rules, not both' : `must have at most ${String(params.limit)} properties`,
+        };
         break;
       default:
         err = { path: base, atKey: false, message: e.message ?? e.keyword };

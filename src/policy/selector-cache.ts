@@ -113,7 +113,7 @@ export class SelectorCache {
   }
 
   private candidates(selector: Selector): Iterable<Identity> {
-    return selector.indexLabel !== undefined ? this.identitiesByLabel.get(selector.indexLabel) ?? EMPTY_IDENTITIES : this.identities.values();
+    return selector.indexLabel !== undefined ? (this.identitiesByLabel.get(selector.indexLabel) ?? EMPTY_IDENTITIES) : this.identities.values();
   }
 
   private link(cs: CachedSelector, id: number): void {

@@ -162,7 +162,10 @@ const DENY_SECTIONS = new Set(['ingressDeny', 'egressDeny']);
 function checkEntities(value: Json, at: PathSegment[], errors: SemanticError[]): void {
   list(value).forEach((e, k) => {
     if (typeof e === 'string' && !(SUPPORTED_ENTITIES as readonly string[]).includes(e)) {
-      errors.push({ path: [...at, k], message: `entity "${e}" is not enforced by meshaccel (it has no notion of nodes, hosts or health endpoints); use ${SUPPORTED_ENTITIES.join(', ')} or CIDRs` });
+      errors.push({
+        path: [...at, k],
+        message: `entity "${e}" is not enforced by meshaccel (it has no notion of nodes, hosts or health endpoints); use ${SUPPORTED_ENTITIES.join(', ')} or CIDRs`,
+      });
     }
   });
 }
@@ -196,13 +199,15 @@ export function checkWorkloadSpec(value: Json): SemanticError[] {
   const spec = record(value);
   list(spec.addresses).forEach((a, i) => {
     // The parser the engine turns addresses into host routes with, so what passes here converts.
-    if (typeof a === 'string' && (a.includes('/') || tryParseCidr(a) === undefined)) errors.push({ path: ['spec', 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
+    if (typeof a === 'string' && (a.includes('/') || tryParseCidr(a) === undefined))
+      errors.push({ path: ['spec', 'addresses', i], message: `"${a}" is not an IPv4 or IPv6 address` });
   });
   const sa = text(spec.serviceAccount);
   if (sa !== undefined && !DNS_SUBDOMAIN.test(sa)) errors.push({ path: ['spec', 'serviceAccount'], message: 'must be a DNS-1123 subdomain' });
   if (spec.proxy !== undefined) {
     const proxy = record(spec.proxy);
-    if ((proxy.nodeId !== undefined) === (proxy.nodeMetadata !== undefined)) errors.push({ path: ['spec', 'proxy'], message: 'give exactly one of nodeId or nodeMetadata' });
+    if ((proxy.nodeId !== undefined) === (proxy.nodeMetadata !== undefined))
+      errors.push({ path: ['spec', 'proxy'], message: 'give exactly one of nodeId or nodeMetadata' });
   }
   return errors;
 }

@@ -37,7 +37,7 @@ export class DocumentPositions {
         }
         next = pair.value;
         // `key:` with no value has a null value node without a range; the key is the place.
-        best = (options.keys ? rangeStart(pair.key) : rangeStart(next) ?? rangeStart(pair.key)) ?? best;
+        best = (options.keys ? rangeStart(pair.key) : (rangeStart(next) ?? rangeStart(pair.key))) ?? best;
       } else if (isSeq(node) && typeof seg === 'number') {
         next = node.items[seg];
         if (next === undefined) break;

@@ -89,7 +89,13 @@ function fallBackOnLastGood(source: FilePolicySource, lastGood: LastGoodStore | 
 export async function startControlServer(o: ControlServerOptions): Promise<RunningControlServer> {
   const store = new PolicyStore({ trustDomain: o.trustDomain, mode: o.mode });
   const source = new FilePolicySource({ directories: o.directories, store, log: o.log });
-  const build = { mode: o.mode, redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG, grpcServerHost: o.grpcServerHost, servedPorts: o.servedPorts, kafkaModule: o.kafkaModule };
+  const build = {
+    mode: o.mode,
+    redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG,
+    grpcServerHost: o.grpcServerHost,
+    servedPorts: o.servedPorts,
+    kafkaModule: o.kafkaModule,
+  };
   const snapshots = NodeSnapshotBuilder.forStore(store, build, o.log, { graceMs: o.nodeGraceMs });
 
   const lastGood = o.stateDir === undefined ? undefined : new LastGoodStore({ stateDir: o.stateDir, directories: o.directories });

@@ -210,7 +210,12 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
         if (previous !== undefined && why !== undefined && (suspect?.text !== text || now - suspect.since < this.suspectHoldMs)) {
           if (suspect?.text !== text) this.suspects.set(file, { text, since: now });
           const since = this.suspects.get(file)?.since ?? now;
-          held.push(dirDiagnostic(file, `suspect change held, its last good content keeps serving: ${why}; unchanged for ${Math.round(this.suspectHoldMs / 1000)} s it is accepted (write files by renaming a complete copy into place)`));
+          held.push(
+            dirDiagnostic(
+              file,
+              `suspect change held, its last good content keeps serving: ${why}; unchanged for ${Math.round(this.suspectHoldMs / 1000)} s it is accepted (write files by renaming a complete copy into place)`,
+            ),
+          );
           this.holdUntil(since + this.suspectHoldMs);
           objects.push({ id: file, text: previous });
           continue;
@@ -306,7 +311,11 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
       if (entry.watcher && entry.inode === inode) continue;
       if (!entry.watcher && inode === undefined) continue; // still gone; the reload reported it
       if (entry.watcher) {
-        this.warn(inode === undefined ? `watch of ${dir} lost: the directory is gone (watched again once it is back)` : `watch of ${dir} lost: the directory was replaced; watching the new one`);
+        this.warn(
+          inode === undefined
+            ? `watch of ${dir} lost: the directory is gone (watched again once it is back)`
+            : `watch of ${dir} lost: the directory was replaced; watching the new one`,
+        );
         entry.watcher.close();
         entry.watcher = undefined;
       } else this.warn(`watching ${dir} again`);
@@ -340,10 +349,13 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
 
   private holdUntil(at: number): void {
     if (this.holdTimer || this.options.watch === false || this.stopped) return;
-    this.holdTimer = setTimeout(() => {
-      this.holdTimer = undefined;
-      this.schedule();
-    }, Math.max(0, at - Date.now()) + 10);
+    this.holdTimer = setTimeout(
+      () => {
+        this.holdTimer = undefined;
+        this.schedule();
+      },
+      Math.max(0, at - Date.now()) + 10,
+    );
     this.holdTimer.unref();
   }
 

@@ -39,9 +39,7 @@ export interface LastGoodRecord {
 }
 
 /** A persisted set, validated again now: its resources, or why it cannot stand in. */
-export type PersistedLoad =
-  | { ok: true; record: LastGoodRecord; loaded: LoadResult }
-  | { ok: false; reason: string };
+export type PersistedLoad = { ok: true; record: LastGoodRecord; loaded: LoadResult } | { ok: false; reason: string };
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
@@ -147,7 +145,10 @@ export class LastGoodStore {
     const texts = new Map(read.record.files.map((f) => [f.file, f.text]));
     const loaded = loadTexts(texts);
     if (loaded.diagnostics.length > 0) {
-      return { ok: false, reason: `the configuration persisted at ${read.record.savedAt} no longer passes: ${loaded.diagnostics.slice(0, 3).map(formatDiagnostic).join('; ')}` };
+      return {
+        ok: false,
+        reason: `the configuration persisted at ${read.record.savedAt} no longer passes: ${loaded.diagnostics.slice(0, 3).map(formatDiagnostic).join('; ')}`,
+      };
     }
     return { ok: true, record: read.record, loaded };
   }
@@ -155,7 +156,8 @@ export class LastGoodStore {
 
 function checkRecord(record: LastGoodRecord, directories: readonly string[]): string | undefined {
   if (!record || typeof record !== 'object' || record.format !== FORMAT) return `is not a ${FORMAT} record`;
-  if (!Array.isArray(record.files) || !Array.isArray(record.directories) || typeof record.savedAt !== 'string' || typeof record.digest !== 'string') return 'is corrupt: fields missing';
+  if (!Array.isArray(record.files) || !Array.isArray(record.directories) || typeof record.savedAt !== 'string' || typeof record.digest !== 'string')
+    return 'is corrupt: fields missing';
   if (JSON.stringify(record.directories) !== JSON.stringify(directories)) return `was persisted for other directories (${record.directories.join(', ')})`;
   for (const f of record.files) {
     if (!f || typeof f.file !== 'string' || typeof f.text !== 'string' || typeof f.sha256 !== 'string') return 'is corrupt: a file entry is malformed';
@@ -180,6 +182,9 @@ function syncDirectory(dir: string): void {
 
 /** The line `serve` logs when it starts on a persisted set, saying what and why. */
 export function describePersistedUse(record: LastGoodRecord, failures: readonly Diagnostic[]): string {
-  const why = failures.length === 0 ? 'the files on disk did not load' : `the files on disk fail (${failures.length} error${failures.length === 1 ? '' : 's'}; first: ${formatDiagnostic(failures[0])})`;
+  const why =
+    failures.length === 0
+      ? 'the files on disk did not load'
+      : `the files on disk fail (${failures.length} error${failures.length === 1 ? '' : 's'}; first: ${formatDiagnostic(failures[0])})`;
   return `serving the last good configuration persisted at ${record.savedAt} (${record.files.length} file${record.files.length === 1 ? '' : 's'}) because ${why}; it is replaced as soon as the files pass again`;
 }

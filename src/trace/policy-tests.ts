@@ -52,7 +52,10 @@ function expand(paths: readonly string[]): string[] {
 }
 
 export function caseQuery(c: PolicyTestCase): TraceQuery {
-  const from = typeof c.from === 'string' ? { workload: `Workload/${c.from}` } : { ip: c.from.ip, labels: c.from.labels, namespace: c.from.namespace, serviceAccount: c.from.serviceAccount };
+  const from =
+    typeof c.from === 'string'
+      ? { workload: `Workload/${c.from}` }
+      : { ip: c.from.ip, labels: c.from.labels, namespace: c.from.namespace, serviceAccount: c.from.serviceAccount };
   const to = typeof c.to === 'string' ? { workload: `Workload/${c.to}` } : { ip: c.to.ip };
   return { from, to, port: c.port, http: c.request };
 }
@@ -73,7 +76,8 @@ export function runPolicyTestFile(file: string, redirect: RedirectConfig): Polic
     try {
       const r = traceConnection(engine, caseQuery(c), redirect);
       // An HTTP port judged without a request says nothing about the requests it would deny.
-      if (r.allowed && r.sides.some((s) => s.l7Skipped)) return { name, passed: false, expected: c.expect, detail: `port ${c.port} parses HTTP: give the case a request\n${formatTrace(r)}` };
+      if (r.allowed && r.sides.some((s) => s.l7Skipped))
+        return { name, passed: false, expected: c.expect, detail: `port ${c.port} parses HTTP: give the case a request\n${formatTrace(r)}` };
       const actual = r.allowed ? 'ALLOWED' : 'DENIED';
       return { name, passed: actual === c.expect, expected: c.expect, actual, detail: formatTrace(r) };
     } catch (err) {

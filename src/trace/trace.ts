@@ -33,7 +33,6 @@ interface RbacInfo {
   peerCertificate: null | { subject: { CN: string }; subjectaltname: string };
 }
 
- 
 const { parseConfig } = require('@grpc/grpc-js-xds/build/src/rbac') as { parseConfig(rules: unknown): RbacGroup };
 
 export interface HttpRequestSpec {
@@ -139,7 +138,8 @@ function renameContentType(v: unknown): unknown {
   if (!v || typeof v !== 'object') return v;
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) out[k] = renameContentType(x);
-  if (typeof out.name === 'string' && out.name.toLowerCase() === 'content-type' && ('string_match' in out || 'present_match' in out || 'exact_match' in out)) out.name = TRACE_CONTENT_TYPE;
+  if (typeof out.name === 'string' && out.name.toLowerCase() === 'content-type' && ('string_match' in out || 'present_match' in out || 'exact_match' in out))
+    out.name = TRACE_CONTENT_TYPE;
   return out;
 }
 
@@ -195,7 +195,10 @@ export function traceSide(compiled: CompiledProxyPolicy, direction: Direction, c
       verdict.l7Skipped = true;
       return verdict;
     }
-    const hcm = decode<{ http_filters: FilterMsg[] }>('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', f.typed_config.value);
+    const hcm = decode<{ http_filters: FilterMsg[] }>(
+      'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+      f.typed_config.value,
+    );
     const request = requestInfo(c, c.http);
     for (const hf of hcm.http_filters) if (hf.config_discovery && !run(hf.name, request)) return verdict;
   }
@@ -227,7 +230,6 @@ export interface TraceResult {
   decidedBy: string;
 }
 
-
 function sideDecision(side: SideVerdict): string {
   const where = `${side.direction === 'inbound' ? 'ingress' : 'egress'} of ${side.proxy}`;
   const last = side.filters[side.filters.length - 1];
@@ -246,7 +248,13 @@ export function traceConnection(engine: PolicyEngine, q: TraceQuery, redirect: R
   if (!sourceKey && q.from.labels) {
     if (!q.from.ip) throw new Error('a source given by labels needs an address too');
     const namespace = q.from.namespace ?? 'meshaccel-trace';
-    engine.upsertWorkload({ kind: 'Workload', name: 'meshaccel-trace-source', namespace, labels: q.from.labels, spec: { addresses: [q.from.ip], serviceAccount: q.from.serviceAccount, proxy: { nodeId: 'meshaccel-trace-source' } } });
+    engine.upsertWorkload({
+      kind: 'Workload',
+      name: 'meshaccel-trace-source',
+      namespace,
+      labels: q.from.labels,
+      spec: { addresses: [q.from.ip], serviceAccount: q.from.serviceAccount, proxy: { nodeId: 'meshaccel-trace-source' } },
+    });
     const c = engine.commit();
     if (c.conflicts.length > 0) throw new Error(`the imagined source workload makes the policies conflict: ${c.conflicts[0].message}`);
     sourceKey = `Workload/${namespace}/meshaccel-trace-source`;
@@ -291,7 +299,11 @@ export function formatTrace(r: TraceResult): string {
   for (const s of r.sides) {
     lines.push(`${s.direction === 'inbound' ? 'ingress' : 'egress'} at ${s.proxy}, chain ${s.chain}:`);
     for (const f of s.filters) {
-      const what = f.policy ? `${f.action === 'DENY' ? 'deny rule' : 'allow rule'} ${describeRule(f.origin, f.policy)}` : f.action === 'DENY' ? 'no deny rule matches' : 'no allow rule matches';
+      const what = f.policy
+        ? `${f.action === 'DENY' ? 'deny rule' : 'allow rule'} ${describeRule(f.origin, f.policy)}`
+        : f.action === 'DENY'
+          ? 'no deny rule matches'
+          : 'no allow rule matches';
       lines.push(`  ${f.layer} ${f.filter}: ${f.allowed ? 'pass' : 'DENY'} (${what})`);
     }
     if (s.l7Skipped) lines.push('  L7: the port parses HTTP; give a request (--method/--path/...) to judge it');

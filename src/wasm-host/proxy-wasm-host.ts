@@ -85,9 +85,18 @@ interface FilterExports {
 }
 
 const REQUIRED_EXPORTS = [
-  'memory', 'proxy_on_memory_allocate', 'proxy_on_context_create', 'proxy_on_vm_start', 'proxy_on_configure',
-  'proxy_on_new_connection', 'proxy_on_downstream_data', 'proxy_on_upstream_data',
-  'proxy_on_downstream_connection_close', 'proxy_on_upstream_connection_close', 'proxy_on_done', 'proxy_on_delete',
+  'memory',
+  'proxy_on_memory_allocate',
+  'proxy_on_context_create',
+  'proxy_on_vm_start',
+  'proxy_on_configure',
+  'proxy_on_new_connection',
+  'proxy_on_downstream_data',
+  'proxy_on_upstream_data',
+  'proxy_on_downstream_connection_close',
+  'proxy_on_upstream_connection_close',
+  'proxy_on_done',
+  'proxy_on_delete',
 ] as const;
 
 /** The filter's counters (proxy_define_metric), by name. */
@@ -111,9 +120,14 @@ export class ProxyWasmVm {
   private readonly log: (level: LogLevel, message: string) => void;
 
   private constructor(module: WebAssembly.Module, options: HostOptions) {
-    this.log = options.log ?? ((level, message) => { if (level !== 'trace' && level !== 'debug') process.stderr.write(`[wasm ${level}] ${message}\n`); });
+    this.log =
+      options.log ??
+      ((level, message) => {
+        if (level !== 'trace' && level !== 'debug') process.stderr.write(`[wasm ${level}] ${message}\n`);
+      });
     const missing = WebAssembly.Module.imports(module).filter((i) => i.module !== 'env' || !NETWORK_FILTER_IMPORTS.includes(i.name));
-    if (missing.length) throw new Error(`the module imports what Envoy does not provide to network filters: ${missing.map((i) => `${i.module}.${i.name}`).join(', ')}`);
+    if (missing.length)
+      throw new Error(`the module imports what Envoy does not provide to network filters: ${missing.map((i) => `${i.module}.${i.name}`).join(', ')}`);
     const names = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
     const absent = REQUIRED_EXPORTS.filter((n) => !names.has(n));
     if (absent.length) throw new Error(`the module is not a proxy-wasm network filter: it does not export ${absent.join(', ')}`);
@@ -379,7 +393,9 @@ export class NetworkStream {
     if (down) this.downstreamBuffer = this.downstreamBuffer.length ? Buffer.concat([this.downstreamBuffer, chunk]) : chunk;
     else this.upstreamBuffer = this.upstreamBuffer.length ? Buffer.concat([this.upstreamBuffer, chunk]) : chunk;
     const size = down ? this.downstreamBuffer.length : this.upstreamBuffer.length;
-    const status = this.vm.dispatch(this, (e) => (down ? e.proxy_on_downstream_data(this.id, size, eos ? 1 : 0) : e.proxy_on_upstream_data(this.id, size, eos ? 1 : 0)));
+    const status = this.vm.dispatch(this, (e) =>
+      down ? e.proxy_on_downstream_data(this.id, size, eos ? 1 : 0) : e.proxy_on_upstream_data(this.id, size, eos ? 1 : 0),
+    );
     if (this.closed || status === undefined || status !== FilterStatus.Continue) return EMPTY;
     const out = down ? this.downstreamBuffer : this.upstreamBuffer;
     if (down) this.downstreamBuffer = EMPTY;

@@ -1,8 +1,15 @@
 // The part of the WebAssembly JS API this host uses. Node has it at runtime, but TypeScript
 // declares it only in the DOM libraries, which this project does not load.
 declare namespace WebAssembly {
-  interface ModuleImportDescriptor { module: string; name: string; kind: string }
-  interface ModuleExportDescriptor { name: string; kind: string }
+  interface ModuleImportDescriptor {
+    module: string;
+    name: string;
+    kind: string;
+  }
+  interface ModuleExportDescriptor {
+    name: string;
+    kind: string;
+  }
   class Module {
     constructor(bytes: Uint8Array);
     static imports(module: Module): ModuleImportDescriptor[];

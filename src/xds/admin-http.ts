@@ -59,7 +59,9 @@ export async function startAdminServer(sources: AdminSources, port: number, host
   const server = http.createServer((req, res) => {
     const name = hostName(req.headers.host ?? '');
     if (!name || !allowed.has(name)) {
-      res.writeHead(403, { 'content-type': 'text/plain' }).end(`Host "${clientText(req.headers.host ?? '', 100)}" is not this admin endpoint; use 127.0.0.1 or localhost\n`);
+      res
+        .writeHead(403, { 'content-type': 'text/plain' })
+        .end(`Host "${clientText(req.headers.host ?? '', 100)}" is not this admin endpoint; use 127.0.0.1 or localhost\n`);
       return;
     }
     const url = new URL(req.url ?? '/', 'http://admin');

@@ -8,7 +8,16 @@ import { serviceDefinition, XDS_SERVICES } from './services';
 import { combineCallbacks, type XdsCallbacks } from './callbacks';
 import { NodeClaims } from './flow';
 import { checkLength, checkNames, DEFAULT_LIMITS, type StreamLimits } from './limits';
-import { admitNode, failureStatus, nodeFingerprint, statusDetails, StreamError, type NodeAuthorizer, type SessionContext, type XdsCall } from './stream-session';
+import {
+  admitNode,
+  failureStatus,
+  nodeFingerprint,
+  statusDetails,
+  StreamError,
+  type NodeAuthorizer,
+  type SessionContext,
+  type XdsCall,
+} from './stream-session';
 import { clientText, silentLogger, withLevels, type Logger } from '../log';
 import { SotwSession } from './sotw-session';
 import { Subscription } from './subscription';
@@ -90,7 +99,8 @@ export class XdsControlPlane {
     try {
       const req = decodeSotwRequest(call.request);
       checkLength('type_url', req.typeUrl, this.ctx.limits.maxTypeUrlLength);
-      if (req.typeUrl && req.typeUrl !== typeUrl) throw new StreamError(grpc.status.INVALID_ARGUMENT, `type_url ${clientText(req.typeUrl)} sent to the ${typeUrl} fetch`);
+      if (req.typeUrl && req.typeUrl !== typeUrl)
+        throw new StreamError(grpc.status.INVALID_ARGUMENT, `type_url ${clientText(req.typeUrl)} sent to the ${typeUrl} fetch`);
       checkNames('resource_names', req.resourceNames, req.resourceNames.length, this.ctx.limits);
       const node = admitNode(this.ctx, req.node, call as unknown as XdsCall, 'fetch request');
       // A fetch may not rebind a connected node either (asking for its key may rebuild it).

@@ -54,7 +54,13 @@ export class DeltaSession extends StreamSession<DeltaTypeState> {
       if (version !== undefined) {
         state.inFlight.delete(req.responseNonce);
         if (req.errorDetail) {
-          this.ctx.callbacks.onNack(this.info, node, typeUrl, { version, nonce: req.responseNonce, code: req.errorDetail.code, message: req.errorDetail.message, at: new Date() });
+          this.ctx.callbacks.onNack(this.info, node, typeUrl, {
+            version,
+            nonce: req.responseNonce,
+            code: req.errorDetail.code,
+            message: req.errorDetail.message,
+            at: new Date(),
+          });
         } else {
           this.ctx.callbacks.onAck(this.info, node, typeUrl, version);
         }
@@ -118,6 +124,10 @@ export class DeltaSession extends StreamSession<DeltaTypeState> {
     const nonce = this.nextNonce();
     state.inFlight.set(nonce, version);
     if (state.inFlight.size > MAX_IN_FLIGHT) state.inFlight.delete(state.inFlight.keys().next().value as string);
-    this.write(deltaResponse(typeUrl, version, updated, removed, nonce, this.ctx.controlPlane?.delta), { typeUrl, version, nonce, resources: updated.length, removed: removed.length }, started);
+    this.write(
+      deltaResponse(typeUrl, version, updated, removed, nonce, this.ctx.controlPlane?.delta),
+      { typeUrl, version, nonce, resources: updated.length, removed: removed.length },
+      started,
+    );
   }
 }

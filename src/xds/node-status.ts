@@ -118,7 +118,17 @@ export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> implement
     let rec = this.nodes.get(nodeId);
     const now = Date.now();
     if (!rec) {
-      rec = { nodeId, key, cluster: cluster.slice(0, LABEL_KEPT), userAgent: userAgent.slice(0, LABEL_KEPT), streams: new Map(), connectedAt: now, lastRequestAt: now, types: new Map(), bytes: 0 };
+      rec = {
+        nodeId,
+        key,
+        cluster: cluster.slice(0, LABEL_KEPT),
+        userAgent: userAgent.slice(0, LABEL_KEPT),
+        streams: new Map(),
+        connectedAt: now,
+        lastRequestAt: now,
+        types: new Map(),
+        bytes: 0,
+      };
       this.nodes.set(nodeId, rec);
     } else if (rec.streams.size === 0) {
       this.disconnected--;
@@ -189,7 +199,10 @@ export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> implement
   nacked(nodeId: string, typeUrl: string, nack: NackRecord): void {
     const t = this.type(nodeId, typeUrl);
     if (!t) return;
-    const kept = nack.message.length > NACK_MESSAGE_KEPT ? { ...nack, message: `${nack.message.slice(0, NACK_MESSAGE_KEPT)}...(${nack.message.length - NACK_MESSAGE_KEPT} more characters)` } : nack;
+    const kept =
+      nack.message.length > NACK_MESSAGE_KEPT
+        ? { ...nack, message: `${nack.message.slice(0, NACK_MESSAGE_KEPT)}...(${nack.message.length - NACK_MESSAGE_KEPT} more characters)` }
+        : nack;
     t.lastNack = kept;
     this.emit('nack', nodeId, typeUrl, kept);
   }

@@ -34,11 +34,41 @@ export interface XdsServiceSpec {
 
 export const XDS_SERVICES: readonly XdsServiceSpec[] = [
   { service: 'envoy.service.discovery.v3.AggregatedDiscoveryService', sotw: 'StreamAggregatedResources', delta: 'DeltaAggregatedResources' },
-  { service: 'envoy.service.listener.v3.ListenerDiscoveryService', typeUrl: TypeUrl.Listener, sotw: 'StreamListeners', delta: 'DeltaListeners', fetch: 'FetchListeners' },
-  { service: 'envoy.service.route.v3.RouteDiscoveryService', typeUrl: TypeUrl.RouteConfiguration, sotw: 'StreamRoutes', delta: 'DeltaRoutes', fetch: 'FetchRoutes' },
-  { service: 'envoy.service.cluster.v3.ClusterDiscoveryService', typeUrl: TypeUrl.Cluster, sotw: 'StreamClusters', delta: 'DeltaClusters', fetch: 'FetchClusters' },
-  { service: 'envoy.service.endpoint.v3.EndpointDiscoveryService', typeUrl: TypeUrl.ClusterLoadAssignment, sotw: 'StreamEndpoints', delta: 'DeltaEndpoints', fetch: 'FetchEndpoints' },
-  { service: 'envoy.service.extension.v3.ExtensionConfigDiscoveryService', typeUrl: TypeUrl.ExtensionConfig, sotw: 'StreamExtensionConfigs', delta: 'DeltaExtensionConfigs', fetch: 'FetchExtensionConfigs' },
+  {
+    service: 'envoy.service.listener.v3.ListenerDiscoveryService',
+    typeUrl: TypeUrl.Listener,
+    sotw: 'StreamListeners',
+    delta: 'DeltaListeners',
+    fetch: 'FetchListeners',
+  },
+  {
+    service: 'envoy.service.route.v3.RouteDiscoveryService',
+    typeUrl: TypeUrl.RouteConfiguration,
+    sotw: 'StreamRoutes',
+    delta: 'DeltaRoutes',
+    fetch: 'FetchRoutes',
+  },
+  {
+    service: 'envoy.service.cluster.v3.ClusterDiscoveryService',
+    typeUrl: TypeUrl.Cluster,
+    sotw: 'StreamClusters',
+    delta: 'DeltaClusters',
+    fetch: 'FetchClusters',
+  },
+  {
+    service: 'envoy.service.endpoint.v3.EndpointDiscoveryService',
+    typeUrl: TypeUrl.ClusterLoadAssignment,
+    sotw: 'StreamEndpoints',
+    delta: 'DeltaEndpoints',
+    fetch: 'FetchEndpoints',
+  },
+  {
+    service: 'envoy.service.extension.v3.ExtensionConfigDiscoveryService',
+    typeUrl: TypeUrl.ExtensionConfig,
+    sotw: 'StreamExtensionConfigs',
+    delta: 'DeltaExtensionConfigs',
+    fetch: 'FetchExtensionConfigs',
+  },
   { service: 'envoy.service.secret.v3.SecretDiscoveryService', typeUrl: TypeUrl.Secret, sotw: 'StreamSecrets', delta: 'DeltaSecrets', fetch: 'FetchSecrets' },
 ];
 

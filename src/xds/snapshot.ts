@@ -70,7 +70,10 @@ export class Snapshot {
       // Bound the cache by entries and by the bytes its bodies will take: a client cycling
       // through name sets must not grow it; recomputing a body is cheap next to leaking. The
       // oldest selections go first; the newest is always kept.
-      while (this.responseCache.size > 0 && (this.responseCache.size >= MAX_CACHED_RESPONSES || this.responseCacheBytes + response.estimatedBytes > MAX_CACHED_RESPONSE_BYTES)) {
+      while (
+        this.responseCache.size > 0 &&
+        (this.responseCache.size >= MAX_CACHED_RESPONSES || this.responseCacheBytes + response.estimatedBytes > MAX_CACHED_RESPONSE_BYTES)
+      ) {
         const [oldestKey, oldest] = this.responseCache.entries().next().value as [string, SotwResponse];
         this.responseCache.delete(oldestKey);
         this.responseCacheBytes -= oldest.estimatedBytes;

@@ -49,7 +49,10 @@ export function statusDetails(message: string): string {
 
 /** What identifies a node's binding: two streams with one node id must agree on it. */
 export function nodeFingerprint(node: NodeInfo): string {
-  return createHash('sha256').update(JSON.stringify([node.cluster, node.metadata])).digest('base64url').slice(0, 22);
+  return createHash('sha256')
+    .update(JSON.stringify([node.cluster, node.metadata]))
+    .digest('base64url')
+    .slice(0, 22);
 }
 
 /**
@@ -252,7 +255,9 @@ export abstract class StreamSession<TypeState> {
     this.node = node;
     const key = this.ctx.source.nodeKey(node);
     this.ctx.callbacks.onStreamOpen(this.info, node, key);
-    this.ctx.log.debug(`xds stream ${this.id} (${this.protocol}${this.fixedTypeUrl ? ` ${this.fixedTypeUrl}` : ''}) from ${this.peer}: node "${clientText(node.id)}", key "${clientText(key)}"`);
+    this.ctx.log.debug(
+      `xds stream ${this.id} (${this.protocol}${this.fixedTypeUrl ? ` ${this.fixedTypeUrl}` : ''}) from ${this.peer}: node "${clientText(node.id)}", key "${clientText(key)}"`,
+    );
     this.snapshot = this.ctx.source.getSnapshot(key);
     this.unwatch = this.ctx.source.watch(key, (s) => {
       if (this.closed) return;
@@ -275,7 +280,10 @@ export abstract class StreamSession<TypeState> {
       throw new StreamError(grpc.status.INVALID_ARGUMENT, `type_url ${clientText(requested)} sent on the ${this.fixedTypeUrl} service`);
     }
     if (!this.ctx.knownTypes.has(typeUrl)) {
-      throw new StreamError(grpc.status.INVALID_ARGUMENT, `unknown type_url "${clientText(typeUrl)}"; this server serves ${[...this.ctx.knownTypes].join(', ')}`);
+      throw new StreamError(
+        grpc.status.INVALID_ARGUMENT,
+        `unknown type_url "${clientText(typeUrl)}"; this server serves ${[...this.ctx.knownTypes].join(', ')}`,
+      );
     }
     return typeUrl;
   }

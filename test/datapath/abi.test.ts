@@ -28,12 +28,35 @@ describe('datapath: pinned maps of another build (real kernel)', function () {
 
   it('configure refuses the map and says what to do; status leaves it out', () => {
     const native = loadNative();
-    assert.throws(() => native.configure(pinDir, { mode: 1, bulkStreak: 16, bulkSmallMax: 16384, bulkLargeMin: 262144, leaveDelayMs: 0, tcpIdleMask: 0x3fff, tcpBusyMask: 0xfffc3fff, thresholdSource: 0, idleHandoffMs: 50, calibratedAt: 0, calib: [] }, []), /ma_config has another build's layout .*datapath detach/);
+    assert.throws(
+      () =>
+        native.configure(
+          pinDir,
+          {
+            mode: 1,
+            bulkStreak: 16,
+            bulkSmallMax: 16384,
+            bulkLargeMin: 262144,
+            leaveDelayMs: 0,
+            tcpIdleMask: 0x3fff,
+            tcpBusyMask: 0xfffc3fff,
+            thresholdSource: 0,
+            idleHandoffMs: 50,
+            calibratedAt: 0,
+            calib: [],
+          },
+          [],
+        ),
+      /ma_config has another build's layout .*datapath detach/,
+    );
     assert.strictEqual(native.status(pinDir, 16).config, null);
   });
 
   it('load refuses to reuse it, naming the map and what to do', () => {
     const objects = defaultObjectPaths();
-    assert.throws(() => loadNative().load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg }), /pinned map ma_config has another build's layout .*datapath detach/);
+    assert.throws(
+      () => loadNative().load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg }),
+      /pinned map ma_config has another build's layout .*datapath detach/,
+    );
   });
 });

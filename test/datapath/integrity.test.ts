@@ -176,16 +176,26 @@ describe('datapath: stream integrity (real kernel)', function () {
     assert.ok(blocked.ok && blocked.blocked, 'the server is blocked in its send');
     // Past the floor, each poke the client end sends is ACKed, and its RTT callback runs the
     // leave check, which must wait on the busy peer.
-    await eventually('the leave check waits on the peer', async () => ((await pair.cmd('poke')).ok ? k.env.status().counters!.leaveWaits - before.leaveWaits : -1), (n) => n > 0, 10000);
+    await eventually(
+      'the leave check waits on the peer',
+      async () => ((await pair.cmd('poke')).ok ? k.env.status().counters!.leaveWaits - before.leaveWaits : -1),
+      (n) => n > 0,
+      10000,
+    );
     assert.ok(clientEnd()?.tcpOnly, 'the client end is TCP-only and still in the sockhash');
     const drained = await pair.cmd('drain', 60000);
     assert.ok(drained.ok, drained.error ?? 'the 16 MiB arrived intact');
     assert.ok((await pair.cmd('ping')).ok);
-    await eventually('the client end leaves once the send is done', async () => (clientEnd() ? 1 : 0) + ((await pair.cmd('ping')).ok ? 0 : 10), (n) => n === 0, 10000);
+    await eventually(
+      'the client end leaves once the send is done',
+      async () => (clientEnd() ? 1 : 0) + ((await pair.cmd('ping')).ok ? 0 : 10),
+      (n) => n === 0,
+      10000,
+    );
     assert.ok((await pair.cmd('quit')).ok);
   });
 
-  it("with leaving turned off, handed-off sockets stay in the sockhash and pass every write to TCP, in order", async function () {
+  it('with leaving turned off, handed-off sockets stay in the sockhash and pass every write to TCP, in order', async function () {
     k.env.attach({ bulkStreak: 8, bulkSmallMax: 16384, leaveDelayMs: 'never' });
     assert.strictEqual(k.env.status().leaveDelayMs, 'never');
     const port = testPort();

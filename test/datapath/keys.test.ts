@@ -33,7 +33,11 @@ describe('datapath: sockhash keys and redirection (real kernel)', function () {
     const after = counters();
 
     const entries = entriesFor(port);
-    assert.strictEqual(entries.length, 2, JSON.stringify(entries, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
+    assert.strictEqual(
+      entries.length,
+      2,
+      JSON.stringify(entries, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)),
+    );
     const c = entries.find((e) => e.localPort === local);
     const s = entries.find((e) => e.localPort === port);
     assert.ok(c && s, 'client and server ends present');
@@ -91,7 +95,12 @@ describe('datapath: sockhash keys and redirection (real kernel)', function () {
     assert.strictEqual(after.redirectedMessages - before.redirectedMessages, 0);
     // With no peer that could redirect into it and nothing queued, the TCP-only end leaves the
     // sockhash on the next ACK, and so gets TCP's own send path back.
-    await eventually('the client end leaves the sockhash', async () => entriesFor(port).length, (n) => n === 0, 5000);
+    await eventually(
+      'the client end leaves the sockhash',
+      async () => entriesFor(port).length,
+      (n) => n === 0,
+      5000,
+    );
     assert.strictEqual(counters().socketsLeft - before.socketsLeft, 1);
   });
 
@@ -105,7 +114,12 @@ describe('datapath: sockhash keys and redirection (real kernel)', function () {
     const after = counters();
     assert.strictEqual(after.redirectedMessages - before.redirectedMessages, 0);
     assert.strictEqual(after.misses - before.misses, 2, 'one miss per accepted server socket');
-    await eventually('both server ends leave the sockhash', async () => entriesFor(port).length, (n) => n === 0, 5000);
+    await eventually(
+      'both server ends leave the sockhash',
+      async () => entriesFor(port).length,
+      (n) => n === 0,
+      5000,
+    );
     assert.strictEqual(counters().socketsLeft - before.socketsLeft, 2);
   });
 

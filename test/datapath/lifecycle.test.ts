@@ -11,7 +11,10 @@ import { packageRoot } from '../../src/paths';
 const CLI = path.join(packageRoot(), 'bin/meshaccel');
 
 function cli(args: string[], asUser?: number): { code: number | null; stdout: string; stderr: string } {
-  const cmd = asUser === undefined ? [process.execPath, CLI, ...args] : ['setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', process.execPath, CLI, ...args];
+  const cmd =
+    asUser === undefined
+      ? [process.execPath, CLI, ...args]
+      : ['setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', process.execPath, CLI, ...args];
   const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -58,8 +61,27 @@ describe('datapath: load, adopt, detach and the CLI (real kernel)', function () 
     if (!clang) this.skip();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-build-'));
     const objects = { sockops: path.join(dir, 'sockops.o'), skMsg: path.join(dir, 'sk_msg.o') };
-    for (const [src, out] of [['sockops', objects.sockops], ['sk_msg', objects.skMsg]] as const) {
-      const r: SpawnSyncReturns<string> = spawnSync(clang as string, ['-Os', '-g', '-target', 'bpf', '-mcpu=v3', '-I/usr/include/x86_64-linux-gnu', `-I${packageRoot()}/bpf/include`, '-c', `${packageRoot()}/bpf/${src}.bpf.c`, '-o', out], { encoding: 'utf8' });
+    for (const [src, out] of [
+      ['sockops', objects.sockops],
+      ['sk_msg', objects.skMsg],
+    ] as const) {
+      const r: SpawnSyncReturns<string> = spawnSync(
+        clang as string,
+        [
+          '-Os',
+          '-g',
+          '-target',
+          'bpf',
+          '-mcpu=v3',
+          '-I/usr/include/x86_64-linux-gnu',
+          `-I${packageRoot()}/bpf/include`,
+          '-c',
+          `${packageRoot()}/bpf/${src}.bpf.c`,
+          '-o',
+          out,
+        ],
+        { encoding: 'utf8' },
+      );
       assert.strictEqual(r.status, 0, r.stderr);
     }
     try {

@@ -21,7 +21,10 @@ describe('datapath: two network namespaces with identical loopback 4-tuples (rea
     // The same client port in both namespaces: identical 4-tuples.
     const opened = await Promise.all(clients.map((c) => c.cmd(`open 1 ${clientPort}`)));
     for (const o of opened) assert.ok(o.ok, o.error);
-    assert.deepStrictEqual(opened.map((o) => o.localPorts![0]), [clientPort, clientPort]);
+    assert.deepStrictEqual(
+      opened.map((o) => o.localPorts![0]),
+      [clientPort, clientPort],
+    );
 
     const before = k.env.status().counters!;
     // Both pairs busy at once, with random payloads: any cross-delivery shows as a hash

@@ -100,11 +100,13 @@ function client(host: string, port: number): void {
     try {
       if (cmd === 'open') {
         const opened = await Promise.all(
-          Array.from({ length: Number(a) }, () =>
-            new Promise<Conn>((resolve, reject) => {
-              const s = net.connect({ host, port, localPort: b === undefined ? undefined : Number(b) }, () => resolve(new Conn(s)));
-              s.once('error', reject);
-            }),
+          Array.from(
+            { length: Number(a) },
+            () =>
+              new Promise<Conn>((resolve, reject) => {
+                const s = net.connect({ host, port, localPort: b === undefined ? undefined : Number(b) }, () => resolve(new Conn(s)));
+                s.once('error', reject);
+              }),
           ),
         );
         conns.push(...opened);

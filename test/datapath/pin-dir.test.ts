@@ -15,7 +15,12 @@ function makePinDirInChild(dir: string, wrap: string[] = []): { status: number |
   const argv = [...wrap, process.execPath, '-e', script];
   const started = Date.now();
   const r = spawnSync(argv[0], argv.slice(1), { timeout: 10_000, encoding: 'utf8' });
-  return { status: r.status, timedOut: r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT', stderr: r.stderr ?? '', ms: Date.now() - started };
+  return {
+    status: r.status,
+    timedOut: r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT',
+    stderr: r.stderr ?? '',
+    ms: Date.now() - started,
+  };
 }
 
 describe('datapath: pin directories only on bpffs', function () {
@@ -35,7 +40,15 @@ describe('datapath: pin directories only on bpffs', function () {
       console.log('    skipping: needs root for a private mount namespace (unshare -m)');
       this.skip();
     }
-    const wrap = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf || exit 9; done; exec "$0" "$@"'];
+    const wrap = [
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'while mountpoint -q /sys/fs/bpf; do umount /sys/fs/bpf || exit 9; done; exec "$0" "$@"',
+    ];
     const r = makePinDirInChild('/sys/fs/bpf/meshaccel-test-nobpffs/pins', wrap);
     assert.strictEqual(r.timedOut, false, 'makePinDir spun for 10 s on a /sys/fs/bpf without bpffs');
     assert.strictEqual(r.status, 3, `makePinDir should refuse; stderr: ${r.stderr}`);

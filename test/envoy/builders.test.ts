@@ -28,19 +28,34 @@ describe('RBAC compilation', () => {
     const pub = rules.policies['default/allow-public#0'];
     assert.deepEqual(pub.principals, [{ direct_remote_ip: { address_prefix: '10.0.1.5', prefix_len: 32 } }], 'standalone: no mTLS principals');
     assert.deepEqual(pub.permissions, [
-      { and_rules: { rules: [{ header: { name: ':method', string_match: { safe_regex: { regex: 'GET' } } } }, { header: { name: ':path', string_match: { safe_regex: { regex: '/public(/.*)?' } } } }] } },
+      {
+        and_rules: {
+          rules: [
+            { header: { name: ':method', string_match: { safe_regex: { regex: 'GET' } } } },
+            { header: { name: ':path', string_match: { safe_regex: { regex: '/public(/.*)?' } } } },
+          ],
+        },
+      },
     ]);
     const admin = rules.policies['default/allow-admin#1'];
-    assert.deepEqual(admin.principals.map((p: any) => `${p.direct_remote_ip.address_prefix}/${p.direct_remote_ip.prefix_len}`), ['10.0.2.0/24', 'fd00::/64']);
+    assert.deepEqual(
+      admin.principals.map((p: any) => `${p.direct_remote_ip.address_prefix}/${p.direct_remote_ip.prefix_len}`),
+      ['10.0.2.0/24', 'fd00::/64'],
+    );
     const conds = admin.permissions[0].and_rules.rules.map((r: any) => r.header);
-    assert.deepEqual(conds.map((h: any) => h.name), [':method', ':path', ':authority', 'x-token', 'x-request-id']);
+    assert.deepEqual(
+      conds.map((h: any) => h.name),
+      [':method', ':path', ':authority', 'x-token', 'x-request-id'],
+    );
     assert.deepEqual(conds[3].string_match, { exact: 's3cret' });
     assert.equal(conds[4].present_match, true);
   });
 
   it('Istio mode adds mTLS principal names as SPIFFE URIs', () => {
     const ecds = byName(build('istio-principals', 'istio'), TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.8080');
-    const names = ecds.typed_config.rules.policies['default/frontend-reads#0'].principals.filter((p: any) => p.authenticated).map((p: any) => p.authenticated.principal_name.exact);
+    const names = ecds.typed_config.rules.policies['default/frontend-reads#0'].principals
+      .filter((p: any) => p.authenticated)
+      .map((p: any) => p.authenticated.principal_name.exact);
     assert.deepEqual(names, ['spiffe://cluster.local/ns/default/sa/frontend', 'spiffe://cluster.local/ns/batch/sa/reporter']);
     assert.deepEqual(ecds.typed_config.rules.policies['default/health#1'].principals, [{ any: true }]);
   });
@@ -53,7 +68,9 @@ describe('RBAC compilation', () => {
   });
 
   it('egress rules match the destination address instead of the downstream peer', () => {
-    const p = byName(build('egress-and-deny', 'standalone'), TypeUrl.ExtensionConfig, 'meshaccel.rbac.outbound.80').typed_config.rules.policies['default/egress-api#0'];
+    const p = byName(build('egress-and-deny', 'standalone'), TypeUrl.ExtensionConfig, 'meshaccel.rbac.outbound.80').typed_config.rules.policies[
+      'default/egress-api#0'
+    ];
     assert.deepEqual(p.principals, [{ any: true }]);
     assert.deepEqual(p.permissions[0].and_rules.rules[0], { destination_ip: { address_prefix: '93.184.216.34', prefix_len: 32 } });
   });
@@ -64,18 +81,34 @@ describe('standalone Envoy resources', () => {
     const inbound = byName(build('http-basic', 'standalone'), TypeUrl.Listener, 'meshaccel.inbound');
     assert.equal(inbound.transparent, true);
     assert.equal(inbound.address.socket_address.port_value, DEFAULT_REDIRECT_CONFIG.inboundProxyPort);
-    assert.deepEqual(inbound.listener_filters.map((f: any) => f.name), ['envoy.filters.listener.original_dst']);
-    assert.deepEqual(inbound.filter_chains.map((c: any) => c.filter_chain_match.destination_port), [8080], 'only the L7 HTTP port gets an HTTP chain');
+    assert.deepEqual(
+      inbound.listener_filters.map((f: any) => f.name),
+      ['envoy.filters.listener.original_dst'],
+    );
+    assert.deepEqual(
+      inbound.filter_chains.map((c: any) => c.filter_chain_match.destination_port),
+      [8080],
+      'only the L7 HTTP port gets an HTTP chain',
+    );
     assert.equal(inbound.default_filter_chain.filters.at(-1).typed_config.cluster, 'meshaccel.inbound.passthrough');
   });
 
   it('the HTTP filter references the ECDS resource by name and falls back to deny-all, router last', () => {
     const res = build('http-basic', 'standalone');
-    const hcm = byName(res, TypeUrl.Listener, 'meshaccel.inbound').filter_chains[0].filters.find((f: any) => f.name === 'envoy.filters.network.http_connection_manager').typed_config;
-    assert.deepEqual(hcm.http_filters.map((f: { name: string }) => f.name), ['meshaccel.rbac.inbound.8080', 'envoy.filters.http.router'], 'exactly RBAC then the router');
+    const hcm = byName(res, TypeUrl.Listener, 'meshaccel.inbound').filter_chains[0].filters.find(
+      (f: any) => f.name === 'envoy.filters.network.http_connection_manager',
+    ).typed_config;
+    assert.deepEqual(
+      hcm.http_filters.map((f: { name: string }) => f.name),
+      ['meshaccel.rbac.inbound.8080', 'envoy.filters.http.router'],
+      'exactly RBAC then the router',
+    );
     const [rbac, router] = hcm.http_filters;
     assert.equal(rbac.name, 'meshaccel.rbac.inbound.8080');
-    assert.ok(res.some((r) => r.typeUrl === TypeUrl.ExtensionConfig && r.name === rbac.name), 'ECDS resource of that name is served');
+    assert.ok(
+      res.some((r) => r.typeUrl === TypeUrl.ExtensionConfig && r.name === rbac.name),
+      'ECDS resource of that name is served',
+    );
     assert.deepEqual(rbac.config_discovery.config_source, { ads: {}, resource_api_version: 'V3' });
     assert.deepEqual(rbac.config_discovery.default_config.rules, { action: 'ALLOW', policies: {} });
     assert.equal(rbac.typed_config, undefined, 'no inline config: a policy change never touches the listener');
@@ -114,16 +147,22 @@ describe('standalone Envoy resources', () => {
 describe('Istio mode', () => {
   it('serves only ECDS RBAC resources, one per ingress port, allow-all where a port has no HTTP rules', () => {
     const res = build('http-basic', 'istio');
-    assert.deepEqual(res.map((r) => [r.typeUrl, r.name]), [
-      [TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.8080'],
-      [TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.9090'],
-    ]);
+    assert.deepEqual(
+      res.map((r) => [r.typeUrl, r.name]),
+      [
+        [TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.8080'],
+        [TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.9090'],
+      ],
+    );
     assert.deepEqual((res[1].json as any).typed_config.rules.policies['allow-all'], { permissions: [{ any: true }], principals: [{ any: true }] });
   });
 
   it('always serves the ports the EnvoyFilter references, so a port never sits on the deny-all default', () => {
     const res = buildProxyResourceJson(FIXTURES['http-basic'], { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG, servedPorts: [8080, 7070] }).resources;
-    assert.deepEqual(res.map((r) => r.name), ['meshaccel.rbac.inbound.7070', 'meshaccel.rbac.inbound.8080', 'meshaccel.rbac.inbound.9090']);
+    assert.deepEqual(
+      res.map((r) => r.name),
+      ['meshaccel.rbac.inbound.7070', 'meshaccel.rbac.inbound.8080', 'meshaccel.rbac.inbound.9090'],
+    );
     assert.ok((res[0].json as any).typed_config.rules.policies['allow-all']);
   });
 });
@@ -131,23 +170,36 @@ describe('Istio mode', () => {
 describe('proxyless gRPC server listeners', () => {
   it('are named after the listening address, carry the RBAC inline and route with non_forwarding_action', () => {
     const res = buildProxyResourceJson(FIXTURES['grpc-methods'], { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '10.0.0.7' }).resources;
-    assert.deepEqual(res.map((r) => r.name), ['grpc/server?xds.resource.listening_address=10.0.0.7:50051', 'grpc/server?xds.resource.listening_address=10.0.0.7:50052']);
+    assert.deepEqual(
+      res.map((r) => r.name),
+      ['grpc/server?xds.resource.listening_address=10.0.0.7:50051', 'grpc/server?xds.resource.listening_address=10.0.0.7:50052'],
+    );
     const l = res[0].json as any;
     assert.deepEqual(l.address.socket_address, { address: '10.0.0.7', port_value: 50051 });
     assert.equal(l.listener_filters, undefined, 'gRPC rejects listener_filters');
     const hcm = l.default_filter_chain.filters[0].typed_config;
-    assert.deepEqual(hcm.http_filters.map((f: any) => f.name), ['envoy.filters.http.rbac', 'envoy.filters.http.router']);
+    assert.deepEqual(
+      hcm.http_filters.map((f: any) => f.name),
+      ['envoy.filters.http.rbac', 'envoy.filters.http.router'],
+    );
     assert.equal(hcm.http_filters[0].typed_config['@type'], 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC');
     assert.deepEqual(hcm.route_config.virtual_hosts[0].routes[0].non_forwarding_action, {});
     const noL7 = (res[1].json as any).default_filter_chain.filters[0].typed_config;
     // L3/L4 in gRPC mode: a port of a selected workload without any rule allows nothing (it used to get no RBAC at all).
-    assert.deepEqual(noL7.http_filters.map((f: any) => f.name), ['envoy.filters.http.rbac', 'envoy.filters.http.router'], 'an RBAC on a port without L7 rules too');
+    assert.deepEqual(
+      noL7.http_filters.map((f: any) => f.name),
+      ['envoy.filters.http.rbac', 'envoy.filters.http.router'],
+      'an RBAC on a port without L7 rules too',
+    );
     assert.deepEqual(noL7.http_filters[0].typed_config.rules, { action: 'ALLOW', policies: {} }, 'no rule names 50052: deny all');
   });
 
   it('serve a Listener for every port an XdsServer binds, even one no policy mentions', () => {
     const res = buildProxyResourceJson(FIXTURES['grpc-methods'], { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, servedPorts: [50053] }).resources;
-    assert.deepEqual(res.map((r) => r.name.split('=')[1]), ['0.0.0.0:50051', '0.0.0.0:50052', '0.0.0.0:50053']);
+    assert.deepEqual(
+      res.map((r) => r.name.split('=')[1]),
+      ['0.0.0.0:50051', '0.0.0.0:50052', '0.0.0.0:50053'],
+    );
   });
 });
 
@@ -156,13 +208,29 @@ describe('a generated resource that fails the schema is never served', () => {
     const bad: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-header', file: 'policies/bad.yaml', line: 7 }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: [{ headerMatches: [{ name: 'x-bad\u0000name', value: 'v' }] }] } }] }],
+      ingress: [
+        {
+          port: 8080,
+          protocol: 'TCP',
+          l7: 'http',
+          rules: [
+            {
+              origin: { policy: 'default/bad-header', file: 'policies/bad.yaml', line: 7 },
+              peers: { any: true, cidrs: [], principals: [] },
+              l7: { kind: 'http', rules: [{ headerMatches: [{ name: 'x-bad\u0000name', value: 'v' }] }] },
+            },
+          ],
+        },
+      ],
       egress: [],
     };
     for (const mode of ['standalone', 'istio', 'grpc'] as const) {
       assert.throws(
         () => buildProxyResources(bad, { mode, redirect: DEFAULT_REDIRECT_CONFIG }),
-        (err: unknown) => err instanceof SchemaError && /policy default\/bad-header \(policies\/bad\.yaml:7\)/.test(err.message) && /header\.name: .*HTTP_HEADER_NAME/.test(err.message),
+        (err: unknown) =>
+          err instanceof SchemaError &&
+          /policy default\/bad-header \(policies\/bad\.yaml:7\)/.test(err.message) &&
+          /header\.name: .*HTTP_HEADER_NAME/.test(err.message),
         mode,
       );
     }
@@ -175,22 +243,44 @@ describe('a generated resource that fails the schema is never served', () => {
     bad.ingress[0].rules[0].peers = { any: true, cidrs: [], principals: [] };
     bad.ingress[0].rules[0].l7 = { kind: 'http', rules: [{ headers: ['x\u0000ok'] }] };
     const { encoded, errors } = encodeGeneratedSettled(buildProxyResourceJson(bad, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG }).resources);
-    assert.deepEqual(errors.map((e) => [e.resourceName, e.origins.map((o) => o.policy)]), [
-      ['meshaccel.rbac.inbound.8443', ['default/nobody']],
-      ['meshaccel.rbac.outbound.80', ['default/egress-api']],
-    ]);
-    assert.equal(encoded.length, 17, 'the 7 HTTP-era resources plus the network RBAC of each chain and of the deny rules, plus the allow-all Kafka filter config each port without Kafka rules keeps');
+    assert.deepEqual(
+      errors.map((e) => [e.resourceName, e.origins.map((o) => o.policy)]),
+      [
+        ['meshaccel.rbac.inbound.8443', ['default/nobody']],
+        ['meshaccel.rbac.outbound.80', ['default/egress-api']],
+      ],
+    );
+    assert.equal(
+      encoded.length,
+      17,
+      'the 7 HTTP-era resources plus the network RBAC of each chain and of the deny rules, plus the allow-all Kafka filter config each port without Kafka rules keeps',
+    );
   });
 
   it('a malformed CIDR (IPv4 prefix over 32, which PGV alone would pass) drops that peer with a warning', () => {
     const bad: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 8080, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/bad-cidr' }, peers: { any: false, cidrs: ['10.0.0.0/33', '10.1.0.0/16'], principals: [] }, l7: { kind: 'http', rules: [] } }] }],
+      ingress: [
+        {
+          port: 8080,
+          protocol: 'TCP',
+          l7: 'http',
+          rules: [
+            {
+              origin: { policy: 'default/bad-cidr' },
+              peers: { any: false, cidrs: ['10.0.0.0/33', '10.1.0.0/16'], principals: [] },
+              l7: { kind: 'http', rules: [] },
+            },
+          ],
+        },
+      ],
       egress: [],
     };
     const build = buildProxyResourceJson(bad, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG });
     assert.deepEqual(build.warnings, ['policy default/bad-cidr: "10.0.0.0/33" is not a CIDR; that peer is not allowed']);
-    assert.deepEqual((build.resources[0].json as any).typed_config.rules.policies['default/bad-cidr#0'].principals, [{ direct_remote_ip: { address_prefix: '10.1.0.0', prefix_len: 16 } }]);
+    assert.deepEqual((build.resources[0].json as any).typed_config.rules.policies['default/bad-cidr#0'].principals, [
+      { direct_remote_ip: { address_prefix: '10.1.0.0', prefix_len: 16 } },
+    ]);
   });
 });

@@ -27,7 +27,10 @@ describe('meshaccel envoy check', function () {
   this.timeout(60000);
 
   it('passes the example bootstraps shipped in envoy/', () => {
-    const files = fs.readdirSync(path.join(ROOT, 'envoy')).filter((f) => /\.(ya?ml|json)$/.test(f)).map((f) => path.join('envoy', f));
+    const files = fs
+      .readdirSync(path.join(ROOT, 'envoy'))
+      .filter((f) => /\.(ya?ml|json)$/.test(f))
+      .map((f) => path.join('envoy', f));
     assert.ok(files.length >= 2, `examples found: ${files.join(', ')}`);
     const r = meshaccel('envoy', 'check', ...files);
     assert.equal(r.status, 0, r.stdout + r.stderr);
@@ -63,7 +66,17 @@ describe('meshaccel envoy check', function () {
   });
 
   it('checks JSON, lists of "@type" resources and `resources:` files', () => {
-    const list = tmpFile('list.json', JSON.stringify([{ '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', name: 'a', connect_timeout: '1s' }, { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', name: '' }], null, 2));
+    const list = tmpFile(
+      'list.json',
+      JSON.stringify(
+        [
+          { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', name: 'a', connect_timeout: '1s' },
+          { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', name: '' },
+        ],
+        null,
+        2,
+      ),
+    );
     const r = meshaccel('envoy', 'check', list);
     assert.equal(r.status, 1);
     assert.match(r.stdout, /list\.json:\d+:\d+: \[1\]\.name: length 0 must be at least 1 characters \(min_len\)/);
@@ -76,7 +89,11 @@ describe('meshaccel envoy check', function () {
     const r = meshaccel('envoy', 'render', compiled, '--mode', 'standalone');
     assert.equal(r.status, 0, r.stderr);
     const out = tmpFile('rendered.json', r.stdout);
-    assert.equal(JSON.parse(r.stdout).length, 14, 'ECDS HTTP RBAC, per direction the network RBAC of each chain and the deny RBAC, and per direction a listener, a route and a cluster, and the allow-all Kafka filter config of each of the two ports');
+    assert.equal(
+      JSON.parse(r.stdout).length,
+      14,
+      'ECDS HTTP RBAC, per direction the network RBAC of each chain and the deny RBAC, and per direction a listener, a route and a cluster, and the allow-all Kafka filter config of each of the two ports',
+    );
     const c = meshaccel('envoy', 'check', out);
     assert.equal(c.status, 0, c.stdout + c.stderr);
   });

@@ -32,7 +32,8 @@ describe('standalone resources served over ADS (ECDS for the RBAC)', function ()
   let ads: RawXdsStream<DecodedSotwResponse>;
   const acked = new Map<string, DecodedSotwResponse>();
 
-  const publish = (compiled: CompiledProxyPolicy): void => cache.setSnapshot(NODE, Snapshot.fromResources(buildProxyResources(compiled, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG })));
+  const publish = (compiled: CompiledProxyPolicy): void =>
+    cache.setSnapshot(NODE, Snapshot.fromResources(buildProxyResources(compiled, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG })));
 
   async function subscribe(typeUrl: string, names: string[]): Promise<DecodedSotwResponse> {
     ads.send({ node: { id: NODE }, type_url: typeUrl, resource_names: names });
@@ -59,7 +60,10 @@ describe('standalone resources served over ADS (ECDS for the RBAC)', function ()
 
   it('serves listeners whose HTTP filter names an ECDS resource that the server then serves', async () => {
     const cds = await subscribe(TypeUrl.Cluster, []);
-    assert.deepEqual(cds.resources.map((r) => decode('envoy.config.cluster.v3.Cluster', r.value).type), ['ORIGINAL_DST', 'ORIGINAL_DST']);
+    assert.deepEqual(
+      cds.resources.map((r) => decode('envoy.config.cluster.v3.Cluster', r.value).type),
+      ['ORIGINAL_DST', 'ORIGINAL_DST'],
+    );
     const lds = await subscribe(TypeUrl.Listener, []);
     const listeners = lds.resources.map((r) => decode('envoy.config.listener.v3.Listener', r.value));
     const inbound = listeners.find((l: any) => l.name === 'meshaccel.inbound');
@@ -88,7 +92,13 @@ describe('standalone resources served over ADS (ECDS for the RBAC)', function ()
     const tec = decode('envoy.config.core.v3.TypedExtensionConfig', push.resources[0].value);
     const rbac = decode('envoy.extensions.filters.http.rbac.v3.RBAC', tec.typed_config.value);
     assert.deepEqual(Object.keys(rbac.rules.policies), ['default/allow-public#0']);
-    ads.send({ node: { id: NODE }, type_url: TypeUrl.ExtensionConfig, resource_names: ['meshaccel.rbac.inbound.8080'], version_info: push.version_info, response_nonce: push.nonce });
+    ads.send({
+      node: { id: NODE },
+      type_url: TypeUrl.ExtensionConfig,
+      resource_names: ['meshaccel.rbac.inbound.8080'],
+      version_info: push.version_info,
+      response_nonce: push.nonce,
+    });
     await ads.nothingFor(500);
   });
 });

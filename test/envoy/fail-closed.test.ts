@@ -74,14 +74,8 @@ spec:
 
 /** Policies must never compile to something more permissive than written. */
 describe('compiled RBAC fails closed', () => {
-  it('on a proxy serving two workloads, a rule for one does not open the port for the other (and the other\'s default allow does not open the first)', () => {
-    const compiled = compile(
-      workload('w1', 'a', 'one', '10.0.0.1') +
-        workload('w2', 'a', 'two', '10.0.0.2') +
-        RESTRICT_W1,
-      'any-id',
-      { NODE: 'n1' },
-    );
+  it("on a proxy serving two workloads, a rule for one does not open the port for the other (and the other's default allow does not open the first)", () => {
+    const compiled = compile(workload('w1', 'a', 'one', '10.0.0.1') + workload('w2', 'a', 'two', '10.0.0.2') + RESTRICT_W1, 'any-id', { NODE: 'n1' });
     const rbac = rbacFor(compiled, 80);
     assert.equal(allowed(rbac, 'GET', '/public', '10.0.0.1'), true);
     assert.equal(allowed(rbac, 'POST', '/admin', '10.0.0.1'), false, 'w1 is restricted to GET /public');
@@ -116,23 +110,53 @@ spec:
       nodeId: 'n',
       workloads: [],
       ingress: [
-        { port: 80, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'a/http' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: [{ method: 'GET' }] } }] },
-        { port: 80, protocol: 'ANY', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'kafka', rules: [{ apiKeys: [0] }] } }] },
+        {
+          port: 80,
+          protocol: 'TCP',
+          l7: 'http',
+          rules: [{ origin: { policy: 'a/http' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: [{ method: 'GET' }] } }],
+        },
+        {
+          port: 80,
+          protocol: 'ANY',
+          l7: 'kafka',
+          rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'kafka', rules: [{ apiKeys: [0] }] } }],
+        },
       ],
       egress: [],
     };
-    assert.throws(() => buildProxyResourceJson(compiled, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }), /port 80 has both .* rules \(from a\/(http|kafka), a\/(http|kafka)\)/);
+    assert.throws(
+      () => buildProxyResourceJson(compiled, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }),
+      /port 80 has both .* rules \(from a\/(http|kafka), a\/(http|kafka)\)/,
+    );
   });
 
   it('refuses Kafka rules in the modes that do not enforce them, instead of serving them with a warning', () => {
     const compiled: CompiledProxyPolicy = {
       nodeId: 'n',
       workloads: [],
-      ingress: [{ port: 9092, protocol: 'TCP', l7: 'kafka', rules: [{ origin: { policy: 'a/kafka' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'kafka', rules: [{ apiKeys: [0], topic: 'orders' }] } }] }],
+      ingress: [
+        {
+          port: 9092,
+          protocol: 'TCP',
+          l7: 'kafka',
+          rules: [
+            {
+              origin: { policy: 'a/kafka' },
+              peers: { any: true, cidrs: [], principals: [] },
+              l7: { kind: 'kafka', rules: [{ apiKeys: [0], topic: 'orders' }] },
+            },
+          ],
+        },
+      ],
       egress: [],
     };
     for (const mode of ['istio', 'grpc'] as const) {
-      assert.throws(() => buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG }), new RegExp(`Kafka rules on port 9092 are not enforced by Envoy in ${mode} mode; refused, from a/kafka`), mode);
+      assert.throws(
+        () => buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG }),
+        new RegExp(`Kafka rules on port 9092 are not enforced by Envoy in ${mode} mode; refused, from a/kafka`),
+        mode,
+      );
     }
   });
 });

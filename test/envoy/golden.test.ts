@@ -28,7 +28,10 @@ describe('golden Envoy resources for representative policies', () => {
       // Everything in a golden file is servable: it passed the schema check.
       encodeGenerated(build.resources);
       // The Kafka filter module's default path is in the checkout: golden files name it relative to the repository.
-      const actual = JSON.stringify({ warnings: build.warnings, resources: build.resources.map((r) => ({ '@type': r.typeUrl, ...r.json })) }, null, 2).split(packageRoot() + path.sep).join('') + '\n';
+      const actual =
+        JSON.stringify({ warnings: build.warnings, resources: build.resources.map((r) => ({ '@type': r.typeUrl, ...r.json })) }, null, 2)
+          .split(packageRoot() + path.sep)
+          .join('') + '\n';
       const file = path.join(GOLDEN_DIR, `${fixture}.${mode}.json`);
       if (process.env.UPDATE_GOLDEN === '1') fs.writeFileSync(file, actual);
       assert.ok(fs.existsSync(file), `${file} missing; run with UPDATE_GOLDEN=1`);

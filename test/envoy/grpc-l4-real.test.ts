@@ -25,7 +25,15 @@ const SERVICE = 'meshaccel.test.Shop';
 const method = (name: string): string => `/${SERVICE}/${name}`;
 
 function unary(name: string): grpc.MethodDefinition<Buffer, Buffer> {
-  return { path: method(name), requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
+  return {
+    path: method(name),
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  };
 }
 
 function freePort(): Promise<number> {
@@ -41,7 +49,9 @@ function freePort(): Promise<number> {
 
 function call(client: grpc.Client, name: string): Promise<grpc.status> {
   return new Promise((resolve) => {
-    client.makeUnaryRequest(method(name), identity, identity, Buffer.from('x'), { deadline: Date.now() + 5000 }, (err) => resolve(err ? (err.code as grpc.status) : grpc.status.OK));
+    client.makeUnaryRequest(method(name), identity, identity, Buffer.from('x'), { deadline: Date.now() + 5000 }, (err) =>
+      resolve(err ? (err.code as grpc.status) : grpc.status.OK),
+    );
   });
 }
 
@@ -78,24 +88,32 @@ describe('L3/L4 rules enforced by a real gRPC XdsServer (grpc mode, engine-compi
     assert.deepEqual(engine.commit().conflicts, []);
     const compiled = engine.proxy(NODE);
     assert.ok(compiled);
-    cache.setSnapshot(NODE, Snapshot.fromResources(buildProxyResources(compiled, { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '::1', servedPorts: [port] })));
+    cache.setSnapshot(
+      NODE,
+      Snapshot.fromResources(buildProxyResources(compiled, { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '::1', servedPorts: [port] })),
+    );
   };
   const select = { matchLabels: { app: 'srv' } };
 
   before(async () => {
-     
     const grpcXds = require('@grpc/grpc-js-xds') as typeof import('@grpc/grpc-js-xds');
     grpcXds.register();
     cache = new SnapshotCache();
     xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
     port = await freePort();
-    publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port, protocol: 'TCP' }] }] }] });
+    publish({
+      endpointSelector: select,
+      ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port, protocol: 'TCP' }] }] }],
+    });
     const bootstrap = {
       xds_servers: [{ server_uri: `127.0.0.1:${xds.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
       node: { id: NODE, locality: {} },
       server_listener_resource_name_template: 'grpc/server?xds.resource.listening_address=%s',
     };
-    server = new grpcXds.XdsServer({ 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap), drainGraceTimeMs: 100 } as grpc.ServerOptions);
+    server = new grpcXds.XdsServer({
+      'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap),
+      drainGraceTimeMs: 100,
+    } as grpc.ServerOptions);
     const ok = (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void => cb(null, Buffer.from('ok'));
     server.addService({ GetItem: unary('GetItem') }, { GetItem: ok });
     await new Promise<void>((resolve, reject) => {
@@ -130,14 +148,21 @@ describe('L3/L4 rules enforced by a real gRPC XdsServer (grpc mode, engine-compi
   });
 
   it('a deny rule wins over that allow', async () => {
-    publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }] }], ingressDeny: [{ fromCIDR: ['::1/128'], toPorts: [{ ports: [{ port, protocol: 'TCP' }] }] }] });
+    publish({
+      endpointSelector: select,
+      ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }] }],
+      ingressDeny: [{ fromCIDR: ['::1/128'], toPorts: [{ ports: [{ port, protocol: 'TCP' }] }] }],
+    });
     await eventually('GetItem denied', async () => (await call(client, 'GetItem')) === grpc.status.PERMISSION_DENIED);
   });
 
   it('a rule on another port leaves this one denied', async () => {
     publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }] }] });
     await eventually('GetItem allowed', async () => (await call(client, 'GetItem')) === grpc.status.OK);
-    publish({ endpointSelector: select, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port: port === 65535 ? 1 : port + 1, protocol: 'TCP' }] }] }] });
+    publish({
+      endpointSelector: select,
+      ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port: port === 65535 ? 1 : port + 1, protocol: 'TCP' }] }] }],
+    });
     await eventually('GetItem denied', async () => (await call(client, 'GetItem')) === grpc.status.PERMISSION_DENIED);
   });
 });

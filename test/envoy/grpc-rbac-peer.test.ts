@@ -23,7 +23,15 @@ const SERVICE = 'meshaccel.test.Shop';
 const method = (name: string): string => `/${SERVICE}/${name}`;
 
 function unary(name: string): grpc.MethodDefinition<Buffer, Buffer> {
-  return { path: method(name), requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
+  return {
+    path: method(name),
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  };
 }
 
 function freePort(): Promise<number> {
@@ -39,7 +47,9 @@ function freePort(): Promise<number> {
 
 function call(client: grpc.Client, name: string): Promise<grpc.status> {
   return new Promise((resolve) => {
-    client.makeUnaryRequest(method(name), identity, identity, Buffer.from('x'), { deadline: Date.now() + 5000 }, (err) => resolve(err ? (err.code as grpc.status) : grpc.status.OK));
+    client.makeUnaryRequest(method(name), identity, identity, Buffer.from('x'), { deadline: Date.now() + 5000 }, (err) =>
+      resolve(err ? (err.code as grpc.status) : grpc.status.OK),
+    );
   });
 }
 
@@ -58,7 +68,14 @@ function policy(port: number, pathRegex: string): CompiledProxyPolicy {
     workloads: ['default/shop'],
     // Any peer: grpc-js-xds 1.14 sees IPv4 clients of its dual-stack socket as ::ffff:a.b.c.d
     // and never matches them against IPv4 CIDRs (see the last test for address principals).
-    ingress: [{ port, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/shop-read' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: http } }] }],
+    ingress: [
+      {
+        port,
+        protocol: 'TCP',
+        l7: 'http',
+        rules: [{ origin: { policy: 'default/shop-read' }, peers: { any: true, cidrs: [], principals: [] }, l7: { kind: 'http', rules: http } }],
+      },
+    ],
     egress: [],
   };
 }
@@ -89,7 +106,10 @@ describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', functio
       node: { id: NODE, locality: {} },
       server_listener_resource_name_template: 'grpc/server?xds.resource.listening_address=%s',
     };
-    server = new grpcXds.XdsServer({ 'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap), drainGraceTimeMs: 100 } as grpc.ServerOptions);
+    server = new grpcXds.XdsServer({
+      'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap),
+      drainGraceTimeMs: 100,
+    } as grpc.ServerOptions);
     const ok = (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void => cb(null, Buffer.from('ok'));
     server.addService({ GetItem: unary('GetItem'), DeleteItem: unary('DeleteItem') }, { GetItem: ok, DeleteItem: ok });
     // XdsServer calls back only once it has a valid Listener for this address.
@@ -114,7 +134,10 @@ describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', functio
     await eventually('GetItem allowed', async () => (await call(client, 'GetItem')) === grpc.status.OK);
     assert.equal(await call(client, 'DeleteItem'), grpc.status.PERMISSION_DENIED);
     const status = xds.controlPlane.status.get(NODE);
-    assert.ok(status?.types.some((t) => t.typeUrl.endsWith('Listener') && t.ackedVersion), 'Listener ACKed by gRPC');
+    assert.ok(
+      status?.types.some((t) => t.typeUrl.endsWith('Listener') && t.ackedVersion),
+      'Listener ACKed by gRPC',
+    );
   });
 
   it('flips the verdicts when a new snapshot changes the policy, without restarting the server', async () => {
@@ -125,7 +148,17 @@ describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', functio
 
   it('denies everything when the policy selects another peer address', async () => {
     const resources = buildProxyResources(
-      { ...policy(port, '.*'), ingress: [{ port, protocol: 'TCP', l7: 'http', rules: [{ origin: { policy: 'default/other' }, peers: { any: false, cidrs: ['10.9.9.9/32'], principals: [] }, l7: { kind: 'http', rules: [] } }] }] },
+      {
+        ...policy(port, '.*'),
+        ingress: [
+          {
+            port,
+            protocol: 'TCP',
+            l7: 'http',
+            rules: [{ origin: { policy: 'default/other' }, peers: { any: false, cidrs: ['10.9.9.9/32'], principals: [] }, l7: { kind: 'http', rules: [] } }],
+          },
+        ],
+      },
       { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '127.0.0.1' },
     );
     cache.setSnapshot(NODE, Snapshot.fromResources(resources));

@@ -10,8 +10,6 @@ import { istioEnvoyFilterFor } from '../../src/envoy/proxy-resources';
 import { ROOT, tmpDir } from '../policy/helpers';
 import { FIXTURES } from './fixtures';
 
- 
-
 function meshaccel(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'meshaccel'), ...args], { encoding: 'utf8', cwd: ROOT });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -22,13 +20,30 @@ describe('istio mode: the EnvoyFilter is generated from the ports the builder en
     const dir = tmpDir('envoyfilter');
     const compiled = path.join(dir, 'compiled.json');
     fs.writeFileSync(compiled, JSON.stringify(FIXTURES['http-basic']));
-    const r = meshaccel('envoy', 'render', compiled, '--mode', 'istio', '--envoyfilter', '--namespace', 'shop', '--workload-labels', 'app=web', '--xds-address', 'meshaccel.example:18000');
+    const r = meshaccel(
+      'envoy',
+      'render',
+      compiled,
+      '--mode',
+      'istio',
+      '--envoyfilter',
+      '--namespace',
+      'shop',
+      '--workload-labels',
+      'app=web',
+      '--xds-address',
+      'meshaccel.example:18000',
+    );
     assert.equal(r.status, 0, r.stderr);
     const filter = JSON.parse(r.stdout);
     assert.equal(filter.kind, 'EnvoyFilter');
     assert.deepEqual(filter.spec.workloadSelector, { labels: { app: 'web' } });
     const http = filter.spec.configPatches.filter((p: any) => p.applyTo === 'HTTP_FILTER');
-    assert.deepEqual(http.map((p: any) => [p.match.listener.portNumber, p.patch.value.name]), [[8080, 'meshaccel.rbac.inbound.8080']], 'the one HTTP port, not the L4 port 9090');
+    assert.deepEqual(
+      http.map((p: any) => [p.match.listener.portNumber, p.patch.value.name]),
+      [[8080, 'meshaccel.rbac.inbound.8080']],
+      'the one HTTP port, not the L4 port 9090',
+    );
     const cd = http[0].patch.value.config_discovery;
     assert.equal(cd.apply_default_config_without_warming, true);
     assert.equal(cd.config_source.initial_fetch_timeout, '5s');
@@ -40,7 +55,7 @@ describe('istio mode: the EnvoyFilter is generated from the ports the builder en
     assert.equal(check.status, 0, check.stdout + check.stderr);
   });
 
-  it('the generated EnvoyFilter (and the hand-written example) pass Istio\'s own EnvoyFilter CRD schema (vendored from istio/api)', () => {
+  it("the generated EnvoyFilter (and the hand-written example) pass Istio's own EnvoyFilter CRD schema (vendored from istio/api)", () => {
     const crd = parseYaml(fs.readFileSync(path.join(ROOT, 'test', 'envoy', 'vendor', 'istio-envoyfilter-crd.yaml'), 'utf8')) as any;
     const version = crd.spec.versions.find((v: any) => v.name === 'v1alpha3');
     // strict:false: the schema carries x-kubernetes-* extensions (CEL rules are not evaluated here).

@@ -16,7 +16,7 @@ import type { WorkloadResource } from '../../src/policy/model';
 interface RbacEngine {
   apply(info: Record<string, unknown>): boolean;
 }
- 
+
 const { parseConfig } = require('@grpc/grpc-js-xds/build/src/rbac') as { parseConfig(rules: unknown): RbacEngine };
 
 function workload(name: string, app: string, ip: string, sa: string): WorkloadResource {
@@ -35,7 +35,12 @@ describe('istio mode: a selected peer is its principal AND its address', () => {
       namespace: 'shop',
       spec: {
         endpointSelector: { matchLabels: { app: 'api' } },
-        ingress: [{ fromEndpoints: [{ matchLabels: { app: 'frontend' } }], toPorts: [{ ports: [{ port: 8080, protocol: 'TCP' }], rules: { http: [{ method: 'GET' }] } }] }],
+        ingress: [
+          {
+            fromEndpoints: [{ matchLabels: { app: 'frontend' } }],
+            toPorts: [{ ports: [{ port: 8080, protocol: 'TCP' }], rules: { http: [{ method: 'GET' }] } }],
+          },
+        ],
       },
     },
   ]);
@@ -44,12 +49,22 @@ describe('istio mode: a selected peer is its principal AND its address', () => {
   const r = res.find((x) => x.name === 'meshaccel.rbac.inbound.8080')!;
   const tec = lookupType('envoy.config.core.v3.TypedExtensionConfig').decode(r.value) as unknown as { typed_config: { value: Uint8Array } };
   const R = lookupType('envoy.extensions.filters.http.rbac.v3.RBAC');
-  const rbac = parseConfig((R.toObject(R.decode(tec.typed_config.value), { enums: String, longs: String, defaults: true, oneofs: true }) as { rules: unknown }).rules);
+  const rbac = parseConfig(
+    (R.toObject(R.decode(tec.typed_config.value), { enums: String, longs: String, defaults: true, oneofs: true }) as { rules: unknown }).rules,
+  );
   const call = (from: string, spiffe?: string): boolean => {
     const md = new grpc.Metadata();
     md.set(':method', 'GET');
     md.set(':path', '/');
-    return rbac.apply({ headers: md, urlPath: '/', sourceIp: from, destinationIp: '10.0.0.10', destinationPort: 8080, tls: spiffe !== undefined, peerCertificate: spiffe ? { subject: { CN: 'x' }, subjectaltname: `URI:${spiffe}` } : null });
+    return rbac.apply({
+      headers: md,
+      urlPath: '/',
+      sourceIp: from,
+      destinationIp: '10.0.0.10',
+      destinationPort: 8080,
+      tls: spiffe !== undefined,
+      peerCertificate: spiffe ? { subject: { CN: 'x' }, subjectaltname: `URI:${spiffe}` } : null,
+    });
   };
   const DEFAULT_SA = 'spiffe://cluster.local/ns/shop/sa/default';
 
@@ -57,11 +72,11 @@ describe('istio mode: a selected peer is its principal AND its address', () => {
     assert.equal(call('10.0.0.1', DEFAULT_SA), true);
   });
 
-  it('does not admit app=batch, which shares the frontend\'s service account', () => {
+  it("does not admit app=batch, which shares the frontend's service account", () => {
     assert.equal(call('10.0.0.2', DEFAULT_SA), false);
   });
 
-  it('does not admit a peer reusing the frontend\'s address without its principal', () => {
+  it("does not admit a peer reusing the frontend's address without its principal", () => {
     assert.equal(call('10.0.0.1'), false);
     assert.equal(call('10.0.0.1', 'spiffe://cluster.local/ns/shop/sa/api'), false);
   });

@@ -42,7 +42,14 @@ function engine(compiled: CompiledProxyPolicy, mode: 'istio' | 'grpc', port = 80
   return parseConfig(rbac.rules);
 }
 
-function request(r: { method?: string; path: string; host?: string; from: string; headers?: Record<string, string>; spiffe?: string }): Record<string, unknown> {
+function request(r: {
+  method?: string;
+  path: string;
+  host?: string;
+  from: string;
+  headers?: Record<string, string>;
+  spiffe?: string;
+}): Record<string, unknown> {
   const md = new grpc.Metadata();
   md.set(':method', r.method ?? 'GET');
   md.set(':path', r.path);
@@ -59,7 +66,7 @@ function request(r: { method?: string; path: string; host?: string; from: string
   };
 }
 
-describe('compiled RBAC verdicts (gRPC\'s RBAC engine)', () => {
+describe("compiled RBAC verdicts (gRPC's RBAC engine)", () => {
   const basic = engine(FIXTURES['http-basic'], 'istio');
 
   it('allows the selected peer the selected method and path only', () => {

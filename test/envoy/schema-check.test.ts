@@ -32,7 +32,10 @@ const cluster = (extra: Record<string, unknown> = {}): Record<string, unknown> =
   name: 'backend',
   type: 'STATIC',
   connect_timeout: '1s',
-  load_assignment: { cluster_name: 'backend', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 8080 } } } }] }] },
+  load_assignment: {
+    cluster_name: 'backend',
+    endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 8080 } } } }] }],
+  },
   ...extra,
 });
 
@@ -55,7 +58,10 @@ describe('Envoy schema checker', () => {
   });
 
   it('unknown field', () => {
-    assert.deepEqual(only(cluster({ conect_timeout: '1s' })), { path: 'conect_timeout', message: 'unknown field "conect_timeout" in envoy.config.cluster.v3.Cluster' });
+    assert.deepEqual(only(cluster({ conect_timeout: '1s' })), {
+      path: 'conect_timeout',
+      message: 'unknown field "conect_timeout" in envoy.config.cluster.v3.Cluster',
+    });
   });
 
   it('wrong JSON type: string for uint32, string for bool, scalar for a message', () => {
@@ -68,14 +74,29 @@ describe('Envoy schema checker', () => {
   });
 
   it('typed_config whose @type does not resolve, however deeply nested', () => {
-    const r = only(hcm({ http_filters: [{ name: 'x', typed_config: { '@type': T('envoy.extensions.filters.http.nope.v3.Nope') } }, { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }] }));
+    const r = only(
+      hcm({
+        http_filters: [
+          { name: 'x', typed_config: { '@type': T('envoy.extensions.filters.http.nope.v3.Nope') } },
+          { name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } },
+        ],
+      }),
+    );
     assert.equal(r.path, 'http_filters[0].typed_config.@type');
     assert.match(r.message, /does not resolve/);
   });
 
-  it('typed_config types outside the preloaded set resolve from Envoy\'s protos on demand', () => {
-    assert.deepEqual(violations(hcm({ access_log: [{ name: 'f', typed_config: { '@type': T('envoy.extensions.access_loggers.file.v3.FileAccessLog'), path: '/dev/stdout' } }] })), []);
-    assert.match(only(hcm({ access_log: [{ name: 'f', typed_config: { '@type': T('envoy.extensions.access_loggers.file.v3.FileAccessLog'), path: '' } }] })).message, /min_len/);
+  it("typed_config types outside the preloaded set resolve from Envoy's protos on demand", () => {
+    assert.deepEqual(
+      violations(
+        hcm({ access_log: [{ name: 'f', typed_config: { '@type': T('envoy.extensions.access_loggers.file.v3.FileAccessLog'), path: '/dev/stdout' } }] }),
+      ),
+      [],
+    );
+    assert.match(
+      only(hcm({ access_log: [{ name: 'f', typed_config: { '@type': T('envoy.extensions.access_loggers.file.v3.FileAccessLog'), path: '' } }] })).message,
+      /min_len/,
+    );
   });
 
   it('required message (message.required): Route.match', () => {
@@ -96,7 +117,9 @@ describe('Envoy schema checker', () => {
 
   it('numeric range: SocketAddress.port_value lte 65535, and a UInt32Value wrapper (CidrRange.prefix_len lte 128)', () => {
     const c = cluster();
-    (c.load_assignment as { endpoints: Array<{ lb_endpoints: Array<{ endpoint: { address: { socket_address: { port_value: number } } } }> }> }).endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = 70000;
+    (
+      c.load_assignment as { endpoints: Array<{ lb_endpoints: Array<{ endpoint: { address: { socket_address: { port_value: number } } } }> }> }
+    ).endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value = 70000;
     const r = only(c);
     assert.equal(r.path, 'load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value');
     assert.match(r.message, /<= 65535 \(lte\)/);
@@ -161,7 +184,13 @@ describe('Envoy schema checker', () => {
   });
 
   it('string pattern: RouteMatch.path_separated_prefix, and RE2-only syntax', () => {
-    const route = (prefix: string): Record<string, unknown> => hcm({ route_config: { name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { path_separated_prefix: prefix }, route: { cluster: 'b' } }] }] } });
+    const route = (prefix: string): Record<string, unknown> =>
+      hcm({
+        route_config: {
+          name: 'r',
+          virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { path_separated_prefix: prefix }, route: { cluster: 'b' } }] }],
+        },
+      });
     assert.deepEqual(violations(route('/api')), []);
     const r = only(route('/api/'));
     assert.equal(r.path, 'route_config.virtual_hosts[0].routes[0].match.path_separated_prefix');
@@ -224,12 +253,16 @@ describe('Envoy JSON mapping', () => {
   it('encodeEnvoyResource refuses an invalid resource with a SchemaError listing every violation and the policy', () => {
     assert.throws(
       () => encodeEnvoyResource(TypeUrl.Cluster, 'c', { name: '', connect_timeout: '0s' }, { origins: [{ policy: 'default/p', file: 'p.yaml', line: 3 }] }),
-      (err: unknown) => err instanceof SchemaError && err.violations.length === 2 && /policy default\/p \(p\.yaml:3\)/.test(err.message) && /connect_timeout: value 0s must be > 0s/.test(err.message),
+      (err: unknown) =>
+        err instanceof SchemaError &&
+        err.violations.length === 2 &&
+        /policy default\/p \(p\.yaml:3\)/.test(err.message) &&
+        /connect_timeout: value 0s must be > 0s/.test(err.message),
     );
   });
 });
 
-describe('PGV rules read from Envoy\'s protos', () => {
+describe("PGV rules read from Envoy's protos", () => {
   it('keeps aggregate rules with empty or nested message values (Cluster.connect_timeout = {gt {}})', () => {
     const f = lookupType('envoy.config.cluster.v3.Cluster').fields.connect_timeout;
     // The flattened options lose it; parsedOptions keeps it, and that is what the checker reads.
@@ -243,7 +276,8 @@ describe('PGV rules read from Envoy\'s protos', () => {
       for (const o of ns.nestedArray) {
         if (o instanceof protobuf.Type) {
           for (const f of o.fieldsArray) {
-            if (((f.parsedOptions ?? []) as Array<Record<string, unknown>>).some((x) => '(validate.rules)' in x)) fromReflection.set(o.filename ?? '', (fromReflection.get(o.filename ?? '') ?? 0) + 1);
+            if (((f.parsedOptions ?? []) as Array<Record<string, unknown>>).some((x) => '(validate.rules)' in x))
+              fromReflection.set(o.filename ?? '', (fromReflection.get(o.filename ?? '') ?? 0) + 1);
           }
         }
         if (o instanceof protobuf.Namespace) walk(o);

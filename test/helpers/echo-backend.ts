@@ -4,7 +4,15 @@ const identity = (b: Buffer): Buffer => b;
 export const ECHO_METHOD = '/meshaccel.test.Echo/Echo';
 
 const definition: grpc.ServiceDefinition = {
-  Echo: { path: ECHO_METHOD, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity },
+  Echo: {
+    path: ECHO_METHOD,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
 };
 
 /** A real gRPC server answering Echo with its own name, so tests see which backend served. */

@@ -94,14 +94,26 @@ export class RawXdsStream<Res> {
   }
 }
 
-const OPTS: protobuf.IConversionOptions = { longs: Number, enums: String, defaults: true, arrays: true, bytes: Buffer as unknown as protobuf.IConversionOptions['bytes'] };
+const OPTS: protobuf.IConversionOptions = {
+  longs: Number,
+  enums: String,
+  defaults: true,
+  arrays: true,
+  bytes: Buffer as unknown as protobuf.IConversionOptions['bytes'],
+};
 
-export function sotwStream(client: grpc.Client, service = 'envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources'): RawXdsStream<DecodedSotwResponse> {
+export function sotwStream(
+  client: grpc.Client,
+  service = 'envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+): RawXdsStream<DecodedSotwResponse> {
   const t = responseType('DiscoveryResponse');
   return new RawXdsStream(client, `/${service}`, (b) => t.toObject(t.decode(b), OPTS) as DecodedSotwResponse, encodeSotwRequest);
 }
 
-export function deltaStream(client: grpc.Client, service = 'envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources'): RawXdsStream<DecodedDeltaResponse> {
+export function deltaStream(
+  client: grpc.Client,
+  service = 'envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
+): RawXdsStream<DecodedDeltaResponse> {
   const t = responseType('DeltaDiscoveryResponse');
   return new RawXdsStream(client, `/${service}`, (b) => t.toObject(t.decode(b), OPTS) as DecodedDeltaResponse, encodeDeltaRequest);
 }

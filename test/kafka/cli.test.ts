@@ -18,7 +18,9 @@ function freePort(): Promise<number> {
 
 function kcat(args: string[]): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile('kcat', args, { timeout: 20000 }, (err, stdout, stderr) => (err ? reject(new Error(`kcat ${args.join(' ')}: ${err.message} ${stderr}`)) : resolve(stdout))),
+    execFile('kcat', args, { timeout: 20000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`kcat ${args.join(' ')}: ${err.message} ${stderr}`)) : resolve(stdout),
+    ),
   );
 }
 
@@ -54,9 +56,29 @@ spec:
     );
     mock = await startMockCluster(['orders:1', 'secret:1']);
     port = await freePort();
-    child = spawn(process.execPath, [path.join(packageRoot(), 'bin', 'meshaccel'), 'kafka', 'proxy', '--policy', dir, '--node', 'broker', '--listen', `127.0.0.1:${port}`, '--upstream', `${mock.host}:${mock.port}`, '--port', '9092'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(
+      process.execPath,
+      [
+        path.join(packageRoot(), 'bin', 'meshaccel'),
+        'kafka',
+        'proxy',
+        '--policy',
+        dir,
+        '--node',
+        'broker',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--upstream',
+        `${mock.host}:${mock.port}`,
+        '--port',
+        '9092',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('kafka proxy (test host, not a data plane)')) resolve(); });
+      child.stdout!.on('data', (d: Buffer) => {
+        if (d.toString().includes('kafka proxy (test host, not a data plane)')) resolve();
+      });
       child.once('exit', (code) => reject(new Error(`kafka proxy exited with ${code}`)));
     });
   });
@@ -68,14 +90,19 @@ spec:
   });
 
   it('metadata for an allowed topic comes from the broker through the filter', async () => {
-    const out = JSON.parse(await kcat(['-b', `127.0.0.1:${port}`, '-L', '-t', 'orders', '-J'])) as { topics: Array<{ topic: string; partitions: unknown[]; error?: string }> };
+    const out = JSON.parse(await kcat(['-b', `127.0.0.1:${port}`, '-L', '-t', 'orders', '-J'])) as {
+      topics: Array<{ topic: string; partitions: unknown[]; error?: string }>;
+    };
     assert.strictEqual(out.topics[0].topic, 'orders');
     assert.strictEqual(out.topics[0].error, undefined);
     assert.strictEqual(out.topics[0].partitions.length, 1);
   });
 
-  it('metadata for a denied topic: the broker\'s answer with that topic authorization-failed', async () => {
-    const out = JSON.parse(await kcat(['-b', `127.0.0.1:${port}`, '-L', '-t', 'secret', '-J'])) as { brokers: unknown[]; topics: Array<{ topic: string; error?: string }> };
+  it("metadata for a denied topic: the broker's answer with that topic authorization-failed", async () => {
+    const out = JSON.parse(await kcat(['-b', `127.0.0.1:${port}`, '-L', '-t', 'secret', '-J'])) as {
+      brokers: unknown[];
+      topics: Array<{ topic: string; error?: string }>;
+    };
     assert.ok(out.brokers.length >= 1, 'the broker list of the real answer is kept');
     assert.strictEqual(out.topics[0].topic, 'secret');
     assert.match(out.topics[0].error ?? '', /authoriz/i);

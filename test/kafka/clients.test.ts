@@ -165,7 +165,9 @@ describe('Kafka filter with real clients (kafkajs → relay → librdkafka mock 
   it('a denied fetch surfaces in the consumer as TOPIC_AUTHORIZATION_FAILED', async () => {
     const consumer = kafka('consumer-2').consumer({ groupId: 'group-2', retry: { retries: 0 } });
     await consumer.connect();
-    const crashed = new Promise<Error & { type?: string }>((resolve) => consumer.on(consumer.events.CRASH, (e) => resolve(e.payload.error as Error & { type?: string })));
+    const crashed = new Promise<Error & { type?: string }>((resolve) =>
+      consumer.on(consumer.events.CRASH, (e) => resolve(e.payload.error as Error & { type?: string })),
+    );
     await consumer.subscribe({ topic: 'secret', fromBeginning: true });
     void consumer.run({ eachMessage: async () => {} });
     const err = await crashed;
@@ -193,7 +195,13 @@ describe('Kafka filter with real clients (kafkajs → relay → librdkafka mock 
       await new Promise((r) => setTimeout(r, 100));
       denial = logs.find((l) => l.at >= changedAt && /denied api_key=(1|8) /.test(l.line) && l.line.includes('client_id=consumer-3'));
     }
-    assert.ok(denial, `no Fetch was denied after the policy change; filter log since: ${logs.filter((l) => l.at >= changedAt).map((l) => l.line).join('\n')}`);
+    assert.ok(
+      denial,
+      `no Fetch was denied after the policy change; filter log since: ${logs
+        .filter((l) => l.at >= changedAt)
+        .map((l) => l.line)
+        .join('\n')}`,
+    );
     assert.strictEqual(denial.accepted, acceptedBefore, 'the denial came on a new connection, not the open one');
     await consumer.disconnect();
   });
@@ -203,7 +211,14 @@ describe('Kafka filter with real clients (kafkajs → relay → librdkafka mock 
     return new Promise((resolve, reject) =>
       execFile(bin, [String(proxy.relay.address.port), ...args], { timeout: 60000 }, (err, stdout, stderr) => {
         if (err) return reject(new Error(`rdkafka-client ${args.join(' ')}: ${err.message} ${stderr}`));
-        resolve(Object.fromEntries(stdout.trim().split(' ').map((kv) => kv.split('=') as [string, string])));
+        resolve(
+          Object.fromEntries(
+            stdout
+              .trim()
+              .split(' ')
+              .map((kv) => kv.split('=') as [string, string]),
+          ),
+        );
       }),
     );
   }

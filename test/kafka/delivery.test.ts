@@ -15,7 +15,13 @@ const POLICY: CompiledProxyPolicy = {
       port: 9092,
       protocol: 'TCP',
       l7: 'kafka',
-      rules: [{ origin: { policy: 'default/acl' }, peers: { any: false, cidrs: ['10.0.0.0/8'], principals: ['cluster.local/ns/a/sa/b'] }, l7: { kind: 'kafka', rules: [{ apiKeys: [0, 3, 18], topic: 'orders' }] } }],
+      rules: [
+        {
+          origin: { policy: 'default/acl' },
+          peers: { any: false, cidrs: ['10.0.0.0/8'], principals: ['cluster.local/ns/a/sa/b'] },
+          l7: { kind: 'kafka', rules: [{ apiKeys: [0, 3, 18], topic: 'orders' }] },
+        },
+      ],
     },
     { port: 8080, protocol: 'TCP', l7: 'http', rules: [] },
   ],
@@ -28,9 +34,12 @@ describe('Kafka filter delivery: ECDS resources and the Istio EnvoyFilter', () =
   const filterType = root.lookupType('envoy.config.listener.v3.Filter');
   const module = { localPath: '/etc/meshaccel/kafka-filter.wasm' };
 
-  it('one ECDS resource per Kafka port, valid against Envoy\'s Wasm proto, carrying a configuration the .wasm accepts', () => {
+  it("one ECDS resource per Kafka port, valid against Envoy's Wasm proto, carrying a configuration the .wasm accepts", () => {
     const resources = kafkaEcdsResources(POLICY, module);
-    assert.deepStrictEqual(resources.map((r) => r.name), ['meshaccel.kafka.inbound.9092']);
+    assert.deepStrictEqual(
+      resources.map((r) => r.name),
+      ['meshaccel.kafka.inbound.9092'],
+    );
     const typed = resources[0].resource.typed_config as Record<string, unknown>;
     assert.strictEqual(typed['@type'], KAFKA_WASM_TYPE_URL);
     const { ['@type']: _t, ...body } = typed;
@@ -52,7 +61,9 @@ describe('Kafka filter delivery: ECDS resources and the Istio EnvoyFilter', () =
     const r = vm().configure(Buffer.from(def.config.configuration.value, 'base64'));
     assert.notStrictEqual(r, undefined);
     let closed = false;
-    const s = vm().newConnection(r as number, DEFAULT_PROPS, () => { closed = true; });
+    const s = vm().newConnection(r as number, DEFAULT_PROPS, () => {
+      closed = true;
+    });
     assert.deepStrictEqual(s.downstream(k.heartbeat(1, 7)), k.carrierApiVersions(7));
     s.downstream(k.apiVersions(3, 8));
     assert.strictEqual(closed, true);
@@ -60,7 +71,14 @@ describe('Kafka filter delivery: ECDS resources and the Istio EnvoyFilter', () =
   });
 
   it('the Istio EnvoyFilter inserts it before tcp_proxy on the inbound listener of the port', () => {
-    const ef = istioKafkaEnvoyFilter({ name: 'kafka-acl', namespace: 'default', workloadLabels: { app: 'kafka' }, port: 9092, module, xdsCluster: 'meshaccel-xds' });
+    const ef = istioKafkaEnvoyFilter({
+      name: 'kafka-acl',
+      namespace: 'default',
+      workloadLabels: { app: 'kafka' },
+      port: 9092,
+      module,
+      xdsCluster: 'meshaccel-xds',
+    });
     const patch = (ef.spec as { configPatches: Array<{ applyTo: string; patch: { operation: string; value: unknown } }> }).configPatches[0];
     assert.strictEqual(patch.applyTo, 'NETWORK_FILTER');
     assert.strictEqual(patch.patch.operation, 'INSERT_BEFORE');

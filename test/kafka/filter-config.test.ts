@@ -27,7 +27,10 @@ describe('Kafka filter configuration compiled from the policy model', () => {
   const configs = kafkaFilterConfigs(POLICY);
 
   it('one configuration per Kafka TCP port and direction, TCP and ANY entries merged, UDP and HTTP ports left out', () => {
-    assert.deepStrictEqual(configs.map((c) => c.name), ['ingress:9092', 'egress:9092']);
+    assert.deepStrictEqual(
+      configs.map((c) => c.name),
+      ['ingress:9092', 'egress:9092'],
+    );
     assert.strictEqual(configs[0].rules.length, 2);
     assert.deepStrictEqual(configs[0].rules[0].principals, ['spiffe://cluster.local/ns/shop/sa/web']);
     assert.deepStrictEqual(configs[0].rules[1].local, ['10.20.0.1/32']);
@@ -45,8 +48,16 @@ describe('Kafka filter configuration compiled from the policy model', () => {
     };
     const hb = k.heartbeat(1, 1);
     assert.deepStrictEqual(judge({ 'source.address': '[fd00::7]:1', 'destination.address': '10.20.0.1:9092' }, hb), hb);
-    assert.deepStrictEqual(judge({ 'source.address': '[fd00::7]:1', 'destination.address': '10.20.0.2:9092' }, hb), k.carrierApiVersions(1), 'a rule for another local workload applied');
-    assert.deepStrictEqual(judge({ 'source.address': '[::ffff:10.1.2.3]:1', 'destination.address': '10.20.0.2:9092' }, k.produce(3, 2, [['a', [0]]])), k.produce(3, 2, [['a', [0]]]), 'an IPv4-mapped peer is its IPv4 address');
+    assert.deepStrictEqual(
+      judge({ 'source.address': '[fd00::7]:1', 'destination.address': '10.20.0.2:9092' }, hb),
+      k.carrierApiVersions(1),
+      'a rule for another local workload applied',
+    );
+    assert.deepStrictEqual(
+      judge({ 'source.address': '[::ffff:10.1.2.3]:1', 'destination.address': '10.20.0.2:9092' }, k.produce(3, 2, [['a', [0]]])),
+      k.produce(3, 2, [['a', [0]]]),
+      'an IPv4-mapped peer is its IPv4 address',
+    );
   });
 
   it('egress: the peer is the destination', () => {

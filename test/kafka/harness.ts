@@ -32,12 +32,20 @@ export function vm(): ProxyWasmVm {
 }
 
 /** Runs one connection: client chunks in order, then the upstream chunks. */
-export function run(rules: KafkaFilterRule[], chunks: Buffer[], upstream: Buffer[] = [], props: StreamProperties = DEFAULT_PROPS, maxFrameBytes?: number): Outcome {
+export function run(
+  rules: KafkaFilterRule[],
+  chunks: Buffer[],
+  upstream: Buffer[] = [],
+  props: StreamProperties = DEFAULT_PROPS,
+  maxFrameBytes?: number,
+): Outcome {
   const v = vm();
   const root = v.configure(encodeKafkaFilterConfig(config(rules, maxFrameBytes)));
   if (root === undefined) throw new Error('configuration refused');
   let closed = false;
-  const stream = v.newConnection(root, props, () => { closed = true; });
+  const stream = v.newConnection(root, props, () => {
+    closed = true;
+  });
   const fwd: Buffer[] = [];
   for (const c of chunks) fwd.push(stream.downstream(c));
   const back: Buffer[] = [];

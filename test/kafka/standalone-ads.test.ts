@@ -62,7 +62,12 @@ describe('standalone Kafka filter served over ADS (ECDS)', function () {
   let ecdsNames: string[] = [];
 
   const publish = (compiled: CompiledProxyPolicy): void =>
-    cache.setSnapshot(NODE, Snapshot.fromResources(buildProxyResources(compiled, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG, kafkaModule: { localPath: kafkaFilterWasmPath() } })));
+    cache.setSnapshot(
+      NODE,
+      Snapshot.fromResources(
+        buildProxyResources(compiled, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG, kafkaModule: { localPath: kafkaFilterWasmPath() } }),
+      ),
+    );
 
   async function subscribe(typeUrl: string, names: string[]): Promise<DecodedSotwResponse> {
     ads.send({ node: { id: NODE }, type_url: typeUrl, resource_names: names });
@@ -71,7 +76,8 @@ describe('standalone Kafka filter served over ADS (ECDS)', function () {
     ack(r, names);
     return r;
   }
-  const ack = (r: DecodedSotwResponse, names: string[]): void => ads.send({ node: { id: NODE }, type_url: r.type_url, resource_names: names, version_info: r.version_info, response_nonce: r.nonce });
+  const ack = (r: DecodedSotwResponse, names: string[]): void =>
+    ads.send({ node: { id: NODE }, type_url: r.type_url, resource_names: names, version_info: r.version_info, response_nonce: r.nonce });
 
   before(async () => {
     cache = new SnapshotCache();
@@ -93,7 +99,13 @@ describe('standalone Kafka filter served over ADS (ECDS)', function () {
     const inbound = lds.resources.map((r) => decode('envoy.config.listener.v3.Listener', r.value)).find((l: any) => l.name === 'meshaccel.inbound');
     const chain = inbound.filter_chains.find((c: any) => c.filter_chain_match?.destination_port?.value === 9092);
     assert.equal(chain.name, 'inbound|9092|kafka');
-    ecdsNames = [...new Set<string>(inbound.filter_chains.concat([inbound.default_filter_chain]).flatMap((c: any) => c.filters.filter((f: any) => f.config_discovery).map((f: any) => f.name)))];
+    ecdsNames = [
+      ...new Set<string>(
+        inbound.filter_chains
+          .concat([inbound.default_filter_chain])
+          .flatMap((c: any) => c.filters.filter((f: any) => f.config_discovery).map((f: any) => f.name)),
+      ),
+    ];
     assert.ok(ecdsNames.includes(KAFKA), ecdsNames.join(', '));
     await subscribe(TypeUrl.RouteConfiguration, ['meshaccel.inbound', 'meshaccel.outbound']);
     const ecds = await subscribe(TypeUrl.ExtensionConfig, ecdsNames);

@@ -68,7 +68,9 @@ function judge(config: Buffer, source: string, request: Buffer, corr: number): {
   assert.notEqual(root, undefined, 'the .wasm refused the served configuration');
   let closed = false;
   const props: StreamProperties = { 'source.address': source, 'destination.address': BROKER };
-  const s = v.newConnection(root as number, props, () => { closed = true; });
+  const s = v.newConnection(root as number, props, () => {
+    closed = true;
+  });
   const forwarded = s.downstream(request);
   // A denied request goes upstream as an ApiVersions carrier; its response becomes the denial.
   const toClient = forwarded.equals(request) ? Buffer.alloc(0) : s.upstream(k.apiVersionsResponse(corr));
@@ -81,16 +83,28 @@ describe('standalone mode serves the Kafka filter on Kafka ports', () => {
   const resources = build(compiled);
 
   it('the capture listener has a 9092 chain: network RBAC, the ECDS Kafka filter (deny-all default), tcp_proxy to ORIGINAL_DST', () => {
-    const listener = find(resources, TypeUrl.Listener, 'meshaccel.inbound').json as { filter_chains: Array<{ name: string; filter_chain_match?: { destination_port?: number }; filters: Array<{ name: string; config_discovery?: { type_urls: string[] }; typed_config?: { cluster?: string } }> }> };
+    const listener = find(resources, TypeUrl.Listener, 'meshaccel.inbound').json as {
+      filter_chains: Array<{
+        name: string;
+        filter_chain_match?: { destination_port?: number };
+        filters: Array<{ name: string; config_discovery?: { type_urls: string[] }; typed_config?: { cluster?: string } }>;
+      }>;
+    };
     const chain = listener.filter_chains.find((c) => c.filter_chain_match?.destination_port === 9092);
     assert.ok(chain, 'no chain for 9092');
     assert.equal(chain.name, 'inbound|9092|kafka');
-    assert.deepEqual(chain.filters.map((f) => f.name), ['meshaccel.l4deny.inbound', 'meshaccel.l4.inbound.9092', 'meshaccel.kafka.inbound.9092', 'envoy.filters.network.tcp_proxy']);
+    assert.deepEqual(
+      chain.filters.map((f) => f.name),
+      ['meshaccel.l4deny.inbound', 'meshaccel.l4.inbound.9092', 'meshaccel.kafka.inbound.9092', 'envoy.filters.network.tcp_proxy'],
+    );
     assert.deepEqual(chain.filters[2].config_discovery?.type_urls, [KAFKA_WASM_TYPE_URL]);
     assert.equal(chain.filters[3].typed_config?.cluster, 'meshaccel.inbound.passthrough');
     const ecds = find(resources, TypeUrl.ExtensionConfig, 'meshaccel.kafka.inbound.9092');
     // orders-0 shares the broker's proxy and no policy selects it: its default allow is on every port, its address only.
-    assert.deepEqual(ecds.origins.map((o) => o.policy), ['shop/kafka-orders', '(default allow: no policy selects this workload in this direction)']);
+    assert.deepEqual(
+      ecds.origins.map((o) => o.policy),
+      ['shop/kafka-orders', '(default allow: no policy selects this workload in this direction)'],
+    );
   });
 
   it('every resource of the build passes the schema check, and `meshaccel envoy check` on it', () => {
@@ -112,19 +126,35 @@ describe('standalone mode serves the Kafka filter on Kafka ports', () => {
     const other: k.Topics = [['payments', [0]]];
     // orders: produce to orders, nothing else.
     assert.deepEqual(judge(config, ORDERS, k.produce(3, 1, orders), 1).forwarded, k.produce(3, 1, orders));
-    assert.equal(judge(config, ORDERS, k.produce(3, 2, other), 2).toClient.toString('hex'), k.produceResponse(3, 2, other, TOPIC_AUTHORIZATION_FAILED).toString('hex'));
-    assert.equal(judge(config, ORDERS, k.fetch(11, 3, orders), 3).toClient.toString('hex'), k.fetchResponse(11, 3, orders, TOPIC_AUTHORIZATION_FAILED).toString('hex'));
+    assert.equal(
+      judge(config, ORDERS, k.produce(3, 2, other), 2).toClient.toString('hex'),
+      k.produceResponse(3, 2, other, TOPIC_AUTHORIZATION_FAILED).toString('hex'),
+    );
+    assert.equal(
+      judge(config, ORDERS, k.fetch(11, 3, orders), 3).toClient.toString('hex'),
+      k.fetchResponse(11, 3, orders, TOPIC_AUTHORIZATION_FAILED).toString('hex'),
+    );
     // billing (client id billing): consume orders; not produce, not with another client id.
     assert.deepEqual(judge(config, BILLING, k.fetch(11, 4, orders, 'billing'), 4).forwarded, k.fetch(11, 4, orders, 'billing'));
-    assert.equal(judge(config, BILLING, k.fetch(11, 5, orders, 'other'), 5).toClient.toString('hex'), k.fetchResponse(11, 5, orders, TOPIC_AUTHORIZATION_FAILED).toString('hex'));
-    assert.equal(judge(config, BILLING, k.produce(3, 6, orders, -1, 'billing'), 6).toClient.toString('hex'), k.produceResponse(3, 6, orders, TOPIC_AUTHORIZATION_FAILED).toString('hex'));
+    assert.equal(
+      judge(config, BILLING, k.fetch(11, 5, orders, 'other'), 5).toClient.toString('hex'),
+      k.fetchResponse(11, 5, orders, TOPIC_AUTHORIZATION_FAILED).toString('hex'),
+    );
+    assert.equal(
+      judge(config, BILLING, k.produce(3, 6, orders, -1, 'billing'), 6).toClient.toString('hex'),
+      k.produceResponse(3, 6, orders, TOPIC_AUTHORIZATION_FAILED).toString('hex'),
+    );
     // frontend: no rule names it.
-    assert.equal(judge(config, FRONTEND, k.produce(3, 7, orders), 7).toClient.toString('hex'), k.produceResponse(3, 7, orders, TOPIC_AUTHORIZATION_FAILED).toString('hex'));
+    assert.equal(
+      judge(config, FRONTEND, k.produce(3, 7, orders), 7).toClient.toString('hex'),
+      k.produceResponse(3, 7, orders, TOPIC_AUTHORIZATION_FAILED).toString('hex'),
+    );
   });
 
   it('envoy render --kafka-filter and serve --kafka-filter name the module Envoy loads (absolute), and serve refuses it outside standalone', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-kafka-'));
-    const cli = (...args: string[]): ReturnType<typeof spawnSync> => spawnSync(process.execPath, [path.join(ROOT, 'bin', 'meshaccel'), ...args], { cwd: dir, encoding: 'utf8', timeout: 30000 });
+    const cli = (...args: string[]): ReturnType<typeof spawnSync> =>
+      spawnSync(process.execPath, [path.join(ROOT, 'bin', 'meshaccel'), ...args], { cwd: dir, encoding: 'utf8', timeout: 30000 });
     try {
       const file = path.join(dir, 'compiled.json');
       fs.writeFileSync(file, JSON.stringify(compiled));
@@ -148,7 +178,9 @@ describe('standalone mode serves the Kafka filter on Kafka ports', () => {
       for (const r of p.rules) delete r.l7;
     }
     const after = build(l4only);
-    const listener = find(after, TypeUrl.Listener, 'meshaccel.inbound').json as { filter_chains: Array<{ filter_chain_match?: { destination_port?: number } }> };
+    const listener = find(after, TypeUrl.Listener, 'meshaccel.inbound').json as {
+      filter_chains: Array<{ filter_chain_match?: { destination_port?: number } }>;
+    };
     assert.ok(!listener.filter_chains.some((c) => c.filter_chain_match?.destination_port === 9092), 'the Kafka chain is gone');
     const kept = find(after, TypeUrl.ExtensionConfig, 'meshaccel.kafka.inbound.9092');
     encodeGenerated(after);

@@ -13,14 +13,40 @@ export function flexible(key: number, version: number): boolean {
 export class W {
   private readonly parts: Buffer[] = [];
   constructor(public flex = false) {}
-  i8(v: number): this { const b = Buffer.alloc(1); b.writeInt8(v); this.parts.push(b); return this; }
-  i16(v: number): this { const b = Buffer.alloc(2); b.writeInt16BE(v); this.parts.push(b); return this; }
-  i32(v: number): this { const b = Buffer.alloc(4); b.writeInt32BE(v); this.parts.push(b); return this; }
-  i64(v: bigint | number): this { const b = Buffer.alloc(8); b.writeBigInt64BE(BigInt(v)); this.parts.push(b); return this; }
-  raw(b: Buffer): this { this.parts.push(b); return this; }
+  i8(v: number): this {
+    const b = Buffer.alloc(1);
+    b.writeInt8(v);
+    this.parts.push(b);
+    return this;
+  }
+  i16(v: number): this {
+    const b = Buffer.alloc(2);
+    b.writeInt16BE(v);
+    this.parts.push(b);
+    return this;
+  }
+  i32(v: number): this {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(v);
+    this.parts.push(b);
+    return this;
+  }
+  i64(v: bigint | number): this {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64BE(BigInt(v));
+    this.parts.push(b);
+    return this;
+  }
+  raw(b: Buffer): this {
+    this.parts.push(b);
+    return this;
+  }
   uvarint(v: number): this {
     const out: number[] = [];
-    while (v >= 0x80) { out.push((v & 0x7f) | 0x80); v >>>= 7; }
+    while (v >= 0x80) {
+      out.push((v & 0x7f) | 0x80);
+      v >>>= 7;
+    }
     out.push(v);
     return this.raw(Buffer.from(out));
   }
@@ -44,8 +70,12 @@ export class W {
     for (const it of items) each(this, it);
     return this;
   }
-  tags(): this { return this.flex ? this.uvarint(0) : this; }
-  build(): Buffer { return Buffer.concat(this.parts); }
+  tags(): this {
+    return this.flex ? this.uvarint(0) : this;
+  }
+  build(): Buffer {
+    return Buffer.concat(this.parts);
+  }
 }
 
 export function frame(body: Buffer): Buffer {
@@ -107,7 +137,12 @@ export function produceResponse(version: number, corr: number, topics: Topics, c
   });
 }
 
-export function fetch(version: number, corr: number, topics: ReadonlyArray<readonly [string | Buffer, readonly number[]]>, clientId: string | null = 'cli'): Buffer {
+export function fetch(
+  version: number,
+  corr: number,
+  topics: ReadonlyArray<readonly [string | Buffer, readonly number[]]>,
+  clientId: string | null = 'cli',
+): Buffer {
   return request(1, version, corr, clientId, (w) => {
     if (version <= 14) w.i32(-1);
     w.i32(500).i32(1);
@@ -194,7 +229,12 @@ export function listOffsetsResponse(version: number, corr: number, topics: Topic
 }
 
 /** topics: names, null (all topics), or [id, name|null] pairs for v10+. */
-export function metadata(version: number, corr: number, topics: ReadonlyArray<string | readonly [Buffer, string | null]> | null, clientId: string | null = 'cli'): Buffer {
+export function metadata(
+  version: number,
+  corr: number,
+  topics: ReadonlyArray<string | readonly [Buffer, string | null]> | null,
+  clientId: string | null = 'cli',
+): Buffer {
   return request(3, version, corr, clientId, (w) => {
     w.array(topics, (w, t) => {
       if (version >= 10) {
@@ -345,7 +385,12 @@ export function joinGroup(version: number, corr: number): Buffer {
     w.str('');
     if (version >= 5) w.str(null);
     w.str('consumer');
-    w.array(['range'], (w, n) => w.str(n).bytes(Buffer.from([0, 1])).tags());
+    w.array(['range'], (w, n) =>
+      w
+        .str(n)
+        .bytes(Buffer.from([0, 1]))
+        .tags(),
+    );
     if (version >= 8) w.str(null);
     w.tags();
   });
@@ -359,7 +404,9 @@ export function joinGroupResponse(version: number, corr: number, code: number): 
     else w.str('');
     w.str('');
     if (version >= 9) w.i8(0);
-    w.str('').array([], () => {}).tags();
+    w.str('')
+      .array([], () => {})
+      .tags();
   });
 }
 
@@ -447,7 +494,13 @@ export function deleteRecords(version: number, corr: number, topics: Topics): Bu
 
 export function describeConfigs(version: number, corr: number, topic: string): Buffer {
   return request(32, version, corr, 'cli', (w) => {
-    w.array([topic], (w, t) => w.i8(2).str(t).array(null, () => {}).tags());
+    w.array([topic], (w, t) =>
+      w
+        .i8(2)
+        .str(t)
+        .array(null, () => {})
+        .tags(),
+    );
     if (version >= 1) w.i8(0);
     if (version >= 3) w.i8(0);
     w.tags();

@@ -16,7 +16,9 @@ describe('policy check error classes', () => {
   });
 
   it('YAML syntax error', () => {
-    assert.deepEqual(checkText(`${policyDoc('  endpointSelector: {}\n')}---\nb: [1,\n`), ['policy.yaml:10:1: document 2: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]']);
+    assert.deepEqual(checkText(`${policyDoc('  endpointSelector: {}\n')}---\nb: [1,\n`), [
+      'policy.yaml:10:1: document 2: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]',
+    ]);
   });
 
   it('document that is not a mapping', () => {
@@ -30,27 +32,39 @@ describe('policy check error classes', () => {
   });
 
   it('missing required field (points at the parent)', () => {
-    assert.deepEqual(checkText(policyDoc('  ingress: []\n')), ['policy.yaml:7:3: document 1 (L7Policy default/api): spec.endpointSelector: required field is missing']);
+    assert.deepEqual(checkText(policyDoc('  ingress: []\n')), [
+      'policy.yaml:7:3: document 1 (L7Policy default/api): spec.endpointSelector: required field is missing',
+    ]);
   });
 
   it('unknown field (points at the key)', () => {
-    assert.deepEqual(checkText(policyDoc('  endpointSelector: {}\n  ingres: []\n')), ['policy.yaml:8:3: document 1 (L7Policy default/api): spec.ingres: unknown field']);
+    assert.deepEqual(checkText(policyDoc('  endpointSelector: {}\n  ingres: []\n')), [
+      'policy.yaml:8:3: document 1 (L7Policy default/api): spec.ingres: unknown field',
+    ]);
   });
 
   it('wrong type', () => {
-    assert.deepEqual(checkText(policyDoc('  endpointSelector: {}\n  ingress: {}\n')), ['policy.yaml:8:12: document 1 (L7Policy default/api): spec.ingress: must be of type array']);
+    assert.deepEqual(checkText(policyDoc('  endpointSelector: {}\n  ingress: {}\n')), [
+      'policy.yaml:8:12: document 1 (L7Policy default/api): spec.ingress: must be of type array',
+    ]);
   });
 
   it('value outside an enum', () => {
-    assert.deepEqual(checkText(portWith('', '80', 'SCTP')), ['policy.yaml:14:25: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].ports[0].protocol: must be one of "TCP", "UDP", "ANY"']);
+    assert.deepEqual(checkText(portWith('', '80', 'SCTP')), [
+      'policy.yaml:14:25: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].ports[0].protocol: must be one of "TCP", "UDP", "ANY"',
+    ]);
   });
 
   it('int-or-string that is neither', () => {
-    assert.deepEqual(checkText(portWith('', '[80]')), ['policy.yaml:13:21: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].ports[0].port: must be an integer or a string']);
+    assert.deepEqual(checkText(portWith('', '[80]')), [
+      'policy.yaml:13:21: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].ports[0].port: must be an integer or a string',
+    ]);
   });
 
   it('port out of range', () => {
-    assert.deepEqual(checkText(portWith('', '"70000"')), ['policy.yaml:13:21: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].ports[0].port: "70000" is not a port number (1-65535)']);
+    assert.deepEqual(checkText(portWith('', '"70000"')), [
+      'policy.yaml:13:21: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].ports[0].port: "70000" is not a port number (1-65535)',
+    ]);
   });
 
   it('invalid RE2: lookahead (valid ECMAScript, not RE2)', () => {
@@ -88,15 +102,31 @@ describe('policy check error classes', () => {
     const out = checkText(portWith('          rules:\n            kafka:\n              - apiKey: produceit\n              - role: read\n', '9092'));
     assert.equal(out.length, 2);
     assert.match(out[0], /^policy\.yaml:17:25: .*rules\.kafka\[0\]\.apiKey: unknown Kafka API key "produceit"/);
-    assert.equal(out[1], 'policy.yaml:18:23: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.kafka[1].role: unknown Kafka role "read" (expected produce or consume)');
+    assert.equal(
+      out[1],
+      'policy.yaml:18:23: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.kafka[1].role: unknown Kafka role "read" (expected produce or consume)',
+    );
   });
 
   it('Kafka API key names are case-insensitive (Cilium and Kafka spellings)', () => {
-    assert.deepEqual(checkText(portWith('          rules:\n            kafka:\n              - apiKey: ApiVersions\n              - apiKey: offsetcommit\n              - role: Consume\n', '9092')), []);
+    assert.deepEqual(
+      checkText(
+        portWith(
+          '          rules:\n            kafka:\n              - apiKey: ApiVersions\n              - apiKey: offsetcommit\n              - role: Consume\n',
+          '9092',
+        ),
+      ),
+      [],
+    );
   });
 
   it('Kafka topic: bad characters and over 255 characters', () => {
-    const out = checkText(portWith(`          rules:\n            kafka:\n              - topic: "a b"\n              - topic: ${'t'.repeat(256)}\n              - topic: ${'t'.repeat(255)}\n`, '9092'));
+    const out = checkText(
+      portWith(
+        `          rules:\n            kafka:\n              - topic: "a b"\n              - topic: ${'t'.repeat(256)}\n              - topic: ${'t'.repeat(255)}\n`,
+        '9092',
+      ),
+    );
     assert.deepEqual(out, [
       'policy.yaml:17:24: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.kafka[0].topic: must match pattern "^[a-zA-Z0-9._-]*$"',
       'policy.yaml:18:24: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.kafka[1].topic: must NOT have more than 255 characters',
@@ -104,10 +134,18 @@ describe('policy check error classes', () => {
   });
 
   it('Kafka apiVersion not a non-negative int16', () => {
-    assert.deepEqual(checkText(portWith('          rules:\n            kafka:\n              - apiVersion: "-1"\n              - apiVersion: 40000\n              - apiVersion: "3"\n', '9092')), [
-      'policy.yaml:17:29: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.kafka[0].apiVersion: "-1" is not a Kafka API version (0-32767)',
-      'policy.yaml:18:29: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.kafka[1].apiVersion: 40000 is not a Kafka API version (0-32767)',
-    ]);
+    assert.deepEqual(
+      checkText(
+        portWith(
+          '          rules:\n            kafka:\n              - apiVersion: "-1"\n              - apiVersion: 40000\n              - apiVersion: "3"\n',
+          '9092',
+        ),
+      ),
+      [
+        'policy.yaml:17:29: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.kafka[0].apiVersion: "-1" is not a Kafka API version (0-32767)',
+        'policy.yaml:18:29: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.kafka[1].apiVersion: 40000 is not a Kafka API version (0-32767)',
+      ],
+    );
   });
 
   it('invalid CIDR', () => {
@@ -121,13 +159,17 @@ describe('policy check error classes', () => {
     assert.deepEqual(checkText(policyDoc('  endpointSelector: {}\n  ingress:\n    - fromCIDR: ["fe80::1%eth0/64", "fe80::/64"]\n')), [
       'policy.yaml:9:18: document 1 (L7Policy default/api): spec.ingress[0].fromCIDR[0]: "fe80::1%eth0/64" is not an IPv4 or IPv6 CIDR',
     ]);
-    assert.deepEqual(checkText('apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: w\nspec:\n  addresses: ["fe80::1%eth0", "fe80::1"]\n  proxy:\n    nodeId: n\n'), [
-      'policy.yaml:6:15: document 1 (Workload default/w): spec.addresses[0]: "fe80::1%eth0" is not an IPv4 or IPv6 address',
-    ]);
+    assert.deepEqual(
+      checkText(
+        'apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: w\nspec:\n  addresses: ["fe80::1%eth0", "fe80::1"]\n  proxy:\n    nodeId: n\n',
+      ),
+      ['policy.yaml:6:15: document 1 (Workload default/w): spec.addresses[0]: "fe80::1%eth0" is not an IPv4 or IPv6 address'],
+    );
   });
 
   it('matchExpressions: In without values, Exists with values, unknown operator', () => {
-    const sel = '  endpointSelector:\n    matchExpressions:\n      - {key: a, operator: In}\n      - {key: b, operator: Exists, values: [x]}\n      - {key: c, operator: Equals}\n';
+    const sel =
+      '  endpointSelector:\n    matchExpressions:\n      - {key: a, operator: In}\n      - {key: b, operator: Exists, values: [x]}\n      - {key: c, operator: Equals}\n';
     assert.deepEqual(checkText(policyDoc(sel)), [
       'policy.yaml:9:9: document 1 (L7Policy default/api): spec.endpointSelector.matchExpressions[0].values: operator In needs at least one value',
       'policy.yaml:10:44: document 1 (L7Policy default/api): spec.endpointSelector.matchExpressions[1].values: operator Exists takes no values',
@@ -139,13 +181,15 @@ describe('policy check error classes', () => {
     assert.deepEqual(checkText(policyDoc('  endpointSelector: {}\n', 'Bad_Name')), [
       'policy.yaml:4:9: document 1 (L7Policy default/Bad_Name): metadata.name: must be a DNS-1123 subdomain (lower-case letters, digits, "-" and ".", at most 253 characters)',
     ]);
-    assert.deepEqual(checkText('apiVersion: meshaccel.io/v1alpha1\nkind: ClusterL7Policy\nmetadata:\n  name: c\n  namespace: x\nspec:\n  endpointSelector: {}\n'), [
-      'policy.yaml:5:14: document 1 (ClusterL7Policy c): metadata.namespace: a cluster-scoped resource has no namespace',
-    ]);
+    assert.deepEqual(
+      checkText('apiVersion: meshaccel.io/v1alpha1\nkind: ClusterL7Policy\nmetadata:\n  name: c\n  namespace: x\nspec:\n  endpointSelector: {}\n'),
+      ['policy.yaml:5:14: document 1 (ClusterL7Policy c): metadata.namespace: a cluster-scoped resource has no namespace'],
+    );
   });
 
   it('workload: bad address, both proxy bindings, unquoted label value', () => {
-    const w = 'apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: w\n  labels:\n    on: true\nspec:\n  addresses: [10.0.0.256]\n  proxy:\n    nodeId: n\n    nodeMetadata: {a: b}\n';
+    const w =
+      'apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: w\n  labels:\n    on: true\nspec:\n  addresses: [10.0.0.256]\n  proxy:\n    nodeId: n\n    nodeMetadata: {a: b}\n';
     assert.deepEqual(checkText(w), [
       'policy.yaml:6:9: document 1 (Workload default/w): metadata.labels.on: label values must be strings (quote numbers and booleans)',
       'policy.yaml:8:15: document 1 (Workload default/w): spec.addresses[0]: "10.0.0.256" is not an IPv4 or IPv6 address',
@@ -156,6 +200,8 @@ describe('policy check error classes', () => {
   it('errors name the right document of a multi-document file', () => {
     const good = policyDoc('  endpointSelector: {}\n', 'one');
     const bad = policyDoc('  endpointSelector: {}\n  ingress:\n    - fromCIDR: [nonsense]\n', 'two', 'web');
-    assert.deepEqual(checkText(`${good}---\n${bad}`), ['policy.yaml:17:18: document 2 (L7Policy web/two): spec.ingress[0].fromCIDR[0]: "nonsense" is not an IPv4 or IPv6 CIDR']);
+    assert.deepEqual(checkText(`${good}---\n${bad}`), [
+      'policy.yaml:17:18: document 2 (L7Policy web/two): spec.ingress[0].fromCIDR[0]: "nonsense" is not an IPv4 or IPv6 CIDR',
+    ]);
   });
 });

@@ -3,7 +3,14 @@ import { PolicyEngine } from '../../src/policy/engine';
 import type { PolicyResource, WorkloadResource } from '../../src/policy/model';
 import { l7RulesOf, type CompiledPortPolicy } from '../../src/policy/compiled';
 
-function workload(name: string, labels: Record<string, string>, address: string, nodeId = `node-${name}`, namespace = 'default', serviceAccount?: string): WorkloadResource {
+function workload(
+  name: string,
+  labels: Record<string, string>,
+  address: string,
+  nodeId = `node-${name}`,
+  namespace = 'default',
+  serviceAccount?: string,
+): WorkloadResource {
   return { kind: 'Workload', name, namespace, labels, spec: { addresses: [address], serviceAccount, proxy: { nodeId } } };
 }
 
@@ -15,7 +22,9 @@ function policy(name: string, spec: PolicyResource['spec'], namespace: string | 
 const httpFrom = (from: string, to: string, path = '/.*'): PolicyResource =>
   policy(`${to}-from-${from}`, {
     endpointSelector: { matchLabels: { app: to } },
-    ingress: [{ fromEndpoints: [{ matchLabels: { app: from } }], toPorts: [{ ports: [{ port: 80, protocol: 'TCP' }], rules: { http: [{ method: 'GET', path }] } }] }],
+    ingress: [
+      { fromEndpoints: [{ matchLabels: { app: from } }], toPorts: [{ ports: [{ port: 80, protocol: 'TCP' }], rules: { http: [{ method: 'GET', path }] } }] },
+    ],
   });
 
 function port(p: CompiledPortPolicy[], n: number): CompiledPortPolicy {
@@ -57,7 +66,10 @@ describe('policy engine', () => {
     assert.deepEqual(l7RulesOf(p80.rules[0], 'http'), [{ method: 'GET', path: '/.*' }]);
     // Ingress is enforced (deny by default), egress is not: one allow-all rule on port 0.
     assert.equal(api.ingress.length, 1);
-    assert.deepEqual(api.egress.map((p) => [p.port, p.protocol, p.rules[0].peers.any]), [[0, 'ANY', true]]);
+    assert.deepEqual(
+      api.egress.map((p) => [p.port, p.protocol, p.rules[0].peers.any]),
+      [[0, 'ANY', true]],
+    );
   });
 
   it('a new workload touches only the selectors and proxies it concerns', () => {
@@ -81,7 +93,7 @@ describe('policy engine', () => {
     assert.deepEqual(r2.removed, ['n-web-2']);
   });
 
-  it('a change that leaves a proxy\'s policy equal is not reported', () => {
+  it("a change that leaves a proxy's policy equal is not reported", () => {
     const e = new PolicyEngine();
     e.upsertWorkload(workload('api', { app: 'api' }, '10.0.0.1', 'n-api'));
     e.upsertWorkload(workload('web', { app: 'web' }, '10.0.0.2', 'n-web'));
@@ -100,7 +112,12 @@ describe('policy engine', () => {
     e.upsertWorkload(workload('ops', { app: 'ops' }, '10.0.0.3', 'n-ops'));
     e.upsertPolicy(httpFrom('web', 'api'));
     e.upsertPolicy(policy('ops-all', { endpointSelector: { matchLabels: { app: 'api' } }, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'ops' } }] }] }));
-    e.upsertPolicy(policy('web-l4', { endpointSelector: { matchLabels: { app: 'api' } }, ingress: [{ fromCIDR: ['192.168.0.0/16'], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }] }));
+    e.upsertPolicy(
+      policy('web-l4', {
+        endpointSelector: { matchLabels: { app: 'api' } },
+        ingress: [{ fromCIDR: ['192.168.0.0/16'], toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }] }] }],
+      }),
+    );
     e.commit();
     const api = e.proxy('n-api')!;
     const p80 = port(api.ingress, 80);
@@ -109,13 +126,30 @@ describe('policy engine', () => {
     assert.deepEqual(l7RulesOf(byPolicy.get('default/api-from-web')!, 'http'), [{ method: 'GET', path: '/.*' }]);
     assert.deepEqual(l7RulesOf(byPolicy.get('default/web-l4')!, 'http'), [], 'L4-only rule on an L7 port allows all HTTP');
     assert.deepEqual(l7RulesOf(byPolicy.get('default/ops-all')!, 'http'), [], 'all-ports rule copied onto the L7 port');
-    assert.deepEqual(port(api.ingress, 0).rules.map((r) => r.origin.policy), ['default/ops-all']);
+    assert.deepEqual(
+      port(api.ingress, 0).rules.map((r) => r.origin.policy),
+      ['default/ops-all'],
+    );
   });
 
-  it('Kafka roles expand to Cilium\'s API keys', () => {
+  it("Kafka roles expand to Cilium's API keys", () => {
     const e = new PolicyEngine();
     e.upsertWorkload(workload('k', { app: 'kafka' }, '10.0.0.1', 'n-k'));
-    e.upsertPolicy(policy('k', { endpointSelector: { matchLabels: { app: 'kafka' } }, ingress: [{ toPorts: [{ ports: [{ port: 9092, protocol: 'TCP' }], rules: { kafka: [{ role: 'produce', topic: 't' }, { role: 'CONSUME' }, { apiKey: 'OffsetCommit', apiVersion: '2', clientID: 'c' }, {}] } }] }] }));
+    e.upsertPolicy(
+      policy('k', {
+        endpointSelector: { matchLabels: { app: 'kafka' } },
+        ingress: [
+          {
+            toPorts: [
+              {
+                ports: [{ port: 9092, protocol: 'TCP' }],
+                rules: { kafka: [{ role: 'produce', topic: 't' }, { role: 'CONSUME' }, { apiKey: 'OffsetCommit', apiVersion: '2', clientID: 'c' }, {}] },
+              },
+            ],
+          },
+        ],
+      }),
+    );
     e.commit();
     const kafkaRule = port(e.proxy('n-k')!.ingress, 9092).rules[0];
     const rules = l7RulesOf(kafkaRule, 'kafka');
@@ -133,7 +167,12 @@ describe('policy engine', () => {
     e.upsertPolicy(httpFrom('x', 'kafka'));
     assert.equal(e.commit().conflicts.length, 0);
     const before = JSON.stringify(e.proxy('n-k'));
-    e.upsertPolicy(policy('kk', { endpointSelector: { matchLabels: { app: 'kafka' } }, ingress: [{ toPorts: [{ ports: [{ port: 80, protocol: 'TCP' }], rules: { kafka: [{ role: 'produce' }] } }] }] }));
+    e.upsertPolicy(
+      policy('kk', {
+        endpointSelector: { matchLabels: { app: 'kafka' } },
+        ingress: [{ toPorts: [{ ports: [{ port: 80, protocol: 'TCP' }], rules: { kafka: [{ role: 'produce' }] } }] }],
+      }),
+    );
     const r = e.commit();
     assert.equal(r.conflicts.length, 1);
     assert.match(r.conflicts[0].message, /port 80\/TCP of proxy n-k gets (Kafka|HTTP) rules here but (HTTP|Kafka) rules from default\/kafka-from-x/);
@@ -145,7 +184,12 @@ describe('policy engine', () => {
     e.upsertWorkload(workload('k', { app: 'kafka' }, '10.0.0.1', 'n-k'));
     e.upsertPolicy(httpFrom('x', 'kafka'));
     assert.equal(e.commit().conflicts.length, 0);
-    e.upsertPolicy(policy('kk', { endpointSelector: { matchLabels: { app: 'kafka' } }, ingress: [{ toPorts: [{ ports: [{ port: 80 }], rules: { kafka: [{ role: 'produce' }] } }] }] }));
+    e.upsertPolicy(
+      policy('kk', {
+        endpointSelector: { matchLabels: { app: 'kafka' } },
+        ingress: [{ toPorts: [{ ports: [{ port: 80 }], rules: { kafka: [{ role: 'produce' }] } }] }],
+      }),
+    );
     const r = e.commit();
     assert.equal(r.conflicts.length, 1, 'reported by the engine (and so by `policy check`), not first by the Envoy build');
     assert.match(r.conflicts[0].message, /port 80\/ANY of proxy n-k gets Kafka rules here but HTTP rules from default\/kafka-from-x/);
@@ -168,7 +212,13 @@ describe('policy engine', () => {
 
   it('metadata bindings resolve when a node connects', () => {
     const e = new PolicyEngine();
-    const k: WorkloadResource = { kind: 'Workload', name: 'k', namespace: 'default', labels: { app: 'kafka' }, spec: { addresses: ['10.0.0.1'], proxy: { nodeMetadata: { NODE_NAME: 'n1' } } } };
+    const k: WorkloadResource = {
+      kind: 'Workload',
+      name: 'k',
+      namespace: 'default',
+      labels: { app: 'kafka' },
+      spec: { addresses: ['10.0.0.1'], proxy: { nodeMetadata: { NODE_NAME: 'n1' } } },
+    };
     e.upsertWorkload(k);
     e.upsertWorkload(workload('api', { app: 'api' }, '10.0.0.2', 'node-x'));
     e.commit();
@@ -185,7 +235,7 @@ describe('policy engine', () => {
       seed = (seed + 0x6d2b79f5) | 0;
       let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
       t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return (((t ^ (t >>> 14)) >>> 0) % n);
+      return ((t ^ (t >>> 14)) >>> 0) % n;
     };
     let compared = 0;
     const apps = ['a', 'b', 'c', 'd', 'e'];
@@ -195,7 +245,13 @@ describe('policy engine', () => {
       const op = rand(4);
       if (op < 2) {
         const name = `w${rand(30)}`;
-        const w = workload(name, { app: apps[rand(5)], v: String(rand(3)) }, `10.1.${rand(200)}.${rand(250) + 1}`, `n${rand(8)}`, rand(2) ? 'default' : 'other');
+        const w = workload(
+          name,
+          { app: apps[rand(5)], v: String(rand(3)) },
+          `10.1.${rand(200)}.${rand(250) + 1}`,
+          `n${rand(8)}`,
+          rand(2) ? 'default' : 'other',
+        );
         const key = `Workload/${w.namespace}/${name}`;
         const clash = [...live.values()].some((r) => r.kind === 'Workload' && r.spec.addresses[0] === w.spec.addresses[0]);
         if (clash) continue;
@@ -209,13 +265,36 @@ describe('policy engine', () => {
       } else if (op === 2) {
         const name = `p${rand(10)}`;
         const ns = rand(3) === 0 ? null : 'default';
-        const p = policy(name, {
-          endpointSelector: rand(4) === 0 ? {} : { matchLabels: { app: apps[rand(5)] } },
-          ingress: [{ fromEndpoints: [{ matchExpressions: [{ key: 'app', operator: 'In', values: [apps[rand(5)], apps[rand(5)]] }, { key: 'v', operator: rand(2) ? 'NotIn' : 'In', values: [String(rand(3))] }] }], toPorts: [{ ports: [{ port: 80 + rand(2), protocol: 'TCP' }], rules: { http: [{ path: `/p${rand(5)}` }] } }] }],
-          egress: rand(2)
-            ? [{ toEndpoints: [{ matchLabels: { app: apps[rand(5)] } }, { matchExpressions: [{ key: rand(2) ? 'v' : 'missing', operator: rand(2) ? 'Exists' : 'DoesNotExist' }] }] }]
-            : undefined,
-        }, ns);
+        const p = policy(
+          name,
+          {
+            endpointSelector: rand(4) === 0 ? {} : { matchLabels: { app: apps[rand(5)] } },
+            ingress: [
+              {
+                fromEndpoints: [
+                  {
+                    matchExpressions: [
+                      { key: 'app', operator: 'In', values: [apps[rand(5)], apps[rand(5)]] },
+                      { key: 'v', operator: rand(2) ? 'NotIn' : 'In', values: [String(rand(3))] },
+                    ],
+                  },
+                ],
+                toPorts: [{ ports: [{ port: 80 + rand(2), protocol: 'TCP' }], rules: { http: [{ path: `/p${rand(5)}` }] } }],
+              },
+            ],
+            egress: rand(2)
+              ? [
+                  {
+                    toEndpoints: [
+                      { matchLabels: { app: apps[rand(5)] } },
+                      { matchExpressions: [{ key: rand(2) ? 'v' : 'missing', operator: rand(2) ? 'Exists' : 'DoesNotExist' }] },
+                    ],
+                  },
+                ]
+              : undefined,
+          },
+          ns,
+        );
         e.upsertPolicy(p);
         live.set(`${p.kind}/${ns === null ? name : `default/${name}`}`, p);
       } else {
@@ -237,7 +316,10 @@ describe('policy engine', () => {
       assert.equal(selectionsOffNaive(e), 0, `naive evaluation disagrees with the cache at step ${step}`);
       for (const key of e.proxies().keys()) assert.deepEqual(e.compileProxy(key).policy, fresh.proxy(key), `rebuild, step ${step}, ${key}`);
     }
-    assert.ok(compared >= 200 && e.proxies().size >= 4 && e.policyCount >= 3, `the random walk exercised little: ${compared} ${e.proxies().size} ${e.policyCount}`);
+    assert.ok(
+      compared >= 200 && e.proxies().size >= 4 && e.policyCount >= 3,
+      `the random walk exercised little: ${compared} ${e.proxies().size} ${e.policyCount}`,
+    );
   });
 });
 
@@ -246,10 +328,22 @@ describe('selector cache against a full evaluation', () => {
     const e = new PolicyEngine();
     for (let i = 0; i < 100; i++) e.upsertWorkload(workload(`w${i}`, { app: `a${i % 7}`, v: String(i % 3) }, `10.9.0.${i + 1}`));
     e.upsertPolicy(httpFrom('a1', 'a2'));
-    e.upsertPolicy(policy('expr', { endpointSelector: { matchExpressions: [{ key: 'v', operator: 'NotIn', values: ['0'] }, { key: 'app', operator: 'In', values: ['a3', 'a4'] }] } }));
+    e.upsertPolicy(
+      policy('expr', {
+        endpointSelector: {
+          matchExpressions: [
+            { key: 'v', operator: 'NotIn', values: ['0'] },
+            { key: 'app', operator: 'In', values: ['a3', 'a4'] },
+          ],
+        },
+      }),
+    );
     e.commit();
     assert.equal(selectionsOffNaive(e), 0);
-    assert.ok([...e.selectors.entries()].some((cs) => cs.selected.size > 0), 'something is selected');
+    assert.ok(
+      [...e.selectors.entries()].some((cs) => cs.selected.size > 0),
+      'something is selected',
+    );
     for (let i = 0; i < 50; i++) e.removeWorkload(`Workload/default/w${i}`);
     for (let i = 200; i < 260; i++) e.upsertWorkload(workload(`w${i}`, { app: `a${i % 7}`, v: String(i % 3), x: 'new' }, `10.9.1.${i - 199}`));
     assert.equal(selectionsOffNaive(e), 0);

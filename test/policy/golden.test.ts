@@ -20,7 +20,11 @@ function compileToJson(inputs: string[]): string {
   assert.deepEqual(engine.commit().conflicts, []);
   const out = Object.fromEntries([...engine.proxies()].sort(([a], [b]) => (a < b ? -1 : 1)));
   // Paths relative to the repository, so the golden file does not depend on the checkout.
-  return JSON.stringify(out, null, 2).split(ROOT + path.sep).join('') + '\n';
+  return (
+    JSON.stringify(out, null, 2)
+      .split(ROOT + path.sep)
+      .join('') + '\n'
+  );
 }
 
 function golden(name: string, actual: string): void {

@@ -34,8 +34,12 @@ describe('RE2 validation over a long run', function () {
 
   it('reports the same diagnostics when one policy file is reloaded many times', () => {
     const rules = Array.from({ length: 40 }, (_, i) => `              - path: "/v${i}/.*"\n`).join('') + '              - path: "/(?=x)"\n';
-    const text = policyDoc(`  endpointSelector:\n    matchLabels:\n      app: api\n  ingress:\n    - toPorts:\n        - ports:\n            - port: 80\n              protocol: TCP\n          rules:\n            http:\n${rules}`);
-    const expected = ['policy.yaml:57:23: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.http[40].path: invalid RE2 regular expression: invalid perl operator: (?='];
+    const text = policyDoc(
+      `  endpointSelector:\n    matchLabels:\n      app: api\n  ingress:\n    - toPorts:\n        - ports:\n            - port: 80\n              protocol: TCP\n          rules:\n            http:\n${rules}`,
+    );
+    const expected = [
+      'policy.yaml:57:23: document 1 (L7Policy default/api): spec.ingress[0].toPorts[0].rules.http[40].path: invalid RE2 regular expression: invalid perl operator: (?=',
+    ];
     for (let i = 0; i < 300; i++) {
       assert.deepEqual(loadText('policy.yaml', text).diagnostics.map(formatDiagnostic), expected, `reload ${i}`);
     }

@@ -43,7 +43,10 @@ describe('redirect agent lifecycle', function () {
     await run(['ip', '-n', ns, 'link', 'set', 'lo', 'down']);
     try {
       const before = await rules();
-      await assert.rejects(applyRedirect({}, { netns: ns, mode: 'nft' }), new RegExp(`loopback \\(lo\\) is down in network namespace ${ns}: .*ip -n ${ns} link set lo up.*nothing was changed`));
+      await assert.rejects(
+        applyRedirect({}, { netns: ns, mode: 'nft' }),
+        new RegExp(`loopback \\(lo\\) is down in network namespace ${ns}: .*ip -n ${ns} link set lo up.*nothing was changed`),
+      );
       assert.equal(await rules(), before, 'no rule added');
       assert.equal(readState(ns), undefined, 'no state recorded');
     } finally {
@@ -51,10 +54,13 @@ describe('redirect agent lifecycle', function () {
     }
   });
 
-  it('refuses a route table that already holds someone else\'s routes, and changes nothing', async () => {
+  it("refuses a route table that already holds someone else's routes, and changes nothing", async () => {
     await runIn(target, ['ip', 'route', 'add', 'unreachable', '10.77.0.0/16', 'table', '177']);
     try {
-      await assert.rejects(applyRedirect({ routeTable: 177 }, { netns: ns, mode: 'nft' }), /routing table 177 .* not meshaccel's .*unreachable 10\.77\.0\.0\/16/);
+      await assert.rejects(
+        applyRedirect({ routeTable: 177 }, { netns: ns, mode: 'nft' }),
+        /routing table 177 .* not meshaccel's .*unreachable 10\.77\.0\.0\/16/,
+      );
       assert.match((await runIn(target, ['ip', 'route', 'show', 'table', '177'])).stdout, /unreachable 10\.77\.0\.0\/16/);
       assert.doesNotMatch(await rules(), /lookup 177/, 'no rule added');
     } finally {
@@ -117,7 +123,8 @@ describe('redirect agent lifecycle', function () {
       (nft as { applyNftTable: typeof real }).applyNftTable = real;
     }
   }
-  const pinDirs = (): string[] => (fs.existsSync(REDIRECT_BPFFS) ? fs.readdirSync(REDIRECT_BPFFS).filter((e) => e.startsWith(`redirect-`) && e.includes(ns)) : []);
+  const pinDirs = (): string[] =>
+    fs.existsSync(REDIRECT_BPFFS) ? fs.readdirSync(REDIRECT_BPFFS).filter((e) => e.startsWith(`redirect-`) && e.includes(ns)) : [];
   const snapshot = async (): Promise<string[]> => [
     await rules(),
     (await runIn(target, ['ip', 'route', 'show', 'table', 'all'])).stdout,

@@ -11,10 +11,19 @@ import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 describe('redirect ruleset and config', () => {
   it('renders inbound/outbound tproxy, marks, exclusions and the proxy bypass', () => {
     const text = renderTable(
-      withDefaults({ proxyUid: 1337, inboundPorts: [80, 443], excludeOutboundPorts: [9091], excludeInboundCidrs: ['10.1.0.0/16', 'fd00::/8'], excludeOutboundCidrs: ['192.0.2.1'] }),
+      withDefaults({
+        proxyUid: 1337,
+        inboundPorts: [80, 443],
+        excludeOutboundPorts: [9091],
+        excludeInboundCidrs: ['10.1.0.0/16', 'fd00::/8'],
+        excludeOutboundCidrs: ['192.0.2.1'],
+      }),
       'nft',
     );
-    assert.match(text, /tproxy ip to :15006 meta mark set 0x1 ct mark set ct mark \| 0x1 accept|tproxy ip to :15006 meta mark set 0x1 ct mark set ct mark or 0x1 accept/);
+    assert.match(
+      text,
+      /tproxy ip to :15006 meta mark set 0x1 ct mark set ct mark \| 0x1 accept|tproxy ip to :15006 meta mark set 0x1 ct mark set ct mark or 0x1 accept/,
+    );
     assert.match(text, /tproxy ip6 to :15006 meta mark set 0x1 ct mark set ct mark or 0x1 accept/);
     assert.match(text, /iif "lo" meta mark 0x1 jump outbound_tproxy/);
     assert.match(text, /tproxy ip to :15001 accept/);
@@ -68,10 +77,16 @@ describe('redirect ruleset and config', () => {
     for (const bad of ['10.0.0.0/0x8', '10.0.0.0/1e1', '10.0.0.0/ 8', '10.0.0.0/8.0', '10.0.0.0/']) assert.throws(() => parseCidr(bad), /prefix length/, bad);
     // bpf mode's tc maps hold 1024 entries each; nft sets have no bound. Caught before any change.
     const many = Array.from({ length: 1025 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
-    assert.throws(() => validateRedirectConfig(withDefaults({ excludeInboundCidrs: many }), 'bpf'), /excludeInboundCidrs \(IPv4\): 1025 distinct entries, but bpf mode's tc program holds at most 1024 \(use --mode nft/);
+    assert.throws(
+      () => validateRedirectConfig(withDefaults({ excludeInboundCidrs: many }), 'bpf'),
+      /excludeInboundCidrs \(IPv4\): 1025 distinct entries, but bpf mode's tc program holds at most 1024 \(use --mode nft/,
+    );
     assert.doesNotThrow(() => validateRedirectConfig(withDefaults({ excludeInboundCidrs: many }), 'nft'));
     assert.doesNotThrow(() => validateRedirectConfig(withDefaults({ excludeInboundCidrs: [...many.slice(0, 1024), many[0]] }), 'bpf'), 'duplicates count once');
-    assert.throws(() => validateRedirectConfig(withDefaults({ inboundPorts: Array.from({ length: 1025 }, (_, i) => i + 1) }), 'bpf'), /inboundPorts: 1025 distinct entries/);
+    assert.throws(
+      () => validateRedirectConfig(withDefaults({ inboundPorts: Array.from({ length: 1025 }, (_, i) => i + 1) }), 'bpf'),
+      /inboundPorts: 1025 distinct entries/,
+    );
     assert.throws(() => validateRedirectConfig(withDefaults({ inboundPorts: [0] })), /inboundPorts: 0/);
     assert.throws(() => validateRedirectConfig(withDefaults({ excludeOutboundCidrs: ['10.0.0.0/33'] })), /excludeOutboundCidrs/);
     assert.throws(() => validateRedirectConfig(withDefaults({ excludeInboundCidrs: ['example.com'] })), /excludeInboundCidrs/);
@@ -90,7 +105,15 @@ describe('redirect ruleset and config', () => {
         { metainfo: { version: '1.0.6' } },
         { table: { family: 'inet', name: 'meshaccel', handle: 1, comment: 'c' } },
         { counter: { family: 'inet', name: 'inbound_captured', table: 'meshaccel', handle: 2, packets: 7, bytes: 420 } },
-        { set: { family: 'inet', name: 'exclude_outbound_v4', table: 'meshaccel', type: 'ipv4_addr', elem: [{ prefix: { addr: '10.0.0.0', len: 8 } }, '192.0.2.1'] } },
+        {
+          set: {
+            family: 'inet',
+            name: 'exclude_outbound_v4',
+            table: 'meshaccel',
+            type: 'ipv4_addr',
+            elem: [{ prefix: { addr: '10.0.0.0', len: 8 } }, '192.0.2.1'],
+          },
+        },
         { set: { family: 'inet', name: 'exclude_outbound_ports', table: 'meshaccel', type: 'inet_service', elem: [9091] } },
         { chain: { family: 'inet', table: 'meshaccel', name: 'output' } },
         { rule: { family: 'inet', table: 'meshaccel', chain: 'output', expr: [] } },
@@ -112,7 +135,22 @@ describe('redirect ruleset and config', () => {
       'proxy-mark': { value: true, description: '' },
       'proxy-uid': { value: true, description: '' },
     };
-    const args = parseArgs(['--inbound-ports', '80,443', '--inbound-ports', '8080', '--exclude-inbound-ports=9090', '--exclude-outbound-cidrs', '10.0.0.0/8', '--proxy-mark', '0x600', '--proxy-uid', '1337'], spec);
+    const args = parseArgs(
+      [
+        '--inbound-ports',
+        '80,443',
+        '--inbound-ports',
+        '8080',
+        '--exclude-inbound-ports=9090',
+        '--exclude-outbound-cidrs',
+        '10.0.0.0/8',
+        '--proxy-mark',
+        '0x600',
+        '--proxy-uid',
+        '1337',
+      ],
+      spec,
+    );
     const c = configFromArgs(args);
     assert.deepEqual(c.inboundPorts, [80, 443, 8080]);
     assert.deepEqual(c.excludeInboundPorts, [...DEFAULT_REDIRECT_CONFIG.excludeInboundPorts, 9090]);

@@ -84,7 +84,10 @@ describe('reliability: limits on what a client controls', function () {
     const cases: Array<{ request: Record<string, unknown>; pattern: RegExp }> = [
       { request: { node: { id: 'n1', cluster: big }, type_url: TypeUrl.Cluster }, pattern: /node\.cluster is/ },
       { request: { node: { id: 'n2', user_agent_name: big }, type_url: TypeUrl.Cluster }, pattern: /node\.user_agent_name is/ },
-      { request: { node: { id: 'n3', metadata: { fields: { k: { stringValue: big } } } }, type_url: TypeUrl.Cluster }, pattern: /node\.metadata is \d+ bytes as JSON/ },
+      {
+        request: { node: { id: 'n3', metadata: { fields: { k: { stringValue: big } } } }, type_url: TypeUrl.Cluster },
+        pattern: /node\.metadata is \d+ bytes as JSON/,
+      },
       { request: { node: { id: 'n4' }, type_url: `type.googleapis.com/${big}` }, pattern: /type_url is \d+ characters/ },
       { request: { node: { id: 'n5' }, type_url: TypeUrl.ClusterLoadAssignment, resource_names: [big] }, pattern: /a resource name in resource_names is/ },
     ];

@@ -66,7 +66,10 @@ describe('reliability: client strings and the admin endpoint', function () {
     logs.length = 0;
     const s = sotwStream(client);
     s.send({ node: { id: FORGED, locality: {} }, type_url: TypeUrl.Cluster });
-    const st = await Promise.race([s.ended, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the stream was not refused within 5 s')), 5000))]);
+    const st = await Promise.race([
+      s.ended,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the stream was not refused within 5 s')), 5000)),
+    ]);
     assert.equal(st.code, 3 /* INVALID_ARGUMENT */);
     assert.match(st.details, /node\.id contains control characters \("sidecar-a\\n2026-01-01T00:00:00\.000Z policy version 999/);
     assert.doesNotMatch(st.details, ESC);
@@ -82,7 +85,11 @@ describe('reliability: client strings and the admin endpoint', function () {
     const s = sotwStream(client);
     s.send({ node: { id: REVERSING, user_agent_name: 'envoy\u001b[31m red', locality: {} }, type_url: TypeUrl.Cluster });
     const r = await s.next();
-    s.send({ type_url: TypeUrl.Cluster, response_nonce: r.nonce, error_detail: { code: 3, message: 'bad\n2026-01-01T00:00:00.000Z policy version 1000\u001b[0m' } });
+    s.send({
+      type_url: TypeUrl.Cluster,
+      response_nonce: r.nonce,
+      error_detail: { code: 3, message: 'bad\n2026-01-01T00:00:00.000Z policy version 1000\u001b[0m' },
+    });
     // Then something the server logs with the node id: a request it refuses.
     s.send({ type_url: 'type.googleapis.com/not.a.Type\n\u001b[1mforged' });
     const st = await s.ended;
@@ -93,10 +100,15 @@ describe('reliability: client strings and the admin endpoint', function () {
       assert.doesNotMatch(line, ESC, `a log message carries control characters: ${JSON.stringify(line)}`);
       assert.ok(!line.includes('\u202e'), `a log message carries a direction override: ${JSON.stringify(line)}`);
     }
-    assert.ok(logs.some((l) => l.includes('sidecar-b\\u202egnp.exe')), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => l.includes('sidecar-b\\u202egnp.exe')),
+      logs.join('\n'),
+    );
 
     const out = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, [path.join(packageRoot(), 'bin/meshaccel'), 'status', '--admin', `http://127.0.0.1:${admin.port}`], (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      execFile(process.execPath, [path.join(packageRoot(), 'bin/meshaccel'), 'status', '--admin', `http://127.0.0.1:${admin.port}`], (err, stdout) =>
+        err ? reject(err) : resolve(stdout),
+      ),
     );
     assert.doesNotMatch(out, ESC, `meshaccel status printed control characters: ${JSON.stringify(out)}`);
     assert.ok(!out.includes('\u202e'), `meshaccel status printed a direction override: ${JSON.stringify(out)}`);

@@ -61,7 +61,9 @@ describe('reliability: one client cannot starve the others', function () {
       await started;
       await new Promise((r) => setTimeout(r, 1500)); // the flood under way
       const flooded = await updateLatencies(healthy, 10, 300);
-      note(`update latency quiet ${Math.max(...quiet).toFixed(0)} ms, flooded max ${Math.max(...flooded).toFixed(0)} ms (median ${[...flooded].sort((a, b) => a - b)[5].toFixed(0)} ms); flood: ${progress.sent} requests written, ${progress.refused} streams refused`);
+      note(
+        `update latency quiet ${Math.max(...quiet).toFixed(0)} ms, flooded max ${Math.max(...flooded).toFixed(0)} ms (median ${[...flooded].sort((a, b) => a - b)[5].toFixed(0)} ms); flood: ${progress.sent} requests written, ${progress.refused} streams refused`,
+      );
       flood.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 500));
       const growth = (await settledMemory()) - before;

@@ -17,11 +17,17 @@ let counter = 0;
 // DiscoveryRequest fields concatenate, so one encoded block of names is shared and each request
 // only prepends its own distinct name.
 const count = Math.floor(bytes / 160);
-const shared = encodeSotwRequest({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: Array.from({ length: count }, (_, i) => `flood-${i}-${'f'.repeat(140)}`) });
+const shared = encodeSotwRequest({
+  type_url: TypeUrl.ClusterLoadAssignment,
+  resource_names: Array.from({ length: count }, (_, i) => `flood-${i}-${'f'.repeat(140)}`),
+});
 const distinct = (): Buffer => Buffer.concat([encodeSotwRequest({ resource_names: [`unique-${++counter}`] }), shared]);
 
 for (let k = 0; k < streams; k++) {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1, 'grpc.use_local_subchannel_pool': 1 });
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+    'grpc.max_send_message_length': -1,
+    'grpc.use_local_subchannel_pool': 1,
+  });
   const open = (): void => {
     const call = client.makeBidiStreamRequest('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', identity, identity);
     let live = true;

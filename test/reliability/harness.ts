@@ -149,7 +149,10 @@ export class HealthyProxy {
   reached(generation: number, timeoutMs = 10_000): Promise<void> {
     if (this.generations.some((g) => g >= generation)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`healthy proxy did not get generation ${generation} within ${timeoutMs} ms (has ${this.generations.slice(-3).join(',')})`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`healthy proxy did not get generation ${generation} within ${timeoutMs} ms (has ${this.generations.slice(-3).join(',')})`)),
+        timeoutMs,
+      );
       this.waiters.push({ generation, resolve: () => (clearTimeout(timer), resolve()) });
     });
   }

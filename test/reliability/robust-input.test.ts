@@ -16,7 +16,12 @@ import { policyDoc, ROOT, tmpDir } from '../policy/helpers';
 
 /** The real binary; killed after `timeoutMs` so a hang fails the test instead of stalling it. */
 function meshaccel(args: string[], timeoutMs = 15000): { status: number | null; stdout: string; stderr: string; signal: NodeJS.Signals | null } {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'meshaccel'), ...args], { encoding: 'utf8', cwd: ROOT, timeout: timeoutMs, killSignal: 'SIGKILL' });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'meshaccel'), ...args], {
+    encoding: 'utf8',
+    cwd: ROOT,
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal };
 }
 
@@ -53,7 +58,10 @@ describe('robust: the CLIs and the loader read only bounded regular files (#12 i
     const socket = path.join(dir, 'sock.yaml');
     server = net.createServer();
     await new Promise<void>((resolve) => server?.listen(socket, resolve));
-    for (const [file, kind] of [['/dev/zero', 'a character device'], [socket, 'a socket']]) {
+    for (const [file, kind] of [
+      ['/dev/zero', 'a character device'],
+      [socket, 'a socket'],
+    ]) {
       const policy = meshaccel(['policy', 'check', file], 10000);
       assert.equal(policy.signal, null, `policy check ${file} did not finish`);
       assert.equal(policy.status, 1);
@@ -101,7 +109,11 @@ describe('robust: the CLIs and the loader read only bounded regular files (#12 i
     assert.deepEqual(loaded.diagnostics.map(formatDiagnostic), [
       `${many}:${firstLineOfExtra}:1: more than ${MAX_DOCUMENTS_PER_FILE} YAML documents in one file (this is document ${MAX_DOCUMENTS_PER_FILE + 1}); split it into several files`,
     ]);
-    assert.deepEqual(loaded.resources.map((r) => r.kind), ['L7Policy'], 'no workload of the refused file is kept');
+    assert.deepEqual(
+      loaded.resources.map((r) => r.kind),
+      ['L7Policy'],
+      'no workload of the refused file is kept',
+    );
   });
 
   it('the loader accepts a file of exactly the document cap', () => {
@@ -115,6 +127,8 @@ describe('robust: the CLIs and the loader read only bounded regular files (#12 i
   it('the loader refuses text over the size cap however it is given', () => {
     // Counted in bytes: two-byte characters, so the text is under the cap in UTF-16 units.
     const text = `# ${'\u00e9'.repeat(MAX_INPUT_BYTES / 2 + 1)}\n`;
-    assert.deepEqual(loadText('big.yaml', text).diagnostics.map(formatDiagnostic), [`big.yaml:1:1: ${MAX_INPUT_BYTES + 5} bytes, over the ${MAX_INPUT_BYTES}-byte limit for one file`]);
+    assert.deepEqual(loadText('big.yaml', text).diagnostics.map(formatDiagnostic), [
+      `big.yaml:1:1: ${MAX_INPUT_BYTES + 5} bytes, over the ${MAX_INPUT_BYTES}-byte limit for one file`,
+    ]);
   });
 });

@@ -63,7 +63,10 @@ describe('robust: the last good configuration survives a restart (#12 item 6)', 
     assert.equal(compile(persisted.loaded.resources), served);
     // Diagnostics and sources still name the original files.
     assert.deepEqual([...new Set(persisted.loaded.resources.map((r) => r.source?.file))].sort(), [...good.texts.keys()].sort());
-    assert.match(describePersistedUse(persisted.record, onDisk.diagnostics), /^serving the last good configuration persisted at \S+ \(5 files\) because the files on disk fail \(\d+ errors?; first: .+\); it is replaced as soon as the files pass again$/);
+    assert.match(
+      describePersistedUse(persisted.record, onDisk.diagnostics),
+      /^serving the last good configuration persisted at \S+ \(5 files\) because the files on disk fail \(\d+ errors?; first: .+\); it is replaced as soon as the files pass again$/,
+    );
   });
 
   it('keeps the previous record when a save cannot complete, and leaves no temp file after one that does', () => {
@@ -82,7 +85,10 @@ describe('robust: the last good configuration survives a restart (#12 item 6)', 
     // A successful save replaces the record whole and leaves no temp file behind.
     assert.equal(store.save(changed), undefined);
     assert.notEqual(fs.readFileSync(store.file, 'utf8'), before);
-    assert.deepEqual(fs.readdirSync(stateDir).filter((f) => f.includes('.tmp-')), []);
+    assert.deepEqual(
+      fs.readdirSync(stateDir).filter((f) => f.includes('.tmp-')),
+      [],
+    );
   });
 
   it('refuses a record that was altered, truncated, or saved for other directories, with the reason', () => {

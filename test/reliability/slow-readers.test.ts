@@ -109,7 +109,10 @@ describe('reliability: clients that never read', function () {
     const deadline = Date.now() + 10_000;
     while (xds.controlPlane.status.get('stalled')?.streams !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     assert.equal(xds.controlPlane.status.get('stalled')?.streams, 0, 'the stalled stream was closed');
-    assert.ok(warnings.some((w) => /stalled.*RESOURCE_EXHAUSTED: client read none of \d+ bytes of responses for 3 s/.test(w)), warnings.join('\n'));
+    assert.ok(
+      warnings.some((w) => /stalled.*RESOURCE_EXHAUSTED: client read none of \d+ bytes of responses for 3 s/.test(w)),
+      warnings.join('\n'),
+    );
     // The stream is reset, so the bytes the client never read are released.
     const code = await Promise.race([reset, new Promise<number>((r) => setTimeout(() => r(-2), 3000))]);
     assert.equal(code, 8 /* NGHTTP2_CANCEL */);

@@ -45,7 +45,10 @@ describe('control server on the file policy store', function () {
     ecds.send({ node: { id: API_NODE }, type_url: TypeUrl.ExtensionConfig, resource_names_subscribe: ['*'] });
     const r1 = await ecds.next(5000);
     const names = r1.resources.map((r) => r.name);
-    assert.ok(names.some((n) => n.includes('8080')), `RBAC for port 8080 in ${names.join(', ')}`);
+    assert.ok(
+      names.some((n) => n.includes('8080')),
+      `RBAC for port 8080 in ${names.join(', ')}`,
+    );
     const rbac = r1.resources.find((r) => r.name.includes('8080'))!;
     const tec = decodeAny(rbac.resource!.type_url, rbac.resource!.value);
     assert.equal((tec.typed_config as { type_url: string }).type_url, 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC');
@@ -62,14 +65,20 @@ describe('control server on the file policy store', function () {
     const original = fs.readFileSync(file, 'utf8');
     fs.writeFileSync(file, original.replace('path: /v1/orders', 'path: /v1/orders(/[0-9]+)?'));
     const r2 = await ecds.next(5000);
-    assert.ok(r2.resources.some((r) => r.name === rbac.name && r.version !== rbac.version), 'RBAC re-sent with a new version');
+    assert.ok(
+      r2.resources.some((r) => r.name === rbac.name && r.version !== rbac.version),
+      'RBAC re-sent with a new version',
+    );
     ecds.send({ type_url: TypeUrl.ExtensionConfig, response_nonce: r2.nonce });
 
     // An invalid regex (lookahead is not RE2) is reported with file and line; nothing is pushed.
     fs.writeFileSync(file, original.replace('path: /v1/orders', 'path: /v1/(?=orders)'));
     await new Promise((r) => setTimeout(r, 1000));
     await ecds.nothingFor(200);
-    assert.ok(warnings.some((w) => /http-api-allowlist\.yaml:\d+:\d+: .*path.*RE2/i.test(w)), `diagnostic names file:line and RE2:\n${warnings.join('\n')}`);
+    assert.ok(
+      warnings.some((w) => /http-api-allowlist\.yaml:\d+:\d+: .*path.*RE2/i.test(w)),
+      `diagnostic names file:line and RE2:\n${warnings.join('\n')}`,
+    );
     assert.ok(server.source.errors().length > 0);
     ecds.close();
   });

@@ -29,7 +29,10 @@ describe('PolicySnapshotSource', () => {
 describe('NodeSnapshotBuilder on a policy store', () => {
   const quiet = { info: () => undefined, warn: () => undefined };
   const workloads = ['a', 'b']
-    .map((n, i) => `apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: ${n}\n  labels: {app: ${n}}\nspec:\n  addresses: [10.0.0.${i + 1}]\n  proxy: {nodeId: ${n}}\n`)
+    .map(
+      (n, i) =>
+        `apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: ${n}\n  labels: {app: ${n}}\nspec:\n  addresses: [10.0.0.${i + 1}]\n  proxy: {nodeId: ${n}}\n`,
+    )
     .join('---\n');
   const allow = (path: string): string =>
     `apiVersion: meshaccel.io/v1alpha1\nkind: L7Policy\nmetadata:\n  name: a\nspec:\n  endpointSelector: {matchLabels: {app: a}}\n  ingress:\n    - fromEndpoints: [{matchLabels: {app: b}}]\n      toPorts:\n        - ports: [{port: 80, protocol: TCP}]\n          rules:\n            http:\n              - path: "${path}"\n`;
@@ -41,7 +44,16 @@ describe('NodeSnapshotBuilder on a policy store', () => {
 
   it('a node whose last stream ended is forgotten after the grace period and no longer rebuilt on policy changes', async () => {
     const store = new PolicyStore();
-    store.apply([{ type: 'replace-all', source: 'file', objects: [{ id: 'w.yaml', text: workloads }, { id: 'a.yaml', text: allow('/v1/.*') }] }]);
+    store.apply([
+      {
+        type: 'replace-all',
+        source: 'file',
+        objects: [
+          { id: 'w.yaml', text: workloads },
+          { id: 'a.yaml', text: allow('/v1/.*') },
+        ],
+      },
+    ]);
     const builder = NodeSnapshotBuilder.forStore(store, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG }, quiet, { graceMs: 50 });
     // Two streams of node `a`, as an Envoy with ADS plus a per-type stream opens them.
     const key = builder.nodeKey(node('a'));
@@ -79,9 +91,23 @@ describe('NodeSnapshotBuilder on a policy store', () => {
 
   it('a node that connects into a clash between its bindings is refused and reported, not served a partial policy', () => {
     const store = new PolicyStore();
-    const broker = `apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: k\n  labels: {app: k}\nspec:\n  addresses: [10.0.0.9]\n  proxy: {nodeMetadata: {NODE_NAME: h1}}\n---\n` +
-      allow('/.*').replace('name: a', 'name: k').replace('{app: a}', '{app: k}').replace(/http:\n\s+- path: "\/\.\*"/, 'kafka:\n              - role: produce');
-    const r = store.apply([{ type: 'replace-all', source: 'file', objects: [{ id: 'w.yaml', text: workloads }, { id: 'a.yaml', text: allow('/.*') }, { id: 'k.yaml', text: broker }] }]);
+    const broker =
+      `apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: k\n  labels: {app: k}\nspec:\n  addresses: [10.0.0.9]\n  proxy: {nodeMetadata: {NODE_NAME: h1}}\n---\n` +
+      allow('/.*')
+        .replace('name: a', 'name: k')
+        .replace('{app: a}', '{app: k}')
+        .replace(/http:\n\s+- path: "\/\.\*"/, 'kafka:\n              - role: produce');
+    const r = store.apply([
+      {
+        type: 'replace-all',
+        source: 'file',
+        objects: [
+          { id: 'w.yaml', text: workloads },
+          { id: 'a.yaml', text: allow('/.*') },
+          { id: 'k.yaml', text: broker },
+        ],
+      },
+    ]);
     assert.equal(r.applied, true, 'each binding alone is fine');
     const builder = NodeSnapshotBuilder.forStore(store, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG }, quiet);
     builder.nodeKey({ id: 'a', cluster: '', metadata: { NODE_NAME: 'h1' }, userAgentName: '' });

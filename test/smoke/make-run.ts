@@ -27,14 +27,21 @@ function freePort(): Promise<number> {
 function within<T>(ms: number, step: string, p: Promise<T>): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${step}: did not happen within ${ms / 1000} s`)), ms);
-    p.then((v) => (clearTimeout(t), resolve(v)), (e: unknown) => (clearTimeout(t), reject(e)));
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e: unknown) => (clearTimeout(t), reject(e)),
+    );
   });
 }
 
 async function main(): Promise<void> {
   const [xdsPort, adminPort] = [await freePort(), await freePort()];
   const started = Date.now();
-  const child = spawn('make', ['--no-print-directory', 'run', `XDS_PORT=${xdsPort}`, `ADMIN_PORT=${adminPort}`], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('make', ['--no-print-directory', 'run', `XDS_PORT=${xdsPort}`, `ADMIN_PORT=${adminPort}`], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const listening = new Promise<string>((resolve, reject) => {
@@ -60,7 +67,11 @@ async function main(): Promise<void> {
     lds.send({ node: { id: NODE, locality: {} }, type_url: LISTENER, version_info: response.version_info, response_nonce: response.nonce });
     console.log(`smoke: LDS version ${response.version_info} served ${names.join(', ')} and ACKed`);
 
-    const status = await within(10_000, 'the admin status endpoint', fetch(`http://127.0.0.1:${adminPort}/status`).then((r) => r.text()));
+    const status = await within(
+      10_000,
+      'the admin status endpoint',
+      fetch(`http://127.0.0.1:${adminPort}/status`).then((r) => r.text()),
+    );
     if (!status.includes(NODE)) throw new Error(`/status does not list ${NODE}:\n${status.slice(0, 1000)}`);
     lds.close();
     client.close();

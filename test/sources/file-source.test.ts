@@ -49,7 +49,10 @@ describe('FilePolicySource', function () {
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-source-'));
     fs.mkdirSync(path.join(dir, 'workloads'));
-    fs.writeFileSync(path.join(dir, 'workloads', 'all.yaml'), [workload('api', 'api', '10.0.0.1'), workload('web', 'web', '10.0.0.2'), workload('db', 'db', '10.0.0.3')].join('---\n'));
+    fs.writeFileSync(
+      path.join(dir, 'workloads', 'all.yaml'),
+      [workload('api', 'api', '10.0.0.1'), workload('web', 'web', '10.0.0.2'), workload('db', 'db', '10.0.0.3')].join('---\n'),
+    );
     fs.writeFileSync(path.join(dir, 'api.yaml'), allowHttp('web', 'api'));
   });
 
@@ -139,7 +142,9 @@ describe('FilePolicySource', function () {
     const before = JSON.stringify([...source.current().proxies]);
     const servedBefore = JSON.stringify(['api', 'db', 'web'].map((n) => source!.policyForNode(n) ?? null));
     const event = nextEvent(source);
-    const kafka = allowHttp('web', 'api').replace('name: api', 'name: api-kafka').replace(/http:\n\s+- path: "\/\.\*"/, 'kafka:\n              - role: produce');
+    const kafka = allowHttp('web', 'api')
+      .replace('name: api', 'name: api-kafka')
+      .replace(/http:\n\s+- path: "\/\.\*"/, 'kafka:\n              - role: produce');
     // A second, independent change in the same reload must not be applied either.
     fs.writeFileSync(path.join(dir, 'more.yaml'), `${kafka}---\n${allowHttp('api', 'db')}`);
     const { errors } = await event;
@@ -279,7 +284,10 @@ describe('FilePolicySource under careless writers and moving directories', funct
     fs.writeFileSync(path.join(policies, 'api.yaml'), allowHttp('web', 'api', '/v2/.*'));
     for (let i = 0; i < 30 && pathOf() !== '/v2/.*'; i++) await sleep(100);
     assert.equal(pathOf(), '/v2/.*', 'an edit in the recreated directory is applied');
-    assert.ok(warnings.some((w) => /watch of .*policies lost: the directory is gone/.test(w)), warnings.join('\n'));
+    assert.ok(
+      warnings.some((w) => /watch of .*policies lost: the directory is gone/.test(w)),
+      warnings.join('\n'),
+    );
 
     // Replaced by a rename (how ConfigMap updates and deploy tools swap a directory).
     const staged = path.join(dir, 'policies.new');
@@ -293,6 +301,9 @@ describe('FilePolicySource under careless writers and moving directories', funct
     fs.writeFileSync(path.join(policies, 'api.yaml'), allowHttp('web', 'api', '/v4/.*'));
     for (let i = 0; i < 30 && pathOf() !== '/v4/.*'; i++) await sleep(100);
     assert.equal(pathOf(), '/v4/.*', 'an edit in the replacing directory is applied');
-    assert.ok(warnings.some((w) => /watch of .*policies lost: the directory was replaced/.test(w)), warnings.join('\n'));
+    assert.ok(
+      warnings.some((w) => /watch of .*policies lost: the directory was replaced/.test(w)),
+      warnings.join('\n'),
+    );
   });
 });

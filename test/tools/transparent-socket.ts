@@ -88,10 +88,7 @@ export function transparentListenerFd(options: TransparentListenOptions): number
  * A net.Server listening on an IP_TRANSPARENT socket. Resolves once listening; the server's
  * 'connection' sockets report the original destination as localAddress/localPort.
  */
-export function listenTransparent(
-  options: TransparentListenOptions,
-  onConnection?: (socket: net.Socket) => void,
-): Promise<net.Server> {
+export function listenTransparent(options: TransparentListenOptions, onConnection?: (socket: net.Socket) => void): Promise<net.Server> {
   const fd = transparentListenerFd(options);
   const server = net.createServer({ allowHalfOpen: options.allowHalfOpen ?? false }, onConnection);
   return new Promise((resolve, reject) => {

@@ -13,19 +13,55 @@ const EXAMPLES = ['--policies', 'examples/policies', '--workloads', 'examples/wo
 
 describe('meshaccel policy trace / policy test (CLI)', () => {
   it('trace names the rule that allowed a request, with its file and line', () => {
-    const r = meshaccel('policy', 'trace', ...EXAMPLES, '--from', 'shop/frontend-0', '--to', 'shop/api-0', '--port', '8080', '--method', 'GET', '--path', '/v1/products', '--host', 'api.shop.svc');
+    const r = meshaccel(
+      'policy',
+      'trace',
+      ...EXAMPLES,
+      '--from',
+      'shop/frontend-0',
+      '--to',
+      'shop/api-0',
+      '--port',
+      '8080',
+      '--method',
+      'GET',
+      '--path',
+      '/v1/products',
+      '--host',
+      'api.shop.svc',
+    );
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^ALLOWED: ingress of sidecar~10\.1\.0\.10~api-0\.shop~shop\.svc\.cluster\.local: allowed by shop\/api-allowlist \(examples\/policies\/http-api-allowlist\.yaml:14\) spec\.ingress\[0\] \(L7, meshaccel\.rbac\.inbound\.8080\)$/m);
+    assert.match(
+      r.stdout,
+      /^ALLOWED: ingress of sidecar~10\.1\.0\.10~api-0\.shop~shop\.svc\.cluster\.local: allowed by shop\/api-allowlist \(examples\/policies\/http-api-allowlist\.yaml:14\) spec\.ingress\[0\] \(L7, meshaccel\.rbac\.inbound\.8080\)$/m,
+    );
   });
 
   it('trace says when default deny decided, at which layer', () => {
     const r = meshaccel('policy', 'trace', ...EXAMPLES, '--from', 'shop/frontend-0', '--to', 'shop/api-0', '--port', '22');
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^DENIED: ingress of sidecar~10\.1\.0\.10~api-0\.shop~shop\.svc\.cluster\.local: default deny \(no rule of meshaccel\.l4\.inbound\.default matches, L4\)$/m);
+    assert.match(
+      r.stdout,
+      /^DENIED: ingress of sidecar~10\.1\.0\.10~api-0\.shop~shop\.svc\.cluster\.local: default deny \(no rule of meshaccel\.l4\.inbound\.default matches, L4\)$/m,
+    );
   });
 
   it('trace of a source given by address and labels', () => {
-    const r = meshaccel('policy', 'trace', ...EXAMPLES, '--from-ip', '10.1.0.77', '--from-labels', 'app=billing,tier=experimental', '--from-namespace', 'shop', '--to', 'shop/kafka-0', '--port', '9092');
+    const r = meshaccel(
+      'policy',
+      'trace',
+      ...EXAMPLES,
+      '--from-ip',
+      '10.1.0.77',
+      '--from-labels',
+      'app=billing,tier=experimental',
+      '--from-namespace',
+      'shop',
+      '--to',
+      'shop/kafka-0',
+      '--port',
+      '9092',
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^DENIED: /m);
   });
@@ -35,7 +71,10 @@ describe('meshaccel policy trace / policy test (CLI)', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^ingress at .*, chain inbound\|9092\|kafka:$/m);
     assert.match(r.stdout, /^  L7: the port runs the Kafka filter, which judges each request/m);
-    assert.match(r.stdout, /^ALLOWED: .*allowed by shop\/kafka-orders \(examples\/policies\/kafka-produce-consume\.yaml:\d+\) spec\.ingress\[0\] \(L4, meshaccel\.l4\.inbound\.9092\); Kafka requests are judged by the Kafka filter \(not traced\)$/m);
+    assert.match(
+      r.stdout,
+      /^ALLOWED: .*allowed by shop\/kafka-orders \(examples\/policies\/kafka-produce-consume\.yaml:\d+\) spec\.ingress\[0\] \(L4, meshaccel\.l4\.inbound\.9092\); Kafka requests are judged by the Kafka filter \(not traced\)$/m,
+    );
     assert.equal(meshaccel('policy', 'test', 'examples/policies/kafka-produce-consume.test.yaml').status, 0);
   });
 
@@ -43,7 +82,10 @@ describe('meshaccel policy trace / policy test (CLI)', () => {
     assert.equal(meshaccel('policy', 'test', 'examples/policies/http-api-allowlist.test.yaml').status, 0);
     const dir = tmpDir('ptest');
     const file = path.join(dir, 'wrong.test.yaml');
-    fs.writeFileSync(file, `policies: [${path.join(ROOT, 'examples/policies')}]\nworkloads: [${path.join(ROOT, 'examples/workloads')}]\ncases:\n  - name: ssh to the api\n    from: shop/frontend-0\n    to: shop/api-0\n    port: 22\n    expect: ALLOWED\n  - name: products\n    from: shop/frontend-0\n    to: shop/api-0\n    port: 8080\n    request: {method: GET, path: /v1/products, host: api.shop.svc}\n    expect: ALLOWED\n`);
+    fs.writeFileSync(
+      file,
+      `policies: [${path.join(ROOT, 'examples/policies')}]\nworkloads: [${path.join(ROOT, 'examples/workloads')}]\ncases:\n  - name: ssh to the api\n    from: shop/frontend-0\n    to: shop/api-0\n    port: 22\n    expect: ALLOWED\n  - name: products\n    from: shop/frontend-0\n    to: shop/api-0\n    port: 8080\n    request: {method: GET, path: /v1/products, host: api.shop.svc}\n    expect: ALLOWED\n`,
+    );
     const r = meshaccel('policy', 'test', file);
     fs.rmSync(dir, { recursive: true, force: true });
     assert.equal(r.status, 1);
@@ -55,7 +97,10 @@ describe('meshaccel policy trace / policy test (CLI)', () => {
   it('a case on an HTTP port without a request fails: it would say nothing about L7', () => {
     const dir = tmpDir('ptest');
     const file = path.join(dir, 'l7.test.yaml');
-    fs.writeFileSync(file, `policies: [${path.join(ROOT, 'examples/policies')}]\nworkloads: [${path.join(ROOT, 'examples/workloads')}]\ncases:\n  - name: no request\n    from: shop/frontend-0\n    to: shop/api-0\n    port: 8080\n    expect: ALLOWED\n`);
+    fs.writeFileSync(
+      file,
+      `policies: [${path.join(ROOT, 'examples/policies')}]\nworkloads: [${path.join(ROOT, 'examples/workloads')}]\ncases:\n  - name: no request\n    from: shop/frontend-0\n    to: shop/api-0\n    port: 8080\n    expect: ALLOWED\n`,
+    );
     const r = meshaccel('policy', 'test', file);
     fs.rmSync(dir, { recursive: true, force: true });
     assert.equal(r.status, 1);

@@ -44,7 +44,10 @@ describe('examples/policies/*.test.yaml', () => {
       const results = runPolicyTestFile(path.join(ROOT, 'examples', 'policies', f), DEFAULT_REDIRECT_CONFIG);
       assert.ok(results.length > 0);
       const failed = results.filter((r) => !r.passed);
-      assert.deepEqual(failed.map((r) => `${r.name}: expected ${r.expected}, got ${r.actual}\n${r.detail}`), []);
+      assert.deepEqual(
+        failed.map((r) => `${r.name}: expected ${r.expected}, got ${r.actual}\n${r.detail}`),
+        [],
+      );
     });
   }
 });

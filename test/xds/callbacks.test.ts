@@ -59,7 +59,13 @@ describe('xDS callbacks', function () {
   before(async () => {
     const cache = new SnapshotCache();
     cache.setSnapshot('n1', Snapshot.fromResources([edsCluster('x'), edsCluster('y')]));
-    xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1', callbacks: [a, thrower, b], log: { info: () => undefined, warn: (m) => logged.push(m) } });
+    xds = await startXdsServer({
+      source: cache,
+      port: 0,
+      host: '127.0.0.1',
+      callbacks: [a, thrower, b],
+      log: { info: () => undefined, warn: (m) => logged.push(m) },
+    });
     client = rawClient(xds.port);
   });
   after(async () => {
@@ -75,7 +81,14 @@ describe('xDS callbacks', function () {
     await until(() => a.events.includes('ack Cluster'));
     s.close();
     await until(() => a.events.some((e) => e.startsWith('close')));
-    assert.deepEqual(a.events, ['open sotw n1 n1', 'request Cluster nonce=no wildcard=true', 'response Cluster 2', 'ack Cluster', 'request Cluster nonce=yes wildcard=true', 'close sotw n1']);
+    assert.deepEqual(a.events, [
+      'open sotw n1 n1',
+      'request Cluster nonce=no wildcard=true',
+      'response Cluster 2',
+      'ack Cluster',
+      'request Cluster nonce=yes wildcard=true',
+      'close sotw n1',
+    ]);
     assert.deepEqual(b.events, a.events);
     const res = a.responses[0];
     assert.equal(res.version, r.version_info);

@@ -7,17 +7,34 @@ import { rawClient, sotwStream } from '../helpers/raw-xds-client';
 describe('embedding the xDS services in an existing grpc.Server', function () {
   this.timeout(20000);
 
-  it('serves xDS next to the application\'s own service on one port', async () => {
+  it("serves xDS next to the application's own service on one port", async () => {
     const server = new grpc.Server();
     const id = (b: Buffer): Buffer => b;
     server.addService(
-      { Echo: { path: ECHO_METHOD, requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id } },
+      {
+        Echo: {
+          path: ECHO_METHOD,
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: id,
+          requestDeserialize: id,
+          responseSerialize: id,
+          responseDeserialize: id,
+        },
+      },
       { Echo: (_c: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from('app')) },
     );
     const cache = new SnapshotCache({ nodeHash: (n) => n.cluster });
     const xds = addXdsServices(server, { source: cache });
-    cache.setSnapshot('edge', Snapshot.fromResources([encodeEnvoyResource(TypeUrl.Cluster, 'c', { name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: '1s' })]));
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    cache.setSnapshot(
+      'edge',
+      Snapshot.fromResources([
+        encodeEnvoyResource(TypeUrl.Cluster, 'c', { name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: '1s' }),
+      ]),
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
 
     const client = rawClient(port);
     assert.equal(await callEcho(client), 'app');
@@ -35,7 +52,12 @@ describe('embedding the xDS services in an existing grpc.Server', function () {
 
   it('two control planes over one SnapshotSource each answer with their own control_plane identifier', async () => {
     const cache = new SnapshotCache();
-    cache.setSnapshot('n', Snapshot.fromResources([encodeEnvoyResource(TypeUrl.Cluster, 'c', { name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: '1s' })]));
+    cache.setSnapshot(
+      'n',
+      Snapshot.fromResources([
+        encodeEnvoyResource(TypeUrl.Cluster, 'c', { name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } }, connect_timeout: '1s' }),
+      ]),
+    );
     const servers = await Promise.all(['plane-a', 'plane-b'].map((id) => startXdsServer({ source: cache, controlPlaneId: id, port: 0, host: '127.0.0.1' })));
     const identifiers: Array<string | undefined> = [];
     try {

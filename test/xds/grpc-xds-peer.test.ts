@@ -12,7 +12,7 @@ import { callEcho, eventually, startEchoBackend } from '../helpers/echo-backend'
  * The real peer: gRPC's own xDS client resolves `xds:///echo.test` through our server
  * (Listener -> RDS -> Cluster -> EDS) and calls real gRPC backends.
  */
-describe('xDS server with gRPC\'s xDS client (@grpc/grpc-js-xds)', function () {
+describe("xDS server with gRPC's xDS client (@grpc/grpc-js-xds)", function () {
   this.timeout(60000);
   let xds: RunningXdsServer;
   let cache: SnapshotCache;
@@ -46,13 +46,26 @@ describe('xDS server with gRPC\'s xDS client (@grpc/grpc-js-xds)', function () {
   }
 
   function config(port: number, extra: Parameters<typeof Snapshot.fromResources>[0] = []): Snapshot {
-    return Snapshot.fromResources([apiListener('echo.test', 'echo-route'), routeToCluster('echo-route', 'backend'), edsCluster('backend'), endpoints('backend', [port]), ...extra]);
+    return Snapshot.fromResources([
+      apiListener('echo.test', 'echo-route'),
+      routeToCluster('echo-route', 'backend'),
+      edsCluster('backend'),
+      endpoints('backend', [port]),
+      ...extra,
+    ]);
   }
 
   it('resolves through LDS, RDS, CDS and EDS and calls the backend', async () => {
     cache.setSnapshot(NODE, config(backends[0].port));
     const c = client(NODE);
-    assert.equal(await eventually('first call', () => callEcho(c), (v) => v === 'A'), 'A');
+    assert.equal(
+      await eventually(
+        'first call',
+        () => callEcho(c),
+        (v) => v === 'A',
+      ),
+      'A',
+    );
     const status = xds.controlPlane.status.get(NODE);
     assert.ok(status, 'node is tracked');
     const acked = new Map(status.types.map((t) => [t.typeUrl, t.ackedVersion]));
@@ -66,21 +79,34 @@ describe('xDS server with gRPC\'s xDS client (@grpc/grpc-js-xds)', function () {
     assert.ok(before, 'the Listener was sent before the change');
     cache.setSnapshot(NODE, config(backends[1].port));
     const c = clients[0];
-    await eventually('switch to B', () => callEcho(c), (v) => v === 'B');
+    await eventually(
+      'switch to B',
+      () => callEcho(c),
+      (v) => v === 'B',
+    );
     // Only EDS changed: the Listener must not have been re-sent.
     const lds = xds.controlPlane.status.get(NODE)!.types.find((t) => t.typeUrl === TypeUrl.Listener)!;
     assert.equal(lds.sentAt?.getTime(), before?.getTime(), 'unchanged Listener not re-sent');
   });
 
-  it('records the client\'s NACK of an invalid resource while the last good config keeps serving', async () => {
+  it("records the client's NACK of an invalid resource while the last good config keeps serving", async () => {
     const nacks: string[] = [];
     xds.controlPlane.status.on('nack', (node, typeUrl, nack) => nacks.push(`${node} ${typeUrl} ${nack.message}`));
     // gRPC supports only EDS, LOGICAL_DNS and aggregate clusters: a STATIC cluster is invalid
     // for this client, so it rejects the whole CDS update.
     const bad = resource(TypeUrl.Cluster, 'backend', { name: 'backend', type: 'STATIC', lb_policy: 'ROUND_ROBIN' });
-    const snap = Snapshot.fromResources([apiListener('echo.test', 'echo-route'), routeToCluster('echo-route', 'backend'), bad, endpoints('backend', [backends[1].port])]);
+    const snap = Snapshot.fromResources([
+      apiListener('echo.test', 'echo-route'),
+      routeToCluster('echo-route', 'backend'),
+      bad,
+      endpoints('backend', [backends[1].port]),
+    ]);
     cache.setSnapshot(NODE, snap);
-    await eventually('NACK recorded', async () => xds.controlPlane.status.get(NODE)!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!.lastNack, (n) => n !== undefined);
+    await eventually(
+      'NACK recorded',
+      async () => xds.controlPlane.status.get(NODE)!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!.lastNack,
+      (n) => n !== undefined,
+    );
     const cds = xds.controlPlane.status.get(NODE)!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!;
     assert.equal(cds.lastNack!.version, snap.version(TypeUrl.Cluster));
     assert.notEqual(cds.ackedVersion, snap.version(TypeUrl.Cluster));
@@ -93,14 +119,29 @@ describe('xDS server with gRPC\'s xDS client (@grpc/grpc-js-xds)', function () {
     assert.equal(nacks.length, 1, 'rejected version not resent');
     // A fixed snapshot is accepted and clears the NACK.
     cache.setSnapshot(NODE, config(backends[0].port));
-    await eventually('back to A', () => callEcho(clients[0]), (v) => v === 'A');
-    await eventually('NACK cleared', async () => xds.controlPlane.status.get(NODE)!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!, (t) => t.lastNack === undefined && t.ackedVersion === cache.getSnapshot(NODE)!.version(TypeUrl.Cluster));
+    await eventually(
+      'back to A',
+      () => callEcho(clients[0]),
+      (v) => v === 'A',
+    );
+    await eventually(
+      'NACK cleared',
+      async () => xds.controlPlane.status.get(NODE)!.types.find((t) => t.typeUrl === TypeUrl.Cluster)!,
+      (t) => t.lastNack === undefined && t.ackedVersion === cache.getSnapshot(NODE)!.version(TypeUrl.Cluster),
+    );
   });
 
   it('serves two nodes different configurations from one server', async () => {
     cache.setSnapshot('grpc-client-2', config(backends[1].port));
     const c2 = client('grpc-client-2');
-    assert.equal(await eventually('node 2', () => callEcho(c2), (v) => v === 'B'), 'B');
+    assert.equal(
+      await eventually(
+        'node 2',
+        () => callEcho(c2),
+        (v) => v === 'B',
+      ),
+      'B',
+    );
     assert.equal(await callEcho(clients[0]), 'A');
   });
 });

@@ -13,7 +13,9 @@ const node = testNode;
 
 describe('xDS server under bad input', function () {
   this.timeout(30000);
-  const bed = xdsServerPerTest({ limits: { maxNamesPerType: 5000 } }, (cache) => cache.setSnapshot('good', Snapshot.fromResources([edsCluster('a'), endpoints('a', [1])])));
+  const bed = xdsServerPerTest({ limits: { maxNamesPerType: 5000 } }, (cache) =>
+    cache.setSnapshot('good', Snapshot.fromResources([edsCluster('a'), endpoints('a', [1])])),
+  );
 
   /** A healthy stream opened first must keep working whatever the bad one does. */
   async function healthyStream() {
@@ -30,7 +32,10 @@ describe('xDS server under bad input', function () {
     bed.cache.setSnapshot('good', Snapshot.fromResources([edsCluster('a'), edsCluster(probe)]));
     const r = await s.next();
     assert.equal(r.resources.length, 2);
-    assert.ok(r.resources.some((a) => Buffer.from(a.value).includes(probe)), `healthy stream got ${probe}`);
+    assert.ok(
+      r.resources.some((a) => Buffer.from(a.value).includes(probe)),
+      `healthy stream got ${probe}`,
+    );
     s.send({ type_url: TypeUrl.Cluster, version_info: r.version_info, response_nonce: r.nonce });
   }
 
@@ -59,7 +64,11 @@ describe('xDS server under bad input', function () {
     assert.equal(st.code, grpc.status.INVALID_ARGUMENT);
     assert.match(st.details, /node id changed/);
 
-    const garbage = bed.client.makeBidiStreamRequest('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', (b: Buffer) => b, (b: Buffer) => b);
+    const garbage = bed.client.makeBidiStreamRequest(
+      '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+    );
     garbage.on('error', () => undefined);
     const ended = new Promise<grpc.StatusObject>((resolve) => garbage.on('status', resolve));
     garbage.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]));
@@ -130,7 +139,12 @@ describe('xDS server with mTLS', function () {
   before(async () => {
     pki = makeTestPki();
     cache.setSnapshot('sidecar-a', Snapshot.fromResources([edsCluster('for-a')]));
-    xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1', tls: { certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert } });
+    xds = await startXdsServer({
+      source: cache,
+      port: 0,
+      host: '127.0.0.1',
+      tls: { certFile: pki.serverCert, keyFile: pki.serverKey, clientCaFile: pki.caCert },
+    });
   });
   after(async () => {
     await xds.close();

@@ -72,10 +72,25 @@ describe('State-of-the-World xDS', function () {
     s.send({ type_url: TypeUrl.Cluster, resource_names: [] });
     for (let i = 0; i < 4; i++) {
       const r = await s.next();
-      s.send({ type_url: r.type_url, resource_names: r.type_url === TypeUrl.RouteConfiguration ? ['r'] : r.type_url === TypeUrl.ClusterLoadAssignment ? ['c'] : [], version_info: r.version_info, response_nonce: r.nonce });
+      s.send({
+        type_url: r.type_url,
+        resource_names: r.type_url === TypeUrl.RouteConfiguration ? ['r'] : r.type_url === TypeUrl.ClusterLoadAssignment ? ['c'] : [],
+        version_info: r.version_info,
+        response_nonce: r.nonce,
+      });
     }
     await s.nothingFor(200);
-    bed.cache.setSnapshot('n1', Snapshot.fromResources([edsCluster('c'), edsCluster('c2'), endpoints('c', [2]), apiListener('l', 'r2'), apiListener('l2', 'r'), routeToCluster('r', 'c2')]));
+    bed.cache.setSnapshot(
+      'n1',
+      Snapshot.fromResources([
+        edsCluster('c'),
+        edsCluster('c2'),
+        endpoints('c', [2]),
+        apiListener('l', 'r2'),
+        apiListener('l2', 'r'),
+        routeToCluster('r', 'c2'),
+      ]),
+    );
     const order: string[] = [];
     for (let i = 0; i < 4; i++) order.push((await s.next()).type_url);
     assert.deepEqual(order, [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration]);
@@ -118,7 +133,11 @@ describe('REST-style fetch (FetchEndpoints and the like)', function () {
   });
 
   it('refuses a fetch without node.id, from a node the authorizer denies, and for a node with no configuration', async () => {
-    const failure = (request: Record<string, unknown>) => fetch(request).then(() => assert.fail('fetch succeeded'), (e: grpc.ServiceError) => [e.code, e.details]);
+    const failure = (request: Record<string, unknown>) =>
+      fetch(request).then(
+        () => assert.fail('fetch succeeded'),
+        (e: grpc.ServiceError) => [e.code, e.details],
+      );
     assert.deepEqual(await failure({ resource_names: ['e1'] }), [grpc.status.INVALID_ARGUMENT, 'fetch request must carry node.id']);
     assert.deepEqual(await failure({ node: node('intruder'), resource_names: ['e1'] }), [grpc.status.PERMISSION_DENIED, 'not on the guest list']);
     assert.deepEqual(await failure({ node: node('unknown'), resource_names: ['e1'] }), [grpc.status.UNAVAILABLE, 'no configuration for node unknown yet']);

@@ -43,12 +43,18 @@ describe('NodeStatusRegistry', () => {
       r.streamOpened(i, `n${i}`, `n${i}`, '', '', 'peer', 'sotw');
       r.streamClosed(i, `n${i}`);
     }
-    assert.deepEqual(r.list().map((n) => n.nodeId), ['n3', 'n4']);
+    assert.deepEqual(
+      r.list().map((n) => n.nodeId),
+      ['n3', 'n4'],
+    );
     // A reconnecting node is no longer counted as disconnected.
     r.streamOpened(10, 'n3', 'n3', '', '', 'peer', 'delta');
     r.streamOpened(11, 'x', 'x', '', '', 'peer', 'sotw');
     r.streamClosed(11, 'x');
-    assert.deepEqual(r.list().map((n) => n.nodeId), ['n3', 'n4', 'x']);
+    assert.deepEqual(
+      r.list().map((n) => n.nodeId),
+      ['n3', 'n4', 'x'],
+    );
   });
 
   it('a NACK is kept until the next ACK', () => {

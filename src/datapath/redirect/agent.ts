@@ -89,7 +89,9 @@ async function requireLoopbackUp(target: NetnsTarget): Promise<void> {
   }
   if (!flags.includes('UP')) {
     const fix = target.netns ? `ip -n ${target.netns} link set lo up` : 'ip link set lo up';
-    throw new Error(`loopback (lo) is down in ${where}: captured flows are delivered to the proxy through a local route on lo, which needs lo up. Bring it up first (\`${fix}\`); nothing was changed`);
+    throw new Error(
+      `loopback (lo) is down in ${where}: captured flows are delivered to the proxy through a local route on lo, which needs lo up. Bring it up first (\`${fix}\`); nothing was changed`,
+    );
   }
 }
 
@@ -131,7 +133,9 @@ export async function applyRedirect(partial: Partial<RedirectConfig>, options: A
         const hadOurs = previousProg !== undefined && (previous?.devices ?? []).includes(dev) && fs.existsSync(previousProg);
         const created = await attachIngress(target, dev, progPin);
         if (created) createdClsact.add(dev);
-        rollback.add(`restore the tc filter on ${dev}`, () => (hadOurs ? attachIngress(target, dev, previousProg!).then(() => undefined) : detachIngress(target, dev, created)));
+        rollback.add(`restore the tc filter on ${dev}`, () =>
+          hadOurs ? attachIngress(target, dev, previousProg!).then(() => undefined) : detachIngress(target, dev, created),
+        );
       }
       state.devices = devices;
       state.createdClsact = [...createdClsact];
@@ -190,7 +194,10 @@ function pinDirsOf(netns: string | undefined): string[] {
   // Exactly `redirect-<key>-<base36 time>`: a prefix match would also take `ns-pod-2`'s for `ns-pod`.
   const key = namespaceKey(netns).replace(/[.]/g, '\\.');
   const ours = new RegExp(`^redirect-${key}-[0-9a-z]+$`);
-  return fs.readdirSync(REDIRECT_BPFFS).filter((e) => ours.test(e)).map((e) => path.join(REDIRECT_BPFFS, e));
+  return fs
+    .readdirSync(REDIRECT_BPFFS)
+    .filter((e) => ours.test(e))
+    .map((e) => path.join(REDIRECT_BPFFS, e));
 }
 
 function forgetNamespace(netns: string | undefined, state: InstalledState | undefined): void {
@@ -237,7 +244,8 @@ export async function redirectStatus(options: { netns?: string } = {}): Promise<
   }
   const lo = await runRawIn(target, ['ip', '-j', 'link', 'show', 'dev', 'lo']);
   if (nft.installed && lo.code === 0 && !/"UP"/.test(lo.stdout)) status.warnings.push('lo is down: outbound flows rerouted through lo are dropped');
-  if (nft.installed && routing.rules.length === 0) status.warnings.push('fwmark rule missing: captured packets for foreign addresses will not be delivered locally');
+  if (nft.installed && routing.rules.length === 0)
+    status.warnings.push('fwmark rule missing: captured packets for foreign addresses will not be delivered locally');
   if (nft.installed && routing.routes.length === 0) status.warnings.push(`table ${config.routeTable} has no local default route`);
   return status;
 }

@@ -119,7 +119,10 @@ export async function loadProgram(target: NetnsTarget, pinDir: string, config: R
   for (const c of cidrsOf(config.excludeInboundCidrs, 4)) await mapUpdate(m('ma_rd_in_xv4'), cidrKey(c.text, 4), ['01']);
   for (const c of cidrsOf(config.excludeInboundCidrs, 6)) await mapUpdate(m('ma_rd_in_xv6'), cidrKey(c.text, 6), ['01']);
   const flags =
-    FLAG_INBOUND_ENABLED | FLAG_OUTBOUND_ENABLED | (config.inboundPorts.length > 0 ? FLAG_INBOUND_PORTS_LISTED : 0) | (config.captureIpv6 !== false ? FLAG_IPV6 : 0);
+    FLAG_INBOUND_ENABLED |
+    FLAG_OUTBOUND_ENABLED |
+    (config.inboundPorts.length > 0 ? FLAG_INBOUND_PORTS_LISTED : 0) |
+    (config.captureIpv6 !== false ? FLAG_IPV6 : 0);
   // struct rd_config { u32 tproxy_mark; u16 inbound; u16 outbound; u32 flags; u32 pad; }
   const value = [...u32le(config.tproxyMark), ...u16le(config.inboundProxyPort), ...u16le(config.outboundProxyPort), ...u32le(flags), ...u32le(0)];
   // Written last: until the config entry exists the program passes every packet.
@@ -144,7 +147,22 @@ export async function attachIngress(target: NetnsTarget, dev: string, progPin: s
     await runIn(target, ['tc', 'qdisc', 'add', 'dev', dev, 'clsact']);
     created = true;
   }
-  await runIn(target, ['tc', 'filter', 'replace', 'dev', dev, 'ingress', 'pref', String(TC_PREF), 'handle', '1', 'bpf', 'direct-action', 'object-pinned', progPin]);
+  await runIn(target, [
+    'tc',
+    'filter',
+    'replace',
+    'dev',
+    dev,
+    'ingress',
+    'pref',
+    String(TC_PREF),
+    'handle',
+    '1',
+    'bpf',
+    'direct-action',
+    'object-pinned',
+    progPin,
+  ]);
   return created;
 }
 

@@ -126,7 +126,10 @@ ${v6 ? `\t\tmeta nfproto ipv6 meta l4proto tcp counter name "outbound_captured" 
     inbound.push(
       `\t\tmeta nfproto ipv4 meta l4proto tcp counter name "inbound_captured" tproxy ip to :${config.inboundProxyPort} meta mark set ${mark} ct mark set ct mark or ${mark} accept`,
     );
-    if (v6) inbound.push(`\t\tmeta nfproto ipv6 meta l4proto tcp counter name "inbound_captured" tproxy ip6 to :${config.inboundProxyPort} meta mark set ${mark} ct mark set ct mark or ${mark} accept`);
+    if (v6)
+      inbound.push(
+        `\t\tmeta nfproto ipv6 meta l4proto tcp counter name "inbound_captured" tproxy ip6 to :${config.inboundProxyPort} meta mark set ${mark} ct mark set ct mark or ${mark} accept`,
+      );
     out.push(`\tchain inbound {\n${inbound.join('\n')}\n\t}`);
   }
 

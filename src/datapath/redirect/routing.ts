@@ -31,9 +31,7 @@ async function familyEnabled(target: NetnsTarget, family: Family): Promise<boole
 async function ourRules(target: NetnsTarget, family: Family, config: Pick<RedirectConfig, 'tproxyMark' | 'routeTable'>): Promise<IpRuleJson[]> {
   const r = await runIn(target, ['ip', '-j', family, 'rule', 'show']);
   const rules = JSON.parse(r.stdout || '[]') as IpRuleJson[];
-  return rules.filter(
-    (x) => x.fwmark !== undefined && Number(x.fwmark) === config.tproxyMark && String(x.table) === String(config.routeTable),
-  );
+  return rules.filter((x) => x.fwmark !== undefined && Number(x.fwmark) === config.tproxyMark && String(x.table) === String(config.routeTable));
 }
 
 function localDefault(family: Family): string {
@@ -53,7 +51,18 @@ export async function ensurePolicyRouting(target: NetnsTarget, config: RedirectC
     const existing = await ourRules(target, family, config);
     const exact = existing.filter((x) => x.priority === RULE_PRIORITY && (x.fwmask === undefined || Number(x.fwmask) === 0xffffffff));
     if (exact.length === 0) {
-      await runIn(target, ['ip', family, 'rule', 'add', 'fwmark', `${hex(config.tproxyMark)}/0xffffffff`, 'lookup', String(config.routeTable), 'priority', String(RULE_PRIORITY)]);
+      await runIn(target, [
+        'ip',
+        family,
+        'rule',
+        'add',
+        'fwmark',
+        `${hex(config.tproxyMark)}/0xffffffff`,
+        'lookup',
+        String(config.routeTable),
+        'priority',
+        String(RULE_PRIORITY),
+      ]);
     }
     await runIn(target, ['ip', family, 'route', 'replace', 'local', localDefault(family), 'dev', 'lo', 'table', String(config.routeTable)]);
   }
@@ -76,7 +85,9 @@ async function checkTableIsOurs(target: NetnsTarget, family: Family, table: numb
   const routes = JSON.parse(r.stdout || '[]') as IpRouteJson[];
   const foreign = routes.filter((x) => !(x.type === 'local' && x.dst === 'default' && x.dev === 'lo'));
   if (foreign.length > 0) {
-    throw new Error(`routing table ${table} (${family === '-4' ? 'IPv4' : 'IPv6'}) already holds routes that are not meshaccel's (${foreign.map((x) => `${x.type ?? 'unicast'} ${x.dst ?? '?'}${x.dev ? ` dev ${x.dev}` : ''}`).join(', ')}); choose another --route-table`);
+    throw new Error(
+      `routing table ${table} (${family === '-4' ? 'IPv4' : 'IPv6'}) already holds routes that are not meshaccel's (${foreign.map((x) => `${x.type ?? 'unicast'} ${x.dst ?? '?'}${x.dev ? ` dev ${x.dev}` : ''}`).join(', ')}); choose another --route-table`,
+    );
   }
 }
 
@@ -89,7 +100,16 @@ export async function removePolicyRouting(
   for (const family of ['-4', '-6'] as const) {
     if (!(await familyEnabled(target, family))) continue;
     for (const rule of options.keepRules ? [] : await ourRules(target, family, config)) {
-      const argv = ['ip', family, 'rule', 'del', 'fwmark', `${hex(config.tproxyMark)}${rule.fwmask ? `/${rule.fwmask}` : ''}`, 'lookup', String(config.routeTable)];
+      const argv = [
+        'ip',
+        family,
+        'rule',
+        'del',
+        'fwmark',
+        `${hex(config.tproxyMark)}${rule.fwmask ? `/${rule.fwmask}` : ''}`,
+        'lookup',
+        String(config.routeTable),
+      ];
       if (rule.priority !== undefined) argv.push('priority', String(rule.priority));
       await runIn(target, argv);
     }
@@ -111,10 +131,18 @@ export async function readPolicyRouting(target: NetnsTarget, config: Pick<Redire
   for (const family of ['-4', '-6'] as const) {
     if (!(await familyEnabled(target, family))) continue;
     for (const rule of await ourRules(target, family, config)) {
-      state.rules.push(`${family === '-4' ? 'ipv4' : 'ipv6'}: ${rule.priority}: fwmark ${rule.fwmark}${rule.fwmask ? `/${rule.fwmask}` : ''} lookup ${rule.table}`);
+      state.rules.push(
+        `${family === '-4' ? 'ipv4' : 'ipv6'}: ${rule.priority}: fwmark ${rule.fwmark}${rule.fwmask ? `/${rule.fwmask}` : ''} lookup ${rule.table}`,
+      );
     }
     const r = await runRawIn(target, ['ip', family, 'route', 'show', 'table', String(config.routeTable)]);
-    if (r.code === 0) state.routes.push(...r.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => `${family === '-4' ? 'ipv4' : 'ipv6'}: ${l.trim()} table ${config.routeTable}`));
+    if (r.code === 0)
+      state.routes.push(
+        ...r.stdout
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .map((l) => `${family === '-4' ? 'ipv4' : 'ipv6'}: ${l.trim()} table ${config.routeTable}`),
+      );
   }
   return state;
 }

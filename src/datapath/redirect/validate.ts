@@ -39,7 +39,9 @@ export const BPF_REDIRECT_MAP_ENTRIES = 1024;
 function checkBpfCapacity(config: RedirectConfig): void {
   const over = (what: string, count: number): void => {
     if (count > BPF_REDIRECT_MAP_ENTRIES) {
-      throw new Error(`${what}: ${count} distinct entries, but bpf mode's tc program holds at most ${BPF_REDIRECT_MAP_ENTRIES} (use --mode nft, or merge them into fewer)`);
+      throw new Error(
+        `${what}: ${count} distinct entries, but bpf mode's tc program holds at most ${BPF_REDIRECT_MAP_ENTRIES} (use --mode nft, or merge them into fewer)`,
+      );
     }
   };
   over('inboundPorts', new Set(config.inboundPorts).size);

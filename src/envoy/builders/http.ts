@@ -16,4 +16,3 @@ export function httpChain(direction: Direction, port: number): Json {
     filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: withType(HCM_TYPE_URL, hcm) }],
   };
 }
-

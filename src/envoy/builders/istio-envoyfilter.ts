@@ -33,7 +33,10 @@ function xdsCluster(host: string, port: number): Json {
         explicit_http_config: { http2_protocol_options: {} },
       },
     },
-    load_assignment: { cluster_name: MESHACCEL_XDS_CLUSTER, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }] },
+    load_assignment: {
+      cluster_name: MESHACCEL_XDS_CLUSTER,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }],
+    },
   };
 }
 
@@ -42,7 +45,10 @@ function httpFilterPatch(port: number, fetchTimeout: string): Json {
     applyTo: 'HTTP_FILTER',
     match: {
       context: 'SIDECAR_INBOUND',
-      listener: { portNumber: port, filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } },
+      listener: {
+        portNumber: port,
+        filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } },
+      },
     },
     patch: {
       operation: 'INSERT_BEFORE',
@@ -66,7 +72,11 @@ function httpFilterPatch(port: number, fetchTimeout: string): Json {
 export function istioEnvoyFilter(ports: readonly number[], options: EnvoyFilterOptions = {}): Json {
   const spec: Json = {
     configPatches: [
-      { applyTo: 'CLUSTER', match: { context: 'SIDECAR_INBOUND' }, patch: { operation: 'ADD', value: xdsCluster(options.xdsHost ?? 'meshaccel.meshaccel-system.svc.cluster.local', options.xdsPort ?? 18000) } },
+      {
+        applyTo: 'CLUSTER',
+        match: { context: 'SIDECAR_INBOUND' },
+        patch: { operation: 'ADD', value: xdsCluster(options.xdsHost ?? 'meshaccel.meshaccel-system.svc.cluster.local', options.xdsPort ?? 18000) },
+      },
       ...[...new Set(ports)].sort((a, b) => a - b).map((p) => httpFilterPatch(p, options.initialFetchTimeout ?? '5s')),
     ],
   };

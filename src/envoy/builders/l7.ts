@@ -60,7 +60,13 @@ const HTTP_ENFORCEMENT: L7Enforcement = {
     const name = rbacEcdsName(direction, port.port);
     const c = compileRbac(port, { direction: dirOf(direction), mtlsPrincipals: false, exactPeers: false }, httpPermission);
     warnings.push(...c.warnings);
-    return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, c.rbac), origins: c.origins, policyOrigins: c.policyOrigins };
+    return {
+      typeUrl: TypeUrl.ExtensionConfig,
+      name,
+      json: typedExtensionConfig(name, RBAC_TYPE_URL, c.rbac),
+      origins: c.origins,
+      policyOrigins: c.policyOrigins,
+    };
   },
   chain: (direction, port) => httpChain(direction, port),
 };
@@ -86,7 +92,10 @@ const KAFKA_ENFORCEMENT: L7Enforcement = {
       filter_chain_match: { destination_port: port },
       filters: [
         kafkaNetworkFilter(dirOf(direction), port, ctx.kafkaModule),
-        { name: 'envoy.filters.network.tcp_proxy', typed_config: withType(TCP_PROXY_TYPE_URL, { stat_prefix: `${direction}_${port}_kafka`, cluster: passthroughClusterName(direction) }) },
+        {
+          name: 'envoy.filters.network.tcp_proxy',
+          typed_config: withType(TCP_PROXY_TYPE_URL, { stat_prefix: `${direction}_${port}_kafka`, cluster: passthroughClusterName(direction) }),
+        },
       ],
     };
   },

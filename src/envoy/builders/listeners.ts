@@ -45,7 +45,13 @@ export function originalDstCluster(direction: Direction, redirect: RedirectConfi
     connect_timeout: '5s',
     upstream_bind_config: {
       socket_options: [
-        { description: 'SO_MARK: proxy upstream traffic is not captured again', level: SOL_SOCKET, name: SO_MARK, int_value: redirect.proxyMark, state: 'STATE_PREBIND' },
+        {
+          description: 'SO_MARK: proxy upstream traffic is not captured again',
+          level: SOL_SOCKET,
+          name: SO_MARK,
+          int_value: redirect.proxyMark,
+          state: 'STATE_PREBIND',
+        },
       ],
     },
   };
@@ -89,7 +95,9 @@ export function captureListener(direction: Direction, chains: readonly Json[], r
     address: { socket_address: { address: '0.0.0.0', port_value: port } },
     // The agent captures IPv6 too unless told not to; TPROXY needs an IPv6 socket on the same
     // port for those flows, or they find no listener and are dropped.
-    ...(redirect.captureIpv6 !== false ? { additional_addresses: [{ address: { socket_address: { address: '::', port_value: port, ipv4_compat: false } } }] } : {}),
+    ...(redirect.captureIpv6 !== false
+      ? { additional_addresses: [{ address: { socket_address: { address: '::', port_value: port, ipv4_compat: false } } }] }
+      : {}),
     transparent: true,
     traffic_direction: direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
     listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: withType(ORIGINAL_DST_TYPE_URL, {}) }],

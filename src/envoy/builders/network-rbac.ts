@@ -32,11 +32,20 @@ export function networkPolicyName(rule: CompiledRule, port: number): string {
  * The network RBAC of a set of port entries. `portConditions`: each entry's rules also need the
  * connection's destination port (the default chain); port 0 entries match any port.
  */
-export function compileNetworkRbac(entries: readonly CompiledPortPolicy[], options: RbacOptions & { action: 'ALLOW' | 'DENY'; portConditions: boolean; statPrefix: string }): RbacCompilation {
+export function compileNetworkRbac(
+  entries: readonly CompiledPortPolicy[],
+  options: RbacOptions & { action: 'ALLOW' | 'DENY'; portConditions: boolean; statPrefix: string },
+): RbacCompilation {
   const into = emptyRbacPolicies();
   for (const entry of entries) {
     const condition: Json = options.portConditions && entry.port !== 0 ? { destination_port: entry.port } : { any: true };
-    addRbacPolicies(into, entry, options, () => condition, (rule) => networkPolicyName(rule, entry.port));
+    addRbacPolicies(
+      into,
+      entry,
+      options,
+      () => condition,
+      (rule) => networkPolicyName(rule, entry.port),
+    );
   }
   return {
     rbac: { stat_prefix: options.statPrefix, rules: { action: options.action, policies: into.policies } },

@@ -80,7 +80,9 @@ export function httpRulePermission(rule: HttpRule, origin: PolicyOrigin, warning
     // With a mismatch action Cilium still lets the request through (and logs or rewrites the
     // header); RBAC can only allow or deny, so the match is no condition and the action is lost.
     if (hm.mismatch) {
-      warnings.push(`policy ${origin.policy}: header ${hm.name} with mismatch action ${hm.mismatch} does not restrict requests; RBAC cannot ${hm.mismatch === 'LOG' ? 'log' : 'rewrite'} it, so it is not enforced`);
+      warnings.push(
+        `policy ${origin.policy}: header ${hm.name} with mismatch action ${hm.mismatch} does not restrict requests; RBAC cannot ${hm.mismatch === 'LOG' ? 'log' : 'rewrite'} it, so it is not enforced`,
+      );
       continue;
     }
     parts.push(headerExact(hm.name.toLowerCase(), hm.value));
@@ -122,13 +124,21 @@ function cidrSetMatchers(peers: PeerSet, origin: PolicyOrigin, warnings: string[
     if (!range) continue;
     const except = cidrRanges(set.except, origin, warnings).map((r) => ({ [field]: r }));
     if (except.length === 0) out.push({ [field]: range });
-    else if (kind === 'principal') out.push({ and_ids: { ids: [{ [field]: range }, { not_id: except.length === 1 ? except[0] : { or_ids: { ids: except } } }] } });
+    else if (kind === 'principal')
+      out.push({ and_ids: { ids: [{ [field]: range }, { not_id: except.length === 1 ? except[0] : { or_ids: { ids: except } } }] } });
     else out.push({ and_rules: { rules: [{ [field]: range }, { not_rule: except.length === 1 ? except[0] : { or_rules: { rules: except } } }] } });
   }
   return out;
 }
 
-function peerPrincipals(peers: PeerSet, endpoints: readonly PeerEndpoint[] | undefined, mtls: boolean, exact: boolean, origin: PolicyOrigin, warnings: string[]): Json[] {
+function peerPrincipals(
+  peers: PeerSet,
+  endpoints: readonly PeerEndpoint[] | undefined,
+  mtls: boolean,
+  exact: boolean,
+  origin: PolicyOrigin,
+  warnings: string[],
+): Json[] {
   if (peers.any) return [{ any: true }];
   if (mtls && exact && endpoints) return exactPeers(peers, endpoints, origin, warnings);
   // direct_remote_ip, not remote_ip: Envoy derives remote_ip from X-Forwarded-For unless the
@@ -146,7 +156,11 @@ function peerPrincipals(peers: PeerSet, endpoints: readonly PeerEndpoint[] | und
  */
 function exactPeers(peers: PeerSet, endpoints: readonly PeerEndpoint[], origin: PolicyOrigin, warnings: string[]): Json[] {
   const endpointCidrs = new Set(endpoints.flatMap((e) => e.cidrs));
-  const ids: Json[] = cidrRanges(peers.cidrs.filter((c) => !endpointCidrs.has(c)), origin, warnings).map((r) => ({ direct_remote_ip: r }));
+  const ids: Json[] = cidrRanges(
+    peers.cidrs.filter((c) => !endpointCidrs.has(c)),
+    origin,
+    warnings,
+  ).map((r) => ({ direct_remote_ip: r }));
   ids.push(...cidrSetMatchers(peers, origin, warnings, 'principal'));
   for (const e of endpoints) {
     const addresses = cidrRanges(e.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
@@ -190,7 +204,13 @@ export interface RbacPolicies {
  * One RBAC policy per rule of `port`, with `l7` as each rule's L7 (or port) condition, added to
  * `into`; `name` makes the policy names (unique within one RBAC).
  */
-export function addRbacPolicies(into: RbacPolicies, port: CompiledPortPolicy, options: RbacOptions, l7Permission: L7Permission, name: (rule: CompiledRule, index: number) => string = policyName): void {
+export function addRbacPolicies(
+  into: RbacPolicies,
+  port: CompiledPortPolicy,
+  options: RbacOptions,
+  l7Permission: L7Permission,
+  name: (rule: CompiledRule, index: number) => string = policyName,
+): void {
   const { policies, origins, warnings } = into;
   port.rules.forEach((rule, index) => {
     if (!origins.some((o) => o.policy === rule.origin.policy)) origins.push(rule.origin);
@@ -207,11 +227,18 @@ export function addRbacPolicies(into: RbacPolicies, port: CompiledPortPolicy, op
     } else {
       // Egress: the downstream is the local workload; the peers are where it connects to.
       principals = local === undefined ? [{ any: true }] : local.map((r) => ({ direct_remote_ip: r }));
-      const destinations = rule.peers.any ? [] : [...cidrRanges(rule.peers.cidrs, rule.origin, warnings).map((r) => ({ destination_ip: r })), ...cidrSetMatchers(rule.peers, rule.origin, warnings, 'permission')];
+      const destinations = rule.peers.any
+        ? []
+        : [
+            ...cidrRanges(rule.peers.cidrs, rule.origin, warnings).map((r) => ({ destination_ip: r })),
+            ...cidrSetMatchers(rule.peers, rule.origin, warnings, 'permission'),
+          ];
       permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations), l7])];
     }
     if (principals.length === 0 || permissions.length === 0) {
-      warnings.push(`policy ${rule.origin.policy}: rule ${index} on port ${port.port} selects no peer address${options.mtlsPrincipals ? ' or principal' : ''}; it allows nothing`);
+      warnings.push(
+        `policy ${rule.origin.policy}: rule ${index} on port ${port.port} selects no peer address${options.mtlsPrincipals ? ' or principal' : ''}; it allows nothing`,
+      );
       return;
     }
     let key = name(rule, index);

@@ -11,5 +11,11 @@ export function ecdsRbac(direction: Direction, port: CompiledPortPolicy, mtls: b
   if (port.l7 === undefined) return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, allowAllRbac()), origins: [] };
   const c = l7Rbac(port, { direction: direction === 'inbound' ? 'ingress' : 'egress', mtlsPrincipals: mtls, exactPeers: mtls });
   warnings.push(...c.warnings);
-  return { typeUrl: TypeUrl.ExtensionConfig, name, json: typedExtensionConfig(name, RBAC_TYPE_URL, c.rbac), origins: c.origins, policyOrigins: c.policyOrigins };
+  return {
+    typeUrl: TypeUrl.ExtensionConfig,
+    name,
+    json: typedExtensionConfig(name, RBAC_TYPE_URL, c.rbac),
+    origins: c.origins,
+    policyOrigins: c.policyOrigins,
+  };
 }

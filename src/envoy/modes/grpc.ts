@@ -23,14 +23,23 @@ export const GRPC: ModeBuilder = {
       const policyOrigins: GeneratedResource['policyOrigins'] = {};
       const deny = ports.deny.ingress.filter((d) => d.port === 0 || d.port === p.port).map((d): CompiledPortPolicy => ({ ...d, port: p.port }));
       if (deny.length > 0) {
-        const c = compileNetworkRbac(deny, { direction: 'ingress', mtlsPrincipals: true, action: 'DENY', portConditions: false, statPrefix: `grpc_${p.port}_deny` });
+        const c = compileNetworkRbac(deny, {
+          direction: 'ingress',
+          mtlsPrincipals: true,
+          action: 'DENY',
+          portConditions: false,
+          statPrefix: `grpc_${p.port}_deny`,
+        });
         warnings.push(...c.warnings);
         filters.push({ name: 'meshaccel.deny', config: { rules: (c.rbac as { rules: Json }).rules } });
         Object.assign(policyOrigins, c.policyOrigins);
       }
       // A port without L7 rules: its own rules and the all-ports ones, each allowing any RPC.
-      const withWildcard: CompiledPortPolicy = enforcedL7(p, 'grpc') || !ports.wildcard.ingress ? p : { ...p, rules: [...p.rules, ...ports.wildcard.ingress.rules] };
-      const c = enforcedL7(p, 'grpc') ? l7Rbac(p, { direction: 'ingress', mtlsPrincipals: true }) : compileRbac(withWildcard, { direction: 'ingress', mtlsPrincipals: true }, () => ({ any: true }));
+      const withWildcard: CompiledPortPolicy =
+        enforcedL7(p, 'grpc') || !ports.wildcard.ingress ? p : { ...p, rules: [...p.rules, ...ports.wildcard.ingress.rules] };
+      const c = enforcedL7(p, 'grpc')
+        ? l7Rbac(p, { direction: 'ingress', mtlsPrincipals: true })
+        : compileRbac(withWildcard, { direction: 'ingress', mtlsPrincipals: true }, () => ({ any: true }));
       warnings.push(...c.warnings);
       filters.push({ config: c.rbac });
       Object.assign(policyOrigins, c.policyOrigins);

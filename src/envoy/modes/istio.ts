@@ -22,7 +22,11 @@ export const ISTIO: ModeBuilder = {
     const covered = options.servedPorts;
     if (covered) {
       const uncovered = ports.ingress.filter((p) => enforcedL7(p, 'istio') && !covered.includes(p.port));
-      for (const p of uncovered) throw new UnenforceableError(`port ${p.port} has HTTP rules but the EnvoyFilter covers only port${covered.length === 1 ? '' : 's'} ${covered.join(', ')} (regenerate it: meshaccel envoy render --mode istio --envoyfilter)`, p.rules);
+      for (const p of uncovered)
+        throw new UnenforceableError(
+          `port ${p.port} has HTTP rules but the EnvoyFilter covers only port${covered.length === 1 ? '' : 's'} ${covered.join(', ')} (regenerate it: meshaccel envoy render --mode istio --envoyfilter)`,
+          p.rules,
+        );
     }
     return ports.ingress.map((p) => ecdsRbac('inbound', p, true, warnings));
   },

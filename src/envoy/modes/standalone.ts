@@ -19,7 +19,10 @@ export const STANDALONE: ModeBuilder = {
   build(ports, options, warnings): GeneratedResource[] {
     const resources: GeneratedResource[] = [];
     const ctx: StandaloneL7Context = { kafkaModule: options.kafkaModule ?? { localPath: kafkaFilterWasmPath() } };
-    for (const [direction, dir] of [['inbound', 'ingress'], ['outbound', 'egress']] as const) {
+    for (const [direction, dir] of [
+      ['inbound', 'ingress'],
+      ['outbound', 'egress'],
+    ] as const) {
       const list = ports[dir];
       const l7Ports = l7ChainPorts(list, 'standalone');
       for (const p of l7Ports) resources.push(l7Enforcement(p).resource(direction, p, ctx, warnings));

@@ -28,7 +28,10 @@ export const KAFKA_PROTOCOL: L7Protocol<'kafka'> = {
     if (role && apiKey) check.error([...at, 'apiKey'], `role "${role}" and apiKey "${apiKey}" are mutually exclusive; give one`);
     if (role && kafkaRoleKeys(role) === undefined) check.error([...at, 'role'], `unknown Kafka role "${role}" (expected produce or consume)`);
     if (apiKey && kafkaApiKey(apiKey) === undefined) {
-      check.error([...at, 'apiKey'], `unknown Kafka API key "${apiKey}" (names such as produce, fetch, offsets, metadata, offsetcommit, offsetfetch, findcoordinator, joingroup, heartbeat, leavegroup, syncgroup, apiversions, createtopics, deletetopics)`);
+      check.error(
+        [...at, 'apiKey'],
+        `unknown Kafka API key "${apiKey}" (names such as produce, fetch, offsets, metadata, offsetcommit, offsetfetch, findcoordinator, joingroup, heartbeat, leavegroup, syncgroup, apiversions, createtopics, deletetopics)`,
+      );
     }
     const version = k.apiVersion;
     if ((typeof version === 'number' || (typeof version === 'string' && version !== '')) && parseKafkaApiVersion(version) === undefined) {
