@@ -136,7 +136,9 @@ describe('datapath: stream integrity (real kernel)', function () {
     assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
     const after = k.env.status().counters!;
     assert.ok(after.bulkHandoffs - before.bulkHandoffs <= 2, `at most one hand-off per connection (${JSON.stringify(after)})`);
-    assert.ok(after.redirectedMessages - before.redirectedMessages >= 2 * 4, 'the first writes were redirected');
+    // A window of bulkStreak (4) sends hands off on its last send, which goes to TCP: when the
+    // first window already reads the reader busy, 3 writes per connection were redirected.
+    assert.ok(after.redirectedMessages - before.redirectedMessages >= 2 * 3, `the first writes were redirected (${JSON.stringify(after)})`);
     assert.ok((await client.cmd('close')).ok);
   });
 
