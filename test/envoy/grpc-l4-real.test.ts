@@ -3,7 +3,6 @@
 process.env.GRPC_XDS_EXPERIMENTAL_RBAC = 'true';
 
 import * as assert from 'node:assert/strict';
-import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { SnapshotCache } from '../../src/xds/cache';
 import { Snapshot } from '../../src/xds/snapshot';
@@ -12,6 +11,7 @@ import { buildProxyResources } from '../../src/envoy/proxy-resources';
 import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import { PolicyEngine } from '../../src/policy/engine';
 import type { L7PolicySpec, Resource } from '../../src/policy/model';
+import { call, eventually, freePort, unary } from '../helpers/grpc-shop';
 
 /**
  * L3/L4 rules in gRPC mode on real calls: policies compiled by the engine (no L7 rules), served
@@ -19,49 +19,6 @@ import type { L7PolicySpec, Resource } from '../../src/policy/model';
  * a plain grpc-js client. Over IPv6 loopback, so the client's address is ::1 as written (grpc-js-xds
  * 1.14 sees IPv4 clients as ::ffff:a.b.c.d and never matches IPv4 CIDRs).
  */
-
-const identity = (b: Buffer): Buffer => b;
-const SERVICE = 'meshaccel.test.Shop';
-const method = (name: string): string => `/${SERVICE}/${name}`;
-
-function unary(name: string): grpc.MethodDefinition<Buffer, Buffer> {
-  return {
-    path: method(name),
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '::1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-function call(client: grpc.Client, name: string): Promise<grpc.status> {
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(method(name), identity, identity, Buffer.from('x'), { deadline: Date.now() + 5000 }, (err) =>
-      resolve(err ? (err.code as grpc.status) : grpc.status.OK),
-    );
-  });
-}
-
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not reached in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const NODE = 'grpc-l4-server';
 
@@ -100,7 +57,7 @@ describe('L3/L4 rules enforced by a real gRPC XdsServer (grpc mode, engine-compi
     grpcXds.register();
     cache = new SnapshotCache();
     xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
-    port = await freePort();
+    port = await freePort('::1');
     publish({
       endpointSelector: select,
       ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port, protocol: 'TCP' }] }] }],

@@ -3,7 +3,6 @@
 process.env.GRPC_XDS_EXPERIMENTAL_RBAC = 'true';
 
 import * as assert from 'node:assert/strict';
-import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { SnapshotCache } from '../../src/xds/cache';
 import { Snapshot } from '../../src/xds/snapshot';
@@ -11,55 +10,13 @@ import { startXdsServer, type RunningXdsServer } from '../../src/xds/server';
 import { buildProxyResources } from '../../src/envoy/proxy-resources';
 import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import type { CompiledProxyPolicy, HttpRule } from '../../src/policy/compiled';
+import { call, eventually, freePort, SERVICE, unary } from '../helpers/grpc-shop';
 
 /**
  * The real peer: a grpc-js server behind gRPC's XdsServer receives the Listener our grpc mode
  * compiles from a CompiledProxyPolicy (RBAC inline) from our xDS server, and enforces it on
  * real calls from a plain grpc-js client. A new snapshot flips the verdicts, no restart.
  */
-
-const identity = (b: Buffer): Buffer => b;
-const SERVICE = 'meshaccel.test.Shop';
-const method = (name: string): string => `/${SERVICE}/${name}`;
-
-function unary(name: string): grpc.MethodDefinition<Buffer, Buffer> {
-  return {
-    path: method(name),
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-function call(client: grpc.Client, name: string): Promise<grpc.status> {
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(method(name), identity, identity, Buffer.from('x'), { deadline: Date.now() + 5000 }, (err) =>
-      resolve(err ? (err.code as grpc.status) : grpc.status.OK),
-    );
-  });
-}
-
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not reached in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function policy(port: number, pathRegex: string): CompiledProxyPolicy {
   const http: HttpRule[] = [{ method: 'POST', path: pathRegex }];
@@ -99,7 +56,7 @@ describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', functio
     grpcXds.register();
     cache = new SnapshotCache();
     xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
-    port = await freePort();
+    port = await freePort('127.0.0.1');
     publish(`/${SERVICE.replace(/\./g, '\\.')}/Get.*`);
     const bootstrap = {
       xds_servers: [{ server_uri: `127.0.0.1:${xds.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],

@@ -5,24 +5,14 @@
  * did not happen.
  */
 import { spawn } from 'child_process';
-import * as net from 'net';
 import * as path from 'path';
 import { decodeAny } from '../helpers/envoy-resources';
+import { freePort } from '../helpers/grpc-shop';
 import { rawClient, sotwStream } from '../helpers/raw-xds-client';
 
 const ROOT = path.join(__dirname, '../../..');
 const NODE = 'sidecar~10.1.0.10~api-0.shop~shop.svc.cluster.local';
 const LISTENER = 'type.googleapis.com/envoy.config.listener.v3.Listener';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 function within<T>(ms: number, step: string, p: Promise<T>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -35,7 +25,7 @@ function within<T>(ms: number, step: string, p: Promise<T>): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const [xdsPort, adminPort] = [await freePort(), await freePort()];
+  const [xdsPort, adminPort] = [await freePort('127.0.0.1'), await freePort('127.0.0.1')];
   const started = Date.now();
   const child = spawn('make', ['--no-print-directory', 'run', `XDS_PORT=${xdsPort}`, `ADMIN_PORT=${adminPort}`], {
     cwd: ROOT,
