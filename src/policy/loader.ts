@@ -174,12 +174,6 @@ function readForLoad(file: string): { text: string } | { diagnostic: Diagnostic 
   }
 }
 
-export function loadFile(file: string, schemas?: CrdSchemas, options: LoadOptions = {}): LoadResult {
-  const read = readForLoad(file);
-  if ('diagnostic' in read) return { resources: [], diagnostics: [read.diagnostic] };
-  return loadText(file, read.text, schemas, options);
-}
-
 /** What loadFiles read, by file: the exact text its resources came from (to persist a good set). */
 export interface FilesLoadResult extends LoadResult {
   texts: ReadonlyMap<string, string>;
