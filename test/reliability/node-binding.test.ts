@@ -1,13 +1,10 @@
 import * as assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import * as grpc from '@grpc/grpc-js';
-import { startControlServer, type RunningControlServer } from '../../src/server/control-server';
-import { packageRoot } from '../../src/paths';
+import type { RunningControlServer } from '../../src/server/control-server';
 import { TypeUrl } from '../../src/resource/type-urls';
 import { encodeSotwRequest } from '../../src/xds/requests';
-import { deltaStream, rawClient, sotwStream } from '../helpers/raw-xds-client';
+import { deltaStream, sotwStream } from '../helpers/raw-xds-client';
+import { startExampleServer, stopExampleServer } from '../helpers/example-server';
 
 const NODE = 'node-proxy-1';
 const nodeWith = (nodeName: string | undefined): Record<string, unknown> => ({
@@ -27,23 +24,9 @@ describe('reliability: a node binding cannot be changed by another stream', func
   let client: grpc.Client;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-binding-'));
-    fs.cpSync(path.join(packageRoot(), 'examples/policies'), path.join(dir, 'policies'), { recursive: true });
-    fs.cpSync(path.join(packageRoot(), 'examples/workloads'), path.join(dir, 'workloads'), { recursive: true });
-    server = await startControlServer({
-      directories: [path.join(dir, 'policies'), path.join(dir, 'workloads')],
-      mode: 'standalone',
-      host: '127.0.0.1',
-      port: 0,
-      log: { info: () => undefined, warn: () => undefined },
-    });
-    client = rawClient(server.xds.port);
+    ({ dir, server, client } = await startExampleServer('meshaccel-binding-', { log: { info: () => undefined, warn: () => undefined } }));
   });
-  after(async () => {
-    client.close();
-    await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopExampleServer({ dir, server, client }));
 
   it('refuses a conflicting claim with FAILED_PRECONDITION while the proxy keeps its Listeners and Clusters', async () => {
     const lds = deltaStream(client);

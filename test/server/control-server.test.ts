@@ -1,13 +1,12 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import type * as grpc from '@grpc/grpc-js';
-import { startControlServer, type RunningControlServer } from '../../src/server/control-server';
-import { packageRoot } from '../../src/paths';
+import type { RunningControlServer } from '../../src/server/control-server';
 import { TypeUrl } from '../../src/resource/type-urls';
 import { decodeAny } from '../helpers/envoy-resources';
-import { deltaStream, rawClient } from '../helpers/raw-xds-client';
+import { deltaStream } from '../helpers/raw-xds-client';
+import { startExampleServer, stopExampleServer } from '../helpers/example-server';
 
 const API_NODE = 'sidecar~10.1.0.10~api-0.shop~shop.svc.cluster.local';
 const quiet = { info: () => undefined, warn: () => undefined };
@@ -21,24 +20,9 @@ describe('control server on the file policy store', function () {
   const warnings: string[] = [];
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-serve-'));
-    fs.cpSync(path.join(packageRoot(), 'examples/policies'), path.join(dir, 'policies'), { recursive: true });
-    fs.cpSync(path.join(packageRoot(), 'examples/workloads'), path.join(dir, 'workloads'), { recursive: true });
-    server = await startControlServer({
-      directories: [path.join(dir, 'policies'), path.join(dir, 'workloads')],
-      mode: 'standalone',
-      host: '127.0.0.1',
-      port: 0,
-      adminPort: 0,
-      log: { info: quiet.info, warn: (m) => warnings.push(m) },
-    });
-    client = rawClient(server.xds.port);
+    ({ dir, server, client } = await startExampleServer('meshaccel-serve-', { adminPort: 0, log: { info: quiet.info, warn: (m) => warnings.push(m) } }));
   });
-  after(async () => {
-    client.close();
-    await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopExampleServer({ dir, server, client }));
 
   it('serves a sidecar its RBAC over ECDS and its capture listeners, and re-serves on a policy edit; a bad edit keeps the last good config', async () => {
     const ecds = deltaStream(client);
@@ -91,24 +75,9 @@ describe('control server: only connected nodes are built', function () {
   let client: grpc.Client;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-serve-'));
-    fs.cpSync(path.join(packageRoot(), 'examples/policies'), path.join(dir, 'policies'), { recursive: true });
-    fs.cpSync(path.join(packageRoot(), 'examples/workloads'), path.join(dir, 'workloads'), { recursive: true });
-    server = await startControlServer({
-      directories: [path.join(dir, 'policies'), path.join(dir, 'workloads')],
-      mode: 'standalone',
-      host: '127.0.0.1',
-      port: 0,
-      log: quiet,
-      nodeGraceMs: 200,
-    });
-    client = rawClient(server.xds.port);
+    ({ dir, server, client } = await startExampleServer('meshaccel-serve-', { log: quiet, nodeGraceMs: 200 }));
   });
-  after(async () => {
-    client.close();
-    await server.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => stopExampleServer({ dir, server, client }));
 
   it('a sidecar whose stream ended is forgotten after the grace period and not rebuilt on later edits', async () => {
     const file = path.join(dir, 'policies/http-api-allowlist.yaml');
