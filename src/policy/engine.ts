@@ -132,13 +132,37 @@ export class PolicyEngine {
 
   /** Makes the engine hold exactly `resources`, touching only what differs. */
   sync(resources: readonly Resource[]): void {
+    runToEnd(this.syncSteps(resources));
+  }
+
+  /**
+   * `sync` one resource at a time: it pauses after each, so a caller can spread a large change
+   * over several turns of the event loop. Nothing else may use the engine until it has finished.
+   */
+  *syncSteps(resources: readonly Resource[]): Generator<void, void> {
     const wanted = new Map<string, Resource>();
     for (const r of resources) wanted.set(resourceKey(r), r);
-    for (const key of [...this.policies.keys()]) if (!wanted.has(key)) this.removePolicy(key);
-    for (const key of [...this.workloads.keys()]) if (!wanted.has(key)) this.removeWorkload(key);
+    for (const key of [...this.policies.keys()]) {
+      if (wanted.has(key)) continue;
+      this.removePolicy(key);
+      yield;
+    }
+    for (const key of [...this.workloads.keys()]) {
+      if (wanted.has(key)) continue;
+      this.removeWorkload(key);
+      yield;
+    }
     // Workloads first, so new policies resolve against the final identity set in one pass.
-    for (const r of wanted.values()) if (r.kind === 'Workload') this.upsertWorkload(r);
-    for (const r of wanted.values()) if (r.kind !== 'Workload') this.upsertPolicy(r);
+    for (const r of wanted.values()) {
+      if (r.kind !== 'Workload') continue;
+      this.upsertWorkload(r);
+      yield;
+    }
+    for (const r of wanted.values()) {
+      if (r.kind === 'Workload') continue;
+      this.upsertPolicy(r);
+      yield;
+    }
   }
 
   upsertPolicy(resource: PolicyResource): void {
@@ -313,6 +337,11 @@ export class PolicyEngine {
    * and does not block it.
    */
   commit(): CommitResult {
+    return runToEnd(this.commitSteps());
+  }
+
+  /** `commit` one compile at a time (see `syncSteps`): it pauses after each proxy and node. */
+  *commitSteps(): Generator<void, CommitResult> {
     const results: { key: string; policy: CompiledProxyPolicy; json: string }[] = [];
     const removed: string[] = [];
     const conflicts: Diagnostic[] = [];
@@ -323,6 +352,7 @@ export class PolicyEngine {
         continue;
       }
       const result = this.compileProxy(key);
+      yield;
       if (result.conflicts.length > 0) {
         conflicts.push(...result.conflicts.map((c) => conflictDiagnostic(key, c, this.policyByName(c.second.origin.policy))));
         continue;
@@ -336,6 +366,7 @@ export class PolicyEngine {
       const composite = keys.length >= 2 ? keys : [];
       if (!sameKeys(composite, node.keys) || composite.some((k) => this.dirty.has(k))) {
         const next = this.compileNode(nodeId, composite);
+        yield;
         if (next.conflicts.length > 0 && node.conflicts.length === 0) conflicts.push(...next.conflicts);
         else nodeResults.push({ nodeId, target: { ...next, metadata: node.metadata } });
       }
@@ -578,6 +609,13 @@ export class PolicyEngine {
     m = { cidrs: Object.freeze(sortedUnique(cidrs)), principals: Object.freeze(sortedUnique(principals)), endpoints: Object.freeze(endpoints) };
     this.peerMaterialized.set(cs, m);
     return m;
+  }
+}
+
+function runToEnd<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
   }
 }
 

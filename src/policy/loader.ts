@@ -1,11 +1,22 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Composer, LineCounter, Parser, type Document } from 'yaml';
+import { Composer, LineCounter, parseAllDocuments, Parser, type Document } from 'yaml';
 import { InputFileError, MAX_INPUT_BYTES, readInputFile } from '../input-file';
 import { isObject } from '../json/object';
 import { formatPath, type PathSegment } from '../json/path';
 import { compareDiagnostics, type Diagnostic } from './diagnostics';
-import { resourceKey, resourceName, type L7PolicySpec, type PolicyResource, type Resource, type WorkloadResource, type WorkloadSpec } from './model';
+import {
+  lineOf,
+  resourceKey,
+  resourceName,
+  type L7PolicySpec,
+  type PolicyResource,
+  type Resource,
+  type ResourceSource,
+  type WorkloadResource,
+  type WorkloadSpec,
+} from './model';
+import { RULE_SECTIONS } from './policy-rules';
 import { CrdSchemas } from './schema';
 import { unenforceable, type EnforcementMode } from './enforceability';
 import { checkMetadata, checkPolicySpec, checkWorkloadSpec, type SemanticError } from './semantic-checks';
@@ -140,12 +151,7 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     }
 
     const startLine = positions.position(positions.documentStart()).line;
-    const source = {
-      file,
-      document,
-      line: positions.locate([]).line || startLine,
-      lineOf: (p: readonly PathSegment[]) => positions.locate(p).line,
-    };
+    const source: ResourceSource = { file, document, line: positions.locate([]).line || startLine, lines: fieldLines(positions, kind, value.spec) };
     const name = metadata.name as string;
     if (kind === 'Workload') {
       const w: WorkloadResource = {
@@ -163,6 +169,29 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     }
   });
   return { resources, diagnostics };
+}
+
+/** The lines of the fields that diagnostics across documents and compiled rules point at. */
+function fieldLines(positions: DocumentPositions, kind: string, spec: unknown): Record<string, number> {
+  const paths: PathSegment[][] = [['metadata', 'name'], ['spec']];
+  if (isObject(spec)) {
+    const lists = kind === 'Workload' ? ['addresses'] : RULE_SECTIONS;
+    for (const field of lists) {
+      const list = spec[field];
+      if (Array.isArray(list)) list.forEach((_, i) => paths.push(['spec', field, i]));
+    }
+  }
+  return Object.fromEntries(paths.map((p) => [formatPath(p), positions.locate(p).line]));
+}
+
+/** Non-empty YAML documents in a text; undefined when it does not parse as YAML at all. */
+export function countDocuments(text: string): number | undefined {
+  try {
+    const docs = parseAllDocuments(text);
+    return Array.isArray(docs) ? docs.filter((d) => d.contents !== null).length : 0;
+  } catch {
+    return undefined;
+  }
 }
 
 function readForLoad(file: string): { text: string } | { diagnostic: Diagnostic } {
@@ -224,7 +253,7 @@ export function crossDocumentChecks(resources: readonly Resource[]): Diagnostic[
     out.push({
       file: src?.file ?? '<memory>',
       document: src?.document,
-      line: src?.lineOf?.(p) ?? src?.line ?? 1,
+      line: src ? lineOf(src, p) : 1,
       column: 1,
       subject: `${r.kind} ${resourceName(r)}`,
       path: formatPath(p),

@@ -2,7 +2,7 @@
  * The policy and workload resources as written (after validation), shared by the loader, the
  * engine and, later, the Kubernetes watcher. Field names follow CiliumNetworkPolicy.
  */
-import type { PathSegment } from '../json/path';
+import { formatPath, type PathSegment } from '../json/path';
 
 /** Label every workload carries implicitly; selectors that do not constrain it get the policy's namespace. */
 export const NAMESPACE_LABEL = 'meshaccel.io/namespace';
@@ -112,8 +112,26 @@ export interface ResourceSource {
   /** 1-based document index in the file. */
   document: number;
   line: number;
-  /** Line of a field inside the document; undefined when the resource was not read from YAML. */
-  lineOf?(path: readonly PathSegment[]): number;
+  /**
+   * Lines of the fields diagnostics and compiled rules name (`formatPath` → line): plain data, so
+   * a resource validated in a worker thread crosses to the main thread whole. Absent when the
+   * resource was not read from YAML. Read it with `lineOf`.
+   */
+  lines?: Readonly<Record<string, number>>;
+}
+
+/**
+ * Where a field of a resource was written: its own line, else its deepest recorded ancestor's,
+ * else the document's.
+ */
+export function lineOf(source: ResourceSource, path: readonly PathSegment[]): number {
+  if (source.lines) {
+    for (let n = path.length; n >= 0; n--) {
+      const line = source.lines[formatPath(path.slice(0, n))];
+      if (line !== undefined) return line;
+    }
+  }
+  return source.line;
 }
 
 export interface PolicyResource {

@@ -1,6 +1,7 @@
 import type { CidrSet, L7Rules, PolicyOrigin } from './compiled';
 import { compileL7 } from './l7';
 import {
+  lineOf,
   NAMESPACE_LABEL,
   resourceName,
   type CidrRuleSpec,
@@ -87,7 +88,7 @@ export function ruleOrigin(p: PolicyResource, dir: RuleSection, i: number): Poli
   const o: PolicyOrigin = { policy: resourceName(p), rule: { section: dir, index: i } };
   if (p.source) {
     o.file = p.source.file;
-    o.line = p.source.lineOf ? p.source.lineOf(['spec', dir, i]) : p.source.line;
+    o.line = lineOf(p.source, ['spec', dir, i]);
   }
   return o;
 }

@@ -59,13 +59,18 @@ function failingFiles(diagnostics: readonly Diagnostic[]): string[] {
  * one that still passes, else nothing at all (never an empty configuration). Logs which and why,
  * and returns the same sentence for /status.
  */
-function fallBackOnLastGood(source: FilePolicySource, lastGood: LastGoodStore | undefined, failures: readonly Diagnostic[], log: Logger): string {
+async function fallBackOnLastGood(
+  source: FilePolicySource,
+  lastGood: LastGoodStore | undefined,
+  failures: readonly Diagnostic[],
+  log: Logger,
+): Promise<string> {
   const files = failingFiles(failures);
   const failed = `${files.length} file${files.length === 1 ? '' : 's'} failed (${files.join(', ')})`;
   const persisted = lastGood?.load() ?? { ok: false as const, reason: 'no state directory is configured, so nothing was persisted' };
   let refused = persisted.ok ? '' : `no persisted configuration to serve: ${persisted.reason}`;
   if (persisted.ok) {
-    const r = source.restore(new Map(persisted.record.files.map((f) => [f.file, f.text])));
+    const r = await source.restore(new Map(persisted.record.files.map((f) => [f.file, f.text])));
     if (r.applied) {
       const restored = `${describePersistedUse(persisted.record, failures)}; ${failed}`;
       log.warn(restored);
@@ -116,9 +121,9 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
   });
   const kept = lastGood?.read();
   if (kept && 'record' in kept) source.assumeAccepted(new Map(kept.record.files.map((f) => [f.file, f.text])));
-  const initial = source.start();
+  const initial = await source.start();
   starting = false;
-  if (!initial.applied) serving = fallBackOnLastGood(source, lastGood, initial.diagnostics, o.log);
+  if (!initial.applied) serving = await fallBackOnLastGood(source, lastGood, initial.diagnostics, o.log);
 
   const xds = await startXdsServer({ source: snapshots, host: o.host, port: o.port, tls: o.tls, controlPlaneId: 'meshaccel', log: o.log });
   let admin: AdminServer | undefined;

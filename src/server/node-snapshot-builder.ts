@@ -7,6 +7,7 @@ import type { NodePolicy } from '../policy/engine';
 import { buildProxyResourceJson, encodeGenerated, type ProxyBuildOptions } from '../envoy/proxy-resources';
 import { nodeAffected, type PolicyStore } from '../store/policy-store';
 import type { Logger } from '../log';
+import { nextTurn, SLICE_MS } from '../store/time-slices';
 
 /**
  * What the policy side must offer: the compiled policy for a node. A provider that compiles
@@ -24,6 +25,11 @@ export interface CompiledPolicyProvider {
    * what it has, rather than an empty configuration that would remove it all.
    */
   hasCommitted?(): boolean;
+  /**
+   * Whether a change is being compiled now (over several turns of the event loop): until it has
+   * finished, no node is tracked, untracked or queried; the builder waits, then `resume()`s.
+   */
+  committing?(): boolean;
 }
 
 export interface BuildFailure {
@@ -66,6 +72,12 @@ export class NodeSnapshotBuilder implements SnapshotSource {
   private builds = 0;
   /** Set once the provider has a configuration; snapshots are built from then on. */
   private serving: boolean;
+  /** Nodes due for a rebuild, in order, and whether each must be tracked first (it connected or changed metadata). */
+  private readonly due = new Map<string, boolean>();
+  /** Nodes whose grace ended while the provider was committing. */
+  private readonly forgetLater = new Set<KnownNode>();
+  private draining = false;
+  private whenDrained: Array<() => void> = [];
 
   constructor(
     private readonly policies: CompiledPolicyProvider,
@@ -88,6 +100,7 @@ export class NodeSnapshotBuilder implements SnapshotSource {
       builder.serving = true;
       builder.policiesChanged((node) => first || nodes.has(node.id) || nodeAffected(keys, node.id, node.metadata));
     });
+    store.on('idle', () => builder.resume());
     return builder;
   }
 
@@ -130,9 +143,29 @@ export class NodeSnapshotBuilder implements SnapshotSource {
     };
   }
 
-  /** Re-evaluates the known nodes a policy update may concern (`affects` decides from id and metadata). */
+  /**
+   * Re-evaluates the known nodes a policy update may concern (`affects` decides from id and
+   * metadata). Many nodes are rebuilt over several turns of the event loop (`settled` resolves
+   * when all are), so streams are answered meanwhile; each node's snapshot is whole.
+   */
   policiesChanged(affects: (node: NodeInfo) => boolean): void {
-    for (const { node } of this.nodes.values()) if (affects(node)) this.rebuild(node, false);
+    for (const { node } of this.nodes.values()) if (affects(node) && !this.due.has(node.id)) this.due.set(node.id, false);
+    void this.drain();
+  }
+
+  /** The provider finished a commit: what waited for it is done now. */
+  resume(): void {
+    for (const entry of [...this.forgetLater]) {
+      this.forgetLater.delete(entry);
+      this.forget(entry);
+    }
+    void this.drain();
+  }
+
+  /** Resolves once every rebuild due has run. */
+  settled(): Promise<void> {
+    if (this.due.size === 0 && !this.draining) return Promise.resolve();
+    return new Promise((resolve) => this.whenDrained.push(resolve));
   }
 
   buildFailures(): BuildFailure[] {
@@ -157,13 +190,43 @@ export class NodeSnapshotBuilder implements SnapshotSource {
   private forget(entry: KnownNode): void {
     const id = entry.node.id;
     if (this.nodes.get(id) !== entry || entry.watchers > 0) return;
+    if (this.policies.committing?.()) {
+      this.forgetLater.add(entry);
+      return;
+    }
     this.nodes.delete(id);
+    this.due.delete(id);
     this.failures.delete(id);
     this.cache.clearSnapshot(id);
     this.policies.untrackNode?.(id);
   }
 
+  /** Runs the rebuilds due, a slice at a time, pausing while the provider commits. */
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    let deadline = performance.now() + SLICE_MS;
+    while (this.due.size > 0 && !this.policies.committing?.()) {
+      const [id, connected] = this.due.entries().next().value as [string, boolean];
+      this.due.delete(id);
+      const entry = this.nodes.get(id);
+      if (entry) this.rebuildNow(entry.node, connected);
+      if (this.due.size === 0 || performance.now() < deadline) continue;
+      await nextTurn();
+      deadline = performance.now() + SLICE_MS;
+    }
+    this.draining = false;
+    if (this.due.size > 0) return; // resumed when the commit is done
+    for (const resolve of this.whenDrained.splice(0)) resolve();
+  }
+
+  /** Now, unless the provider is committing: then once it has finished. */
   private rebuild(node: NodeInfo, connected: boolean): void {
+    if (!this.policies.committing?.()) return this.rebuildNow(node, connected);
+    this.due.set(node.id, connected || (this.due.get(node.id) ?? false));
+  }
+
+  private rebuildNow(node: NodeInfo, connected: boolean): void {
     const served =
       connected && this.policies.trackNode
         ? this.policies.trackNode(node.id, node.metadata)

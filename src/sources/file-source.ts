@@ -2,10 +2,10 @@ import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import type { CompiledProxyPolicy } from '../policy/compiled';
 import type { Diagnostic } from '../policy/diagnostics';
-import { parseAllDocuments } from 'yaml';
 import { listYamlFiles } from '../policy/loader';
 import type { PolicyObject } from '../store/events';
 import { PolicyStore, type ApplyResult, type PolicyState, type PolicyUpdate } from '../store/policy-store';
+import type { ValidationPool } from '../store/validation-pool';
 import type { PolicySource } from './policy-source';
 
 export { nodeAffected, type PolicyState, type PolicyUpdate } from '../store/policy-store';
@@ -57,6 +57,8 @@ interface WatchedDirectory {
   inode?: string;
 }
 
+const noop = (): void => undefined;
+
 const dirDiagnostic = (dir: string, message: string): Diagnostic => ({ file: dir, line: 1, column: 1, path: '', message });
 
 function inodeOf(dir: string): string | undefined {
@@ -77,26 +79,20 @@ function statKey(file: string): string {
   }
 }
 
-/** Non-empty YAML documents in a text; undefined when it does not parse as YAML at all. */
-function countDocuments(text: string): number | undefined {
-  try {
-    const docs = parseAllDocuments(text);
-    return Array.isArray(docs) ? docs.filter((d) => d.contents !== null).length : 0;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Why a new text of a file looks like a damaged write rather than an edit: it is empty, or it
- * has lost most of its documents. Counting needs a parse, so it runs only when the text shrank
- * to less than half.
+ * has lost most of its documents. Counting needs a parse (in a worker), so it runs only when the
+ * text shrank to less than half.
  */
-function suspicion(previous: string, text: string): string | undefined {
+async function suspicion(previous: string, text: string, validation: ValidationPool): Promise<string | undefined> {
   if (text.length * 2 >= previous.length) return undefined;
-  const before = countDocuments(previous) ?? 0;
+  const count = async (t: string): Promise<number | undefined> => {
+    const r = await validation.countDocuments(t);
+    return r.ok ? r.value : undefined;
+  };
+  const before = (await count(previous)) ?? 0;
   if (before === 0) return undefined;
-  const after = countDocuments(text);
+  const after = await count(text);
   if (after === undefined) return undefined;
   if (after === 0) return `the file shrank to no documents (it had ${before})`;
   if (before >= 2 && after * 2 < before) return `the file lost ${before - after} of its ${before} documents`;
@@ -132,6 +128,10 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
   private readonly suspects = new Map<string, { text: string; since: number }>();
   private lastDiagnostics: Diagnostic[] = [];
   private stopped = false;
+  /** The reload running now; another waits for it. */
+  private reloading: Promise<void> | undefined;
+  /** A change was noticed while a reload ran: one more follows it. */
+  private reloadAgain = false;
 
   constructor(private readonly options: FilePolicySourceOptions) {
     super();
@@ -144,8 +144,8 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
   }
 
   /** Loads once and starts watching. The result says whether the initial load was applied. */
-  start(): ReloadResult {
-    const result = this.reload();
+  async start(): Promise<ReloadResult> {
+    const result = await this.reload();
     if (this.options.watch !== false) {
       for (const dir of this.options.directories) this.watchDirectory(dir);
       if (this.rescanMs > 0) {
@@ -179,8 +179,24 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
     return this.store.policyForNode(nodeId, nodeMetadata);
   }
 
-  /** Reads the directories and sends them to the store as one batch now. Synchronous, so no reload interleaves with another. */
-  reload(): ReloadResult {
+  /** Reads the directories and sends them to the store as one batch, after the reload running now if any: reloads never interleave. */
+  reload(): Promise<ReloadResult> {
+    const run = (this.reloading ?? Promise.resolve()).then(
+      () => this.reloadNow(),
+      () => this.reloadNow(),
+    );
+    const settled = run.then(noop, noop).then(() => {
+      if (this.reloading !== settled) return;
+      this.reloading = undefined;
+      if (!this.reloadAgain) return;
+      this.reloadAgain = false;
+      this.schedule();
+    });
+    this.reloading = settled;
+    return run;
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
     const objects: PolicyObject[] = [];
     const unreadable: PolicyObject[] = [];
     const held: Diagnostic[] = [];
@@ -205,7 +221,7 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
           continue;
         }
         const previous = this.accepted.get(file);
-        const why = previous === undefined ? undefined : suspicion(previous, text);
+        const why = previous === undefined ? undefined : await suspicion(previous, text, this.store.validation);
         const suspect = this.suspects.get(file);
         if (previous !== undefined && why !== undefined && (suspect?.text !== text || now - suspect.since < this.suspectHoldMs)) {
           if (suspect?.text !== text) this.suspects.set(file, { text, since: now });
@@ -225,7 +241,7 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
       }
     }
     for (const file of this.suspects.keys()) if (!seen.has(file)) this.suspects.delete(file);
-    const result = this.store.apply([
+    const result = await this.store.apply([
       ...unreadable.map((o) => ({ type: 'upsert' as const, source: this.name, ...o })),
       { type: 'replace-all', source: this.name, objects },
     ]);
@@ -259,9 +275,9 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
    * suspect shrink is held against it) and what they replace once the files pass; the
    * diagnostics of the files on disk stay in errors().
    */
-  restore(texts: ReadonlyMap<string, string>): ReloadResult {
+  async restore(texts: ReadonlyMap<string, string>): Promise<ReloadResult> {
     const objects: PolicyObject[] = [...texts].map(([id, text]) => ({ id, text }));
-    const result = this.store.apply([{ type: 'replace-all', source: this.name, objects }]);
+    const result = await this.store.apply([{ type: 'replace-all', source: this.name, objects }]);
     if (result.applied) {
       this.accepted.clear();
       for (const [file, text] of texts) this.accepted.set(file, text);
@@ -377,11 +393,12 @@ export class FilePolicySource extends EventEmitter<FilePolicySourceEvents> imple
       return;
     }
     this.settling = undefined;
-    // Whatever a reload throws must not take the server down: the last good state stays.
-    try {
-      this.reload();
-    } catch (err) {
-      this.report([dirDiagnostic(this.options.directories.join(', '), `reload failed: ${(err as Error).message}`)]);
+    if (this.reloading) {
+      // Read once the running reload is done, so it sees the files as they are then.
+      this.reloadAgain = true;
+      return;
     }
+    // Whatever a reload throws must not take the server down: the last good state stays.
+    this.reload().catch((err: Error) => this.report([dirDiagnostic(this.options.directories.join(', '), `reload failed: ${err.message}`)]));
   }
 }

@@ -3,16 +3,20 @@ import type { CompiledProxyPolicy } from '../policy/compiled';
 import { compareDiagnostics, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine, type NodePolicy } from '../policy/engine';
 import type { EnforcementMode } from '../policy/enforceability';
-import { crossDocumentChecks, loadText } from '../policy/loader';
+import { crossDocumentChecks } from '../policy/loader';
 import type { Resource } from '../policy/model';
 import { keyMatchesNode } from '../policy/proxy-binding';
 import type { ObjectContent, ResourceEvent } from './events';
+import { runInSlices } from './time-slices';
+import { sharedValidationPool, ValidationPool, type ValidationPoolOptions } from './validation-pool';
 
 export interface PolicyStoreOptions {
   /** Trust domain of mTLS principals. */
   trustDomain?: string;
   /** The Envoy mode the policies are served in: an object with rules it cannot enforce is refused (default standalone). */
   mode?: EnforcementMode;
+  /** The worker threads objects are parsed and validated in: a given pool, one of its own with these options, or (default) the process's shared pool. */
+  validation?: ValidationPool | ValidationPoolOptions;
 }
 
 /** One consistent, fully validated configuration. */
@@ -49,6 +53,8 @@ export interface PolicyStoreEvents {
   rejected: [Diagnostic[]];
   /** Every applied batch, whether or not it changed what a proxy is served (a comment edit does not). */
   committed: [PolicyState];
+  /** A batch has left the engine (applied or not): node queries (`trackNode`, `nodePolicy`) may be made again. */
+  idle: [];
 }
 
 /** Whether a change to these proxy keys concerns a node with this id and metadata. */
@@ -65,6 +71,12 @@ interface StoredObject {
 
 type Parsed = { text: string; resources: Resource[]; diagnostics: Diagnostic[] };
 
+/** A validator that failed (not the text): the object is refused with the reason, and not remembered. */
+function notValidated(file: string, reason: string): Parsed {
+  const message = `not validated: ${reason}; the last good configuration keeps serving`;
+  return { text: '', resources: [], diagnostics: [{ file, line: 1, column: 1, path: '', message }] };
+}
+
 const objectKey = (source: string, id: string): string => `${source}\u0000${id}`;
 
 /**
@@ -75,6 +87,10 @@ const objectKey = (source: string, id: string): string => `${source}\u0000${id}`
  * a connected node included), nothing of it applies, every failing object is named in the
  * diagnostics, and the last good state keeps serving. A source that wants its objects accepted
  * one by one (a Kubernetes watch) sends one batch per object. `update` says which proxies changed.
+ *
+ * None of it holds the event loop: objects are validated in worker threads, and the engine
+ * applies and compiles a batch in slices of SLICE_MS. While a batch is in the engine
+ * (`committing()`), its nodes must not be queried; `idle` says when they may be again.
  */
 export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private readonly engine: PolicyEngine;
@@ -85,34 +101,55 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private state: PolicyState = { version: 0, proxies: new Map(), files: [] };
 
   private readonly mode: EnforcementMode;
+  private readonly validator: ValidationPool;
+  /** The batch being applied, or the last one: each batch waits for the one before it. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private inEngine = false;
 
   constructor(options: PolicyStoreOptions = {}) {
     super();
     this.engine = new PolicyEngine({ trustDomain: options.trustDomain });
     this.mode = options.mode ?? 'standalone';
+    const v = options.validation;
+    this.validator = v instanceof ValidationPool ? v : v ? new ValidationPool(v) : sharedValidationPool();
   }
 
   current(): PolicyState {
     return this.state;
   }
 
-  /** Validates and applies one batch, all or nothing. Synchronous, so batches never interleave. */
-  apply(events: readonly ResourceEvent[]): ApplyResult {
+  /** Validates and applies one batch, all or nothing. Batches are applied one after another, in the order they were given. */
+  apply(events: readonly ResourceEvent[]): Promise<ApplyResult> {
+    const run = this.queue.then(() => this.applyNow(events));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Whether a batch is in the engine now: until `idle`, nodes must not be tracked or queried. */
+  committing(): boolean {
+    return this.inEngine;
+  }
+
+  /** The worker threads this store validates in. */
+  get validation(): ValidationPool {
+    return this.validator;
+  }
+
+  private async applyNow(events: readonly ResourceEvent[]): Promise<ApplyResult> {
     const next = new Map(this.objects);
     const diagnostics: Diagnostic[] = [];
+    const parsing: { key: string; placeholder: StoredObject; parsed: Promise<Parsed> }[] = [];
     const upsert = (source: string, id: string, content: ObjectContent): void => {
       const key = objectKey(source, id);
       if ('unreadable' in content) {
         diagnostics.push({ file: id, line: 1, column: 1, path: '', message: content.unreadable });
         return;
       }
-      const parsed = this.parse(key, id, content.text);
-      if (parsed.diagnostics.length > 0) diagnostics.push(...parsed.diagnostics);
-      else {
-        // Re-inserted so the object takes the position its source lists it at.
-        next.delete(key);
-        next.set(key, { source, id, text: content.text, resources: parsed.resources });
-      }
+      // Re-inserted now so the object takes the position its source lists it at; its resources come when parsed.
+      const placeholder: StoredObject = { source, id, text: content.text, resources: [] };
+      next.delete(key);
+      next.set(key, placeholder);
+      parsing.push({ key, placeholder, parsed: this.parse(key, id, content.text) });
     };
     for (const ev of events) {
       if (ev.type === 'upsert') upsert(ev.source, ev.id, ev);
@@ -123,16 +160,32 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
         for (const o of ev.objects) upsert(ev.source, o.id, o);
       }
     }
+    for (const { key, placeholder, parsed } of parsing) {
+      const { resources, diagnostics: problems } = await parsed;
+      diagnostics.push(...problems);
+      // Unless a later event of the batch replaced or removed it.
+      if (next.get(key) === placeholder) next.set(key, { ...placeholder, resources });
+    }
     const resources = [...next.values()].flatMap((o) => o.resources);
     if (diagnostics.length === 0) diagnostics.push(...crossDocumentChecks(resources));
     if (diagnostics.length > 0) return this.reject(diagnostics);
 
-    this.engine.sync(resources);
-    const commit = this.engine.commit();
+    this.inEngine = true;
+    try {
+      return await this.commitNow(next, resources);
+    } finally {
+      this.inEngine = false;
+      this.emit('idle');
+    }
+  }
+
+  private async commitNow(next: Map<string, StoredObject>, resources: Resource[]): Promise<ApplyResult> {
+    await runInSlices(this.engine.syncSteps(resources));
+    const commit = await runInSlices(this.engine.commitSteps());
     if (commit.conflicts.length > 0) {
       // Roll the engine back to the accepted objects; its compiled policies were never replaced.
-      this.engine.sync([...this.objects.values()].flatMap((o) => o.resources));
-      this.engine.commit();
+      await runInSlices(this.engine.syncSteps([...this.objects.values()].flatMap((o) => o.resources)));
+      await runInSlices(this.engine.commitSteps());
       return this.reject([...commit.conflicts]);
     }
     this.objects = next;
@@ -192,11 +245,12 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
     return { applied: false, diagnostics };
   }
 
-  private parse(key: string, id: string, text: string): Parsed {
+  private async parse(key: string, id: string, text: string): Promise<Parsed> {
     const cached = this.parsed.get(key);
     if (cached?.text === text) return cached;
-    const loaded = loadText(id, text, undefined, { mode: this.mode });
-    const parsed = { text, resources: loaded.resources, diagnostics: loaded.diagnostics };
+    const loaded = await this.validator.load(id, text, this.mode);
+    if (!loaded.ok) return notValidated(id, loaded.reason);
+    const parsed = { text, resources: loaded.value.resources, diagnostics: loaded.value.diagnostics };
     this.parsed.set(key, parsed);
     return parsed;
   }

@@ -24,7 +24,7 @@ describe('policy loading never crashes on hostile input', () => {
     const errors: string[] = [];
     src.on('error', (ds) => errors.push(...ds.map((d) => d.message)));
     try {
-      assert.equal(src.start().applied, true);
+      assert.equal((await src.start()).applied, true);
       fs.writeFileSync(path.join(dir, 'bad.yaml'), 'a: *nope\n');
       for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       assert.ok(errors.length > 0, 'reported');

@@ -37,14 +37,15 @@ describe('NodeSnapshotBuilder on a policy store', () => {
   const allow = (path: string): string =>
     `apiVersion: meshaccel.io/v1alpha1\nkind: L7Policy\nmetadata:\n  name: a\nspec:\n  endpointSelector: {matchLabels: {app: a}}\n  ingress:\n    - fromEndpoints: [{matchLabels: {app: b}}]\n      toPorts:\n        - ports: [{port: 80, protocol: TCP}]\n          rules:\n            http:\n              - path: "${path}"\n`;
   const node = (id: string): NodeInfo => ({ id, cluster: '', metadata: {}, userAgentName: '' });
-  const edit = (store: PolicyStore, path: string): void => {
-    const r = store.apply([{ type: 'upsert', source: 'file', id: 'a.yaml', text: allow(path) }]);
+  const edit = async (store: PolicyStore, builder: NodeSnapshotBuilder, path: string): Promise<void> => {
+    const r = await store.apply([{ type: 'upsert', source: 'file', id: 'a.yaml', text: allow(path) }]);
     assert.deepEqual(r.update?.changed, ['a']);
+    await builder.settled();
   };
 
   it('a node whose last stream ended is forgotten after the grace period and no longer rebuilt on policy changes', async () => {
     const store = new PolicyStore();
-    store.apply([
+    await store.apply([
       {
         type: 'replace-all',
         source: 'file',
@@ -63,24 +64,24 @@ describe('NodeSnapshotBuilder on a policy store', () => {
     const stop2 = builder.watch(key, (s) => pushed.push(s));
     assert.equal(builder.buildCount, 1);
 
-    edit(store, '/v2/.*');
+    await edit(store, builder, '/v2/.*');
     assert.equal(builder.buildCount, 2, 'a connected node is rebuilt');
     assert.equal(pushed.length, 2, 'and both streams get the new snapshot');
 
     stop1();
     stop1(); // an unsubscribe called twice counts once
     await new Promise((r) => setTimeout(r, 120));
-    edit(store, '/v3/.*');
+    await edit(store, builder, '/v3/.*');
     assert.equal(builder.buildCount, 3, 'one stream still watches: still connected');
     assert.deepEqual(builder.knownNodes(), ['a']);
 
     stop2();
-    edit(store, '/v4/.*');
+    await edit(store, builder, '/v4/.*');
     assert.equal(builder.buildCount, 4, 'within the grace period the node is still kept current (a reconnect costs nothing)');
     await new Promise((r) => setTimeout(r, 120));
     assert.deepEqual(builder.knownNodes(), []);
     assert.equal(builder.getSnapshot('a'), undefined, 'its snapshot is dropped');
-    edit(store, '/v5/.*');
+    await edit(store, builder, '/v5/.*');
     assert.equal(builder.buildCount, 4, 'a node that disconnected is not rebuilt');
 
     // It reconnects: built afresh from the current policy.
@@ -89,7 +90,7 @@ describe('NodeSnapshotBuilder on a policy store', () => {
     assert.ok(builder.getSnapshot('a'));
   });
 
-  it('a node that connects into a clash between its bindings is refused and reported, not served a partial policy', () => {
+  it('a node that connects into a clash between its bindings is refused and reported, not served a partial policy', async () => {
     const store = new PolicyStore();
     const broker =
       `apiVersion: meshaccel.io/v1alpha1\nkind: Workload\nmetadata:\n  name: k\n  labels: {app: k}\nspec:\n  addresses: [10.0.0.9]\n  proxy: {nodeMetadata: {NODE_NAME: h1}}\n---\n` +
@@ -97,7 +98,7 @@ describe('NodeSnapshotBuilder on a policy store', () => {
         .replace('name: a', 'name: k')
         .replace('{app: a}', '{app: k}')
         .replace(/http:\n\s+- path: "\/\.\*"/, 'kafka:\n              - role: produce');
-    const r = store.apply([
+    const r = await store.apply([
       {
         type: 'replace-all',
         source: 'file',
@@ -117,10 +118,10 @@ describe('NodeSnapshotBuilder on a policy store', () => {
     assert.match(failures[0].message, /port 80\/TCP of proxy a gets .* a port has one L7 protocol \(node a is served by the bindings a, metadata:/);
   });
 
-  it('builds no snapshot at all until the store has a configuration, then one for every waiting node, bound or not (#12 item 6)', () => {
+  it('builds no snapshot at all until the store has a configuration, then one for every waiting node, bound or not (#12 item 6)', async () => {
     const store = new PolicyStore();
     // The files failed at start-up: nothing is committed.
-    assert.equal(store.apply([{ type: 'replace-all', source: 'file', objects: [{ id: 'a.yaml', text: 'kind: L7Policy\n' }] }]).applied, false);
+    assert.equal((await store.apply([{ type: 'replace-all', source: 'file', objects: [{ id: 'a.yaml', text: 'kind: L7Policy\n' }] }])).applied, false);
     const builder = NodeSnapshotBuilder.forStore(store, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG }, quiet);
     const pushed: string[] = [];
     for (const id of ['a', 'unbound']) builder.watch(builder.nodeKey(node(id)), () => pushed.push(id));
@@ -128,7 +129,7 @@ describe('NodeSnapshotBuilder on a policy store', () => {
     assert.equal(builder.getSnapshot('unbound'), undefined);
     assert.equal(builder.buildCount, 0);
 
-    store.apply([
+    await store.apply([
       {
         type: 'replace-all',
         source: 'file',
@@ -138,6 +139,7 @@ describe('NodeSnapshotBuilder on a policy store', () => {
         ],
       },
     ]);
+    await builder.settled();
     assert.deepEqual(pushed.sort(), ['a', 'unbound']);
     assert.ok((builder.getSnapshot('a')?.resources('type.googleapis.com/envoy.config.listener.v3.Listener').size ?? 0) > 0);
     assert.ok(builder.getSnapshot('unbound'), 'a node no policy concerns now has its (empty) configuration');

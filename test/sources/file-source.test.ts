@@ -62,9 +62,9 @@ describe('FilePolicySource', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('loads the directory recursively and serves every proxy', () => {
+  it('loads the directory recursively and serves every proxy', async () => {
     source = new FilePolicySource({ directories: [dir], watch: false });
-    const r = source.start();
+    const r = await source.start();
     assert.equal(r.applied, true);
     assert.deepEqual(r.update?.changed, ['api', 'db', 'web']);
     const state = source.current();
@@ -76,7 +76,7 @@ describe('FilePolicySource', function () {
 
   it('a watched edit pushes only the proxies whose policy changed', async () => {
     source = new FilePolicySource({ directories: [dir], debounceMs: 50 });
-    source.start();
+    await source.start();
     const event = nextEvent(source);
     fs.writeFileSync(path.join(dir, 'api.yaml'), allowHttp('web', 'api', '/v2/.*'));
     const { update, errors } = await event;
@@ -91,7 +91,7 @@ describe('FilePolicySource', function () {
 
   it('a new workload file updates the peers of the proxies that select it, and the new proxy', async () => {
     source = new FilePolicySource({ directories: [dir], debounceMs: 50 });
-    source.start();
+    await source.start();
     const event = nextEvent(source);
     fs.writeFileSync(path.join(dir, 'workloads', 'web2.yaml'), workload('web-2', 'web', '10.0.0.4'));
     const { update } = await event;
@@ -108,7 +108,7 @@ describe('FilePolicySource', function () {
 
   it('a bad file is reported with file:line and the last good state keeps serving', async () => {
     source = new FilePolicySource({ directories: [dir], debounceMs: 50 });
-    source.start();
+    await source.start();
     const good = source.current();
     const event = nextEvent(source);
     // Valid YAML, valid schema, invalid RE2 — plus a good change in another file that must not half-apply.
@@ -138,7 +138,7 @@ describe('FilePolicySource', function () {
 
   it('an L7 conflict across files is rejected and rolled back', async () => {
     source = new FilePolicySource({ directories: [dir], debounceMs: 50 });
-    source.start();
+    await source.start();
     const before = JSON.stringify([...source.current().proxies]);
     const servedBefore = JSON.stringify(['api', 'db', 'web'].map((n) => source!.policyForNode(n) ?? null));
     const event = nextEvent(source);
@@ -163,7 +163,7 @@ describe('FilePolicySource', function () {
 
   it('a burst of writes is debounced into one reload', async () => {
     source = new FilePolicySource({ directories: [dir], debounceMs: 200 });
-    source.start();
+    await source.start();
     let updates = 0;
     source.on('update', () => updates++);
     // Counted at the reload itself: extra reloads of the same final content emit no update, so
@@ -181,7 +181,7 @@ describe('FilePolicySource', function () {
   it('an initial load that fails serves nothing and reports; stop() ends watching', async () => {
     fs.writeFileSync(path.join(dir, 'broken.yaml'), 'kind: [\n');
     source = new FilePolicySource({ directories: [dir], debounceMs: 50 });
-    const r = source.start();
+    const r = await source.start();
     assert.equal(r.applied, false);
     assert.equal(r.diagnostics[0].file, path.join(dir, 'broken.yaml'));
     assert.equal(source.current().version, 0);
@@ -217,7 +217,7 @@ describe('FilePolicySource under careless writers and moving directories', funct
 
   it('a file being written slowly is read only once it has stopped changing', async () => {
     source = new FilePolicySource({ directories: [dir], debounceMs: 30, settleMs: 400, rescanMs: 0 });
-    source.start();
+    await source.start();
     const seen: string[][] = [];
     source.on('update', (u) => seen.push([...u.state.proxies.keys()].sort()));
     // A workloads file rewritten in pieces, as a slow copy or upload does: each piece is valid
@@ -236,7 +236,7 @@ describe('FilePolicySource under careless writers and moving directories', funct
 
   it('a file that shrinks to nothing or loses most of its documents is held as suspect and reported; unchanged, it is accepted later', async () => {
     source = new FilePolicySource({ directories: [dir], debounceMs: 30, settleMs: 0, suspectHoldMs: 1500, rescanMs: 0 });
-    source.start();
+    await source.start();
     const errors: Diagnostic[][] = [];
     const updates: PolicyUpdate[] = [];
     source.on('error', (e) => errors.push(e));
@@ -269,8 +269,8 @@ describe('FilePolicySource under careless writers and moving directories', funct
     // Policies watched on their own directory; the workloads come from another source.
     source = new FilePolicySource({ directories: [policies], debounceMs: 30, settleMs: 0, rescanMs: 200, log: { warn: (m) => warnings.push(m) } });
     const store = source.store;
-    store.apply([{ type: 'upsert', source: 'workloads', id: path.join(dir, 'workloads.yaml'), text: three }]);
-    source.start();
+    await store.apply([{ type: 'upsert', source: 'workloads', id: path.join(dir, 'workloads.yaml'), text: three }]);
+    await source.start();
     const pathOf = (): string | undefined => {
       const rule = source!.current().proxies.get('api')?.ingress[0].rules[0];
       return rule ? l7RulesOf(rule, 'http')?.[0].path : undefined;

@@ -28,11 +28,11 @@ const twoBindings = (brokerRules: string): { id: string; text: string }[] => [
 ];
 
 describe('PolicyStore', () => {
-  it('refuses, per object and naming the field, what the mode it serves cannot enforce', () => {
+  it('refuses, per object and naming the field, what the mode it serves cannot enforce', async () => {
     const egress = `apiVersion: meshaccel.io/v1alpha1\nkind: L7Policy\nmetadata:\n  name: out\nspec:\n  endpointSelector: {matchLabels: {app: api}}\n  egress:\n    - toCIDR: [10.9.0.0/16]\n`;
     const objects = [twoBindings(HTTP)[0], { id: 'out.yaml', text: egress }];
-    assert.equal(new PolicyStore().apply([{ type: 'replace-all', source: 'file', objects }]).applied, true, 'standalone mode enforces egress');
-    const grpc = new PolicyStore({ mode: 'grpc' }).apply([{ type: 'replace-all', source: 'file', objects }]);
+    assert.equal((await new PolicyStore().apply([{ type: 'replace-all', source: 'file', objects }])).applied, true, 'standalone mode enforces egress');
+    const grpc = await new PolicyStore({ mode: 'grpc' }).apply([{ type: 'replace-all', source: 'file', objects }]);
     assert.equal(grpc.applied, false);
     assert.deepEqual(
       grpc.diagnostics.map((d) => [d.file, d.line, d.path]),
@@ -41,9 +41,9 @@ describe('PolicyStore', () => {
     assert.match(grpc.diagnostics[0].message, /grpc mode enforces no egress rules/);
   });
 
-  it('refuses Kafka rules with their field when it serves istio or grpc mode, and accepts them for standalone', () => {
+  it('refuses Kafka rules with their field when it serves istio or grpc mode, and accepts them for standalone', async () => {
     for (const mode of ['istio', 'grpc'] as const) {
-      const r = new PolicyStore({ mode }).apply([
+      const r = await new PolicyStore({ mode }).apply([
         { type: 'replace-all', source: 'file', objects: [{ id: 'broker.yaml', text: policyYaml('broker', 'broker', KAFKA) }] },
       ]);
       assert.equal(r.applied, false, mode);
@@ -58,19 +58,19 @@ describe('PolicyStore', () => {
     }
     for (const store of [new PolicyStore(), new PolicyStore({ mode: 'standalone' })]) {
       assert.equal(
-        store.apply([{ type: 'replace-all', source: 'file', objects: [{ id: 'broker.yaml', text: policyYaml('broker', 'broker', KAFKA) }] }]).applied,
+        (await store.apply([{ type: 'replace-all', source: 'file', objects: [{ id: 'broker.yaml', text: policyYaml('broker', 'broker', KAFKA) }] }])).applied,
         true,
       );
     }
   });
 
-  it('applies a batch atomically: one bad object rejects the batch, names that object, and the last good state serves', () => {
+  it('applies a batch atomically: one bad object rejects the batch, names that object, and the last good state serves', async () => {
     const store = new PolicyStore();
-    const first = store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP) }]);
+    const first = await store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP) }]);
     assert.equal(first.applied, true);
     assert.deepEqual(first.update?.changed, ['metadata:{"NODE_NAME":"h1"}', 'n1']);
     const good = store.current();
-    const r = store.apply([
+    const r = await store.apply([
       { type: 'upsert', source: 'file', id: 'api.yaml', text: policyYaml('api', 'api', HTTP.replace('/.*', '/v2/.*')) },
       { type: 'upsert', source: 'file', id: 'broker.yaml', text: policyYaml('broker', 'broker', HTTP.replace('/.*', '(?=x)')) },
     ]);
@@ -84,28 +84,28 @@ describe('PolicyStore', () => {
     assert.equal(rule && l7RulesOf(rule, 'http')?.[0].path, '/.*', 'the good half of the batch did not apply');
   });
 
-  it('replace-all replaces the objects of its own source only; remove drops one object', () => {
+  it('replace-all replaces the objects of its own source only; remove drops one object', async () => {
     const store = new PolicyStore();
-    store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP).slice(0, 2) }]);
-    store.apply([{ type: 'upsert', source: 'k8s', id: 'L7Policy/default/broker', text: policyYaml('broker', 'broker', HTTP) }]);
+    await store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP).slice(0, 2) }]);
+    await store.apply([{ type: 'upsert', source: 'k8s', id: 'L7Policy/default/broker', text: policyYaml('broker', 'broker', HTTP) }]);
     assert.deepEqual(store.current().files, ['L7Policy/default/broker', 'api.yaml', 'workloads.yaml']);
-    const r = store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP).slice(0, 1) }]);
+    const r = await store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP).slice(0, 1) }]);
     assert.deepEqual(r.update?.changed, ['n1'], 'api.yaml is gone, so n1 is back to default allow');
     assert.deepEqual(store.current().files, ['L7Policy/default/broker', 'workloads.yaml']);
-    store.apply([{ type: 'remove', source: 'k8s', id: 'L7Policy/default/broker' }]);
+    await store.apply([{ type: 'remove', source: 'k8s', id: 'L7Policy/default/broker' }]);
     assert.deepEqual(store.current().files, ['workloads.yaml']);
   });
 
-  it('a node served by two bindings is compiled once per change, and their clash is reported like any other conflict', () => {
+  it('a node served by two bindings is compiled once per change, and their clash is reported like any other conflict', async () => {
     const store = new PolicyStore();
-    store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP) }]);
+    await store.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(HTTP) }]);
     const served = store.trackNode('n1', { NODE_NAME: 'h1' });
     assert.deepEqual(served.conflicts, []);
     assert.deepEqual(served.policy?.workloads, ['default/api', 'default/broker']);
 
     // The broker's rules become Kafka on the port the api's HTTP rules use: each binding alone
     // is fine, the node serving both cannot be. The batch is refused, naming the node's bindings.
-    const clash = store.apply([{ type: 'upsert', source: 'file', id: 'broker.yaml', text: policyYaml('broker', 'broker', KAFKA) }]);
+    const clash = await store.apply([{ type: 'upsert', source: 'file', id: 'broker.yaml', text: policyYaml('broker', 'broker', KAFKA) }]);
     assert.equal(clash.applied, false);
     assert.equal(clash.diagnostics.length, 1);
     assert.match(
@@ -116,7 +116,7 @@ describe('PolicyStore', () => {
 
     // A node that connects into an existing clash is refused, with the clash as the reason.
     const other = new PolicyStore();
-    other.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(KAFKA) }]);
+    await other.apply([{ type: 'replace-all', source: 'file', objects: twoBindings(KAFKA) }]);
     const refused = other.trackNode('n1', { NODE_NAME: 'h1' });
     assert.equal(refused.policy, undefined);
     assert.equal(refused.conflicts.length, 1);
