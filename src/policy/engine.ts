@@ -141,7 +141,10 @@ export class PolicyEngine {
    */
   *syncSteps(resources: readonly Resource[]): Generator<void, void> {
     const wanted = new Map<string, Resource>();
-    for (const r of resources) wanted.set(resourceKey(r), r);
+    for (const r of resources) {
+      wanted.set(resourceKey(r), r);
+      yield;
+    }
     for (const key of [...this.policies.keys()]) {
       if (wanted.has(key)) continue;
       this.removePolicy(key);

@@ -7,7 +7,7 @@ import { crossDocumentChecks } from '../policy/loader';
 import type { Resource } from '../policy/model';
 import { keyMatchesNode } from '../policy/proxy-binding';
 import type { ObjectContent, ResourceEvent } from './events';
-import { runInSlices } from './time-slices';
+import { nextTurn, runInSlices } from './time-slices';
 import { sharedValidationPool, ValidationPool, type ValidationPoolOptions } from './validation-pool';
 
 export interface PolicyStoreOptions {
@@ -166,9 +166,12 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
       // Unless a later event of the batch replaced or removed it.
       if (next.get(key) === placeholder) next.set(key, { ...placeholder, resources });
     }
+    // Each stage in a turn of its own: receiving the last results may have taken one already.
+    await nextTurn();
     const resources = [...next.values()].flatMap((o) => o.resources);
     if (diagnostics.length === 0) diagnostics.push(...crossDocumentChecks(resources));
     if (diagnostics.length > 0) return this.reject(diagnostics);
+    await nextTurn();
 
     this.inEngine = true;
     try {

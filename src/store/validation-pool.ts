@@ -29,7 +29,7 @@ export type ValidationReply =
 export type Validated<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 export interface ValidationPoolOptions {
-  /** Worker threads at most (default 2, 1 on a single core). */
+  /** Worker threads at most (default: one core is left to the event loop, and at most 2 are used). */
   threads?: number;
   /** One object's validation that takes longer is abandoned and its worker replaced (default 60 s). */
   timeoutMs?: number;
@@ -69,7 +69,7 @@ export class ValidationPool {
   private started = 0;
 
   constructor(options: ValidationPoolOptions = {}) {
-    this.maxThreads = Math.max(1, options.threads ?? Math.min(2, os.availableParallelism()));
+    this.maxThreads = Math.max(1, options.threads ?? Math.min(2, os.availableParallelism() - 1));
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.heapMb = options.heapMb ?? 1024;
     this.idleMs = options.idleMs ?? 30_000;
