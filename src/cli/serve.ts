@@ -5,6 +5,7 @@ import { packageRoot } from '../paths';
 import { kafkaFilterWasmPath } from '../kafka/wasm-path';
 import type { EnvoyMode } from '../envoy/proxy-resources';
 import type { TlsFiles } from '../xds/tls';
+import type { BindingGrant } from '../server/binding-grants';
 import { consoleLogger as makeConsoleLogger, parseLogLevel } from '../log';
 
 const OPTIONS: Record<string, OptionSpec> = {
@@ -36,7 +37,15 @@ const OPTIONS: Record<string, OptionSpec> = {
     value: true,
     description: `where the last good configuration is persisted and read back when the files fail at start-up (default ${'$'}XDG_STATE_HOME/meshaccel, /var/lib/meshaccel for root, else ~/.local/state/meshaccel)`,
   },
-  'client-ca': { value: true, description: 'require client certificates from this CA (mTLS); a node id must match its certificate' },
+  'client-ca': {
+    value: true,
+    description:
+      "require client certificates from this CA (mTLS); a node id must match its certificate, and its metadata may bind only workloads of the SPIFFE ID's namespace and service account (or --binding-grants)",
+  },
+  'binding-grants': {
+    value: true,
+    description: 'mTLS: YAML file of what certificate identities may bind through node metadata (namespaces, serviceAccounts, workloads, nodeMetadata)',
+  },
   help: { description: 'show this help' },
 };
 
@@ -78,6 +87,14 @@ export const command: Command = {
       tls = { certFile: cert, keyFile: key, clientCaFile: clientCa };
     }
 
+    const grantsFile = optionValue(args, 'binding-grants');
+    if (grantsFile !== undefined && !clientCa) throw new UsageError('--binding-grants needs --client-ca: only a client certificate can be granted bindings');
+    let bindingGrants: BindingGrant[] | undefined;
+    if (grantsFile !== undefined) {
+      const { loadBindingGrants } = await import('../server/binding-grants');
+      bindingGrants = loadBindingGrants(path.resolve(grantsFile));
+    }
+
     // Plaintext xDS authenticates nobody: whoever reaches the port reads every proxy's policy
     // and may claim any node id not connected at the moment. Loopback is the default; anything
     // wider is a choice made on the command line.
@@ -109,6 +126,7 @@ export const command: Command = {
       servedPorts: optionList(args, 'served-ports').map((p) => parsePort(p, '--served-ports')),
       kafkaModule: { localPath: kafkaFilter },
       trustDomain: optionValue(args, 'trust-domain'),
+      bindingGrants,
       stateDir: path.resolve(optionValue(args, 'state-dir') || defaultStateDir()),
       log: consoleLogger,
     });

@@ -33,6 +33,12 @@ export interface NodePolicy {
   conflicts: Diagnostic[];
 }
 
+/** A workload and the binding key (a node id or `metadata:{...}`) that makes a node serve it. */
+export interface BoundWorkload {
+  binding: string;
+  workload: WorkloadResource;
+}
+
 /**
  * A connected node that several bindings serve (its node id and metadata bindings): compiled as
  * one proxy, once per change that concerns it, like any binding.
@@ -426,6 +432,16 @@ export class PolicyEngine {
   /** `nodePolicy`'s policy; undefined for a node no binding serves or whose bindings clash. */
   policyForNode(nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): CompiledProxyPolicy | undefined {
     return this.nodePolicy(nodeId, nodeMetadata).policy;
+  }
+
+  /**
+   * The workloads a node with this id and metadata would be served, each with the binding key
+   * that brings it (its node id or `metadata:{...}`): what an mTLS client claims by connecting.
+   */
+  workloadsBoundTo(nodeId: string, nodeMetadata: Readonly<Record<string, unknown>> = {}): BoundWorkload[] {
+    return this.bindingsOf(nodeId, nodeMetadata).flatMap((binding) =>
+      [...(this.proxyWorkloads.get(binding) ?? [])].map((w) => ({ binding, workload: w.resource })),
+    );
   }
 
   /** Binding keys in use (workloads bound) that serve this node, sorted. */

@@ -10,6 +10,7 @@ import { startAdminServer, type AdminServer } from '../xds/admin-http';
 import type { Logger } from '../log';
 import type { WasmModuleSource } from '../kafka/delivery';
 import { NodeSnapshotBuilder } from './node-snapshot-builder';
+import { bindingAuthorizer, type BindingGrant } from './binding-grants';
 
 export interface ControlServerOptions {
   /** Directories of L7Policy and Workload YAML, watched. */
@@ -27,6 +28,11 @@ export interface ControlServerOptions {
   /** standalone: where Envoy loads the Kafka filter module from (default: the built .wasm). */
   kafkaModule?: WasmModuleSource;
   trustDomain?: string;
+  /**
+   * With mTLS: what certificate identities may bind through node metadata beyond their own
+   * SPIFFE namespace and service account (see binding-grants.ts).
+   */
+  bindingGrants?: readonly BindingGrant[];
   log: Logger;
   /** How long a disconnected node's snapshot is kept for a reconnect (default 10 s). */
   nodeGraceMs?: number;
@@ -125,7 +131,11 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
   starting = false;
   if (!initial.applied) serving = await fallBackOnLastGood(source, lastGood, initial.diagnostics, o.log);
 
-  const xds = await startXdsServer({ source: snapshots, host: o.host, port: o.port, tls: o.tls, controlPlaneId: 'meshaccel', log: o.log });
+  // Under mTLS the certificate decides the node id and which workloads its metadata may bind.
+  const authorize = o.tls?.clientCaFile
+    ? bindingAuthorizer(store, { trustDomain: o.trustDomain ?? 'cluster.local', grants: o.bindingGrants ?? [] })
+    : undefined;
+  const xds = await startXdsServer({ source: snapshots, host: o.host, port: o.port, tls: o.tls, authorize, controlPlaneId: 'meshaccel', log: o.log });
   let admin: AdminServer | undefined;
   if (o.adminPort !== undefined) {
     admin = await startAdminServer(

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'events';
 import type { CompiledProxyPolicy } from '../policy/compiled';
 import { compareDiagnostics, type Diagnostic } from '../policy/diagnostics';
-import { PolicyEngine, type NodePolicy } from '../policy/engine';
+import { PolicyEngine, type BoundWorkload, type NodePolicy } from '../policy/engine';
 import type { EnforcementMode } from '../policy/enforceability';
 import { crossDocumentChecks } from '../policy/loader';
 import type { Resource } from '../policy/model';
@@ -235,6 +235,11 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   /** What a node is served now: its policy, or the clashes between its bindings that refuse it. */
   nodePolicy(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): NodePolicy {
     return this.engine.nodePolicy(nodeId, nodeMetadata);
+  }
+
+  /** The workloads a node with this id and metadata is served, each with the binding that brings it. */
+  workloadsBoundTo(nodeId: string, nodeMetadata?: Readonly<Record<string, unknown>>): BoundWorkload[] {
+    return this.engine.workloadsBoundTo(nodeId, nodeMetadata);
   }
 
   /** The policy for a node (its node-id binding plus matching metadata bindings); undefined if none or refused. */

@@ -15,7 +15,11 @@ export type { StreamLimits } from './limits';
 
 export type XdsCall = grpc.ServerDuplexStream<Buffer, Buffer>;
 
-/** Decides whether a node may receive configuration on this call; returns a denial reason. */
+/**
+ * Decides whether a node may receive configuration on this call; returns a denial reason (its
+ * client parts escaped with clientText). Asked on the first request, and again before each new
+ * snapshot is pushed: a denial then withholds that snapshot and the stream keeps the last.
+ */
 export type NodeAuthorizer = (node: NodeInfo, call: XdsCall) => string | undefined;
 
 export interface SessionContext {
@@ -261,6 +265,13 @@ export abstract class StreamSession<TypeState> {
     this.snapshot = this.ctx.source.getSnapshot(key);
     this.unwatch = this.ctx.source.watch(key, (s) => {
       if (this.closed) return;
+      // What the node may be served can depend on the configuration (under mTLS, which
+      // workloads its certificate covers): one it may not have is withheld, the last stays.
+      const denial = this.ctx.authorize?.(node, this.call);
+      if (denial) {
+        this.ctx.log.warn(`xds stream ${this.id} from ${this.peer}: new configuration withheld, the last one stays: ${statusDetails(denial)}`);
+        return;
+      }
       this.snapshot = s;
       try {
         this.onSnapshot();

@@ -76,7 +76,8 @@ export function makeTestPki(): TestPki {
     serverKey: path.join(dir, 'server.key'),
     client(identity: string) {
       const name = `client${++n}`;
-      issue(name, identity.slice(0, 60), `URI:${identity}`);
+      // -subj separates RDNs with '/', so a slash of a SPIFFE ID in the CN is escaped.
+      issue(name, identity.slice(0, 60).replace(/\//g, '\\/'), `URI:${identity}`);
       return { cert: path.join(dir, `${name}.crt`), key: path.join(dir, `${name}.key`) };
     },
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
