@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import type { Command } from './command';
-import { optionList, optionValue, parseArgs, UsageError, type OptionSpec } from './args';
+import { optionList, optionValue, parseArgs, parsePort, UsageError, type OptionSpec } from './args';
 import type { EnforcementMode } from '../policy/enforceability';
 import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
@@ -8,6 +8,11 @@ import { listYamlFiles, loadFiles } from '../policy/loader';
 
 const CHECK_SPEC: Record<string, OptionSpec> = {
   mode: { value: true, description: 'Envoy mode the policies are for: standalone (default), istio or grpc; what it cannot enforce is an error' },
+  'served-ports': {
+    value: true,
+    repeated: true,
+    description: 'istio: the ports the deployed EnvoyFilter patches per port; L7 rules on any other port are an error',
+  },
   help: { description: 'show this help' },
 };
 
@@ -207,7 +212,10 @@ async function check(argv: string[]): Promise<number> {
   });
   if (args.positionals.length === 0) throw new UsageError('policy check needs at least one FILE');
   const { files, empty } = expand(args.positionals);
-  const loaded = loadFiles(files, undefined, { mode: modeOption(optionValue(args, 'mode')) });
+  const loaded = loadFiles(files, undefined, {
+    mode: modeOption(optionValue(args, 'mode')),
+    coveredPorts: optionList(args, 'served-ports').map((p) => parsePort(p, '--served-ports')),
+  });
   const diagnostics = [...empty, ...loaded.diagnostics];
   if (diagnostics.length === 0) {
     // With workloads in the set, policies can be resolved, which finds L7 protocol clashes.

@@ -13,6 +13,8 @@ export interface PolicyStoreOptions {
   trustDomain?: string;
   /** The Envoy mode the policies are served in: an object with rules it cannot enforce is refused (default standalone). */
   mode?: EnforcementMode;
+  /** istio: the ports the deployed EnvoyFilter patches per port; L7 rules on another port are refused. */
+  coveredPorts?: readonly number[];
 }
 
 /** One consistent, fully validated configuration. */
@@ -85,11 +87,13 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private state: PolicyState = { version: 0, proxies: new Map(), files: [] };
 
   private readonly mode: EnforcementMode;
+  private readonly coveredPorts: readonly number[] | undefined;
 
   constructor(options: PolicyStoreOptions = {}) {
     super();
     this.engine = new PolicyEngine({ trustDomain: options.trustDomain });
     this.mode = options.mode ?? 'standalone';
+    this.coveredPorts = options.coveredPorts;
   }
 
   current(): PolicyState {
@@ -195,7 +199,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private parse(key: string, id: string, text: string): Parsed {
     const cached = this.parsed.get(key);
     if (cached?.text === text) return cached;
-    const loaded = loadText(id, text, undefined, { mode: this.mode });
+    const loaded = loadText(id, text, undefined, { mode: this.mode, coveredPorts: this.coveredPorts });
     const parsed = { text, resources: loaded.resources, diagnostics: loaded.diagnostics };
     this.parsed.set(key, parsed);
     return parsed;
