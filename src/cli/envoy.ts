@@ -19,10 +19,13 @@ const RENDER_OPTIONS: Record<string, OptionSpec> = {
   mode: { value: true, description: 'standalone | istio | grpc (default standalone)' },
   'kafka-filter': {
     value: true,
-    description: 'standalone: path of the Kafka filter module (.wasm) on the Envoy host (default: the built one of this install)',
+    description: 'standalone/istio: path of the Kafka filter module (.wasm) on the Envoy host (default: the built one of this install)',
   },
   'grpc-host': { value: true, description: 'grpc mode: host the XdsServer binds (default 0.0.0.0)' },
-  envoyfilter: { description: 'istio mode: print the EnvoyFilter that patches the ports this policy enforces HTTP rules on' },
+  envoyfilter: {
+    description:
+      "istio mode: print the EnvoyFilter that puts the network RBAC on every inbound chain and the HTTP RBAC / Kafka filter on this policy's L7 ports",
+  },
   namespace: { value: true, description: 'with --envoyfilter: its namespace (default default)' },
   'workload-labels': { value: true, description: 'with --envoyfilter: workloadSelector labels, k=v,k=v' },
   'xds-address': { value: true, description: "with --envoyfilter: meshaccel's xDS server host:port as sidecars reach it" },
@@ -79,6 +82,7 @@ async function render(argv: string[]): Promise<number> {
     console.error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
+  const kafkaModule = { localPath: path.resolve(optionValue(args, 'kafka-filter') ?? kafkaFilterWasmPath()) };
   if (args.flags.has('envoyfilter')) {
     if (mode !== 'istio') throw new UsageError('--envoyfilter needs --mode istio');
     const labels = optionValue(args, 'workload-labels');
@@ -90,6 +94,7 @@ async function render(argv: string[]): Promise<number> {
       workloadLabels: labels === undefined ? undefined : Object.fromEntries(labels.split(',').map((kv) => kv.split('=') as [string, string])),
       xdsHost: xds === undefined ? undefined : xds.slice(0, colon),
       xdsPort: xds === undefined ? undefined : Number(xds.slice(colon + 1)),
+      kafkaModule,
     });
     console.log(JSON.stringify(filter, null, 2));
     return 0;
@@ -98,7 +103,7 @@ async function render(argv: string[]): Promise<number> {
     mode,
     redirect: DEFAULT_REDIRECT_CONFIG,
     grpcServerHost: optionValue(args, 'grpc-host'),
-    kafkaModule: { localPath: path.resolve(optionValue(args, 'kafka-filter') ?? kafkaFilterWasmPath()) },
+    kafkaModule,
   });
   for (const w of build.warnings) console.error(`warning: ${w}`);
   try {

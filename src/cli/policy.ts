@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import type { Command } from './command';
-import { optionList, optionValue, parseArgs, UsageError, type OptionSpec } from './args';
+import { optionList, optionValue, parseArgs, parsePort, UsageError, type OptionSpec } from './args';
 import type { EnforcementMode } from '../policy/enforceability';
 import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
@@ -8,6 +8,11 @@ import { listYamlFiles, loadFiles } from '../policy/loader';
 
 const CHECK_SPEC: Record<string, OptionSpec> = {
   mode: { value: true, description: 'Envoy mode the policies are for: standalone (default), istio or grpc; what it cannot enforce is an error' },
+  'served-ports': {
+    value: true,
+    repeated: true,
+    description: 'istio: the ports the deployed EnvoyFilter patches per port; L7 rules on any other port are an error',
+  },
   help: { description: 'show this help' },
 };
 
@@ -40,6 +45,8 @@ const TRACE_SPEC: Record<string, OptionSpec> = {
   path: { value: true, description: 'HTTP path' },
   host: { value: true, description: 'HTTP :authority' },
   header: { value: true, repeated: true, description: 'HTTP header "name: value"' },
+  'from-principal': { value: true, description: "mTLS identity of the source (spiffe://...); istio mode: default the source workload's service account" },
+  mode: { value: true, description: 'standalone (default) or istio: whose resources to judge with' },
   help: { description: 'show this help' },
 };
 
@@ -65,7 +72,7 @@ async function trace(argv: string[]): Promise<number> {
   const args = parseArgs(argv, TRACE_SPEC, {
     command: 'policy trace',
     summary:
-      "Judge one connection (and optionally one HTTP request) through gRPC's RBAC engine over the Envoy resources that would be served (standalone mode).",
+      "Judge one connection (and optionally one HTTP request) through gRPC's RBAC engine over the Envoy resources that would be served (standalone mode, or --mode istio).",
   });
   const inputs = [...optionList(args, 'policies'), ...optionList(args, 'workloads'), ...args.positionals];
   if (inputs.length === 0) throw new UsageError('policy trace needs --policies and --workloads');
@@ -78,8 +85,10 @@ async function trace(argv: string[]): Promise<number> {
   const toIp = optionValue(args, 'to-ip');
   if ((from === undefined) === (fromIp === undefined)) throw new UsageError('give one of --from or --from-ip');
   if ((to === undefined) === (toIp === undefined)) throw new UsageError('give one of --to or --to-ip');
+  const mode = modeOption(optionValue(args, 'mode'));
+  if (mode === 'grpc') throw new UsageError('policy trace judges standalone or istio mode resources (--mode grpc: the table suite runs real calls)');
   const { files, empty } = expand(inputs);
-  const loaded = loadFiles(files);
+  const loaded = loadFiles(files, undefined, { mode });
   const engine = new PolicyEngine();
   const diagnostics = [...empty, ...loaded.diagnostics];
   if (diagnostics.length === 0) {
@@ -109,20 +118,23 @@ async function trace(argv: string[]): Promise<number> {
     const r = traceConnection(
       engine,
       {
-        from:
-          from !== undefined
+        from: {
+          ...(from !== undefined
             ? { workload: `Workload/${from}` }
             : {
                 ip: fromIp,
                 labels: labelsOption(optionValue(args, 'from-labels')),
                 namespace: optionValue(args, 'from-namespace'),
                 serviceAccount: optionValue(args, 'from-sa'),
-              },
+              }),
+          principal: optionValue(args, 'from-principal'),
+        },
         to: to !== undefined ? { workload: `Workload/${to}` } : { ip: toIp },
         port,
         http,
       },
       DEFAULT_REDIRECT_CONFIG,
+      { mode },
     );
     console.log(formatTrace(r));
     return 0;
@@ -207,7 +219,10 @@ async function check(argv: string[]): Promise<number> {
   });
   if (args.positionals.length === 0) throw new UsageError('policy check needs at least one FILE');
   const { files, empty } = expand(args.positionals);
-  const loaded = loadFiles(files, undefined, { mode: modeOption(optionValue(args, 'mode')) });
+  const loaded = loadFiles(files, undefined, {
+    mode: modeOption(optionValue(args, 'mode')),
+    coveredPorts: optionList(args, 'served-ports').map((p) => parsePort(p, '--served-ports')),
+  });
   const diagnostics = [...empty, ...loaded.diagnostics];
   if (diagnostics.length === 0) {
     // With workloads in the set, policies can be resolved, which finds L7 protocol clashes.

@@ -28,7 +28,7 @@ const OPTIONS: Record<string, OptionSpec> = {
   'kafka-filter': {
     value: true,
     description:
-      'standalone: path on the Envoy host of the Kafka filter module (.wasm) Kafka ports load (default: the built wasm/kafka-filter/build/kafka-filter.wasm of this install)',
+      'standalone/istio: path on the Envoy host (istio: in the sidecar) of the Kafka filter module (.wasm) Kafka ports load (default: the built wasm/kafka-filter/build/kafka-filter.wasm of this install)',
   },
   'trust-domain': { value: true, description: 'SPIFFE trust domain for mTLS principals (default cluster.local)' },
   'tls-cert': { value: true, description: 'serve xDS over TLS with this certificate chain (PEM)' },
@@ -107,8 +107,7 @@ export const command: Command = {
 
     const kafkaFilterOption = optionValue(args, 'kafka-filter');
     if (kafkaFilterOption === '') throw new UsageError('--kafka-filter needs a path');
-    if (kafkaFilterOption !== undefined && mode !== 'standalone')
-      throw new UsageError('--kafka-filter applies to standalone mode only (istio and grpc mode refuse Kafka rules)');
+    if (kafkaFilterOption !== undefined && mode === 'grpc') throw new UsageError('--kafka-filter does not apply to grpc mode (it refuses Kafka rules)');
     // Envoy resolves a relative filename against its own working directory: serve an absolute one.
     const kafkaFilter = path.resolve(kafkaFilterOption ?? kafkaFilterWasmPath());
 
@@ -137,7 +136,7 @@ export const command: Command = {
       `xDS (ADS, SotW + Delta, ${tls ? (clientCa ? 'mTLS' : 'TLS') : 'plaintext'}) listening on ${server.xds.address}, mode ${mode}, ready ${Math.round(process.uptime() * 1000)} ms after start`,
     );
     consoleLogger.info(`point Envoy's ADS cluster at ${server.xds.address} (example bootstrap: envoy/)`);
-    if (mode === 'standalone') consoleLogger.info(`Kafka ports load the Kafka filter from ${kafkaFilter} (on the Envoy host; --kafka-filter to change)`);
+    if (mode !== 'grpc') consoleLogger.info(`Kafka ports load the Kafka filter from ${kafkaFilter} (on the Envoy host; --kafka-filter to change)`);
     if (server.admin) consoleLogger.info(`status: meshaccel status --admin http://127.0.0.1:${server.admin.port}`);
 
     await new Promise<void>((resolve) => {

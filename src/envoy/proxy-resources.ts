@@ -4,19 +4,20 @@ import type { EncodedResource } from '../resource/encoded';
 import { encodeEnvoyResource } from './encode';
 import { l7Builder, l7EnforcedIn } from './builders/l7';
 import { GRPC } from './modes/grpc';
-import { ISTIO, istioHttpPorts } from './modes/istio';
+import { ISTIO, istioL7Ports } from './modes/istio';
 import { istioEnvoyFilter, type EnvoyFilterOptions } from './builders/istio-envoyfilter';
 import type { Json } from './builders/rbac';
 import { DEFAULT_REDIRECT_CONFIG } from '../net/capture-config';
 import { UnenforceableError, type EnvoyMode, type GeneratedResource, type ModeBuilder, type PortsByDirection, type ProxyBuildOptions } from './modes/mode';
 import { STANDALONE } from './modes/standalone';
+import { kafkaFilterWasmPath } from '../kafka/wasm-path';
 
 /**
  * The one entry from a proxy's compiled policy to the xDS resources serving it:
  * - standalone: capture listeners, routes, ORIGINAL_DST clusters, one ECDS HTTP RBAC per HTTP
  *   port, one ECDS Kafka filter (proxy-wasm) configuration per Kafka port and the ECDS network RBAC (L3/L4 allows per chain, deny rules per direction);
- * - istio: only the ECDS HTTP RBAC resources, which an EnvoyFilter-inserted filter references
- *   (istiod stays the main control plane and owns listeners/routes/clusters);
+ * - istio: only ECDS resources (network RBAC, HTTP RBAC, Kafka filter), which the filters of the
+ *   generated EnvoyFilter reference (istiod stays the main control plane and owns listeners/routes/clusters);
  * - grpc: one server Listener per ingress port with the RBAC inline, L3/L4 rules included (no ECDS in gRPC).
  * What a mode cannot enforce throws UnenforceableError: never served.
  */
@@ -69,9 +70,10 @@ function withServedPorts(ports: CompiledPortPolicy[], served: readonly number[] 
 
 const MODES: { readonly [M in EnvoyMode]: ModeBuilder } = { standalone: STANDALONE, istio: ISTIO, grpc: GRPC };
 
-/** The Istio EnvoyFilter for a compiled proxy policy: one patch per port the istio builder enforces HTTP rules on. */
+/** The Istio EnvoyFilter for a compiled proxy policy: network RBAC on every inbound chain, and per-port patches for the ports with HTTP or Kafka rules. */
 export function istioEnvoyFilterFor(compiled: CompiledProxyPolicy, options: EnvoyFilterOptions = {}): Json {
-  return istioEnvoyFilter(istioHttpPorts(portsOf(compiled, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }, [])), options);
+  const ports = istioL7Ports(portsOf(compiled, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }, []));
+  return istioEnvoyFilter(ports, { ...options, kafkaModule: options.kafkaModule ?? { localPath: kafkaFilterWasmPath() } });
 }
 
 function portsOf(compiled: CompiledProxyPolicy, options: ProxyBuildOptions, warnings: string[]): PortsByDirection {

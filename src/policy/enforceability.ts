@@ -14,12 +14,12 @@ export type EnforcementMode = 'standalone' | 'istio' | 'grpc';
 
 /**
  * L7 kinds each mode's Envoy filters enforce; the others are validated but refused. Kafka: the
- * proxy-wasm filter on standalone's Kafka chains; istio mode does not generate its EnvoyFilter
- * yet, and a proxyless gRPC server runs no network filters.
+ * proxy-wasm filter on standalone's Kafka chains and, in istio mode, inserted by the generated
+ * EnvoyFilter; a proxyless gRPC server runs no network filters.
  */
 const ENFORCED_L7: Record<EnforcementMode, ReadonlySet<string>> = {
   standalone: new Set(['http', 'kafka']),
-  istio: new Set(['http']),
+  istio: new Set(['http', 'kafka']),
   grpc: new Set(['http']),
 };
 
@@ -31,13 +31,10 @@ const L7_REFUSAL: Record<EnforcementMode, (protocol: string) => string> = {
 
 const SECTION_REFUSALS: Record<EnforcementMode, Partial<Record<RuleSection, string>>> = {
   standalone: {},
+  // Ingress is enforced on every inbound chain by the generated EnvoyFilter's network RBAC.
   istio: {
-    ingress:
-      'istio mode cannot enforce this section: it enforces HTTP rules on the ports the EnvoyFilter patches, but not the default deny this section puts on the ' +
-      "selected workloads' other ports, nor L3/L4 rules (network RBAC patches are not generated yet); use standalone mode",
-    egress: 'istio mode enforces no egress rules (its EnvoyFilter patches inbound listeners only)',
-    ingressDeny: 'istio mode enforces no L3/L4 deny rules (network RBAC patches are not generated yet)',
-    egressDeny: 'istio mode enforces no egress rules (its EnvoyFilter patches inbound listeners only)',
+    egress: 'istio mode enforces no egress rules (its EnvoyFilter patches inbound chains only); use standalone mode',
+    egressDeny: 'istio mode enforces no egress rules (its EnvoyFilter patches inbound chains only); use standalone mode',
   },
   grpc: {
     egress: 'grpc mode enforces no egress rules: a proxyless gRPC client runs no RBAC',
@@ -45,13 +42,31 @@ const SECTION_REFUSALS: Record<EnforcementMode, Partial<Record<RuleSection, stri
   },
 };
 
-function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegment[], mode: EnforcementMode, errors: SemanticError[]): void {
+/**
+ * Istio: the ports the deployed EnvoyFilter patches per port (`serve --served-ports`). L7 rules
+ * need their filter on the port's chains; L3/L4 rules need no per-port patch (the network RBAC
+ * is on every inbound chain).
+ */
+export interface EnforcementTarget {
+  mode: EnforcementMode;
+  coveredPorts?: readonly number[];
+}
+
+function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegment[], target: EnforcementTarget, errors: SemanticError[]): void {
+  const { mode, coveredPorts } = target;
   (toPorts ?? []).forEach((pr, j) => {
+    const l7 = L7_KINDS.find((kind) => pr.rules?.[kind] !== undefined);
     pr.ports.forEach((p, k) => {
       if (p.protocol === 'UDP') {
         errors.push({
           path: [...at, 'toPorts', j, 'ports', k, 'protocol'],
           message: 'meshaccel captures and enforces TCP only; a UDP rule cannot be enforced (use TCP, or ANY for the TCP part)',
+        });
+      }
+      if (mode === 'istio' && l7 && coveredPorts && coveredPorts.length > 0 && !coveredPorts.includes(Number(p.port))) {
+        errors.push({
+          path: [...at, 'toPorts', j, 'ports', k, 'port'],
+          message: `port ${p.port} has ${l7Protocol(l7).name} rules but the deployed EnvoyFilter covers only port${coveredPorts.length === 1 ? '' : 's'} ${coveredPorts.join(', ')}; regenerate it (meshaccel envoy render --mode istio --envoyfilter) and add the port to --served-ports`,
         });
       }
     });
@@ -64,14 +79,15 @@ function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegmen
 }
 
 /** What `mode` cannot enforce in a validated policy spec, as errors at field paths. */
-export function unenforceable(spec: L7PolicySpec, mode: EnforcementMode): SemanticError[] {
+export function unenforceable(spec: L7PolicySpec, target: EnforcementMode | EnforcementTarget): SemanticError[] {
+  const { mode } = typeof target === 'string' ? { mode: target } : target;
   const errors: SemanticError[] = [];
   for (const section of ['ingress', 'egress', 'ingressDeny', 'egressDeny'] as const) {
     const rules = spec[section];
     if (rules === undefined) continue;
     const refusal = SECTION_REFUSALS[mode][section];
     if (refusal) errors.push({ path: ['spec', section], message: refusal });
-    rules.forEach((r, i) => checkPorts(r.toPorts, ['spec', section, i], mode, errors));
+    rules.forEach((r, i) => checkPorts(r.toPorts, ['spec', section, i], typeof target === 'string' ? { mode } : target, errors));
   }
   return errors;
 }

@@ -61,6 +61,8 @@ function parseDocuments(text: string, lines: LineCounter, max: number): { docs: 
 export interface LoadOptions {
   /** The Envoy mode the policies will be served in: what it cannot enforce is refused (default standalone). */
   mode?: EnforcementMode;
+  /** istio: the ports the deployed EnvoyFilter patches per port; L7 rules on another port are refused. */
+  coveredPorts?: readonly number[];
 }
 
 export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas(), options: LoadOptions = {}): LoadResult {
@@ -145,7 +147,7 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     for (const e of semantic) report(e.path, e.message, subject);
     if (failed || semantic.length > 0) return;
     if (kind !== 'Workload') {
-      const refused = unenforceable(value.spec as L7PolicySpec, options.mode ?? 'standalone');
+      const refused = unenforceable(value.spec as L7PolicySpec, { mode: options.mode ?? 'standalone', coveredPorts: options.coveredPorts });
       for (const e of refused) report(e.path, e.message, subject);
       if (refused.length > 0) return;
     }

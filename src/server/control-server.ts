@@ -98,7 +98,7 @@ async function fallBackOnLastGood(
  * and the last good configuration keeps serving.
  */
 export async function startControlServer(o: ControlServerOptions): Promise<RunningControlServer> {
-  const store = new PolicyStore({ trustDomain: o.trustDomain, mode: o.mode });
+  const store = new PolicyStore({ trustDomain: o.trustDomain, mode: o.mode, coveredPorts: o.mode === 'istio' ? o.servedPorts : undefined });
   const source = new FilePolicySource({ directories: o.directories, store, log: o.log });
   const build = {
     mode: o.mode,

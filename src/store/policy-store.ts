@@ -17,6 +17,8 @@ export interface PolicyStoreOptions {
   mode?: EnforcementMode;
   /** The worker threads objects are parsed and validated in: a given pool, one of its own with these options, or (default) the process's shared pool. */
   validation?: ValidationPool | ValidationPoolOptions;
+  /** istio: the ports the deployed EnvoyFilter patches per port; L7 rules on another port are refused. */
+  coveredPorts?: readonly number[];
 }
 
 /** One consistent, fully validated configuration. */
@@ -105,6 +107,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   /** The batch being applied, or the last one: each batch waits for the one before it. */
   private queue: Promise<unknown> = Promise.resolve();
   private inEngine = false;
+  private readonly coveredPorts: readonly number[] | undefined;
 
   constructor(options: PolicyStoreOptions = {}) {
     super();
@@ -112,6 +115,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
     this.mode = options.mode ?? 'standalone';
     const v = options.validation;
     this.validator = v instanceof ValidationPool ? v : v ? new ValidationPool(v) : sharedValidationPool();
+    this.coveredPorts = options.coveredPorts;
   }
 
   current(): PolicyState {
@@ -256,7 +260,7 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
   private async parse(key: string, id: string, text: string): Promise<Parsed> {
     const cached = this.parsed.get(key);
     if (cached?.text === text) return cached;
-    const loaded = await this.validator.load(id, text, this.mode);
+    const loaded = await this.validator.load(id, text, { mode: this.mode, coveredPorts: this.coveredPorts });
     if (!loaded.ok) return notValidated(id, loaded.reason);
     const parsed = { text, resources: loaded.value.resources, diagnostics: loaded.value.diagnostics };
     this.parsed.set(key, parsed);

@@ -12,10 +12,9 @@
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import type { EnforcementMode } from '../policy/enforceability';
-import type { LoadResult } from '../policy/loader';
+import type { LoadOptions, LoadResult } from '../policy/loader';
 
-export type ValidationJob = { kind: 'load'; file: string; text: string; mode: EnforcementMode } | { kind: 'count'; text: string };
+export type ValidationJob = { kind: 'load'; file: string; text: string; options: LoadOptions } | { kind: 'count'; text: string };
 
 export type ValidationRequest = ValidationJob & { id: number };
 
@@ -76,8 +75,8 @@ export class ValidationPool {
   }
 
   /** `loadText(file, text)` in a worker. */
-  async load(file: string, text: string, mode: EnforcementMode): Promise<Validated<LoadResult>> {
-    const r = await this.run({ kind: 'load', file, text, mode });
+  async load(file: string, text: string, options: LoadOptions): Promise<Validated<LoadResult>> {
+    const r = await this.run({ kind: 'load', file, text, options });
     if (!r.ok) return r;
     return r.value.kind === 'load' ? { ok: true, value: r.value.result } : { ok: false, reason: replyProblem(r.value) };
   }

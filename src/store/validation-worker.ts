@@ -12,7 +12,7 @@ if (!port) throw new Error('validation-worker.js runs as a worker thread');
 function answer(request: ValidationRequest): ValidationReply {
   try {
     if (request.kind === 'count') return { id: request.id, kind: 'count', count: countDocuments(request.text) };
-    return { id: request.id, kind: 'load', result: loadText(request.file, request.text, undefined, { mode: request.mode }) };
+    return { id: request.id, kind: 'load', result: loadText(request.file, request.text, undefined, request.options) };
   } catch (err) {
     return { id: request.id, kind: 'error', message: (err instanceof Error ? err.message : String(err)).split('\n')[0].slice(0, 200) };
   }

@@ -4,7 +4,8 @@ import type { PolicyEngine } from '../policy/engine';
 import type { RedirectConfig } from '../net/capture-config';
 import { lookupType } from '../envoy/protos';
 import { TypeUrl } from '../resource/type-urls';
-import { buildProxyResourceJson, encodeGenerated } from '../envoy/proxy-resources';
+import { buildProxyResourceJson, encodeGenerated, istioEnvoyFilterFor } from '../envoy/proxy-resources';
+import { istioInboundChain, patchedIstioChain, type PatchedChain } from './istio-chain';
 import { listenerName } from '../envoy/builders/listeners';
 import type { Direction } from '../envoy/builders/ecds';
 
@@ -154,16 +155,57 @@ function judge(filter: string, layer: 'L4' | 'L7', rbacJson: { rules?: unknown }
   return { filter, layer, action, allowed: !group.allow };
 }
 
-/** Judges `c` at one side of one proxy, over the standalone resources that would be served to it. */
-export function traceSide(compiled: CompiledProxyPolicy, direction: Direction, c: ConnectionSpec, redirect: RedirectConfig): SideVerdict {
-  const build = buildProxyResourceJson(compiled, { mode: 'standalone', redirect });
-  const encoded = encodeGenerated(build.resources);
-  const origins = new Map(build.resources.map((r) => [r.name, r.policyOrigins ?? {}]));
-  const byName = new Map(encoded.map((e) => [`${e.typeUrl}|${e.name}`, e]));
+/** The Envoy modes whose resources trace can walk: standalone's listeners, Istio's EnvoyFilter-patched chains. */
+export type TraceMode = 'standalone' | 'istio';
+
+/** The filters of the chain a connection to `c.port` takes, from the standalone listener or the Istio EnvoyFilter. */
+function chainOf(
+  compiled: CompiledProxyPolicy,
+  direction: Direction,
+  c: ConnectionSpec,
+  mode: TraceMode,
+  byName: Map<string, { value: Uint8Array }>,
+): PatchedChain {
+  if (mode === 'istio') {
+    const port = compiled.ingress.find((p) => p.port === c.port && p.l7 !== undefined);
+    return patchedIstioChain(istioEnvoyFilterFor(compiled), istioInboundChain(c.port, port?.l7, c.http !== undefined));
+  }
   const listener = byName.get(`${TypeUrl.Listener}|${listenerName(direction)}`);
   if (!listener) throw new Error(`no ${listenerName(direction)} listener was built`);
   const l = decode<{ filter_chains: ChainMsg[]; default_filter_chain: ChainMsg }>('envoy.config.listener.v3.Listener', listener.value);
   const chain = l.filter_chains.find((ch) => ch.filter_chain_match?.destination_port?.value === c.port) ?? l.default_filter_chain;
+  return {
+    name: chain.name,
+    filters: chain.filters.map((f) =>
+      f.typed_config?.type_url === HCM_TYPE
+        ? {
+            name: f.name,
+            http: decode<{ http_filters: FilterMsg[] }>(
+              'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+              f.typed_config.value,
+            ).http_filters,
+          }
+        : f,
+    ),
+  };
+}
+
+/**
+ * Judges `c` at one side of one proxy, over the resources that would be served to it in `mode`
+ * (istio: inbound only, since istio mode refuses egress rules).
+ */
+export function traceSide(
+  compiled: CompiledProxyPolicy,
+  direction: Direction,
+  c: ConnectionSpec,
+  redirect: RedirectConfig,
+  mode: TraceMode = 'standalone',
+): SideVerdict {
+  const build = buildProxyResourceJson(compiled, { mode, redirect });
+  const encoded = encodeGenerated(build.resources);
+  const origins = new Map(build.resources.map((r) => [r.name, r.policyOrigins ?? {}]));
+  const byName = new Map(encoded.map((e) => [`${e.typeUrl}|${e.name}`, e]));
+  const chain = chainOf(compiled, direction, c, mode, byName);
   const verdict: SideVerdict = { direction, proxy: compiled.nodeId, chain: chain.name, allowed: true, filters: [] };
   const ecds = (name: string): { layer: 'L4' | 'L7'; json: { rules?: unknown } } => {
     const r = byName.get(`${TypeUrl.ExtensionConfig}|${name}`);
@@ -190,17 +232,13 @@ export function traceSide(compiled: CompiledProxyPolicy, direction: Direction, c
       if (!run(f.name, connection)) return verdict;
       continue;
     }
-    if (f.typed_config?.type_url !== HCM_TYPE) continue;
+    if (!f.http) continue;
     if (!c.http) {
       verdict.l7Skipped = true;
       return verdict;
     }
-    const hcm = decode<{ http_filters: FilterMsg[] }>(
-      'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-      f.typed_config.value,
-    );
     const request = requestInfo(c, c.http);
-    for (const hf of hcm.http_filters) if (hf.config_discovery && !run(hf.name, request)) return verdict;
+    for (const hf of f.http) if (hf.config_discovery && !run(hf.name, request)) return verdict;
   }
   return verdict;
 }
@@ -242,7 +280,13 @@ function sideDecision(side: SideVerdict): string {
  * Traces a connection through the engine's current state: the source's proxy judges it on
  * egress, the destination's on ingress, each over the resources it would be served.
  */
-export function traceConnection(engine: PolicyEngine, q: TraceQuery, redirect: RedirectConfig): TraceResult {
+export function traceConnection(
+  engine: PolicyEngine,
+  q: TraceQuery,
+  redirect: RedirectConfig,
+  options: { mode?: TraceMode; trustDomain?: string } = {},
+): TraceResult {
+  const mode = options.mode ?? 'standalone';
   let sourceKey = q.from.workload ?? (q.from.ip ? engine.workloadByAddress(q.from.ip) : undefined);
   let imagined = false;
   if (!sourceKey && q.from.labels) {
@@ -270,15 +314,22 @@ export function traceConnection(engine: PolicyEngine, q: TraceQuery, redirect: R
     if (destKey && !dst) throw new Error(`no workload ${destKey}`);
     const destinationIp = q.to.ip ?? dst?.addresses[0];
     if (!destinationIp) throw new Error('the destination needs a workload or an address');
-    const c: ConnectionSpec = { sourceIp, destinationIp, port: q.port, principal: q.from.principal, http: q.http };
+    // In Istio every sidecar presents its service account's SPIFFE identity over mTLS.
+    const principal =
+      q.from.principal ??
+      (mode === 'istio' && src
+        ? `spiffe://${options.trustDomain ?? 'cluster.local'}/ns/${src.resource.namespace}/sa/${src.resource.spec.serviceAccount ?? 'default'}`
+        : undefined);
+    const c: ConnectionSpec = { sourceIp, destinationIp, port: q.port, principal, http: q.http };
     const sides: SideVerdict[] = [];
-    if (src) {
+    // Istio mode enforces ingress only (it refuses egress rules): the source's sidecar lets it out.
+    if (src && mode === 'standalone') {
       const compiled = engine.proxy(src.proxyKey);
-      if (compiled) sides.push(traceSide(compiled, 'outbound', c, redirect));
+      if (compiled) sides.push(traceSide(compiled, 'outbound', c, redirect, mode));
     }
     if (dst && sides.every((s) => s.allowed)) {
       const compiled = engine.proxy(dst.proxyKey);
-      if (compiled) sides.push(traceSide(compiled, 'inbound', c, redirect));
+      if (compiled) sides.push(traceSide(compiled, 'inbound', c, redirect, mode));
     }
     const allowed = sides.every((s) => s.allowed);
     const deciding = sides.find((s) => !s.allowed) ?? sides[sides.length - 1];

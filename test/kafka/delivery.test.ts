@@ -3,7 +3,8 @@ import type { CompiledProxyPolicy } from '../../src/policy/compiled';
 import { ENVOY_PROTO_FILES } from '../../src/envoy/protos';
 import { loadProtoFiles } from '../../src/resource/protos';
 import { checkEnvoyJson } from '../../src/envoy/schema-check';
-import { istioKafkaEnvoyFilter, kafkaEcdsResources, kafkaNetworkFilter, KAFKA_WASM_TYPE_URL } from '../../src/kafka/delivery';
+import { istioEnvoyFilterPatches } from '../../src/envoy/builders/istio-envoyfilter';
+import { kafkaEcdsResources, kafkaNetworkFilter, KAFKA_WASM_TYPE_URL } from '../../src/kafka/delivery';
 import { DEFAULT_PROPS, vm } from './harness';
 import * as k from './wire';
 
@@ -70,18 +71,18 @@ describe('Kafka filter delivery: ECDS resources and the Istio EnvoyFilter', () =
     s.finish();
   });
 
-  it('the Istio EnvoyFilter inserts it before tcp_proxy on the inbound listener of the port', () => {
-    const ef = istioKafkaEnvoyFilter({
-      name: 'kafka-acl',
-      namespace: 'default',
-      workloadLabels: { app: 'kafka' },
-      port: 9092,
-      module,
-      xdsCluster: 'meshaccel-xds',
-    });
-    const patch = (ef.spec as { configPatches: Array<{ applyTo: string; patch: { operation: string; value: unknown } }> }).configPatches[0];
+  it('the Istio EnvoyFilter inserts it before tcp_proxy on the inbound chains of the port', () => {
+    const patches = istioEnvoyFilterPatches({ http: [], kafka: [9092] }, { kafkaModule: module }) as Array<{
+      applyTo: string;
+      match: { listener: { portNumber?: number; filterChain: { filter: { name: string } } } };
+      patch: { operation: string; value: { name: string } };
+    }>;
+    const patch = patches.find((p) => p.patch.value.name === 'meshaccel.kafka.inbound.9092');
+    assert.ok(patch);
     assert.strictEqual(patch.applyTo, 'NETWORK_FILTER');
     assert.strictEqual(patch.patch.operation, 'INSERT_BEFORE');
+    assert.strictEqual(patch.match.listener.portNumber, 9092);
+    assert.strictEqual(patch.match.listener.filterChain.filter.name, 'envoy.filters.network.tcp_proxy');
     assert.deepStrictEqual(checkEnvoyJson(filterType, patch.patch.value).violations, []);
   });
 });

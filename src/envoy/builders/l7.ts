@@ -76,8 +76,8 @@ function kafkaResource(r: { name: string; resource: Json }, origins: PolicyOrigi
 }
 
 const KAFKA_ENFORCEMENT: L7Enforcement = {
-  // istio mode would need the EnvoyFilter (kafka/delivery.ts) generated and served; grpc has no network filters.
-  modes: ['standalone'],
+  // istio: the generated EnvoyFilter inserts the filter (modes/istio.ts serves its resources); grpc has no network filters.
+  modes: ['standalone', 'istio'],
   resource(direction, port, ctx) {
     const dir = dirOf(direction);
     const single: CompiledProxyPolicy = { nodeId: '', workloads: [], ingress: dir === 'ingress' ? [port] : [], egress: dir === 'egress' ? [port] : [] };

@@ -13,8 +13,11 @@ import { addRbacPolicies, emptyRbacPolicies, type Json, type RbacCompilation, ty
 
 export const NETWORK_RBAC_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC';
 
-/** ECDS name of a chain's allow RBAC: `port` for an L7 port's chain, `default` for the default chain. */
-export function networkRbacName(direction: Direction, scope: number | 'default'): string {
+/**
+ * ECDS name of a chain's allow RBAC: `port` for an L7 port's chain, `default` for the default
+ * chain; `all` (istio mode) for the resource every inbound chain carries, with every port's rules.
+ */
+export function networkRbacName(direction: Direction, scope: number | 'default' | 'all'): string {
   return `meshaccel.l4.${direction}.${scope}`;
 }
 

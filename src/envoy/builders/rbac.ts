@@ -23,6 +23,8 @@ export interface RbacOptions {
    * peer has mTLS). Without it, principal OR address (gRPC mode, whose clients may be plaintext).
    */
   exactPeers?: boolean;
+  /** RBAC policy names (default `<ns>/<name>#<index>`); istio mode names them `meshaccel:...` to tell them from Istio's own. */
+  policyName?: (rule: CompiledRule, index: number) => string;
 }
 
 export interface RbacCompilation {
@@ -255,7 +257,7 @@ export function emptyRbacPolicies(): RbacPolicies {
 /** RBAC for one port's rules with `l7` as each rule's L7 condition; no usable rule denies everything. */
 export function compileRbac(port: CompiledPortPolicy, options: RbacOptions, l7Permission: L7Permission): RbacCompilation {
   const into = emptyRbacPolicies();
-  addRbacPolicies(into, port, options, l7Permission);
+  addRbacPolicies(into, port, options, l7Permission, options.policyName);
   return { rbac: { rules: { action: 'ALLOW', policies: into.policies } }, origins: into.origins, warnings: into.warnings, policyOrigins: into.policyOrigins };
 }
 

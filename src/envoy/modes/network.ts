@@ -15,6 +15,16 @@ function resource(name: string, c: ReturnType<typeof compileNetworkRbac>, warnin
   };
 }
 
+const options = (direction: Direction, mtls: boolean, action: 'ALLOW' | 'DENY', portConditions: boolean, scope: string) => ({
+  direction: direction === 'inbound' ? ('ingress' as const) : ('egress' as const),
+  // With mTLS (istio) a selected workload is its principal AND its address, as in the HTTP RBAC.
+  mtlsPrincipals: mtls,
+  exactPeers: mtls,
+  action,
+  portConditions,
+  statPrefix: `${direction}_${scope}`,
+});
+
 /**
  * One direction's L3/L4 ECDS resources: the allows of each L7 port's chain (its rules already
  * include the all-ports ones), the allows of the default chain (every other port, each with its
@@ -26,32 +36,27 @@ export function networkRbacResources(
   mtls: boolean,
   warnings: string[],
 ): GeneratedResource[] {
-  const dir = direction === 'inbound' ? 'ingress' : 'egress';
   const out: GeneratedResource[] = [];
   for (const p of ports.chained) {
-    const name = networkRbacName(direction, p.port);
-    out.push(
-      resource(
-        name,
-        compileNetworkRbac([p], { direction: dir, mtlsPrincipals: mtls, action: 'ALLOW', portConditions: false, statPrefix: `${direction}_${p.port}` }),
-        warnings,
-      ),
-    );
+    out.push(resource(networkRbacName(direction, p.port), compileNetworkRbac([p], options(direction, mtls, 'ALLOW', false, String(p.port))), warnings));
   }
   const other = ports.wildcard ? [...ports.other, ports.wildcard] : [...ports.other];
-  out.push(
-    resource(
-      networkRbacName(direction, 'default'),
-      compileNetworkRbac(other, { direction: dir, mtlsPrincipals: mtls, action: 'ALLOW', portConditions: true, statPrefix: `${direction}_default` }),
-      warnings,
-    ),
-  );
-  out.push(
-    resource(
-      networkDenyName(direction),
-      compileNetworkRbac(ports.deny, { direction: dir, mtlsPrincipals: mtls, action: 'DENY', portConditions: true, statPrefix: `${direction}_deny` }),
-      warnings,
-    ),
-  );
+  out.push(resource(networkRbacName(direction, 'default'), compileNetworkRbac(other, options(direction, mtls, 'ALLOW', true, 'default')), warnings));
+  out.push(resource(networkDenyName(direction), compileNetworkRbac(ports.deny, options(direction, mtls, 'DENY', true, 'deny')), warnings));
   return out;
+}
+
+/**
+ * Istio's `meshaccel.l4.<direction>.all`: the allows of every port (each with its destination
+ * port) and the all-ports rules, for the chains whose ports meshaccel cannot know in advance.
+ */
+export function allChainsRbacResource(
+  direction: Direction,
+  ports: readonly CompiledPortPolicy[],
+  wildcard: CompiledPortPolicy | undefined,
+  mtls: boolean,
+  warnings: string[],
+): GeneratedResource {
+  const all = wildcard ? [...ports, wildcard] : [...ports];
+  return resource(networkRbacName(direction, 'all'), compileNetworkRbac(all, options(direction, mtls, 'ALLOW', true, 'all')), warnings);
 }
