@@ -1,6 +1,7 @@
 import type { NodeInfo, SnapshotSource } from '../xds/cache';
 import { SnapshotCache } from '../xds/cache';
 import { Snapshot } from '../xds/snapshot';
+import { TypeUrl } from '../resource/type-urls';
 import type { CompiledProxyPolicy } from '../policy/compiled';
 import { formatDiagnostic } from '../policy/diagnostics';
 import type { NodePolicy } from '../policy/engine';
@@ -240,7 +241,9 @@ export class NodeSnapshotBuilder implements SnapshotSource {
       if (served.conflicts.length > 0) throw new Error(`policy refused:\n${served.conflicts.map(formatDiagnostic).join('\n')}`);
       let snapshot = Snapshot.empty();
       if (served.policy) {
-        const { resources, warnings } = buildProxyResourceJson(served.policy, this.build);
+        const previous = this.cache.getSnapshot(node.id)?.resources(TypeUrl.ExtensionConfig);
+        const options = previous ? { ...this.build, previousExtensionConfigs: new Set(previous.keys()) } : this.build;
+        const { resources, warnings } = buildProxyResourceJson(served.policy, options);
         for (const w of warnings) this.log.warn(`node ${node.id}: ${w}`);
         snapshot = Snapshot.fromResources(encodeGenerated(resources));
       }

@@ -1,9 +1,7 @@
 import * as assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
-import { SnapshotCache } from '../../src/xds/cache';
-import { Snapshot } from '../../src/xds/snapshot';
+import { NodeSnapshotBuilder } from '../../src/server/node-snapshot-builder';
 import { startXdsServer, type RunningXdsServer } from '../../src/xds/server';
-import { buildProxyResources } from '../../src/envoy/proxy-resources';
 import { lookupType } from '../../src/envoy/protos';
 import { TypeUrl } from '../../src/resource/type-urls';
 import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
@@ -56,18 +54,18 @@ describe('standalone Kafka filter served over ADS (ECDS)', function () {
   this.timeout(30000);
   const NODE = FIXTURES['kafka-broker'].nodeId;
   let xds: RunningXdsServer;
-  let cache: SnapshotCache;
+  let builder: NodeSnapshotBuilder;
   let client: grpc.Client;
   let ads: RawXdsStream<DecodedSotwResponse>;
   let ecdsNames: string[] = [];
 
-  const publish = (compiled: CompiledProxyPolicy): void =>
-    cache.setSnapshot(
-      NODE,
-      Snapshot.fromResources(
-        buildProxyResources(compiled, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG, kafkaModule: { localPath: kafkaFilterWasmPath() } }),
-      ),
-    );
+  // Served through the server's NodeSnapshotBuilder: its previous snapshot is what keeps a Kafka
+  // resource for a port that lost its Kafka rules.
+  let current: CompiledProxyPolicy = FIXTURES['kafka-broker'];
+  const publish = (compiled: CompiledProxyPolicy): void => {
+    current = compiled;
+    builder.policiesChanged(() => true);
+  };
 
   async function subscribe(typeUrl: string, names: string[]): Promise<DecodedSotwResponse> {
     ads.send({ node: { id: NODE }, type_url: typeUrl, resource_names: names });
@@ -80,9 +78,14 @@ describe('standalone Kafka filter served over ADS (ECDS)', function () {
     ads.send({ node: { id: NODE }, type_url: r.type_url, resource_names: names, version_info: r.version_info, response_nonce: r.nonce });
 
   before(async () => {
-    cache = new SnapshotCache();
-    xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
-    publish(FIXTURES['kafka-broker']);
+    builder = new NodeSnapshotBuilder(
+      { policyForNode: () => current },
+      { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG, kafkaModule: { localPath: kafkaFilterWasmPath() } },
+      { info: () => undefined, warn: () => undefined },
+    );
+    // Built once before the stream opens (the first build loads the protos for the schema check).
+    builder.nodeKey({ id: NODE, cluster: '', metadata: {}, userAgentName: '' });
+    xds = await startXdsServer({ source: builder, port: 0, host: '127.0.0.1' });
     client = rawClient(xds.port);
     ads = sotwStream(client);
   });

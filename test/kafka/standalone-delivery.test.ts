@@ -44,8 +44,24 @@ function brokerPolicy(): CompiledProxyPolicy {
   return compiled;
 }
 
-function build(compiled: CompiledProxyPolicy): GeneratedResource[] {
-  return buildProxyResourceJson(compiled, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG, kafkaModule: MODULE }).resources;
+/** `previous`: the resources of the proxy's previous snapshot (what the server's NodeSnapshotBuilder passes). */
+function build(compiled: CompiledProxyPolicy, previous?: readonly GeneratedResource[]): GeneratedResource[] {
+  const previousExtensionConfigs = previous && new Set(previous.filter((r) => r.typeUrl === TypeUrl.ExtensionConfig).map((r) => r.name));
+  return buildProxyResourceJson(compiled, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG, kafkaModule: MODULE, previousExtensionConfigs }).resources;
+}
+
+const kafkaNames = (resources: readonly GeneratedResource[]): string[] =>
+  resources.filter((r) => r.typeUrl === TypeUrl.ExtensionConfig && r.name.startsWith('meshaccel.kafka.')).map((r) => r.name);
+
+/** The policy with its Kafka rules removed, their L3/L4 parts left. */
+function withoutKafkaRules(compiled: CompiledProxyPolicy): CompiledProxyPolicy {
+  const l4only: CompiledProxyPolicy = JSON.parse(JSON.stringify(compiled));
+  for (const p of l4only.ingress) {
+    if (p.l7 !== 'kafka') continue;
+    delete p.l7;
+    for (const r of p.rules) delete r.l7;
+  }
+  return l4only;
 }
 
 function find(resources: readonly GeneratedResource[], typeUrl: string, name: string): GeneratedResource {
@@ -170,14 +186,8 @@ describe('standalone mode serves the Kafka filter on Kafka ports', () => {
     }
   });
 
-  it('a port that loses its last Kafka rule keeps its resource, now allowing every request', () => {
-    const l4only: CompiledProxyPolicy = JSON.parse(JSON.stringify(compiled));
-    for (const p of l4only.ingress) {
-      if (p.l7 !== 'kafka') continue;
-      delete p.l7;
-      for (const r of p.rules) delete r.l7;
-    }
-    const after = build(l4only);
+  it('a port that loses its last Kafka rule keeps its resource, now allowing every request, in every later build', () => {
+    const after = build(withoutKafkaRules(compiled), resources);
     const listener = find(after, TypeUrl.Listener, 'meshaccel.inbound').json as {
       filter_chains: Array<{ filter_chain_match?: { destination_port?: number } }>;
     };
@@ -188,5 +198,26 @@ describe('standalone mode serves the Kafka filter on Kafka ports', () => {
     const r = judge(servedConfig(kept), FRONTEND, k.produce(3, 1, other), 1);
     assert.deepEqual(r.forwarded, k.produce(3, 1, other));
     assert.equal(r.closed, false);
+    // The kept resource is in the next previous snapshot: it stays while the port has rules.
+    assert.deepEqual(kafkaNames(build(withoutKafkaRules(compiled), after)), ['meshaccel.kafka.inbound.9092']);
+  });
+
+  it('only ports that had Kafka rules get a Kafka resource: not other ports with rules, not a first build, not a port without rules', () => {
+    assert.deepEqual(kafkaNames(resources), ['meshaccel.kafka.inbound.9092'], 'a port with L3/L4 or HTTP rules only gets no Kafka resource');
+    // Never served to this proxy (a first build, e.g. after it was forgotten): the restriction it never had is not kept.
+    assert.deepEqual(kafkaNames(build(withoutKafkaRules(compiled))), []);
+    // A port with no rules left loses its resource (its default deny is what deny-all means).
+    const noRules: CompiledProxyPolicy = { ...compiled, ingress: compiled.ingress.filter((p) => p.port !== 9092) };
+    assert.deepEqual(kafkaNames(build(noRules, resources)), []);
+    // HTTP proxies of the examples: no Kafka resource at all.
+    const files = [path.join(ROOT, 'examples', 'policies'), path.join(ROOT, 'examples', 'workloads')].flatMap(listYamlFiles);
+    const engine = new PolicyEngine();
+    engine.sync(loadFiles(files, undefined, { mode: 'standalone' }).resources);
+    engine.commit();
+    for (const [node, proxy] of engine.proxies()) {
+      if (node === BROKER_NODE) continue;
+      const built = build(proxy);
+      assert.deepEqual(kafkaNames(build(proxy, built)), [], `${node} has no Kafka port`);
+    }
   });
 });

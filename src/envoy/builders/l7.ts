@@ -1,7 +1,7 @@
 import type { CompiledPortPolicy, CompiledProxyPolicy, L7Kind, PolicyOrigin } from '../../policy/compiled';
 import type { EnforcementMode } from '../../policy/enforceability';
 import { TypeUrl } from '../../resource/type-urls';
-import { allowAllKafkaConfig, kafkaEcdsResource, kafkaNetworkFilter, type WasmModuleSource } from '../../kafka/delivery';
+import { allowAllKafkaConfig, kafkaEcdsName, kafkaEcdsResource, kafkaNetworkFilter, type WasmModuleSource } from '../../kafka/delivery';
 import { kafkaFilterConfigs } from '../../kafka/filter-config';
 import { type Direction, rbacEcdsName, typedExtensionConfig, withType } from './ecds';
 import { httpChain } from './http';
@@ -40,11 +40,12 @@ export interface L7Enforcement {
   /** Standalone: the ECDS resource the port's chain names, from the port's rules. */
   resource(direction: Direction, port: CompiledPortPolicy, ctx: StandaloneL7Context, warnings: string[]): L7Resource;
   /**
-   * Standalone: the resource a port with rules but none of this kind gets, so that a chain that
-   * still names it (draining after the port lost its last rule of this kind) does not fall to
-   * its deny-all default. Absent: nothing is kept.
+   * Standalone: the resource a port that lost its last rule of this kind gets while it still has
+   * rules, so that a chain that still names it (draining) does not fall to its deny-all default.
+   * `name` is the resource's name (what the previous snapshot is searched for). Absent: nothing
+   * is kept.
    */
-  kept?(direction: Direction, port: number, ctx: StandaloneL7Context): L7Resource;
+  kept?: { name(direction: Direction, port: number): string; resource(direction: Direction, port: number, ctx: StandaloneL7Context): L7Resource };
   /** The capture listener's filter chain for one port of this kind (standalone mode). */
   chain(direction: Direction, port: number, ctx: StandaloneL7Context): Json;
 }
@@ -85,7 +86,10 @@ const KAFKA_ENFORCEMENT: L7Enforcement = {
     const origins = [...new Map(port.rules.map((r) => [r.origin.policy, r.origin])).values()];
     return kafkaResource(kafkaEcdsResource(cfg, ctx.kafkaModule), origins);
   },
-  kept: (direction, port, ctx) => kafkaResource(kafkaEcdsResource(allowAllKafkaConfig(dirOf(direction), port), ctx.kafkaModule), []),
+  kept: {
+    name: (direction, port) => kafkaEcdsName(dirOf(direction), port),
+    resource: (direction, port, ctx) => kafkaResource(kafkaEcdsResource(allowAllKafkaConfig(dirOf(direction), port), ctx.kafkaModule), []),
+  },
   chain(direction, port, ctx) {
     return {
       name: `${direction}|${port}|kafka`,

@@ -21,6 +21,11 @@ export interface ProxyBuildOptions {
   servedPorts?: readonly number[];
   /** standalone: where Envoy loads the Kafka filter module from (default: the built .wasm, `kafkaFilterWasmPath()`). */
   kafkaModule?: WasmModuleSource;
+  /**
+   * standalone: names of the ECDS resources this proxy was served in its previous snapshot (the
+   * memory behind the Kafka filter's kept resources, see `STANDALONE`). Absent: a first build.
+   */
+  previousExtensionConfigs?: ReadonlySet<string>;
 }
 
 export interface GeneratedResource {

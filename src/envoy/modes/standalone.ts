@@ -26,10 +26,24 @@ export const STANDALONE: ModeBuilder = {
       const list = ports[dir];
       const l7Ports = l7ChainPorts(list, 'standalone');
       for (const p of l7Ports) resources.push(l7Enforcement(p).resource(direction, p, ctx, warnings));
-      // Ports with rules but none of a protocol that keeps resources get its allow-all one.
+      // A Kafka port that loses its last Kafka rule loses its chain, but connections open on the
+      // draining chain still name its ECDS resource, and the filter applies a port's newest
+      // configuration to open connections: without a resource Envoy would apply the deny-all
+      // default and cut them. So such a port keeps an allow-all resource (its restriction is
+      // lifted) for as long as it has rules. The memory of which ports had Kafka rules is the
+      // proxy's previous snapshot: a kept resource is in it, so it stays kept until the port
+      // loses every rule or the proxy is forgotten (its listeners then start without the
+      // chain). Ports that never had Kafka rules get nothing. Memory elsewhere (a per-proxy set
+      // in the builder) would be a second copy of what the snapshot already says, and would
+      // outlive the snapshot it describes.
+      const previous = options.previousExtensionConfigs;
       for (const e of l7Enforcements('standalone')) {
-        if (!e.kept) continue;
-        for (const p of list) if (!l7Ports.some((c) => c.port === p.port && l7Enforcement(c) === e)) resources.push(e.kept(direction, p.port, ctx));
+        const kept = e.kept;
+        if (!kept || !previous) continue;
+        for (const p of list) {
+          if (l7Ports.some((c) => c.port === p.port && l7Enforcement(c) === e)) continue;
+          if (previous.has(kept.name(direction, p.port))) resources.push(kept.resource(direction, p.port, ctx));
+        }
       }
       const other = list.filter((p) => !l7Ports.includes(p));
       resources.push(...networkRbacResources(direction, { chained: l7Ports, other, wildcard: ports.wildcard[dir], deny: ports.deny[dir] }, false, warnings));
