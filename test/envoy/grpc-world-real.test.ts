@@ -67,7 +67,7 @@ describe('the table of Cilium semantics in gRPC mode: real calls to real XdsServ
 
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('makes at least 60 of the cases real calls, each answered, on Listeners ACKed at the served version', () => {
+  it('makes at least 60 of the cases real calls, each answered, on ACKed Listeners', () => {
     assert.ok(calls.length >= 60, `${calls.length} real-call cases`);
     assert.ok(report);
     assert.equal(report.results.length, calls.length);

@@ -43,10 +43,13 @@ function addAddresses(calls: readonly PlannedCall[]): void {
   execFileSync('ip', ['-batch', '-'], { input: batch.join('\n') + '\n' });
 }
 
-/** Whether every Listener of `node` is ACKed at the version the control server last sent. */
+/**
+ * Whether `node` ACKed its Listeners and NACKed none. Per node, not per stream: an earlier
+ * round's XdsServer of the same node may still hold its ADS stream, so versions are not compared.
+ */
 function listenersAcked(server: RunningControlServer, node: string): boolean {
   const lds = server.xds.controlPlane.status.get(node)?.types.find((t) => t.typeUrl === TypeUrl.Listener);
-  return lds?.ackedVersion !== undefined && lds.ackedVersion === lds.sentVersion;
+  return lds?.ackedVersion !== undefined && lds.lastNack === undefined;
 }
 
 async function run(plan: RunnerPlan): Promise<RunnerReport> {

@@ -62,7 +62,7 @@ export interface RunnerReport {
   rounds: number;
   servers: number;
   ms: number;
-  /** Nodes whose Listeners were not all ACKed at the version served, when their calls ran. */
+  /** Nodes that had not ACKed their Listeners (or had NACKed one) when their calls ran. */
   unacked: string[];
 }
 
