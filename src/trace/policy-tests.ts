@@ -60,18 +60,32 @@ export function caseQuery(c: PolicyTestCase): TraceQuery {
   return { from, to, port: c.port, http: c.request };
 }
 
-/** Runs one test file; throws only when the file itself (or its policies) cannot be loaded. */
-export function runPolicyTestFile(file: string, redirect: RedirectConfig): PolicyTestResult[] {
+export interface LoadedPolicyTestFile {
+  cases: PolicyTestCase[];
+  /** The policy and workload files the test file names, resolved and expanded. */
+  files: string[];
+  /** An engine committed with those files. */
+  engine: PolicyEngine;
+}
+
+/** Reads a test file and loads what it names; throws when the file itself (or its policies) cannot be loaded. */
+export function loadPolicyTestFile(file: string): LoadedPolicyTestFile {
   const doc = parseYaml(fs.readFileSync(file, 'utf8')) as TestFile;
   const base = path.dirname(file);
-  const inputs = [...(doc.policies ?? []), ...(doc.workloads ?? [])].map((p) => path.resolve(base, p));
-  const loaded = loadFiles(expand(inputs));
+  const files = expand([...(doc.policies ?? []), ...(doc.workloads ?? [])].map((p) => path.resolve(base, p)));
+  const loaded = loadFiles(files);
   if (loaded.diagnostics.length > 0) throw new Error(`${file}: its policies do not load:\n${loaded.diagnostics.map(formatDiagnostic).join('\n')}`);
   const engine = new PolicyEngine();
   engine.sync(loaded.resources);
   const conflicts = engine.commit().conflicts;
   if (conflicts.length > 0) throw new Error(`${file}: ${conflicts.map(formatDiagnostic).join('\n')}`);
-  return (doc.cases ?? []).map((c, i): PolicyTestResult => {
+  return { cases: doc.cases ?? [], files, engine };
+}
+
+/** Runs one test file; throws only when the file itself (or its policies) cannot be loaded. */
+export function runPolicyTestFile(file: string, redirect: RedirectConfig): PolicyTestResult[] {
+  const { cases, engine } = loadPolicyTestFile(file);
+  return cases.map((c, i): PolicyTestResult => {
     const name = c.name ?? `case ${i + 1}`;
     try {
       const r = traceConnection(engine, caseQuery(c), redirect);

@@ -7,6 +7,7 @@ import { TypeUrl } from '../resource/type-urls';
 import { buildProxyResourceJson, encodeGenerated, istioEnvoyFilterFor } from '../envoy/proxy-resources';
 import { istioInboundChain, patchedIstioChain, type PatchedChain } from './istio-chain';
 import { listenerName } from '../envoy/builders/listeners';
+import { grpcServerListenerName } from '../envoy/builders/grpc-server';
 import type { Direction } from '../envoy/builders/ecds';
 
 /**
@@ -239,6 +240,43 @@ export function traceSide(
     }
     const request = requestInfo(c, c.http);
     for (const hf of f.http) if (hf.config_discovery && !run(hf.name, request)) return verdict;
+  }
+  return verdict;
+}
+
+/**
+ * Judges one RPC at a proxyless gRPC server (grpc mode), over the Listener that would be served
+ * to the XdsServer bound at `host`:`port`: its inline RBAC filters, in order, through the same
+ * engine. gRPC's RBAC filter judges every RPC as `POST` to its method path (`c.http.path`).
+ */
+export function traceGrpcServer(
+  compiled: CompiledProxyPolicy,
+  c: ConnectionSpec,
+  options: { host: string; redirect: RedirectConfig; servedPorts?: readonly number[] },
+): SideVerdict {
+  const build = buildProxyResourceJson(compiled, { mode: 'grpc', redirect: options.redirect, grpcServerHost: options.host, servedPorts: options.servedPorts });
+  const name = grpcServerListenerName(options.host, c.port);
+  const generated = build.resources.find((r) => r.typeUrl === TypeUrl.Listener && r.name === name);
+  if (!generated) throw new Error(`no Listener ${name} is served: an XdsServer bound there never starts serving`);
+  const [listener] = encodeGenerated([generated]);
+  const l = decode<{ default_filter_chain: ChainMsg }>('envoy.config.listener.v3.Listener', listener.value);
+  const verdict: SideVerdict = { direction: 'inbound', proxy: compiled.nodeId, chain: l.default_filter_chain.name, allowed: true, filters: [] };
+  const hcmFilter = l.default_filter_chain.filters.find((f) => f.typed_config?.type_url === HCM_TYPE);
+  if (!hcmFilter?.typed_config) throw new Error(`Listener ${name} has no HTTP connection manager`);
+  const hcm = decode<{ http_filters: FilterMsg[] }>(
+    'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+    hcmFilter.typed_config.value,
+  );
+  const request = requestInfo(c, { ...c.http, method: 'POST', path: c.http?.path ?? '/' });
+  for (const hf of hcm.http_filters) {
+    const kind = hf.typed_config && RBAC_TYPES[hf.typed_config.type_url];
+    if (!hf.typed_config || kind?.layer !== 'L7') continue;
+    const v = judge(hf.name, 'L7', decode(kind.type, hf.typed_config.value), request, generated.policyOrigins ?? {});
+    verdict.filters.push(v);
+    if (!v.allowed) {
+      verdict.allowed = false;
+      break;
+    }
   }
   return verdict;
 }

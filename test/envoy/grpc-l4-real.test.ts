@@ -1,7 +1,3 @@
-// gRPC's xDS package reads this when first required; test/setup.js sets it too (mocharc), and
-// the package is only required below, inside before(), so this file works either way.
-process.env.GRPC_XDS_EXPERIMENTAL_RBAC = 'true';
-
 import * as assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { SnapshotCache } from '../../src/xds/cache';
@@ -11,7 +7,8 @@ import { buildProxyResources } from '../../src/envoy/proxy-resources';
 import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import { PolicyEngine } from '../../src/policy/engine';
 import type { L7PolicySpec, Resource } from '../../src/policy/model';
-import { call, eventually, freePort, unary } from '../helpers/grpc-shop';
+import { call, eventually, freePort, method } from '../helpers/grpc-shop';
+import { startShopXdsServer } from '../helpers/grpc-xds-server';
 
 /**
  * L3/L4 rules in gRPC mode on real calls: policies compiled by the engine (no L7 rules), served
@@ -53,8 +50,6 @@ describe('L3/L4 rules enforced by a real gRPC XdsServer (grpc mode, engine-compi
   const select = { matchLabels: { app: 'srv' } };
 
   before(async () => {
-    const grpcXds = require('@grpc/grpc-js-xds') as typeof import('@grpc/grpc-js-xds');
-    grpcXds.register();
     cache = new SnapshotCache();
     xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
     port = await freePort('::1');
@@ -62,25 +57,7 @@ describe('L3/L4 rules enforced by a real gRPC XdsServer (grpc mode, engine-compi
       endpointSelector: select,
       ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port, protocol: 'TCP' }] }] }],
     });
-    const bootstrap = {
-      xds_servers: [{ server_uri: `127.0.0.1:${xds.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
-      node: { id: NODE, locality: {} },
-      server_listener_resource_name_template: 'grpc/server?xds.resource.listening_address=%s',
-    };
-    server = new grpcXds.XdsServer({
-      'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap),
-      drainGraceTimeMs: 100,
-    } as grpc.ServerOptions);
-    const ok = (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void => cb(null, Buffer.from('ok'));
-    server.addService({ GetItem: unary('GetItem') }, { GetItem: ok });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('XdsServer never started serving (Listener not accepted)')), 20000);
-      server.bindAsync(`[::1]:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      });
-    });
+    server = await startShopXdsServer({ xdsPort: xds.port, nodeId: NODE, paths: [method('GetItem')], binds: [`[::1]:${port}`] });
     client = new grpc.Client(`[::1]:${port}`, grpc.credentials.createInsecure());
   });
 

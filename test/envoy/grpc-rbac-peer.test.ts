@@ -1,7 +1,3 @@
-// gRPC's xDS package reads this when first required; test/setup.js sets it too (mocharc), and
-// the package is only required below, inside before(), so this file works either way.
-process.env.GRPC_XDS_EXPERIMENTAL_RBAC = 'true';
-
 import * as assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { SnapshotCache } from '../../src/xds/cache';
@@ -10,7 +6,8 @@ import { startXdsServer, type RunningXdsServer } from '../../src/xds/server';
 import { buildProxyResources } from '../../src/envoy/proxy-resources';
 import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
 import type { CompiledProxyPolicy, HttpRule } from '../../src/policy/compiled';
-import { call, eventually, freePort, SERVICE, unary } from '../helpers/grpc-shop';
+import { call, eventually, freePort, method, SERVICE } from '../helpers/grpc-shop';
+import { startShopXdsServer } from '../helpers/grpc-xds-server';
 
 /**
  * The real peer: a grpc-js server behind gRPC's XdsServer receives the Listener our grpc mode
@@ -52,32 +49,11 @@ describe('RBAC enforced by a real gRPC XdsServer (proxyless gRPC mode)', functio
   };
 
   before(async () => {
-    const grpcXds = require('@grpc/grpc-js-xds') as typeof import('@grpc/grpc-js-xds');
-    grpcXds.register();
     cache = new SnapshotCache();
     xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
     port = await freePort('127.0.0.1');
     publish(`/${SERVICE.replace(/\./g, '\\.')}/Get.*`);
-    const bootstrap = {
-      xds_servers: [{ server_uri: `127.0.0.1:${xds.port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
-      node: { id: NODE, locality: {} },
-      server_listener_resource_name_template: 'grpc/server?xds.resource.listening_address=%s',
-    };
-    server = new grpcXds.XdsServer({
-      'grpc.TEST_ONLY_DO_NOT_USE_IN_PROD.xds_bootstrap_config': JSON.stringify(bootstrap),
-      drainGraceTimeMs: 100,
-    } as grpc.ServerOptions);
-    const ok = (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>): void => cb(null, Buffer.from('ok'));
-    server.addService({ GetItem: unary('GetItem'), DeleteItem: unary('DeleteItem') }, { GetItem: ok, DeleteItem: ok });
-    // XdsServer calls back only once it has a valid Listener for this address.
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('XdsServer never started serving (Listener not accepted)')), 20000);
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      });
-    });
+    server = await startShopXdsServer({ xdsPort: xds.port, nodeId: NODE, paths: [method('GetItem'), method('DeleteItem')], binds: [`127.0.0.1:${port}`] });
     client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   });
 
