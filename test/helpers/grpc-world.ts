@@ -39,7 +39,7 @@ export interface PlannedCall {
   to: string;
   /** gRPC method path: the case's request path, or a plain method for L4 cases. */
   path: string;
-  authority?: string;
+  authority: string;
 }
 
 export interface RunnerPlan {
@@ -216,14 +216,16 @@ export function planGrpcWorld(dir: string, grpcHost: string): GrpcWorldPlan {
     if (!origTo || !compiled) throw new Error(`case ${c.name}: the destination has no IPv${family} address or no proxy to call`);
     const [from, to] = family === 4 ? [asIPv6(srcIp), asIPv6(origTo)] : [srcIp, origTo];
     const grpcPath = c.request?.path ?? method('GetItem');
-    out.call = { id: index, family, node: compiled.nodeId, port: c.port, from, to, path: grpcPath, authority: c.request?.host };
+    // What the call sends as :authority (gRPC's RBAC judges it), unless the case names a host.
+    const authority = c.request?.host ?? `[${to}]:${c.port}`;
+    out.call = { id: index, family, node: compiled.nodeId, port: c.port, from, to, path: grpcPath, authority };
     const query = (http: TraceQuery['http']): TraceQuery => ({ from: { ip: srcIp }, to: { ip: origTo }, port: c.port, http });
     out.asWritten = verdict(traceConnection(v4, query(c.request), DEFAULT_REDIRECT_CONFIG).allowed);
     const sent = c.request ? { ...c.request, method: 'POST', path: grpcPath } : undefined;
     out.expected = verdict(traceConnection(v4, query(sent), DEFAULT_REDIRECT_CONFIG).allowed);
     const side = traceGrpcServer(
       compiled,
-      { sourceIp: from, destinationIp: to, port: c.port, http: { method: 'POST', path: grpcPath, host: c.request?.host } },
+      { sourceIp: from, destinationIp: to, port: c.port, http: { method: 'POST', path: grpcPath, host: authority } },
       { host: grpcHost, redirect: DEFAULT_REDIRECT_CONFIG, servedPorts },
     );
     out.grpcTrace = verdict(side.allowed);
