@@ -1,6 +1,8 @@
 /**
  * `make bench-datapath`: plain loopback against redirected loopback, side by side in one run.
- * Network namespaces, each with its own cgroup: "plain" (no programs), "accel" (meshaccel's
+ * Network namespaces, each with its own cgroup: "plain" (no programs), "plain2" (no programs
+ * either: the A/A control, whose ratio to plain is what the machine's noise alone produces),
+ * "accel" (meshaccel's
  * datapath with its hand-off masks calibrated on this machine at attach, in a private pin dir),
  * "old" (the same programs with the thresholds forced to the pre-calibration defaults:
  * bulkSmallMax 16 KiB, bulkLargeMin 256 KiB, streak 16) and, when a reference object is given,
@@ -15,8 +17,11 @@
  * sides back to back), which cancels the slow drift of the other load on the machine.
  *
  *   env: BENCH_SECONDS (per trial, default 1.5), BENCH_REPS (default 5), BENCH_ONLY (regex on row
- *   names), BENCH_BULK_STREAK (the datapath's bulk hand-off window; 0 disables it), BENCH_OLD=0
- *   (drop the old-thresholds side), BENCH_ACCEL=defaults (accel side without calibration)
+ *   labels such as "bulk 4 KiB | C | 2 CPU"), BENCH_BULK_STREAK (the datapath's bulk hand-off
+ *   window; 0 disables it), BENCH_OLD=0 (drop the old-thresholds side), BENCH_AA=0 (drop the A/A
+ *   side), BENCH_ACCEL=defaults (accel side without calibration), BENCH_NICE (priority of every
+ *   bench process, default -20: on a shared machine other load then takes less of the pinned
+ *   CPUs; 0 runs them as the machine's other processes)
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -32,12 +37,14 @@ const NETBENCH = process.argv[2];
 const REFERENCE = process.argv[3];
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5);
 const REPS = Number(process.env.BENCH_REPS ?? 5);
+const NICE = Number(process.env.BENCH_NICE ?? -20);
 const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
 const NODE_CLIENT = path.join(packageRoot(), 'dist/bench/datapath/node-client.js');
 const RELAY = path.join(packageRoot(), 'dist/bench/datapath/relay.js');
 
-type Side = 'plain' | 'accel' | 'old' | 'ref';
+type Side = 'plain' | 'plain2' | 'accel' | 'old' | 'ref';
 const OLD = process.env.BENCH_OLD !== '0';
+const AA = process.env.BENCH_AA !== '0';
 /** The thresholds before calibration existed (#14), forced on the "old" side. */
 const OLD_THRESHOLDS = { bulkSmallMax: 16384, bulkLargeMin: 262144, bulkStreak: 16 };
 interface SideEnv {
@@ -48,7 +55,13 @@ interface SideEnv {
 const tag = `meshaccel-bench-${process.pid}`;
 const cgRoot = cgroup2Root();
 if (!cgRoot) throw new Error('no cgroup2 mount');
-const SIDES: Side[] = ['plain', 'accel', ...(OLD ? (['old'] as const) : []), ...(REFERENCE ? (['ref'] as const) : [])];
+const SIDES: Side[] = [
+  'plain',
+  'accel',
+  ...(OLD ? (['old'] as const) : []),
+  ...(REFERENCE ? (['ref'] as const) : []),
+  ...(AA ? (['plain2'] as const) : []),
+];
 const sideEnv = (side: Side): SideEnv => ({ cgroup: path.join(cgRoot, `${tag}-${side}`), netns: `mab-${process.pid}-${side}` });
 const sides = Object.fromEntries(SIDES.map((side) => [side, sideEnv(side)])) as Record<Side, SideEnv>;
 const pinDir = `/sys/fs/bpf/${tag}`;
@@ -58,7 +71,7 @@ const children: ChildProcess[] = [];
 
 function launch(side: Side, cpus: string, argv: string[]): ChildProcess {
   const { cgroup, netns } = sides[side];
-  const inner = ['ip', 'netns', 'exec', netns, 'taskset', '-c', cpus, ...argv].map((a) => `'${a}'`).join(' ');
+  const inner = ['ip', 'netns', 'exec', netns, 'nice', '-n', String(NICE), 'taskset', '-c', cpus, ...argv].map((a) => `'${a}'`).join(' ');
   const child = spawn('sh', ['-c', `echo $$ > '${cgroup}/cgroup.procs' && exec ${inner}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   return child;
@@ -108,6 +121,8 @@ function thresholdLines(s: DatapathStatus): string[] {
     ...calibLines(t.calib),
   ];
 }
+
+const loadNow = (): string => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -184,7 +199,13 @@ async function main(): Promise<void> {
     row: Row;
     values: Record<Side, number[]>;
     p99: Record<Side, number[]>;
+    /** Bulk hand-offs during the shape's runs (one per connection handed to TCP). */
+    handoffs: Partial<Record<Side, number>>;
   }
+  const pinOf: Partial<Record<Side, string>> = { accel: pinDir, ...(OLD ? { old: oldPinDir } : {}) };
+  const handoffCount = (side: Side): number => status({ pinDir: pinOf[side]!, maxSockets: 0 }).counters?.bulkHandoffs ?? 0;
+  const meshSides = Object.keys(pinOf) as Side[];
+  const loadStart = loadNow();
   const ratioOf = (r: Result, side: Side): number => median(r.values.plain.map((p, i) => r.values[side][i] / p));
   const results: Result[] = [];
   const started = Date.now();
@@ -192,7 +213,8 @@ async function main(): Promise<void> {
     const label = `${row.name} | ${row.client} | ${row.cpus} CPU`;
     if (ONLY && !ONLY.test(label)) continue;
     const empty = (): Record<Side, number[]> => Object.fromEntries(SIDES.map((side) => [side, []])) as unknown as Record<Side, number[]>;
-    const r: Result = { row, values: empty(), p99: empty() };
+    const r: Result = { row, values: empty(), p99: empty(), handoffs: {} };
+    const handoffsBefore = meshSides.map(handoffCount);
     for (let rep = 0; rep < REPS; rep++) {
       const order = SIDES.map((_, i) => SIDES[(i + rep) % SIDES.length]);
       for (const side of order) {
@@ -201,19 +223,23 @@ async function main(): Promise<void> {
         if (out.p99us !== undefined) r.p99[side].push(out.p99us);
       }
     }
+    meshSides.forEach((side, i) => (r.handoffs[side] = handoffCount(side) - handoffsBefore[i]));
     results.push(r);
     const ref = REFERENCE ? `  reference x${ratioOf(r, 'ref').toFixed(2)}` : '';
     const old = OLD ? `  old x${ratioOf(r, 'old').toFixed(2)}` : '';
+    const aa = AA ? `  A/A x${ratioOf(r, 'plain2').toFixed(2)}` : '';
     process.stdout.write(
-      `  ${label.padEnd(34)} plain ${median(r.values.plain).toFixed(0).padStart(8)}  accel ${median(r.values.accel).toFixed(0).padStart(8)} ${row.metric}  x${ratioOf(r, 'accel').toFixed(2)}${old}${ref}\n`,
+      `  ${label.padEnd(34)} plain ${median(r.values.plain).toFixed(0).padStart(8)}  accel ${median(r.values.accel).toFixed(0).padStart(8)} ${row.metric}  x${ratioOf(r, 'accel').toFixed(2)}${old}${ref}${aa}\n`,
     );
   }
 
   const st = status({ pinDir, maxSockets: 0 });
-  const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const load = loadNow();
   console.log(
-    `\nResults (${REPS} repetitions of ${SECONDS} s each, sides in rotating order; values are medians; ratio = median of per-repetition side/plain; ${((Date.now() - started) / 1000).toFixed(0)} s; load at the end ${load})`,
+    `\nResults (${REPS} repetitions of ${SECONDS} s each, sides in rotating order, processes pinned and at nice ${NICE}; values are medians; ratio = median of per-repetition side/plain; ${((Date.now() - started) / 1000).toFixed(0)} s; load average at the start ${loadStart}, at the end ${load})`,
   );
+  console.log('"handed off" counts the runs (connections) a meshaccel side handed to TCP, of the repetitions.');
+  if (AA) console.log('"A/A" is a second plain side against plain: what the noise alone gives a shape with no change at all.');
   const p99 = (xs: number[]): string => (xs.length ? median(xs).toFixed(1) : '-');
   const keptOf = (mine: number, ref: number): number | undefined => (ref >= 1.05 ? (mine - 1) / (ref - 1) : undefined);
   const pct = (x: number | undefined): string => (x === undefined ? '-' : `${(x * 100).toFixed(0)}%`);
@@ -227,17 +253,20 @@ async function main(): Promise<void> {
     'meshaccel',
     'ratio',
     'per-rep ratios',
-    ...(OLD ? ['old thresholds ratio'] : []),
+    'handed off',
+    ...(OLD ? ['old thresholds ratio', 'old handed off'] : []),
     ...(REFERENCE ? ['reference ratio', 'kept'] : []),
     ...(OLD && REFERENCE ? ['old kept'] : []),
+    ...(AA ? ['A/A ratio', 'A/A per-rep'] : []),
     'p99 plain µs',
     'p99 meshaccel µs',
     ...(REFERENCE ? ['p99 reference µs'] : []),
   ];
+  const perRep = (r: Result, side: Side): string => r.values.plain.map((p, i) => (r.values[side][i] / p).toFixed(2)).join(' ');
   console.log(`| ${cols.join(' | ')} |`);
   console.log(`|${cols.map(() => '---').join('|')}|`);
   for (const r of results) {
-    const per = r.values.plain.map((p, i) => (r.values.accel[i] / p).toFixed(2)).join(' ');
+    const per = perRep(r, 'accel');
     const mine = ratioOf(r, 'accel');
     const cells = [
       r.row.name,
@@ -248,10 +277,12 @@ async function main(): Promise<void> {
       median(r.values.accel).toFixed(0),
       `**${mine.toFixed(2)}x**`,
       per,
+      `${r.handoffs.accel ?? 0}/${REPS}`,
     ];
-    if (OLD) cells.push(`${ratioOf(r, 'old').toFixed(2)}x`);
+    if (OLD) cells.push(`${ratioOf(r, 'old').toFixed(2)}x`, `${r.handoffs.old ?? 0}/${REPS}`);
     if (REFERENCE) cells.push(`${ratioOf(r, 'ref').toFixed(2)}x`, pct(keptOf(mine, ratioOf(r, 'ref'))));
     if (OLD && REFERENCE) cells.push(pct(keptOf(ratioOf(r, 'old'), ratioOf(r, 'ref'))));
+    if (AA) cells.push(`${ratioOf(r, 'plain2').toFixed(2)}x`, perRep(r, 'plain2'));
     cells.push(p99(r.p99.plain), p99(r.p99.accel));
     if (REFERENCE) cells.push(p99(r.p99.ref));
     console.log(`| ${cells.join(' | ')} |`);
@@ -287,6 +318,19 @@ async function main(): Promise<void> {
       );
     }
   }
+  if (AA && results.length > 0) {
+    // The same verdict on the A/A side: a control with no change at all. Where it fails too, the
+    // machine's noise is as large as what the targets try to tell apart.
+    const aa = results.map((r) => ({ r, x: ratioOf(r, 'plain2') }));
+    const lo = aa.reduce((m, e) => (e.x < m.x ? e : m), aa[0]);
+    const hi = aa.reduce((m, e) => (e.x > m.x ? e : m), aa[0]);
+    const aaUnder = aa.filter((e) => e.x < 0.97);
+    const reps = results.flatMap((r) => r.values.plain.map((p, i) => r.values.plain2[i] / p));
+    verdicts.push(
+      `noise (A/A, plain against a second plain side): medians ${lo.x.toFixed(2)}x (${shapeName(lo.r)}) to ${hi.x.toFixed(2)}x (${shapeName(hi.r)}); ` +
+        `${aaUnder.length} of ${aa.length} shapes under 0.97x; per-repetition ratios ${Math.min(...reps).toFixed(2)} to ${Math.max(...reps).toFixed(2)}`,
+    );
+  }
   console.log('');
   for (const v of verdicts) console.log(v);
   for (const [side, lines] of Object.entries(thresholdsRun)) console.log(`thresholds (${side}): ${lines.join(' | ')}`);
@@ -303,6 +347,8 @@ async function main(): Promise<void> {
       {
         seconds: SECONDS,
         reps: REPS,
+        nice: NICE,
+        loadStart,
         load,
         thresholds: thresholdsRun,
         verdicts,

@@ -1,6 +1,6 @@
 import * as assert from 'assert';
 import { CALIB_SIZES } from '../../src/datapath/bpf/abi';
-import { CalibPoint, calibIndexOf, maskText, masksFromCalibration, masksFromThresholds } from '../../src/datapath/bpf/thresholds';
+import { CalibPoint, REDIRECT_MARGIN, calibIndexOf, maskText, masksFromCalibration, masksFromThresholds, redirectCutOf, tcpBetter } from '../../src/datapath/bpf/thresholds';
 
 /** The masks behind the hand-off, derived from thresholds or figures (no kernel needed). */
 describe('datapath: hand-off masks (no kernel needed)', function () {
@@ -40,6 +40,13 @@ describe('datapath: hand-off masks (no kernel needed)', function () {
     assert.strictEqual(split(0.9, 1.3), '< 8 KiB');
     assert.strictEqual(split(1.1, 1.1), '< 8 KiB', 'a small write needs a clear win to stay redirected');
     assert.strictEqual(split(1.3, 1.4), '< 2 KiB');
+    // From 16 KiB redirection keeps a size only when it won by the margin: a near tie goes to TCP.
+    assert.strictEqual(REDIRECT_MARGIN, 1.05);
+    assert.strictEqual(redirectCutOf(65536), REDIRECT_MARGIN);
+    assert.strictEqual(redirectCutOf(4096), 1.25);
+    assert.ok(tcpBetter(pt(1.03), 65536) && !tcpBetter(pt(1.06), 65536) && tcpBetter(pt(1.2), 4096));
+    const tie = masksFromCalibration([[0.5, 0.5, 1.5, 1.03, 1.06, 1.5].map(pt)]);
+    assert.strictEqual(maskText(tie.tcpIdleMask), '< 8 KiB, 32 KiB to < 128 KiB');
     // Redirect losing at 1 MiB covers every larger size too.
     assert.strictEqual(maskText(masksFromCalibration([[0.5, 1.3, 1.3, 1.2, 1.2, 0.9].map(pt)]).tcpIdleMask), '< 2 KiB, >= 512 KiB');
   });

@@ -19,7 +19,7 @@ import {
   THRESHOLD_SOURCES,
 } from './abi';
 import { makePinDir, mountBpffs } from './bpffs';
-import { CalibPoint, Thresholds, masksFromCalibration, masksFromThresholds } from './thresholds';
+import { CalibPoint, Thresholds, masksFromCalibration, masksFromThresholds, redirectCutOf } from './thresholds';
 import { cgroup2Root, cgroupPathOf } from './cgroup';
 import { NativeConfig, NativeProgInfo, NativeSocket, loadNative } from './native';
 import { ObjectPaths, PreflightError, defaultObjectPaths, missingRequirements, preflight } from './preflight';
@@ -163,17 +163,24 @@ function allowedCpus(): number[] {
 
 export interface CalibrateOptions extends DatapathTarget {
   trialMs?: number;
+  /** Paired trials per size and layout (default 5)... */
   rounds?: number;
+  /** ...and up to this many (default 3 x rounds) while they disagree on the verdict. */
+  maxRounds?: number;
 }
 
 /**
  * Measures, on this machine and now, one-way loopback throughput over plain TCP and over
  * sk_msg redirection for writes of 1 KiB to 1 MiB, with writer and reader on one CPU and on two
  * (when the process may use two), and derives the hand-off masks: a size hands off where TCP was
- * faster. The redirected side runs this build's programs from a private pin directory (never the
- * live maps), redirecting every message with no hand-off; the live attachment's entries for the
- * measuring sockets, if this process is in its cgroup, are removed before any byte is sent.
- * 2 layouts x 6 sizes x 2 paths x rounds trials of 15 + trialMs each: about 6 s with the defaults.
+ * faster by the margin for its size (see thresholds.ts). Each size runs TCP and redirected trials
+ * back to back in pairs, at nice -20 so other load takes little of their CPU, and is judged by the
+ * median of the pairs' ratios; a size whose pairs disagree on the verdict gets more pairs. The
+ * redirected side runs this build's programs from a private pin directory (never the live maps),
+ * redirecting every message with no hand-off; the live attachment's entries for the measuring
+ * sockets, if this process is in its cgroup, are removed before any byte is sent.
+ * 2 layouts x 6 sizes x 2 paths x 5 to 15 rounds of 15 + trialMs each: 6 to 18 s with the
+ * defaults (measured here: about 7 s on a quiet machine, more under load).
  */
 export function calibrate(opts: CalibrateOptions = {}): Thresholds {
   const objects = opts.objects ?? defaultObjectPaths();
@@ -185,12 +192,15 @@ export function calibrate(opts: CalibrateOptions = {}): Thresholds {
   try {
     native.load({ pinDir: tmp, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
     native.configure(tmp, { ...configOf('all', 0, thresholdsFromFlags('defaults', DEFAULT_BULK_SMALL_MAX, DEFAULT_BULK_LARGE_MIN), 0) }, []);
+    const rounds = opts.rounds ?? 5;
     points = native.calibrate(tmp, fs.existsSync(live) ? live : '', {
       sizes: [...CALIB_SIZES],
       cpus: allowedCpus().slice(0, 2),
       trialMs: opts.trialMs ?? 30,
       warmMs: 15,
-      rounds: opts.rounds ?? 5,
+      rounds,
+      maxRounds: Math.max(rounds, opts.maxRounds ?? 3 * rounds),
+      cuts: CALIB_SIZES.map(redirectCutOf),
     });
     // The redirected trials must really have gone through sk_msg, or the figures compare TCP
     // with itself.
@@ -201,6 +211,7 @@ export function calibrate(opts: CalibrateOptions = {}): Thresholds {
     native.detach(tmp);
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+  // redirectBps is tcpBps x the median paired ratio, so the figures kept carry the decision's ratio.
   const calib: CalibPoint[][] = points.map((layout) => layout.map((p) => ({ tcpBps: p.tcpBps, redirectBps: p.redirectBps })));
   return { source: 'calibration', ...masksFromCalibration(calib), bulkSmallMax: 0, bulkLargeMin: 0, calibratedAt: Math.floor(Date.now() / 1000), calib };
 }

@@ -44,7 +44,21 @@ export interface NativeCalibrateOptions {
   cpus: number[];
   trialMs: number;
   rounds: number;
+  /** More rounds, up to this, for a size whose pairs fall on both sides of its cut. */
+  maxRounds?: number;
+  /** Per size: the redirected/TCP ratio the decision separates at. */
+  cuts?: number[];
+  /** Priority of the trial's writer thread and reader process (default -20). */
+  nice?: number;
   warmMs?: number;
+}
+
+/** One size on one layout: medians over `rounds` pairs; redirectBps = tcpBps x ratio. */
+export interface NativeCalibPoint {
+  tcpBps: number;
+  redirectBps: number;
+  ratio: number;
+  rounds: number;
 }
 
 export interface NativeStatus {
@@ -66,7 +80,7 @@ export interface NativeBpf {
   configure(pinDir: string, config: NativeConfig, ports: number[]): void;
   status(pinDir: string, maxSockets: number): NativeStatus;
   detach(pinDir: string): string[];
-  calibrate(pinDir: string, livePinDir: string, opts: NativeCalibrateOptions): { tcpBps: number; redirectBps: number }[][];
+  calibrate(pinDir: string, livePinDir: string, opts: NativeCalibrateOptions): NativeCalibPoint[][];
 }
 
 export function addonPath(): string {

@@ -676,7 +676,8 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
   return removed;
 }
 
-// calibrate(pinDir, livePinDir | "", {sizes[], cpus[], trialMs, rounds, warmMs?}) -> [[{tcpBps, redirectBps}]]
+// calibrate(pinDir, livePinDir | "", {sizes[], cpus[], trialMs, rounds, maxRounds?, cuts[]?, nice?, warmMs?})
+//   -> [[{tcpBps, redirectBps, ratio, rounds}]]
 // pinDir holds a private load of the programs configured to redirect without hand-off (see
 // calibrate.h); livePinDir the attachment whose sockops may have taken the measuring sockets.
 Napi::Value CalibrateFn(const Napi::CallbackInfo& info) {
@@ -703,8 +704,14 @@ Napi::Value CalibrateFn(const Napi::CallbackInfo& info) {
   opts.trial_ms = o.Get("trialMs").ToNumber().Uint32Value();
   opts.rounds = o.Get("rounds").ToNumber().Uint32Value();
   if (o.Get("warmMs").IsNumber()) opts.warm_ms = o.Get("warmMs").ToNumber().Uint32Value();
-  if (opts.trial_ms == 0 || opts.trial_ms > 10000 || opts.rounds == 0 || opts.rounds > 50)
-    return FailMsg(env, "calibrate: trialMs must be 1..10000 and rounds 1..50");
+  if (o.Get("maxRounds").IsNumber()) opts.max_rounds = o.Get("maxRounds").ToNumber().Uint32Value();
+  if (o.Get("nice").IsNumber()) opts.nice = o.Get("nice").ToNumber().Int32Value();
+  if (o.Get("cuts").IsArray()) {
+    Napi::Array a = o.Get("cuts").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) opts.cuts.push_back(a.Get(i).ToNumber().DoubleValue());
+  }
+  if (opts.trial_ms == 0 || opts.trial_ms > 10000 || opts.rounds == 0 || opts.rounds > 50 || opts.max_rounds > 50)
+    return FailMsg(env, "calibrate: trialMs must be 1..10000 and rounds and maxRounds 1..50");
   Fd socks(OpenPinnedMap(pin_dir, kSocks)), flows(OpenPinnedMap(pin_dir, kFlows));
   if (!socks.ok()) return Fail(env, OpenMapWhat(MESHACCEL_MAP_SOCKS), errno);
   if (!flows.ok()) return Fail(env, OpenMapWhat(MESHACCEL_MAP_FLOWS), errno);
@@ -727,6 +734,8 @@ Napi::Value CalibrateFn(const Napi::CallbackInfo& info) {
       Napi::Object pt = Napi::Object::New(env);
       pt.Set("tcpBps", Napi::Number::New(env, points[l][i].tcp_Bps));
       pt.Set("redirectBps", Napi::Number::New(env, points[l][i].redirect_Bps));
+      pt.Set("ratio", Napi::Number::New(env, points[l][i].ratio));
+      pt.Set("rounds", Napi::Number::New(env, points[l][i].rounds));
       pts.Set(i, pt);
     }
     r.Set(l, pts);

@@ -1,7 +1,8 @@
 // See calibrate.h. Every trial uses a fresh connection: the writer sends SIZE-byte writes, the
 // reader (another process) reads with a 1 MiB buffer, and throughput is what the reader got over
-// trial_ms once warm_ms have passed. The two paths alternate within
-// each round, so drift in the machine's other load lands on both.
+// trial_ms once warm_ms have passed. The two paths run back to back for each size and round, in
+// alternating order, and the decision reads the median of those pairs' ratios: drift in the
+// machine's other load lands on both halves of a pair, and a disturbed pair is outvoted.
 #include "calibrate.h"
 
 #include <arpa/inet.h>
@@ -13,7 +14,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -127,11 +130,12 @@ bool WaitFd(int fd, short events) {
 // calls here: the parent is multi-threaded. The rate is taken over a steady window that starts
 // warm_ms after the first byte (TCP's receive window grows over the first milliseconds); at its
 // end the child writes (bytes, seconds) to the pipe and drains to the writer's FIN.
-[[noreturn]] void ReaderChild(int fd, int cpu, unsigned warm_ms, unsigned ms, char* buf, size_t len, int out) {
+[[noreturn]] void ReaderChild(int fd, int cpu, int nice, unsigned warm_ms, unsigned ms, char* buf, size_t len, int out) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   sched_setaffinity(0, sizeof(set), &set);
+  setpriority(PRIO_PROCESS, 0, nice);  // best effort: without the privilege the trial runs as is
   double t1 = 0, t2 = 0, first = 0;
   unsigned long long got = 0, got1 = 0, got2 = 0;
   for (;;) {
@@ -156,7 +160,7 @@ bool WaitFd(int fd, short events) {
 }
 
 // One trial; returns bytes per second, or -1 on a socket error.
-double Trial(const Pair& p, unsigned size, int writer_cpu, int reader_cpu, unsigned warm_ms, unsigned ms) {
+double Trial(const Pair& p, unsigned size, int writer_cpu, int reader_cpu, int nice, unsigned warm_ms, unsigned ms) {
   std::vector<char> rbuf(1 << 20), wbuf(size, 'm');
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC)) return -1;
@@ -166,12 +170,14 @@ double Trial(const Pair& p, unsigned size, int writer_cpu, int reader_cpu, unsig
     close(pipefd[1]);
     return -1;
   }
-  if (child == 0) ReaderChild(p.server, reader_cpu, warm_ms, ms, rbuf.data(), rbuf.size(), pipefd[1]);
+  if (child == 0) ReaderChild(p.server, reader_cpu, nice, warm_ms, ms, rbuf.data(), rbuf.size(), pipefd[1]);
   close(pipefd[1]);
   std::atomic<bool> stop{false};
   bool write_failed = false;
   std::thread writer([&] {
     Pin(writer_cpu);
+    // Per thread on Linux; the thread ends with the trial, so nothing needs restoring.
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
     while (!stop.load(std::memory_order_relaxed)) {
       size_t done = 0;
       while (done < size) {
@@ -222,12 +228,22 @@ bool Calibrate(const CalibrateOptions& o, std::vector<std::vector<CalibratePoint
   }
   size_t layouts = o.cpus.size() >= 2 ? 2 : 1;
   points->assign(layouts, std::vector<CalibratePoint>(o.sizes.size()));
+  unsigned max_rounds = std::max(o.rounds, o.max_rounds);
   bool ok = true;
   for (size_t layout = 0; ok && layout < layouts; layout++) {
     int wcpu = o.cpus[0], rcpu = layout == 0 ? o.cpus[0] : o.cpus[1];
-    std::vector<std::vector<double>> tcp(o.sizes.size()), redir(o.sizes.size());
-    for (unsigned round = 0; ok && round < o.rounds; round++) {
+    std::vector<std::vector<double>> tcp(o.sizes.size()), redir(o.sizes.size()), ratio(o.sizes.size());
+    // Settled: at least three in four of the pairs so far fall on one side of the size's cut.
+    auto settled = [&](size_t i) {
+      double cut = i < o.cuts.size() ? o.cuts[i] : 1.0;
+      size_t above = 0;
+      for (double r : ratio[i]) above += r >= cut ? 1 : 0;
+      size_t below = ratio[i].size() - above;
+      return std::min(above, below) * 3 <= std::max(above, below);
+    };
+    for (unsigned round = 0; ok && round < max_rounds; round++) {
       for (size_t i = 0; ok && i < o.sizes.size(); i++) {
+        if (round >= o.rounds && settled(i)) continue;
         for (int step = 0; ok && step < 2; step++) {
           bool redirected = (step + round) % 2 == 1;
           Pair p;
@@ -235,7 +251,7 @@ bool Calibrate(const CalibrateOptions& o, std::vector<std::vector<CalibratePoint
             ok = false;
             break;
           }
-          double bps = Trial(p, o.sizes[i], wcpu, rcpu, o.warm_ms, o.trial_ms);
+          double bps = Trial(p, o.sizes[i], wcpu, rcpu, o.nice, o.warm_ms, o.trial_ms);
           if (redirected) Forget(o, p);
           if (bps < 0) {
             *error = "calibrate: a " + std::to_string(o.sizes[i]) + "-byte trial failed: " + strerror(errno);
@@ -244,11 +260,15 @@ bool Calibrate(const CalibrateOptions& o, std::vector<std::vector<CalibratePoint
           }
           (redirected ? redir : tcp)[i].push_back(bps);
         }
+        if (ok) ratio[i].push_back(tcp[i].back() > 0 ? redir[i].back() / tcp[i].back() : 1.0);
       }
     }
     for (size_t i = 0; ok && i < o.sizes.size(); i++) {
-      (*points)[layout][i].tcp_Bps = Median(tcp[i]);
-      (*points)[layout][i].redirect_Bps = Median(redir[i]);
+      CalibratePoint& pt = (*points)[layout][i];
+      pt.tcp_Bps = Median(tcp[i]);
+      pt.ratio = Median(ratio[i]);
+      pt.redirect_Bps = pt.tcp_Bps * pt.ratio;
+      pt.rounds = (unsigned)ratio[i].size();
     }
   }
   close(listener);

@@ -24,12 +24,24 @@ struct CalibrateOptions {
   std::vector<int> cpus;        // one or two CPUs: [writer/reader] or [writer, reader]
   unsigned warm_ms = 20;  // not counted: TCP's window grows over the first milliseconds
   unsigned trial_ms = 40;
+  // Each size runs `rounds` paired trials (TCP and redirected back to back), then more, up to
+  // max_rounds, while its redirected/TCP ratios fall on both sides of its cut (cuts[i], the
+  // ratio the hand-off decision separates at) with fewer than three in four on one side: one
+  // trial disturbed by other load must not decide a size.
   unsigned rounds = 3;
+  unsigned max_rounds = 0;  // 0: rounds
+  std::vector<double> cuts;  // per size; empty: 1
+  // Scheduling priority of the writer thread and the reader process during trials (root may
+  // raise it): at -20 other load on the machine takes little of their CPU, so the figures
+  // describe the machine's copy and wakeup costs more than the moment's load.
+  int nice = -20;
 };
 
 struct CalibratePoint {
   double tcp_Bps = 0;       // median over rounds
-  double redirect_Bps = 0;
+  double redirect_Bps = 0;  // tcp_Bps x ratio, so the two figures carry the decision's ratio
+  double ratio = 0;         // median of the per-round redirected/TCP ratios
+  unsigned rounds = 0;      // paired trials run
 };
 
 // points[layout][size]: layout 0 = both on cpus[0], layout 1 = writer cpus[0], reader cpus[1]
