@@ -55,13 +55,7 @@ interface SideEnv {
 const tag = `meshaccel-bench-${process.pid}`;
 const cgRoot = cgroup2Root();
 if (!cgRoot) throw new Error('no cgroup2 mount');
-const SIDES: Side[] = [
-  'plain',
-  'accel',
-  ...(OLD ? (['old'] as const) : []),
-  ...(REFERENCE ? (['ref'] as const) : []),
-  ...(AA ? (['plain2'] as const) : []),
-];
+const SIDES: Side[] = ['plain', 'accel', ...(OLD ? (['old'] as const) : []), ...(REFERENCE ? (['ref'] as const) : []), ...(AA ? (['plain2'] as const) : [])];
 const sideEnv = (side: Side): SideEnv => ({ cgroup: path.join(cgRoot, `${tag}-${side}`), netns: `mab-${process.pid}-${side}` });
 const sides = Object.fromEntries(SIDES.map((side) => [side, sideEnv(side)])) as Record<Side, SideEnv>;
 const pinDir = `/sys/fs/bpf/${tag}`;

@@ -1,6 +1,15 @@
 import * as assert from 'assert';
 import { CALIB_SIZES } from '../../src/datapath/bpf/abi';
-import { CalibPoint, REDIRECT_MARGIN, calibIndexOf, maskText, masksFromCalibration, masksFromThresholds, redirectCutOf, tcpBetter } from '../../src/datapath/bpf/thresholds';
+import {
+  CalibPoint,
+  REDIRECT_MARGIN,
+  calibIndexOf,
+  maskText,
+  masksFromCalibration,
+  masksFromThresholds,
+  redirectCutOf,
+  tcpBetter,
+} from '../../src/datapath/bpf/thresholds';
 
 /** The masks behind the hand-off, derived from thresholds or figures (no kernel needed). */
 describe('datapath: hand-off masks (no kernel needed)', function () {

@@ -165,7 +165,7 @@ export interface CalibrateOptions extends DatapathTarget {
   trialMs?: number;
   /** Paired trials per size and layout (default 5)... */
   rounds?: number;
-  /** ...and up to this many (default 3 x rounds) while they disagree on the verdict. */
+  /** ...and up to this many (default 2 x rounds) while they disagree on the verdict. */
   maxRounds?: number;
 }
 
@@ -179,8 +179,8 @@ export interface CalibrateOptions extends DatapathTarget {
  * redirected side runs this build's programs from a private pin directory (never the live maps),
  * redirecting every message with no hand-off; the live attachment's entries for the measuring
  * sockets, if this process is in its cgroup, are removed before any byte is sent.
- * 2 layouts x 6 sizes x 2 paths x 5 to 15 rounds of 15 + trialMs each: 6 to 18 s with the
- * defaults (measured here: about 7 s on a quiet machine, more under load).
+ * 2 layouts x 6 sizes x 2 paths x 5 to 10 rounds of 15 + trialMs each: 6 to 12 s with the
+ * defaults (13 s measured here at load 14, where the old single-priority run took 50 s).
  */
 export function calibrate(opts: CalibrateOptions = {}): Thresholds {
   const objects = opts.objects ?? defaultObjectPaths();
@@ -199,7 +199,7 @@ export function calibrate(opts: CalibrateOptions = {}): Thresholds {
       trialMs: opts.trialMs ?? 30,
       warmMs: 15,
       rounds,
-      maxRounds: Math.max(rounds, opts.maxRounds ?? 3 * rounds),
+      maxRounds: Math.max(rounds, opts.maxRounds ?? 2 * rounds),
       cuts: CALIB_SIZES.map(redirectCutOf),
     });
     // The redirected trials must really have gone through sk_msg, or the figures compare TCP
