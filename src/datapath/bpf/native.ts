@@ -53,12 +53,10 @@ export interface NativeCalibrateOptions {
   warmMs?: number;
 }
 
-/** One size on one layout: medians over `rounds` pairs; redirectBps = tcpBps x ratio. */
+/** One size on one layout: the median TCP rate, and that times the median paired redirected/TCP ratio. */
 export interface NativeCalibPoint {
   tcpBps: number;
   redirectBps: number;
-  ratio: number;
-  rounds: number;
 }
 
 export interface NativeStatus {

@@ -677,7 +677,7 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
 }
 
 // calibrate(pinDir, livePinDir | "", {sizes[], cpus[], trialMs, rounds, maxRounds?, cuts[]?, nice?, warmMs?})
-//   -> [[{tcpBps, redirectBps, ratio, rounds}]]
+//   -> [[{tcpBps, redirectBps}]], redirectBps being tcpBps x the median paired ratio
 // pinDir holds a private load of the programs configured to redirect without hand-off (see
 // calibrate.h); livePinDir the attachment whose sockops may have taken the measuring sockets.
 Napi::Value CalibrateFn(const Napi::CallbackInfo& info) {
@@ -734,8 +734,6 @@ Napi::Value CalibrateFn(const Napi::CallbackInfo& info) {
       Napi::Object pt = Napi::Object::New(env);
       pt.Set("tcpBps", Napi::Number::New(env, points[l][i].tcp_Bps));
       pt.Set("redirectBps", Napi::Number::New(env, points[l][i].redirect_Bps));
-      pt.Set("ratio", Napi::Number::New(env, points[l][i].ratio));
-      pt.Set("rounds", Napi::Number::New(env, points[l][i].rounds));
       pts.Set(i, pt);
     }
     r.Set(l, pts);

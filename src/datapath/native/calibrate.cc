@@ -274,7 +274,6 @@ bool Calibrate(const CalibrateOptions& o, std::vector<std::vector<CalibratePoint
       pt.tcp_Bps = Median(tcp[i]);
       pt.ratio = Median(ratio[i]);
       pt.redirect_Bps = pt.tcp_Bps * pt.ratio;
-      pt.rounds = (unsigned)ratio[i].size();
     }
   }
   close(listener);

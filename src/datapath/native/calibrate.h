@@ -41,7 +41,6 @@ struct CalibratePoint {
   double tcp_Bps = 0;       // median over rounds
   double redirect_Bps = 0;  // tcp_Bps x ratio, so the two figures carry the decision's ratio
   double ratio = 0;         // median of the per-round redirected/TCP ratios
-  unsigned rounds = 0;      // paired trials run
 };
 
 // points[layout][size]: layout 0 = both on cpus[0], layout 1 = writer cpus[0], reader cpus[1]
