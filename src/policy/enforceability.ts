@@ -45,6 +45,13 @@ const SECTION_REFUSALS: Record<EnforcementMode, Partial<Record<RuleSection, stri
   },
 };
 
+/**
+ * Cilium lets a request whose header does not match through anyway and logs or rewrites the
+ * header; Envoy's RBAC can only allow or deny, so neither the log nor the rewrite would happen.
+ */
+const MISMATCH_REFUSAL =
+  "Cilium's mismatch actions (LOG, ADD, DELETE, REPLACE) let the request through and log or rewrite the header; Envoy's RBAC can only allow or deny, so meshaccel cannot enforce them (remove mismatch to require the header's value)";
+
 function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegment[], mode: EnforcementMode, errors: SemanticError[]): void {
   (toPorts ?? []).forEach((pr, j) => {
     pr.ports.forEach((p, k) => {
@@ -54,6 +61,13 @@ function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegmen
           message: 'meshaccel captures and enforces TCP only; a UDP rule cannot be enforced (use TCP, or ANY for the TCP part)',
         });
       }
+    });
+    (pr.rules?.http ?? []).forEach((h, k) => {
+      (h.headerMatches ?? []).forEach((hm, m) => {
+        if (hm.mismatch !== undefined) {
+          errors.push({ path: [...at, 'toPorts', j, 'rules', 'http', k, 'headerMatches', m, 'mismatch'], message: MISMATCH_REFUSAL });
+        }
+      });
     });
     for (const kind of L7_KINDS) {
       if (pr.rules?.[kind] !== undefined && !ENFORCED_L7[mode].has(kind)) {
