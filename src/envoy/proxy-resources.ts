@@ -31,7 +31,7 @@ export interface ProxyBuild {
 }
 
 /** Merges entries for the same port (TCP and ANY, say): rules are OR-ed anyway. */
-function mergeByPort(ports: readonly CompiledPortPolicy[], mode: EnvoyMode, warnings: string[]): CompiledPortPolicy[] {
+function mergeByPort(ports: readonly CompiledPortPolicy[], mode: EnvoyMode): CompiledPortPolicy[] {
   const byPort = new Map<number, CompiledPortPolicy>();
   for (const p of ports) {
     if (p.protocol === 'UDP') {
@@ -39,7 +39,8 @@ function mergeByPort(ports: readonly CompiledPortPolicy[], mode: EnvoyMode, warn
       continue;
     }
     if (p.port === 0) {
-      if (p.l7 !== undefined) warnings.push(`L7 rules on port 0 (any port) from ${p.rules.map((r) => r.origin.policy).join(', ')} are not compiled to Envoy`);
+      // The schema refuses L7 rules without a port; this guards compiled policies that did not come through it.
+      if (p.l7 !== undefined) throw new UnenforceableError('L7 rules on port 0 (any port) cannot be enforced: Envoy chains L7 filters per port', p.rules);
       continue;
     }
     const prev = byPort.get(p.port);
@@ -72,15 +73,15 @@ const MODES: { readonly [M in EnvoyMode]: ModeBuilder } = { standalone: STANDALO
 
 /** The Istio EnvoyFilter for a compiled proxy policy: network RBAC on every inbound chain, and per-port patches for the ports with HTTP or Kafka rules. */
 export function istioEnvoyFilterFor(compiled: CompiledProxyPolicy, options: EnvoyFilterOptions = {}): Json {
-  const ports = istioL7Ports(portsOf(compiled, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }, []));
+  const ports = istioL7Ports(portsOf(compiled, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG }));
   return istioEnvoyFilter(ports, { ...options, kafkaModule: options.kafkaModule ?? { localPath: kafkaFilterWasmPath() } });
 }
 
-function portsOf(compiled: CompiledProxyPolicy, options: ProxyBuildOptions, warnings: string[]): PortsByDirection {
+function portsOf(compiled: CompiledProxyPolicy, options: ProxyBuildOptions): PortsByDirection {
   const wildcard = (list: readonly CompiledPortPolicy[]): CompiledPortPolicy | undefined => list.find((p) => p.port === 0);
   const ports = {
-    ingress: withServedPorts(mergeByPort(compiled.ingress, options.mode, warnings), options.servedPorts),
-    egress: mergeByPort(compiled.egress, options.mode, warnings),
+    ingress: withServedPorts(mergeByPort(compiled.ingress, options.mode), options.servedPorts),
+    egress: mergeByPort(compiled.egress, options.mode),
     wildcard: { ingress: wildcard(compiled.ingress), egress: wildcard(compiled.egress) },
     deny: {
       ingress: (compiled.ingressDeny ?? []).filter((p) => p.protocol !== 'UDP'),
@@ -92,7 +93,7 @@ function portsOf(compiled: CompiledProxyPolicy, options: ProxyBuildOptions, warn
 
 export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: ProxyBuildOptions): ProxyBuild {
   const warnings: string[] = [];
-  return { resources: MODES[options.mode].build(portsOf(compiled, options, warnings), options, warnings), warnings };
+  return { resources: MODES[options.mode].build(portsOf(compiled, options), options, warnings), warnings };
 }
 
 /** Checks and encodes; throws SchemaError naming the policies behind the first bad resource. */

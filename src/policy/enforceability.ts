@@ -43,6 +43,13 @@ const SECTION_REFUSALS: Record<EnforcementMode, Partial<Record<RuleSection, stri
 };
 
 /**
+ * Cilium lets a request whose header does not match through anyway and logs or rewrites the
+ * header; Envoy's RBAC can only allow or deny, so neither the log nor the rewrite would happen.
+ */
+const MISMATCH_REFUSAL =
+  "Cilium's mismatch actions (LOG, ADD, DELETE, REPLACE) let the request through and log or rewrite the header; Envoy's RBAC can only allow or deny, so meshaccel cannot enforce them (remove mismatch to require the header's value)";
+
+/**
  * Istio: the ports the deployed EnvoyFilter patches per port (`serve --served-ports`). L7 rules
  * need their filter on the port's chains; L3/L4 rules need no per-port patch (the network RBAC
  * is on every inbound chain).
@@ -69,6 +76,13 @@ function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegmen
           message: `port ${p.port} has ${l7Protocol(l7).name} rules but the deployed EnvoyFilter covers only port${coveredPorts.length === 1 ? '' : 's'} ${coveredPorts.join(', ')}; regenerate it (meshaccel envoy render --mode istio --envoyfilter) and add the port to --served-ports`,
         });
       }
+    });
+    (pr.rules?.http ?? []).forEach((h, k) => {
+      (h.headerMatches ?? []).forEach((hm, m) => {
+        if (hm.mismatch !== undefined) {
+          errors.push({ path: [...at, 'toPorts', j, 'rules', 'http', k, 'headerMatches', m, 'mismatch'], message: MISMATCH_REFUSAL });
+        }
+      });
     });
     for (const kind of L7_KINDS) {
       if (pr.rules?.[kind] !== undefined && !ENFORCED_L7[mode].has(kind)) {

@@ -1,5 +1,6 @@
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet, PolicyOrigin } from '../../policy/compiled';
 import { tryParseCidr as parseCidr } from '../../net/cidr';
+import { UnenforceableError } from '../modes/mode';
 
 /**
  * Compiled HTTP rules → Envoy's RBAC HTTP filter config (envoy.extensions.filters.http.rbac.v3.RBAC),
@@ -69,7 +70,7 @@ function parseHeaderString(text: string): { name: string; value?: string } {
 }
 
 /** One HttpRule: AND of its method/path/host/header conditions. */
-export function httpRulePermission(rule: HttpRule, origin: PolicyOrigin, warnings: string[]): Json {
+export function httpRulePermission(rule: HttpRule, origin: PolicyOrigin): Json {
   const parts: Json[] = [];
   if (rule.method) parts.push(headerRegex(':method', rule.method));
   if (rule.path) parts.push(headerRegex(':path', rule.path));
@@ -79,13 +80,12 @@ export function httpRulePermission(rule: HttpRule, origin: PolicyOrigin, warning
     parts.push(headerExact(name, value));
   }
   for (const hm of rule.headerMatches ?? []) {
-    // With a mismatch action Cilium still lets the request through (and logs or rewrites the
-    // header); RBAC can only allow or deny, so the match is no condition and the action is lost.
+    // `policy check` and the loader refuse mismatch actions (see policy/enforceability.ts); this
+    // guards compiled policies that did not come through them.
     if (hm.mismatch) {
-      warnings.push(
-        `policy ${origin.policy}: header ${hm.name} with mismatch action ${hm.mismatch} does not restrict requests; RBAC cannot ${hm.mismatch === 'LOG' ? 'log' : 'rewrite'} it, so it is not enforced`,
-      );
-      continue;
+      throw new UnenforceableError(`header ${hm.name} has the mismatch action ${hm.mismatch}, which RBAC cannot carry out (it can only allow or deny)`, [
+        { origin },
+      ]);
     }
     parts.push(headerExact(hm.name.toLowerCase(), hm.value));
   }
@@ -184,9 +184,9 @@ function policyName(rule: CompiledRule, index: number): string {
 export type L7Permission = (rule: CompiledRule, warnings: string[]) => Json;
 
 /** HTTP's L7 condition: OR of the rule's HTTP rules, each an AND of its conditions. */
-export const httpPermission: L7Permission = (rule, warnings) => {
+export const httpPermission: L7Permission = (rule) => {
   const http = rule.l7?.kind === 'http' ? rule.l7.rules : [];
-  return http.length === 0 ? { any: true } : orPermissions(http.map((h) => httpRulePermission(h, rule.origin, warnings)));
+  return http.length === 0 ? { any: true } : orPermissions(http.map((h) => httpRulePermission(h, rule.origin)));
 };
 
 /** RBAC for one port's HTTP rules; an empty `rules` (or all unusable) denies every request. */
