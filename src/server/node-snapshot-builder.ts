@@ -206,17 +206,20 @@ export class NodeSnapshotBuilder implements SnapshotSource {
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
-    let deadline = performance.now() + SLICE_MS;
-    while (this.due.size > 0 && !this.policies.committing?.()) {
-      const [id, connected] = this.due.entries().next().value as [string, boolean];
-      this.due.delete(id);
-      const entry = this.nodes.get(id);
-      if (entry) this.rebuildNow(entry.node, connected);
-      if (this.due.size === 0 || performance.now() < deadline) continue;
-      await nextTurn();
-      deadline = performance.now() + SLICE_MS;
+    try {
+      let deadline = performance.now() + SLICE_MS;
+      while (this.due.size > 0 && !this.policies.committing?.()) {
+        const [id, connected] = this.due.entries().next().value as [string, boolean];
+        this.due.delete(id);
+        const entry = this.nodes.get(id);
+        if (entry) this.rebuildNow(entry.node, connected);
+        if (this.due.size === 0 || performance.now() < deadline) continue;
+        await nextTurn();
+        deadline = performance.now() + SLICE_MS;
+      }
+    } finally {
+      this.draining = false;
     }
-    this.draining = false;
     if (this.due.size > 0) return; // resumed when the commit is done
     for (const resolve of this.whenDrained.splice(0)) resolve();
   }

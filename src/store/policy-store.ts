@@ -1,7 +1,7 @@
 import { EventEmitter } from 'events';
 import type { CompiledProxyPolicy } from '../policy/compiled';
 import { compareDiagnostics, type Diagnostic } from '../policy/diagnostics';
-import { PolicyEngine, type BoundWorkload, type NodePolicy } from '../policy/engine';
+import { PolicyEngine, type BoundWorkload, type CommitResult, type NodePolicy } from '../policy/engine';
 import type { EnforcementMode } from '../policy/enforceability';
 import { crossDocumentChecks } from '../policy/loader';
 import type { Resource } from '../policy/model';
@@ -177,24 +177,31 @@ export class PolicyStore extends EventEmitter<PolicyStoreEvents> {
     if (diagnostics.length > 0) return this.reject(diagnostics);
     await nextTurn();
 
+    let commit: CommitResult;
     this.inEngine = true;
     try {
-      return await this.commitNow(next, resources);
+      commit = await this.compile(resources);
     } finally {
+      // Left before the events, so their listeners may query nodes.
       this.inEngine = false;
       this.emit('idle');
     }
+    return commit.conflicts.length > 0 ? this.reject([...commit.conflicts]) : this.commit(next, commit);
   }
 
-  private async commitNow(next: Map<string, StoredObject>, resources: Resource[]): Promise<ApplyResult> {
+  /** The engine made to hold `resources`, compiled; on a conflict rolled back to the accepted objects. */
+  private async compile(resources: Resource[]): Promise<CommitResult> {
     await runInSlices(this.engine.syncSteps(resources));
     const commit = await runInSlices(this.engine.commitSteps());
     if (commit.conflicts.length > 0) {
-      // Roll the engine back to the accepted objects; its compiled policies were never replaced.
+      // Its compiled policies were never replaced: the next commit restores exactly the last good ones.
       await runInSlices(this.engine.syncSteps([...this.objects.values()].flatMap((o) => o.resources)));
       await runInSlices(this.engine.commitSteps());
-      return this.reject([...commit.conflicts]);
     }
+    return commit;
+  }
+
+  private commit(next: Map<string, StoredObject>, commit: CommitResult): ApplyResult {
     this.objects = next;
     this.forgetUnused();
     const files = [...next.values()].map((o) => o.id).sort();

@@ -34,7 +34,7 @@ export interface ValidationPoolOptions {
   timeoutMs?: number;
   /** Heap limit of each worker: a text that needs more fails alone, never the server (default 1024 MiB). */
   heapMb?: number;
-  /** An idle worker exits after this long, giving its heap back (default 30 s). */
+  /** An idle worker beyond the first exits after this long, giving its heap back (default 30 s). */
   idleMs?: number;
 }
 
@@ -148,7 +148,8 @@ export class ValidationPool {
     if (this.queue.length > 0) this.dispatch();
     if (!thread.current) {
       thread.worker.unref();
-      thread.idleTimer = setTimeout(() => this.retire(thread, 'idle'), this.idleMs);
+      // One worker stays: starting one takes seconds on a loaded machine, and a reload should not wait for it.
+      thread.idleTimer = setTimeout(() => this.threads.size > 1 && this.retire(thread, 'idle'), this.idleMs);
       thread.idleTimer.unref();
     }
   }
