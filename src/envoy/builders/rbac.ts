@@ -1,5 +1,6 @@
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet, PolicyOrigin } from '../../policy/compiled';
 import { tryParseCidr as parseCidr } from '../../net/cidr';
+import { shareText } from '../../json/shared-text';
 
 /**
  * Compiled HTTP rules → Envoy's RBAC HTTP filter config (envoy.extensions.filters.http.rbac.v3.RBAC),
@@ -171,6 +172,36 @@ function exactPeers(peers: PeerSet, endpoints: readonly PeerEndpoint[], origin: 
   return ids;
 }
 
+/**
+ * A peer set's matchers, built once per (peer set, endpoints, mode) and shared, frozen, by every
+ * RBAC that names it: the engine hands the same peer-set objects to every proxy a rule applies
+ * to and keeps them while the peers are unchanged, so an identity add rebuilds the matchers of
+ * the peer sets it changed and reuses the rest. Only warning-free results are kept (a warning
+ * names the rule that asked).
+ */
+const PEER_MATCHERS = new WeakMap<PeerSet, Map<string, { endpoints: readonly PeerEndpoint[] | undefined; ids: readonly Json[] }>>();
+
+function sharedPeerMatchers(
+  peers: PeerSet,
+  endpoints: readonly PeerEndpoint[] | undefined,
+  variant: string,
+  warnings: string[],
+  build: (warnings: string[]) => Json[],
+): Json[] {
+  let byVariant = PEER_MATCHERS.get(peers);
+  const hit = byVariant?.get(variant);
+  if (hit && hit.endpoints === endpoints) return hit.ids as Json[];
+  const own: string[] = [];
+  const ids = build(own);
+  if (own.length > 0) {
+    warnings.push(...own);
+    return ids;
+  }
+  if (!byVariant) PEER_MATCHERS.set(peers, (byVariant = new Map()));
+  byVariant.set(variant, { endpoints, ids: shareText(ids) });
+  return ids;
+}
+
 function policyName(rule: CompiledRule, index: number): string {
   return `${rule.origin.policy}#${index}`;
 }
@@ -221,7 +252,11 @@ export function addRbacPolicies(
     let permissions: Json[];
     let principals: Json[];
     if (options.direction === 'ingress') {
-      principals = peerPrincipals(rule.peers, rule.peerEndpoints, options.mtlsPrincipals, options.exactPeers === true, rule.origin, warnings);
+      const mtls = options.mtlsPrincipals;
+      const exact = options.exactPeers === true;
+      principals = sharedPeerMatchers(rule.peers, rule.peerEndpoints, `principals ${mtls} ${exact}`, warnings, (w) =>
+        peerPrincipals(rule.peers, rule.peerEndpoints, mtls, exact, rule.origin, w),
+      );
       // Inbound, the local workload is the connection's (original) destination.
       permissions = local === undefined ? [l7] : local.length === 0 ? [] : [andPermissions([orPermissions(local.map((r) => ({ destination_ip: r }))), l7])];
     } else {
@@ -229,10 +264,10 @@ export function addRbacPolicies(
       principals = local === undefined ? [{ any: true }] : local.map((r) => ({ direct_remote_ip: r }));
       const destinations = rule.peers.any
         ? []
-        : [
-            ...cidrRanges(rule.peers.cidrs, rule.origin, warnings).map((r) => ({ destination_ip: r })),
-            ...cidrSetMatchers(rule.peers, rule.origin, warnings, 'permission'),
-          ];
+        : sharedPeerMatchers(rule.peers, undefined, 'destinations', warnings, (w) => [
+            ...cidrRanges(rule.peers.cidrs, rule.origin, w).map((r) => ({ destination_ip: r })),
+            ...cidrSetMatchers(rule.peers, rule.origin, w, 'permission'),
+          ]);
       permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations), l7])];
     }
     if (principals.length === 0 || permissions.length === 0) {
