@@ -173,13 +173,25 @@ function exactPeers(peers: PeerSet, endpoints: readonly PeerEndpoint[], origin: 
 }
 
 /**
- * A peer set's matchers, built once per (peer set, endpoints, mode) and shared, frozen, by every
- * RBAC that names it: the engine hands the same peer-set objects to every proxy a rule applies
- * to and keeps them while the peers are unchanged, so an identity add rebuilds the matchers of
- * the peer sets it changed and reuses the rest. Only warning-free results are kept (a warning
- * names the rule that asked).
+ * A peer set's matchers, built once and shared, frozen, by every RBAC that names the same peers:
+ * the engine hands every rule whose peers are one selector that selector's address and
+ * principal lists (the same objects, replaced only when its identities change), so an identity
+ * add rebuilds the matchers of the selectors it changed and every other rule, proxy and rebuild
+ * reuses them. Keyed by the address list, then by everything else the matchers read. Only
+ * warning-free results are kept (a warning names the rule that asked).
  */
-const PEER_MATCHERS = new WeakMap<PeerSet, Map<string, { endpoints: readonly PeerEndpoint[] | undefined; ids: readonly Json[] }>>();
+interface SharedMatchers {
+  variant: string;
+  any: boolean;
+  principals: readonly string[];
+  cidrSets: PeerSet['cidrSets'];
+  endpoints: readonly PeerEndpoint[] | undefined;
+  ids: readonly Json[];
+}
+
+const PEER_MATCHERS = new WeakMap<readonly string[], SharedMatchers[]>();
+/** Distinct variants kept per address list: a few per mode and direction. */
+const PEER_MATCHER_VARIANTS = 8;
 
 function sharedPeerMatchers(
   peers: PeerSet,
@@ -188,17 +200,23 @@ function sharedPeerMatchers(
   warnings: string[],
   build: (warnings: string[]) => Json[],
 ): Json[] {
-  let byVariant = PEER_MATCHERS.get(peers);
-  const hit = byVariant?.get(variant);
-  if (hit && hit.endpoints === endpoints) return hit.ids as Json[];
+  const kept = PEER_MATCHERS.get(peers.cidrs);
+  const same = (m: SharedMatchers): boolean =>
+    m.variant === variant && m.any === peers.any && m.principals === peers.principals && m.cidrSets === peers.cidrSets && m.endpoints === endpoints;
+  const hit = kept?.find(same);
+  if (hit) return hit.ids as Json[];
   const own: string[] = [];
   const ids = build(own);
   if (own.length > 0) {
     warnings.push(...own);
     return ids;
   }
-  if (!byVariant) PEER_MATCHERS.set(peers, (byVariant = new Map()));
-  byVariant.set(variant, { endpoints, ids: shareText(ids) });
+  const entry: SharedMatchers = { variant, any: peers.any, principals: peers.principals, cidrSets: peers.cidrSets, endpoints, ids: shareText(ids) };
+  if (!kept) PEER_MATCHERS.set(peers.cidrs, [entry]);
+  else {
+    kept.push(entry);
+    if (kept.length > PEER_MATCHER_VARIANTS) kept.shift();
+  }
   return ids;
 }
 
