@@ -249,10 +249,10 @@ function main(): void {
 
   const ROUNDS = 31;
   for (let i = 0; i < ROUNDS; i++) for (const r of runs) r.fullRegeneration();
-  for (let i = 0; i < 7; i++) for (const r of runs) r.engineFromScratch();
-  const ADDS = 60;
+  for (let i = 0; i < 5; i++) for (const r of runs) r.engineFromScratch();
+  const ADDS = 40;
   for (let j = 0; j < ADDS; j++) for (const r of runs) r.identityAdd(5 + j);
-  for (let i = 0; i < 30; i++) for (const r of runs) r.coldBuild();
+  for (let i = 0; i < 20; i++) for (const r of runs) r.coldBuild();
 
   const pairs = [...ours.engine.selectors.entries()].reduce((n, cs) => n + cs.selected.size, 0);
   console.log(

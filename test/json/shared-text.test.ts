@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { jsonText, shareText } from '../../src/json/shared-text';
+import { contentKey, jsonText, shareText } from '../../src/json/shared-text';
 
 describe('jsonText', () => {
   it('is JSON.stringify, with shared parts spliced in', () => {
@@ -20,5 +20,16 @@ describe('jsonText', () => {
     assert.ok(Object.isFrozen(shared));
     assert.throws(() => (shared as number[]).push(3));
     assert.equal(jsonText({ x: shared }), '{"x":[1,2]}');
+  });
+
+  it('contentKey tells contents apart as their text does, writing shared parts as digests', () => {
+    const big = shareText(Array.from({ length: 500 }, (_, i) => `10.0.${i >> 8}.${i & 255}/32`));
+    const same = shareText([...big]);
+    const other = shareText([...big.slice(1), '10.9.9.9/32']);
+    assert.equal(contentKey({ p: big, n: 1 }), contentKey({ p: same, n: 1 }), 'equal contents, other objects');
+    assert.notEqual(contentKey({ p: big, n: 1 }), contentKey({ p: other, n: 1 }), 'one address differs');
+    assert.notEqual(contentKey({ p: big, n: 1 }), contentKey({ p: big, n: 2 }), 'an unshared field differs');
+    assert.ok(contentKey({ p: big }).length < 100, 'the shared part is not written out');
+    assert.equal(contentKey({ a: [1, 'x'] }), JSON.stringify({ a: [1, 'x'] }), 'without shared parts it is the JSON text');
   });
 });
