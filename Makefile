@@ -108,8 +108,19 @@ clean:
 bench-xds: build
 	taskset -c 0 node --expose-gc dist/bench/xds/bench-xds.js
 
-bench-policy: build
-	node dist/bench/policy/bench-policy.js
+# bench-policy runs this tree and, side by side in the same process, main as it was before the
+# selector cache and RBAC fragments were reworked (BENCH_POLICY_BASELINE), built once under build/.
+BENCH_POLICY_BASELINE ?= aaf9e6b
+BENCH_POLICY_BASELINE_DIR := build/bench-baseline-$(BENCH_POLICY_BASELINE)
+
+$(BENCH_POLICY_BASELINE_DIR)/.built: | $(NPM_STAMP)
+	rm -rf $(BENCH_POLICY_BASELINE_DIR) && mkdir -p $(BENCH_POLICY_BASELINE_DIR)
+	git archive $(BENCH_POLICY_BASELINE) src proto package.json tsconfig.json | tar -x -C $(BENCH_POLICY_BASELINE_DIR)
+	cd $(BENCH_POLICY_BASELINE_DIR) && $(CURDIR)/$(NODE_BIN)/tsc -p tsconfig.json
+	@touch $@
+
+bench-policy: build $(BENCH_POLICY_BASELINE_DIR)/.built
+	node dist/bench/policy/bench-policy.js --baseline $(BENCH_POLICY_BASELINE_DIR)/dist
 
 bench-envoy: build
 	node dist/bench/envoy/bench-envoy.js

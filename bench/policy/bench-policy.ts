@@ -1,29 +1,65 @@
 /**
- * make bench-policy: 1,000 policy rules over 3,000 identities (one workload, one proxy each).
+ * make bench-policy: 1,000 policy rules over 3,000 identities (one workload, one proxy each),
+ * run in one process on this tree and, side by side, on a baseline build (main at aaf9e6b,
+ * built by `make bench-policy` under build/; `--baseline DIR` names its dist/), rounds
+ * interleaved so both see the same machine load.
  *
- *  - full regeneration: every selector in use computed from scratch against every identity, in a
- *    new selector cache (identities first, then the selectors, using its label index) — what a
- *    restart or a from-scratch build pays, the L3 part of a regeneration;
- *  - naive recompute: the same selections with every selector tested against every identity,
- *    no cache and no index — what a full recompute costs without the cache's structure;
- *  - identity add: a workload with a new label set arrives — identity allocation, selector cache
- *    update, and noting the policies whose peers changed (the incremental path; expanding those
- *    to proxies happens at commit, timed with the recompile);
- *  - plus recompiling the affected proxies' IR after that add, and one proxy's IR from the cache.
+ *  - full regeneration: a new SelectorCache (the class PolicyEngine uses) fed every identity,
+ *    then every selector in use, in the order `PolicyEngine.sync` feeds them on a restart: the L3
+ *    part of a from-scratch build;
+ *  - engine from scratch: `sync` of every workload and policy into a new PolicyEngine (identity
+ *    allocation, selector cache, policy compilation; no per-proxy IR);
+ *  - identity add → resources rebuilt: a workload with a new label set arrives; identity
+ *    allocation, selector cache update, commit (the affected proxies' IR recompiled) and, for
+ *    every proxy the commit changed, its standalone Envoy resources built, schema-checked and
+ *    encoded into a snapshot, as NodeSnapshotBuilder serves them;
+ *  - the network RBAC (L3/L4 ECDS) share of that, and of a proxy's first (cold) resource build.
  *
- * Medians of repeated runs, in one process. Cilium reports ~2.15 ms for a full L3 regeneration
- * of this size (Go); targets: regeneration < 1 ms, identity add < 50 µs.
+ * Times are process CPU time (the machine is shared; wall time mostly measures the neighbours),
+ * medians of repeated runs.
  */
-import { DEFAULT_REDIRECT_CONFIG } from '../../src/net/capture-config';
-import { buildProxyResources } from '../../src/envoy/proxy-resources';
+import * as path from 'path';
 import type { CompiledProxyPolicy } from '../../src/policy/compiled';
-import { PolicyEngine } from '../../src/policy/engine';
-import { SelectorCache } from '../../src/policy/selector-cache';
-import type { LabelSelectorSpec, PolicyResource, WorkloadResource } from '../../src/policy/model';
+import type { PolicyEngine } from '../../src/policy/engine';
+import type { SelectorCache } from '../../src/policy/selector-cache';
+import type { LabelSelectorSpec, PolicyResource, Resource, WorkloadResource } from '../../src/policy/model';
+import type { buildProxyResourceJson, encodeGenerated } from '../../src/envoy/proxy-resources';
+import type { Snapshot } from '../../src/xds/snapshot';
+import type { RedirectConfig } from '../../src/net/capture-config';
 
 const IDENTITIES = 3000;
 const RULES = 1000;
 const APPS = 500;
+const NETWORK_RBAC_PREFIX = 'meshaccel.l4';
+
+/** The parts of a tree's dist/ the bench drives; equal in both trees. */
+interface Tree {
+  name: string;
+  PolicyEngine: new () => PolicyEngine;
+  SelectorCache: new () => SelectorCache;
+  buildProxyResourceJson: typeof buildProxyResourceJson;
+  encodeGenerated: typeof encodeGenerated;
+  Snapshot: typeof Snapshot;
+  redirect: RedirectConfig;
+}
+
+function loadTree(name: string, dist: string): Tree {
+  const load = <T>(module: string): T => require(path.join(dist, module)) as T;
+  const engine = load<{ PolicyEngine: Tree['PolicyEngine'] }>('src/policy/engine');
+  const cache = load<{ SelectorCache: Tree['SelectorCache'] }>('src/policy/selector-cache');
+  const resources = load<{ buildProxyResourceJson: Tree['buildProxyResourceJson']; encodeGenerated: Tree['encodeGenerated'] }>('src/envoy/proxy-resources');
+  const snapshot = load<{ Snapshot: Tree['Snapshot'] }>('src/xds/snapshot');
+  const capture = load<{ DEFAULT_REDIRECT_CONFIG: RedirectConfig }>('src/net/capture-config');
+  return {
+    name,
+    PolicyEngine: engine.PolicyEngine,
+    SelectorCache: cache.SelectorCache,
+    buildProxyResourceJson: resources.buildProxyResourceJson,
+    encodeGenerated: resources.encodeGenerated,
+    Snapshot: snapshot.Snapshot,
+    redirect: capture.DEFAULT_REDIRECT_CONFIG,
+  };
+}
 
 function workload(i: number, extra: Record<string, string> = {}): WorkloadResource {
   const app = i % APPS;
@@ -39,8 +75,8 @@ function workload(i: number, extra: Record<string, string> = {}): WorkloadResour
 function rule(k: number): PolicyResource {
   const subject = (k * 7) % APPS;
   const peer = (k * 13 + 1) % APPS;
-  // Most peers are label selectors (indexable); every tenth is an expression-only selector
-  // that must be tested against every identity, which keeps the index honest.
+  // Most peers are label selectors; every tenth is an expression-only selector (`In`/`NotIn`,
+  // no equality), which selects hundreds of identities and keeps the index honest.
   const peers: LabelSelectorSpec[] =
     k % 10 === 0
       ? [
@@ -64,166 +100,192 @@ function rule(k: number): PolicyResource {
   };
 }
 
-function median(xs: number[]): number {
+/** A new label set (the `pod` label is unique) of an app that existing rules select. */
+function arrival(j: number): WorkloadResource {
+  const i = IDENTITIES + j;
+  const w = workload(j * 37, { pod: `p${i}` });
+  w.name = `new-${i}`;
+  w.spec = { ...w.spec, addresses: [`10.200.${(i >> 8) & 255}.${i & 255}`], proxy: { nodeId: `node-new-${i}` } };
+  return w;
+}
+
+const RESOURCES: Resource[] = [...Array.from({ length: IDENTITIES }, (_, i) => workload(i)), ...Array.from({ length: RULES }, (_, k) => rule(k))];
+
+function cpuMs(fn: () => void): number {
+  const t0 = process.cpuUsage();
+  fn();
+  const d = process.cpuUsage(t0);
+  return (d.user + d.system) / 1000;
+}
+
+function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
 
-function timeMs(fn: () => void): number {
-  const t0 = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
+function fmt(ms: number): string {
+  return ms >= 1 ? `${ms.toFixed(2)} ms` : `${(ms * 1000).toFixed(0)} µs`;
 }
 
-function fmt(ms: number): string {
-  return ms >= 1 ? `${ms.toFixed(3)} ms` : `${(ms * 1000).toFixed(1)} µs`;
+/** One tree's engine with the bench's state, and its measurements. */
+class Run {
+  readonly engine: PolicyEngine;
+  readonly full: number[] = [];
+  readonly fromScratch: number[] = [];
+  readonly add: number[] = [];
+  readonly addNetwork: number[] = [];
+  readonly changed: number[] = [];
+  readonly networkShare: { resources: number; all: number }[] = [];
+  readonly cold: number[] = [];
+  readonly coldNetwork: number[] = [];
+  private coldNext = 0;
+
+  constructor(readonly tree: Tree) {
+    this.engine = new tree.PolicyEngine();
+    this.engine.sync(RESOURCES);
+    this.engine.commit();
+  }
+
+  /** Selections of every selector in use, by selector key (to compare trees and caches). */
+  static selections(cache: SelectorCache): Map<string, number[]> {
+    return new Map([...cache.entries()].map((cs) => [cs.selector.key, [...cs.selected].sort((a, b) => a - b)]));
+  }
+
+  fullRegeneration(): SelectorCache {
+    const identities = [...this.engine.identities.all()];
+    const selectors = [...this.engine.selectors.entries()].map((cs) => cs.selector);
+    let fresh = new this.tree.SelectorCache();
+    this.full.push(
+      cpuMs(() => {
+        fresh = new this.tree.SelectorCache();
+        for (const id of identities) fresh.addIdentity(id);
+        for (const s of selectors) fresh.acquire(s);
+      }),
+    );
+    return fresh;
+  }
+
+  engineFromScratch(): void {
+    this.fromScratch.push(
+      cpuMs(() => {
+        new this.tree.PolicyEngine().sync(RESOURCES);
+      }),
+    );
+  }
+
+  /** The add, timed through the served resources; removed (untimed) afterwards. */
+  identityAdd(j: number): void {
+    const w = arrival(j);
+    const { tree, engine } = this;
+    let network = 0;
+    let resources = 0;
+    let all = 0;
+    let changed = 0;
+    const t = cpuMs(() => {
+      engine.upsertWorkload(w);
+      const commit = engine.commit();
+      changed = commit.changed.length;
+      for (const key of commit.changed) {
+        const built = tree.buildProxyResourceJson(engine.proxy(key) as CompiledProxyPolicy, { mode: 'standalone', redirect: tree.redirect });
+        const l4 = built.resources.filter((r) => r.name.startsWith(NETWORK_RBAC_PREFIX));
+        const rest = built.resources.filter((r) => !r.name.startsWith(NETWORK_RBAC_PREFIX));
+        network += cpuMs(() => tree.encodeGenerated(l4));
+        tree.Snapshot.fromResources([...tree.encodeGenerated(l4), ...tree.encodeGenerated(rest)]);
+        resources += l4.length;
+        all += built.resources.length;
+      }
+    });
+    this.add.push(t);
+    this.addNetwork.push(network);
+    this.changed.push(changed);
+    this.networkShare.push({ resources, all });
+    engine.removeWorkload(`Workload/${w.namespace}/${w.name}`);
+    engine.commit();
+  }
+
+  /** A proxy whose resources this process has not built yet: every resource is checked and encoded. */
+  coldBuild(): void {
+    const { tree, engine } = this;
+    const proxy = engine.proxy(`node-${(this.coldNext++ * 61 + 7) % IDENTITIES}`) as CompiledProxyPolicy;
+    let network = 0;
+    this.cold.push(
+      cpuMs(() => {
+        const built = tree.buildProxyResourceJson(proxy, { mode: 'standalone', redirect: tree.redirect });
+        const l4 = built.resources.filter((r) => r.name.startsWith(NETWORK_RBAC_PREFIX));
+        network = cpuMs(() => tree.encodeGenerated(l4));
+        tree.encodeGenerated(built.resources.filter((r) => !r.name.startsWith(NETWORK_RBAC_PREFIX)));
+      }),
+    );
+    this.coldNetwork.push(network);
+  }
+}
+
+function sameSelections(a: Map<string, number[]>, b: Map<string, number[]>, what: string): void {
+  if (a.size !== b.size) throw new Error(`${what}: ${a.size} selectors against ${b.size}`);
+  for (const [key, ids] of a) {
+    const other = b.get(key);
+    if (!other || other.length !== ids.length || other.some((id, i) => id !== ids[i])) throw new Error(`${what}: selector ${key} differs`);
+  }
 }
 
 function main(): void {
-  const engine = new PolicyEngine();
-  const setup = timeMs(() => {
-    for (let i = 0; i < IDENTITIES; i++) engine.upsertWorkload(workload(i));
-    for (let k = 0; k < RULES; k++) engine.upsertPolicy(rule(k));
+  const args = process.argv.slice(2);
+  const at = args.indexOf('--baseline');
+  const trees: Tree[] = [];
+  // build/bench-baseline-<commit>/dist: named after the commit it was built from.
+  if (at >= 0)
+    trees.push(loadTree(`main ${path.basename(path.dirname(path.resolve(args[at + 1]))).replace('bench-baseline-', '')}`, path.resolve(args[at + 1])));
+  trees.push(loadTree('this tree', path.resolve(__dirname, '../..')));
+  const runs = trees.map((t) => new Run(t));
+  const ours = runs[runs.length - 1];
+
+  // Both trees and both ways of building must agree on every selection, or nothing is compared.
+  const reference = Run.selections(ours.engine.selectors);
+  for (const r of runs) {
+    sameSelections(reference, Run.selections(r.engine.selectors), `${r.tree.name}: engine`);
+    sameSelections(reference, Run.selections(r.fullRegeneration()), `${r.tree.name}: full regeneration`);
+  }
+  for (let j = 0; j < 5; j++) for (const r of runs) r.identityAdd(j);
+
+  const ROUNDS = 31;
+  for (let i = 0; i < ROUNDS; i++) for (const r of runs) r.fullRegeneration();
+  for (let i = 0; i < 5; i++) for (const r of runs) r.engineFromScratch();
+  const ADDS = 40;
+  for (let j = 0; j < ADDS; j++) for (const r of runs) r.identityAdd(5 + j);
+  for (let i = 0; i < 20; i++) for (const r of runs) r.coldBuild();
+
+  const pairs = [...ours.engine.selectors.entries()].reduce((n, cs) => n + cs.selected.size, 0);
+  console.log(
+    `bench-policy: ${RULES} rules, ${IDENTITIES} identities, ${ours.engine.selectors.selectorCount} distinct selectors, ${pairs} selector→identity entries`,
+  );
+  console.log(`  process CPU time, medians (${ROUNDS} regenerations, ${ADDS} identity adds); a shared, loaded 2-core machine`);
+  const header = runs.map((r) => r.tree.name.padStart(14)).join('');
+  console.log(`  ${''.padEnd(62)}${header}`);
+  const row = (label: string, value: (r: Run) => string): void => console.log(`  ${label.padEnd(62)}${runs.map((r) => value(r).padStart(14)).join('')}`);
+  row('full regeneration, L3 (new selector cache, as on a restart)', (r) => fmt(median(r.full)));
+  row('engine from scratch (sync of every workload and policy)', (r) => fmt(median(r.fromScratch)));
+  row('identity add → affected proxies\u2019 resources rebuilt', (r) => fmt(median(r.add)));
+  row('  proxies changed per add (median; min–max)', (r) => `${median(r.changed)} (${Math.min(...r.changed)}–${Math.max(...r.changed)})`);
+  row('  of which network RBAC resources (check + encode)', (r) => fmt(median(r.addNetwork)));
+  row('  network RBAC resources / all rebuilt (median add)', (r) => {
+    const s = [...r.networkShare].sort((a, b) => a.all - b.all)[Math.floor(r.networkShare.length / 2)];
+    return `${s.resources}/${s.all}`;
   });
-  const initialCommit = timeMs(() => engine.commit());
-  const selectors = [...engine.selectors.entries()];
-  const identities = [...engine.identities.all()];
-  const selectedPairs = selectors.reduce((n, cs) => n + cs.selected.size, 0);
-
-  // Naive: every selector against every identity; the result must equal the cache's.
-  const naive = (): Map<string, Set<number>> => {
-    const out = new Map<string, Set<number>>();
-    for (const cs of selectors) {
-      const set = new Set<number>();
-      for (const id of identities) if (cs.selector.matches(id.labels)) set.add(id.id);
-      out.set(cs.selector.key, set);
-    }
-    return out;
-  };
-  const check = naive();
-  for (const cs of selectors) {
-    const want = check.get(cs.selector.key) as Set<number>;
-    if (want.size !== cs.selected.size || [...want].some((id) => !cs.selected.has(id)))
-      throw new Error(`selector ${cs.selector.key}: cache and naive disagree`);
+  row('one proxy\u2019s first resource build (cold: check + encode all)', (r) => fmt(median(r.cold)));
+  row('  of which network RBAC', (r) => fmt(median(r.coldNetwork)));
+  if (runs.length > 1) {
+    const base = runs[0];
+    console.log(
+      `  ratios (${base.tree.name} / this tree): full regeneration ${(median(base.full) / median(ours.full)).toFixed(1)}x, ` +
+        `engine from scratch ${(median(base.fromScratch) / median(ours.fromScratch)).toFixed(1)}x, identity add → resources ${(median(base.add) / median(ours.add)).toFixed(1)}x`,
+    );
   }
-
-  // Each kind in its own loop, so one's garbage is not collected during the other's timing.
-  const ROUNDS = 41;
-  const full: number[] = [];
-  for (let r = 0; r < ROUNDS + 20; r++) {
-    let fresh = new SelectorCache();
-    const f = timeMs(() => {
-      fresh = new SelectorCache();
-      for (const id of identities) fresh.addIdentity(id);
-      for (const cs of selectors) fresh.acquire(cs.selector);
-    });
-    if (r === 0) {
-      const got = new Map([...fresh.entries()].map((cs) => [cs.selector.key, cs.selected]));
-      for (const cs of selectors) {
-        const sel = got.get(cs.selector.key);
-        if (!sel || sel.size !== cs.selected.size || [...sel].some((id) => !cs.selected.has(id)))
-          throw new Error(`full regeneration disagrees with the incremental cache on ${cs.selector.key}`);
-      }
-    }
-    if (r >= 20) full.push(f);
-  }
-  const naiveTimes: number[] = [];
-  for (let r = 0; r < 7; r++) naiveTimes.push(timeMs(() => naive()));
-
-  // A new label set (the `pod` label is unique) of an app that existing rules select.
-  const ADDS = 300;
-  const arrivals: WorkloadResource[] = [];
-  for (let j = 0; j < ADDS + 30; j++) {
-    const i = IDENTITIES + j;
-    const w = workload(j * 37, { pod: `p${i}` });
-    w.name = `new-${i}`;
-    w.spec = { ...w.spec, addresses: [`10.200.${(i >> 8) & 255}.${i & 255}`], proxy: { nodeId: `node-new-${i}` } };
-    arrivals.push(w);
-  }
-  // Identity add alone: the incremental state update, measured two ways. Back to back (a burst
-  // of new pods, caches warm) and right after an IR recompile of the previous change (the
-  // recompile's working set has evicted the engine's structures from the CPU caches). The IR
-  // recompile is timed in its own loop below.
-  const keyOf = (w: WorkloadResource): string => `Workload/${w.namespace}/${w.name}`;
-  const warmAdds: number[] = [];
-  const dirtyCounts: number[] = [];
-  for (const [j, w] of arrivals.entries()) {
-    const a = timeMs(() => engine.upsertWorkload(w));
-    if (j >= 30) warmAdds.push(a);
-    engine.removeWorkload(keyOf(w));
-  }
-  engine.commit();
-  const coldAdds: number[] = [];
-  for (const [j, w] of arrivals.entries()) {
-    engine.commit();
-    const a = timeMs(() => engine.upsertWorkload(w));
-    if (j >= 30) {
-      coldAdds.push(a);
-      dirtyCounts.push(engine.dirtyProxies().size);
-    }
-    engine.removeWorkload(keyOf(w));
-  }
-  engine.commit();
-  const commits: number[] = [];
-  for (const [j, w] of arrivals.entries()) {
-    engine.upsertWorkload(w);
-    const c = timeMs(() => engine.commit());
-    if (j >= 30) commits.push(c);
-    engine.removeWorkload(keyOf(w));
-    engine.commit();
-  }
-
-  // The affected proxies' Envoy resources after one add: standalone build (HTTP and, where the
-  // build has it, network RBAC), schema check and encode, for every proxy the commit changed.
-  buildProxyResources(engine.proxy('node-0') as CompiledProxyPolicy, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG });
-  const rebuilds: number[] = [];
-  const rebuiltCounts: number[] = [];
-  for (const [j, w] of arrivals.entries()) {
-    engine.upsertWorkload(w);
-    const changed = engine.commit().changed;
-    const t = timeMs(() => {
-      for (const k of changed) buildProxyResources(engine.proxy(k) as CompiledProxyPolicy, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG });
-    });
-    if (j >= 30) {
-      rebuilds.push(t);
-      rebuiltCounts.push(changed.length);
-    }
-    engine.removeWorkload(keyOf(w));
-    engine.commit();
-  }
-  const oneProxyResources: number[] = [];
-  for (let r = 0; r < 50; r++) {
-    const p = engine.proxy(`node-${(r * 61) % IDENTITIES}`) as CompiledProxyPolicy;
-    oneProxyResources.push(timeMs(() => buildProxyResources(p, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG })));
-  }
-
-  const compileOne: number[] = [];
-  for (let r = 0; r < 50; r++) compileOne.push(timeMs(() => engine.compileProxy(`node-${(r * 61) % IDENTITIES}`)));
-
-  const fullMs = median(full);
-  const addMs = median(warmAdds);
-  console.log(`bench-policy: ${RULES} rules, ${IDENTITIES} identities, ${selectors.length} distinct selectors, ${selectedPairs} selector→identity entries`);
-  console.log(`  (figures from a shared, loaded 2-core machine; medians)`);
-  console.log(`  setup (add ${IDENTITIES} workloads + ${RULES} rules, incremental)   ${fmt(setup)}`);
-  console.log(`  initial compile of ${engine.proxies().size} proxies' IR                   ${fmt(initialCommit)}`);
+  const fullMs = median(ours.full);
+  const addMs = median(ours.add);
   console.log(
-    `  full regeneration (new selector cache, label index)   ${fmt(fullMs)}   target < 1 ms ${fullMs < 1 ? 'MET' : 'MISSED'}  (Cilium, Go: ~2.15 ms)`,
+    `  full regeneration of ${RULES} rules x ${IDENTITIES} identities < 1 ms: ${fullMs < 1 ? 'MET' : 'MISSED'} (${fmt(fullMs)}; Cilium, Go: ~2.15 ms)`,
   );
-  console.log(
-    `  naive recompute (every selector x every identity)     ${fmt(median(naiveTimes))}   ${(median(naiveTimes) / fullMs).toFixed(1)}x the full regeneration`,
-  );
-  console.log(
-    `  identity add, back to back (allocate, update selector cache, note affected policies) ${fmt(addMs)}   target < 50 µs ${addMs < 0.05 ? 'MET' : 'MISSED'}`,
-  );
-  console.log(`  identity add, right after an IR recompile (cold caches) ${fmt(median(coldAdds))}; ${median(dirtyCounts)} proxies marked (median)`);
-  console.log(`  expand to proxies + recompile their IR after one add ${fmt(median(commits))}`);
-  console.log(`  one proxy's IR from the cache                         ${fmt(median(compileOne))}`);
-  const rebuildMs = median(rebuilds);
-  console.log(`  affected proxies' Envoy resources after one add (${median(rebuiltCounts)} proxies; build + check + encode) ${fmt(rebuildMs)}`);
-  console.log(
-    `  identity add → IR recompiled → resources rebuilt      ${fmt(addMs + median(commits) + rebuildMs)}   target < 1 ms ${addMs + median(commits) + rebuildMs < 1 ? 'MET' : 'MISSED'}`,
-  );
-  console.log(`  one proxy's standalone resources (build + check + encode) ${fmt(median(oneProxyResources))}`);
+  console.log(`  identity add → affected proxies\u2019 resources rebuilt < 1 ms: ${addMs < 1 ? 'MET' : 'MISSED'} (${fmt(addMs)})`);
 }
 
 main();

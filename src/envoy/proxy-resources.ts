@@ -2,6 +2,7 @@ import { createHash } from 'crypto';
 import type { CompiledPortPolicy, CompiledProxyPolicy } from '../policy/compiled';
 import type { EncodedResource } from '../resource/encoded';
 import { encodeEnvoyResource } from './encode';
+import { contentKey } from '../json/shared-text';
 import { l7Builder, l7EnforcedIn } from './builders/l7';
 import { GRPC } from './modes/grpc';
 import { ISTIO, istioL7Ports } from './modes/istio';
@@ -106,7 +107,7 @@ const ENCODED = new Map<string, EncodedResource>();
 const ENCODED_LIMIT = 16384;
 
 function encodeOne(r: GeneratedResource): EncodedResource {
-  const key = `${r.typeUrl}\0${r.name}\0${createHash('sha256').update(JSON.stringify(r.json)).digest('base64')}`;
+  const key = `${r.typeUrl}\0${r.name}\0${createHash('sha256').update(contentKey(r.json)).digest('base64')}`;
   const hit = ENCODED.get(key);
   if (hit) {
     ENCODED.delete(key);

@@ -7,6 +7,7 @@ import { CLUSTER_SELECTOR, compilePolicyRules, normaliseCidr, RULE_SECTIONS, rul
 import { PortTable, type L7Conflict } from './port-table';
 import { bindingKey, bindingOf, isMetadataKey, keyMatchesNode } from './proxy-binding';
 import { SelectorCache, type CachedSelector } from './selector-cache';
+import { jsonText, shareText } from '../json/shared-text';
 
 export interface EngineOptions {
   /** Trust domain of mTLS principals: `<trustDomain>/ns/<ns>/sa/<sa>`. */
@@ -366,7 +367,7 @@ export class PolicyEngine {
         conflicts.push(...result.conflicts.map((c) => conflictDiagnostic(key, c, this.policyByName(c.second.origin.policy))));
         continue;
       }
-      const json = JSON.stringify(result.policy);
+      const json = jsonText(result.policy);
       if (this.compiled.get(key)?.json !== json) results.push({ key, policy: result.policy, json });
     }
     const nodeResults: { nodeId: string; target: NodeTarget }[] = [];
@@ -470,7 +471,7 @@ export class PolicyEngine {
     if (result.conflicts.length > 0) {
       return { keys, conflicts: result.conflicts.map((c) => conflictDiagnostic(nodeId, c, this.policyByName(c.second.origin.policy), keys)) };
     }
-    return { keys, compiled: { policy: result.policy, json: JSON.stringify(result.policy) }, conflicts: [] };
+    return { keys, compiled: { policy: result.policy, json: jsonText(result.policy) }, conflicts: [] };
   }
 
   /** Compiles one proxy's policy from the current state without storing it. */
@@ -585,8 +586,9 @@ export class PolicyEngine {
       const cluster = this.materialize(world).cidrs;
       sets.push({ cidr: '0.0.0.0/0', except: cluster.filter((c) => !c.includes(':')) }, { cidr: '::/0', except: cluster.filter((c) => c.includes(':')) });
     }
+    // Shared by every proxy the rule applies to, and by their compiled policies' text.
     const withExtras = (p: PeerSet, endpoints: readonly PeerEndpoint[]): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } => ({
-      peers: sets.length > 0 ? { ...p, cidrSets: sets } : p,
+      peers: shareText(sets.length > 0 ? { ...p, cidrSets: sets } : p),
       endpoints,
     });
     if (selectors.length === 1 && rule.cidrs.length === 0) {
@@ -602,7 +604,7 @@ export class PolicyEngine {
       principals.push(...m.principals);
       for (const e of m.endpoints) endpoints.set(`${e.principal}|${e.cidrs.join(',')}`, e);
     }
-    return withExtras({ any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) }, [...endpoints.values()]);
+    return withExtras({ any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) }, shareText([...endpoints.values()]));
   }
 
   /** Addresses and principals of a selector's identities, cached until its peers change. */
@@ -624,8 +626,8 @@ export class PolicyEngine {
       endpoints.push(Object.freeze({ principal, cidrs: Object.freeze(sortedUnique(own)) }));
     }
     endpoints.sort((a, b) => (a.principal < b.principal ? -1 : a.principal > b.principal ? 1 : a.cidrs[0] < b.cidrs[0] ? -1 : 1));
-    // Frozen: every proxy whose rules select this selector shares these lists.
-    m = { cidrs: Object.freeze(sortedUnique(cidrs)), principals: Object.freeze(sortedUnique(principals)), endpoints: Object.freeze(endpoints) };
+    // Frozen, text kept: every proxy whose rules select this selector shares these lists.
+    m = { cidrs: shareText(sortedUnique(cidrs)), principals: shareText(sortedUnique(principals)), endpoints: shareText(endpoints) };
     this.peerMaterialized.set(cs, m);
     return m;
   }

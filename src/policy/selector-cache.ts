@@ -10,20 +10,47 @@ export interface CachedSelector {
   refs: number;
 }
 
+interface IdentityEntry {
+  readonly identity: Identity;
+  /** The selectors in use that select it (a selector appears once). */
+  readonly selectors: CachedSelector[];
+}
+
+/** Removes one occurrence by swapping the last element in: these lists are unordered. */
+function removeUnordered<T>(list: T[], value: T): void {
+  const i = list.indexOf(value);
+  if (i < 0) return;
+  const last = list.pop() as T;
+  if (i < list.length) list[i] = last;
+}
+
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
 /**
  * Cilium-style selector cache: every selector in use remembers the identities it selects, so
- * policy resolution reads sets instead of matching labels. A new identity is tested only against
- * selectors that could select it — those indexed under one of its `key=value` labels plus the few
- * without an equality requirement — and the cache answers which selectors changed, which is what
- * lets the engine regenerate only the proxies those selectors feed.
+ * policy resolution reads sets instead of matching labels, and the cache answers which
+ * selectors an identity add or remove changed, which is what lets the engine regenerate only
+ * the proxies those selectors feed.
+ *
+ * Both directions go through a label index keyed by (key, value): a selector is filed under the
+ * values of one of its requirements (`key=v`, or `key In (...)`), and identities are indexed by
+ * the values of only those keys that some selector is filed under (built on a key's first use),
+ * so neither a new selector nor a new identity is tested against what cannot match it, and an
+ * identity's other labels cost nothing. Selectors with no such requirement (only `NotIn`,
+ * `Exists`, `DoesNotExist`) are tested against every identity.
  */
 export class SelectorCache {
   private readonly byKey = new Map<string, CachedSelector>();
-  private readonly byIndexLabel = new Map<string, Set<CachedSelector>>();
-  private readonly unindexed = new Set<CachedSelector>();
-  private readonly identities = new Map<number, Identity>();
-  private readonly identitiesByLabel = new Map<string, Set<Identity>>();
-  private readonly selectorsOfIdentity = new Map<number, Set<CachedSelector>>();
+  /** Indexed selectors: label key → value → selectors filed under it. */
+  private readonly selectorIndex = new Map<string, Map<string, CachedSelector[]>>();
+  private readonly unindexed: CachedSelector[] = [];
+  private readonly identities = new Map<number, IdentityEntry>();
+  /** Identity ids by label, for the keys selectors are filed under: key → value → ids. */
+  private readonly identityIndex = new Map<string, Map<string, number[]>>();
 
   /** Returns the shared entry for an equal selector, computing its selection on first use. */
   acquire(selector: Selector): CachedSelector {
@@ -34,12 +61,20 @@ export class SelectorCache {
     }
     cs = { selector, selected: new Set(), refs: 1 };
     this.byKey.set(selector.key, cs);
-    if (selector.indexLabel !== undefined) {
-      let bucket = this.byIndexLabel.get(selector.indexLabel);
-      if (!bucket) this.byIndexLabel.set(selector.indexLabel, (bucket = new Set()));
-      bucket.add(cs);
-    } else this.unindexed.add(cs);
-    this.select(cs);
+    const { index } = selector;
+    if (index === undefined) {
+      this.unindexed.push(cs);
+      for (const entry of this.identities.values()) this.consider(cs, entry);
+      return cs;
+    }
+    let byValue = this.selectorIndex.get(index.key);
+    if (!byValue) this.selectorIndex.set(index.key, (byValue = new Map()));
+    const postings = this.postings(index.key);
+    for (const value of index.values) {
+      pushTo(byValue, value, cs);
+      const ids = postings.get(value);
+      if (ids) for (const id of ids) this.consider(cs, this.identities.get(id) as IdentityEntry);
+    }
     return cs;
   }
 
@@ -47,56 +82,63 @@ export class SelectorCache {
     if (--cs.refs > 0) return;
     const { selector } = cs;
     this.byKey.delete(selector.key);
-    if (selector.indexLabel !== undefined) {
-      const bucket = this.byIndexLabel.get(selector.indexLabel);
-      bucket?.delete(cs);
-      if (bucket?.size === 0) this.byIndexLabel.delete(selector.indexLabel);
-    } else this.unindexed.delete(cs);
-    for (const id of cs.selected) this.selectorsOfIdentity.get(id)?.delete(cs);
+    const { index } = selector;
+    if (index === undefined) removeUnordered(this.unindexed, cs);
+    else {
+      const byValue = this.selectorIndex.get(index.key) as Map<string, CachedSelector[]>;
+      for (const value of index.values) {
+        const list = byValue.get(value);
+        if (!list) continue;
+        removeUnordered(list, cs);
+        if (list.length === 0) byValue.delete(value);
+      }
+      // The identity index for this key stays: it is cheap to keep and likely needed again.
+      if (byValue.size === 0) this.selectorIndex.delete(index.key);
+    }
+    for (const id of cs.selected) {
+      const entry = this.identities.get(id);
+      if (entry) removeUnordered(entry.selectors, cs);
+    }
   }
 
   /** Adds an identity; returns the selectors that now select it. */
-  addIdentity(identity: Identity): ReadonlySet<CachedSelector> {
+  addIdentity(identity: Identity): readonly CachedSelector[] {
     if (this.identities.has(identity.id)) throw new Error(`identity ${identity.id} added twice`);
-    this.identities.set(identity.id, identity);
-    for (const { label } of identity.pairs) {
-      let ids = this.identitiesByLabel.get(label);
-      if (!ids) this.identitiesByLabel.set(label, (ids = new Set()));
-      ids.add(identity);
+    const entry: IdentityEntry = { identity, selectors: [] };
+    this.identities.set(identity.id, entry);
+    const { labels } = identity;
+    for (const [key, byValue] of this.identityIndex) {
+      const value = labels.get(key);
+      if (value !== undefined) pushTo(byValue, value, identity.id);
     }
-    const hits = new Set<CachedSelector>();
-    const consider = (cs: CachedSelector): void => {
-      if (cs.selector.matches(identity.labels)) {
-        cs.selected.add(identity.id);
-        hits.add(cs);
-      }
-    };
-    for (const { label } of identity.pairs) {
-      const bucket = this.byIndexLabel.get(label);
-      if (bucket) for (const cs of bucket) consider(cs);
+    for (const [key, byValue] of this.selectorIndex) {
+      const value = labels.get(key);
+      const bucket = value === undefined ? undefined : byValue.get(value);
+      if (bucket) for (const cs of bucket) this.consider(cs, entry);
     }
-    for (const cs of this.unindexed) consider(cs);
-    this.selectorsOfIdentity.set(identity.id, hits);
-    return hits;
+    for (const cs of this.unindexed) this.consider(cs, entry);
+    return entry.selectors;
   }
 
   /** Removes an identity; returns the selectors that selected it. */
-  removeIdentity(identity: Identity): CachedSelector[] {
-    if (!this.identities.delete(identity.id)) return [];
-    for (const { label } of identity.pairs) {
-      const ids = this.identitiesByLabel.get(label);
-      ids?.delete(identity);
-      if (ids?.size === 0) this.identitiesByLabel.delete(label);
+  removeIdentity(identity: Identity): readonly CachedSelector[] {
+    const entry = this.identities.get(identity.id);
+    if (!entry) return [];
+    this.identities.delete(identity.id);
+    for (const [key, byValue] of this.identityIndex) {
+      const value = identity.labels.get(key);
+      const ids = value === undefined ? undefined : byValue.get(value);
+      if (!ids) continue;
+      removeUnordered(ids, identity.id);
+      if (ids.length === 0) byValue.delete(value as string);
     }
-    const hits = this.selectorsOfIdentity.get(identity.id) ?? new Set<CachedSelector>();
-    this.selectorsOfIdentity.delete(identity.id);
-    for (const cs of hits) cs.selected.delete(identity.id);
-    return [...hits];
+    for (const cs of entry.selectors) cs.selected.delete(identity.id);
+    return entry.selectors;
   }
 
   /** The selectors in use that select this identity. */
-  selecting(id: number): ReadonlySet<CachedSelector> {
-    return this.selectorsOfIdentity.get(id) ?? EMPTY;
+  selecting(id: number): readonly CachedSelector[] {
+    return this.identities.get(id)?.selectors ?? EMPTY;
   }
 
   /** Every selector in use. */
@@ -112,24 +154,23 @@ export class SelectorCache {
     return this.identities.size;
   }
 
-  private candidates(selector: Selector): Iterable<Identity> {
-    return selector.indexLabel !== undefined ? (this.identitiesByLabel.get(selector.indexLabel) ?? EMPTY_IDENTITIES) : this.identities.values();
-  }
-
-  private link(cs: CachedSelector, id: number): void {
-    cs.selected.add(id);
-    let set = this.selectorsOfIdentity.get(id);
-    if (!set) this.selectorsOfIdentity.set(id, (set = new Set()));
-    set.add(cs);
-  }
-
-  private select(cs: CachedSelector): void {
-    const { selector } = cs;
-    for (const identity of this.candidates(selector)) {
-      if (selector.matches(identity.labels)) this.link(cs, identity.id);
+  /** The identity index of one label key, built from every identity on the key's first use. */
+  private postings(key: string): Map<string, number[]> {
+    let byValue = this.identityIndex.get(key);
+    if (byValue) return byValue;
+    this.identityIndex.set(key, (byValue = new Map()));
+    for (const { identity } of this.identities.values()) {
+      const value = identity.labels.get(key);
+      if (value !== undefined) pushTo(byValue, value, identity.id);
     }
+    return byValue;
+  }
+
+  private consider(cs: CachedSelector, entry: IdentityEntry): void {
+    if (!cs.selector.matches(entry.identity.labels)) return;
+    cs.selected.add(entry.identity.id);
+    entry.selectors.push(cs);
   }
 }
 
-const EMPTY: ReadonlySet<CachedSelector> = new Set();
-const EMPTY_IDENTITIES: ReadonlySet<Identity> = new Set();
+const EMPTY: readonly CachedSelector[] = [];

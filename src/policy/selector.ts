@@ -10,8 +10,11 @@ export type Labels = ReadonlyMap<string, string>;
  */
 export interface Selector {
   readonly key: string;
-  /** One `key=value` every selected label set must carry, for indexing; absent if none. */
-  readonly indexLabel?: string;
+  /**
+   * A requirement every selected label set meets, for the selector cache's label index: the
+   * label `key` has one of `values` (an equality, or the smallest `In`). Absent if none.
+   */
+  readonly index?: { readonly key: string; readonly values: readonly string[] };
   matches(labels: Labels): boolean;
 }
 
@@ -63,7 +66,10 @@ export function compileSelector(spec: LabelSelectorSpec, namespace?: string): Se
   const eqKeys = eq.map((r) => r.key);
   const eqValues = eq.map((r) => r.value);
   const rest = sorted.filter((r) => r.op !== 'Eq');
-  const indexLabel = eq.length > 0 ? eq[0].label : undefined;
+  const smallestIn = rest
+    .filter((r): r is Extract<Requirement, { op: 'In' | 'NotIn' }> => r.op === 'In')
+    .sort((a, b) => a.values.size - b.values.size || (a.key < b.key ? -1 : 1))[0];
+  const index = eq.length > 0 ? { key: eq[0].key, values: [eq[0].value] } : smallestIn && { key: smallestIn.key, values: [...smallestIn.values].sort() };
 
   const matches = (labels: Labels): boolean => {
     for (let i = 0; i < eqKeys.length; i++) if (labels.get(eqKeys[i]) !== eqValues[i]) return false;
@@ -87,5 +93,5 @@ export function compileSelector(spec: LabelSelectorSpec, namespace?: string): Se
     }
     return true;
   };
-  return { key, indexLabel, matches };
+  return { key, index, matches };
 }

@@ -1,5 +1,6 @@
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet, PolicyOrigin } from '../../policy/compiled';
 import { tryParseCidr as parseCidr } from '../../net/cidr';
+import { shareText } from '../../json/shared-text';
 import { UnenforceableError } from '../modes/mode';
 
 /**
@@ -173,6 +174,54 @@ function exactPeers(peers: PeerSet, endpoints: readonly PeerEndpoint[], origin: 
   return ids;
 }
 
+/**
+ * A peer set's matchers, built once and shared, frozen, by every RBAC that names the same peers:
+ * the engine hands every rule whose peers are one selector that selector's address and
+ * principal lists (the same objects, replaced only when its identities change), so an identity
+ * add rebuilds the matchers of the selectors it changed and every other rule, proxy and rebuild
+ * reuses them. Keyed by the address list, then by everything else the matchers read. Only
+ * warning-free results are kept (a warning names the rule that asked).
+ */
+interface SharedMatchers {
+  variant: string;
+  any: boolean;
+  principals: readonly string[];
+  cidrSets: PeerSet['cidrSets'];
+  endpoints: readonly PeerEndpoint[] | undefined;
+  ids: readonly Json[];
+}
+
+const PEER_MATCHERS = new WeakMap<readonly string[], SharedMatchers[]>();
+/** Distinct variants kept per address list: a few per mode and direction. */
+const PEER_MATCHER_VARIANTS = 8;
+
+function sharedPeerMatchers(
+  peers: PeerSet,
+  endpoints: readonly PeerEndpoint[] | undefined,
+  variant: string,
+  warnings: string[],
+  build: (warnings: string[]) => Json[],
+): Json[] {
+  const kept = PEER_MATCHERS.get(peers.cidrs);
+  const same = (m: SharedMatchers): boolean =>
+    m.variant === variant && m.any === peers.any && m.principals === peers.principals && m.cidrSets === peers.cidrSets && m.endpoints === endpoints;
+  const hit = kept?.find(same);
+  if (hit) return hit.ids as Json[];
+  const own: string[] = [];
+  const ids = build(own);
+  if (own.length > 0) {
+    warnings.push(...own);
+    return ids;
+  }
+  const entry: SharedMatchers = { variant, any: peers.any, principals: peers.principals, cidrSets: peers.cidrSets, endpoints, ids: shareText(ids) };
+  if (!kept) PEER_MATCHERS.set(peers.cidrs, [entry]);
+  else {
+    kept.push(entry);
+    if (kept.length > PEER_MATCHER_VARIANTS) kept.shift();
+  }
+  return ids;
+}
+
 function policyName(rule: CompiledRule, index: number): string {
   return `${rule.origin.policy}#${index}`;
 }
@@ -223,7 +272,11 @@ export function addRbacPolicies(
     let permissions: Json[];
     let principals: Json[];
     if (options.direction === 'ingress') {
-      principals = peerPrincipals(rule.peers, rule.peerEndpoints, options.mtlsPrincipals, options.exactPeers === true, rule.origin, warnings);
+      const mtls = options.mtlsPrincipals;
+      const exact = options.exactPeers === true;
+      principals = sharedPeerMatchers(rule.peers, rule.peerEndpoints, `principals ${mtls} ${exact}`, warnings, (w) =>
+        peerPrincipals(rule.peers, rule.peerEndpoints, mtls, exact, rule.origin, w),
+      );
       // Inbound, the local workload is the connection's (original) destination.
       permissions = local === undefined ? [l7] : local.length === 0 ? [] : [andPermissions([orPermissions(local.map((r) => ({ destination_ip: r }))), l7])];
     } else {
@@ -231,10 +284,10 @@ export function addRbacPolicies(
       principals = local === undefined ? [{ any: true }] : local.map((r) => ({ direct_remote_ip: r }));
       const destinations = rule.peers.any
         ? []
-        : [
-            ...cidrRanges(rule.peers.cidrs, rule.origin, warnings).map((r) => ({ destination_ip: r })),
-            ...cidrSetMatchers(rule.peers, rule.origin, warnings, 'permission'),
-          ];
+        : sharedPeerMatchers(rule.peers, undefined, 'destinations', warnings, (w) => [
+            ...cidrRanges(rule.peers.cidrs, rule.origin, w).map((r) => ({ destination_ip: r })),
+            ...cidrSetMatchers(rule.peers, rule.origin, w, 'permission'),
+          ]);
       permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations), l7])];
     }
     if (principals.length === 0 || permissions.length === 0) {

@@ -1,0 +1,137 @@
+import * as assert from 'node:assert/strict';
+import type { Identity } from '../../src/policy/identities';
+import type { LabelSelectorSpec } from '../../src/policy/model';
+import { compileSelector, type Selector } from '../../src/policy/selector';
+import { SelectorCache } from '../../src/policy/selector-cache';
+
+/** mulberry32: a seeded PRNG, so a failure reproduces. */
+function prng(seed: number): (n: number) => number {
+  return (n) => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) % n;
+  };
+}
+
+const KEYS = ['app', 'tier', 'zone', 'v'];
+
+function randomIdentity(id: number, rand: (n: number) => number): Identity {
+  const labels = new Map<string, string>();
+  for (const k of KEYS) if (rand(4) > 0) labels.set(k, `${k}${rand(4)}`);
+  const pairs = [...labels].sort().map(([key, v]) => ({ key, label: `${key}=${v}` }));
+  return { id, labels, key: pairs.map((p) => p.label).join(','), pairs, namespace: '', serviceAccount: 'default' };
+}
+
+function randomSelector(rand: (n: number) => number): Selector {
+  const spec: LabelSelectorSpec = { matchLabels: {}, matchExpressions: [] };
+  const n = rand(3);
+  for (let i = 0; i < n; i++) {
+    const key = KEYS[rand(KEYS.length)];
+    const values = Array.from({ length: 1 + rand(3) }, () => `${key}${rand(4)}`);
+    switch (rand(5)) {
+      case 0:
+        (spec.matchLabels as Record<string, string>)[key] = values[0];
+        break;
+      case 1:
+        spec.matchExpressions?.push({ key, operator: 'In', values });
+        break;
+      case 2:
+        spec.matchExpressions?.push({ key, operator: 'NotIn', values });
+        break;
+      case 3:
+        spec.matchExpressions?.push({ key, operator: 'Exists' });
+        break;
+      default:
+        spec.matchExpressions?.push({ key, operator: 'DoesNotExist' });
+    }
+  }
+  return compileSelector(spec);
+}
+
+/** Selections by selector key, and selectors by identity, of a cache. */
+function stateOf(cache: SelectorCache, ids: Iterable<number>): { selections: Map<string, number[]>; selecting: Map<number, string[]> } {
+  const selections = new Map([...cache.entries()].map((cs) => [cs.selector.key, [...cs.selected].sort((a, b) => a - b)]));
+  const selecting = new Map(
+    [...ids].map((id) => [
+      id,
+      cache
+        .selecting(id)
+        .map((cs) => cs.selector.key)
+        .sort(),
+    ]),
+  );
+  return { selections, selecting };
+}
+
+describe('selector cache: incremental updates against a from-scratch build', () => {
+  it('random identity and selector churn leaves every selection equal to a new cache and to testing every identity', () => {
+    const rand = prng(11);
+    const cache = new SelectorCache();
+    const identities = new Map<number, Identity>();
+    /** Selectors held, with how many times each was acquired. */
+    const held: Selector[] = [];
+    let nextId = 256;
+    let checked = 0;
+    let selectedSeen = 0;
+    for (let step = 0; step < 1500; step++) {
+      const op = rand(10);
+      if (op < 4) {
+        // Mostly new ids, sometimes an id below others (ids need not come in order).
+        const id = rand(5) === 0 ? 100 + rand(150) : nextId++;
+        if (identities.has(id)) continue;
+        const identity = randomIdentity(id, rand);
+        const hits = cache.addIdentity(identity);
+        identities.set(id, identity);
+        assert.deepEqual(
+          hits.map((cs) => cs.selector.key).sort(),
+          [...new Set(held.filter((s) => s.matches(identity.labels)).map((s) => s.key))].sort(),
+          `step ${step}: selectors reported for the added identity`,
+        );
+      } else if (op < 6 && identities.size > 0) {
+        const ids = [...identities.keys()];
+        const identity = identities.get(ids[rand(ids.length)]) as Identity;
+        const expected = [...new Set(held.filter((s) => s.matches(identity.labels)).map((s) => s.key))].sort();
+        assert.deepEqual(
+          cache
+            .removeIdentity(identity)
+            .map((cs) => cs.selector.key)
+            .sort(),
+          expected,
+          `step ${step}: selectors reported for the removed identity`,
+        );
+        identities.delete(identity.id);
+      } else if (op < 8) {
+        const s = randomSelector(rand);
+        cache.acquire(s);
+        held.push(s);
+      } else if (held.length > 0) {
+        const i = rand(held.length);
+        const s = held[i];
+        held.splice(i, 1);
+        const cs = [...cache.entries()].find((c) => c.selector.key === s.key);
+        assert.ok(cs, `step ${step}: held selector ${s.key} is cached`);
+        cache.release(cs);
+      }
+      if (step % 5 !== 0) continue;
+      checked++;
+      const fresh = new SelectorCache();
+      for (const identity of identities.values()) fresh.addIdentity(identity);
+      for (const s of held) fresh.acquire(s);
+      const got = stateOf(cache, identities.keys());
+      assert.deepEqual(got, stateOf(fresh, identities.keys()), `step ${step}: incremental cache against a new one`);
+      const naive = new Map(
+        held.map((s) => [
+          s.key,
+          [...identities.values()]
+            .filter((id) => s.matches(id.labels))
+            .map((id) => id.id)
+            .sort((a, b) => a - b),
+        ]),
+      );
+      assert.deepEqual(got.selections, naive, `step ${step}: incremental cache against testing every identity`);
+      selectedSeen += [...got.selections.values()].reduce((n, ids) => n + ids.length, 0);
+    }
+    assert.ok(checked >= 250 && selectedSeen > 1000, `the churn exercised little: ${checked} checks, ${selectedSeen} selections`);
+  });
+});
