@@ -11,8 +11,8 @@ import { ROOT, tmpDir } from '../policy/helpers';
 import { FIXTURES } from './fixtures';
 import { lookupType } from '../../src/envoy/protos';
 import { TypeUrl } from '../../src/resource/type-urls';
-import { sotwStream, testNode } from '../helpers/raw-xds-client';
-import { startExampleServer, stopExampleServer } from '../helpers/example-server';
+import { rawClient, sotwStream, testNode } from '../helpers/raw-xds-client';
+import { startControlServer } from '../../src/server/control-server';
 
 function meshaccel(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'meshaccel'), ...args], { encoding: 'utf8', cwd: ROOT });
@@ -183,20 +183,30 @@ describe('istio mode: Kafka through the generated EnvoyFilter, served over ECDS'
   });
 
   it('serve --mode istio serves the Kafka filter configuration over ECDS (no refusal), and the network RBAC the EnvoyFilter names', async () => {
-    // The examples' egress policy is refused in istio mode (and with it the set): without it, the rest is served.
+    // The Kafka example and the workloads (the examples' egress policy is refused in istio mode).
+    const dir = tmpDir('istio-ecds');
+    fs.mkdirSync(path.join(dir, 'policies'));
+    fs.copyFileSync(path.join(ROOT, 'examples/policies/kafka-produce-consume.yaml'), path.join(dir, 'policies/kafka.yaml'));
+    fs.cpSync(path.join(ROOT, 'examples/workloads'), path.join(dir, 'workloads'), { recursive: true });
     const warnings: string[] = [];
-    const bed = await startExampleServer('meshaccel-istio-ecds-', { mode: 'istio', log: { info: () => undefined, warn: (m) => warnings.push(m) } });
+    const server = await startControlServer({
+      directories: [path.join(dir, 'policies'), path.join(dir, 'workloads')],
+      mode: 'istio',
+      host: '127.0.0.1',
+      port: 0,
+      log: { info: () => undefined, warn: (m) => warnings.push(m) },
+    });
+    const client = rawClient(server.xds.port);
     try {
-      fs.rmSync(path.join(bed.dir, 'policies', 'egress-cidr.yaml'));
-      fs.rmSync(path.join(bed.dir, 'policies', 'egress-cidr.test.yaml'));
-      for (let i = 0; i < 200 && bed.server.source.current().proxies.size === 0; i++) await new Promise((res) => setTimeout(res, 100));
+      assert.ok(server.source.current().proxies.size > 0, warnings.join('\n'));
+      // kafka-0's proxy is bound by node metadata (examples/workloads/shop.yaml).
       const node = 'sidecar~10.1.0.30~kafka-0.shop~shop.svc.cluster.local';
-      const ads = sotwStream(bed.client);
+      const ads = sotwStream(client);
       const names = ['meshaccel.kafka.inbound.9092', 'meshaccel.l4deny.inbound', 'meshaccel.l4.inbound.all', 'meshaccel.l4.inbound.default'];
       const deadline = Date.now() + 30000;
       let got: Record<string, any> = {};
       while (Date.now() < deadline) {
-        ads.send({ node: testNode(node), type_url: TypeUrl.ExtensionConfig, resource_names: names });
+        ads.send({ node: { ...testNode(node), metadata: { fields: { NODE_NAME: { stringValue: 'node-1' } } } }, type_url: TypeUrl.ExtensionConfig, resource_names: names });
         const r = await ads.next();
         got = Object.fromEntries(r.resources.map((x) => decodeTec(x.value)).map((t) => [t.name, t]));
         if (names.every((n) => got[n])) break;
@@ -208,7 +218,9 @@ describe('istio mode: Kafka through the generated EnvoyFilter, served over ECDS'
       assert.equal(got['meshaccel.kafka.inbound.9092'].typed_config.type_url, 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm');
       assert.equal(got['meshaccel.l4.inbound.all'].typed_config.type_url, 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC');
     } finally {
-      await stopExampleServer(bed);
+      client.close();
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
