@@ -206,7 +206,11 @@ describe('istio mode: Kafka through the generated EnvoyFilter, served over ECDS'
       const deadline = Date.now() + 30000;
       let got: Record<string, any> = {};
       while (Date.now() < deadline) {
-        ads.send({ node: { ...testNode(node), metadata: { fields: { NODE_NAME: { stringValue: 'node-1' } } } }, type_url: TypeUrl.ExtensionConfig, resource_names: names });
+        ads.send({
+          node: { ...testNode(node), metadata: { fields: { NODE_NAME: { stringValue: 'node-1' } } } },
+          type_url: TypeUrl.ExtensionConfig,
+          resource_names: names,
+        });
         const r = await ads.next();
         got = Object.fromEntries(r.resources.map((x) => decodeTec(x.value)).map((t) => [t.name, t]));
         if (names.every((n) => got[n])) break;
