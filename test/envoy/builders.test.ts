@@ -53,11 +53,11 @@ describe('RBAC compilation', () => {
 
   it('Istio mode adds mTLS principal names as SPIFFE URIs', () => {
     const ecds = byName(build('istio-principals', 'istio'), TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.8080');
-    const names = ecds.typed_config.rules.policies['default/frontend-reads#0'].principals
+    const names = ecds.typed_config.rules.policies['meshaccel:default/frontend-reads#0'].principals
       .filter((p: any) => p.authenticated)
       .map((p: any) => p.authenticated.principal_name.exact);
     assert.deepEqual(names, ['spiffe://cluster.local/ns/default/sa/frontend', 'spiffe://cluster.local/ns/batch/sa/reporter']);
-    assert.deepEqual(ecds.typed_config.rules.policies['default/health#1'].principals, [{ any: true }]);
+    assert.deepEqual(ecds.typed_config.rules.policies['meshaccel:default/health#1'].principals, [{ any: true }]);
   });
 
   it('a port whose rules select nobody denies everything; an empty HTTP list allows all HTTP from the peers', () => {
@@ -145,25 +145,33 @@ describe('standalone Envoy resources', () => {
 });
 
 describe('Istio mode', () => {
-  it('serves only ECDS RBAC resources, one per ingress port, allow-all where a port has no HTTP rules', () => {
+  it('serves only ECDS resources: the network RBAC, and per port its HTTP RBAC (allow-all without HTTP rules) and allow-all Kafka filter', () => {
     const res = build('http-basic', 'istio');
+    assert.ok(res.every((r) => r.typeUrl === TypeUrl.ExtensionConfig));
     assert.deepEqual(
-      res.map((r) => [r.typeUrl, r.name]),
+      res.map((r) => r.name),
       [
-        [TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.8080'],
-        [TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.9090'],
+        'meshaccel.l4.inbound.default',
+        'meshaccel.l4deny.inbound',
+        'meshaccel.l4.inbound.all',
+        'meshaccel.rbac.inbound.8080',
+        'meshaccel.rbac.inbound.9090',
+        'meshaccel.kafka.inbound.9090',
       ],
     );
-    assert.deepEqual((res[1].json as any).typed_config.rules.policies['allow-all'], { permissions: [{ any: true }], principals: [{ any: true }] });
+    assert.deepEqual((byName(res, TypeUrl.ExtensionConfig, 'meshaccel.rbac.inbound.9090') as any).typed_config.rules.policies['allow-all'], {
+      permissions: [{ any: true }],
+      principals: [{ any: true }],
+    });
   });
 
   it('always serves the ports the EnvoyFilter references, so a port never sits on the deny-all default', () => {
     const res = buildProxyResourceJson(FIXTURES['http-basic'], { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG, servedPorts: [8080, 7070] }).resources;
     assert.deepEqual(
-      res.map((r) => r.name),
+      res.map((r) => r.name).filter((n) => n.startsWith('meshaccel.rbac.')),
       ['meshaccel.rbac.inbound.7070', 'meshaccel.rbac.inbound.8080', 'meshaccel.rbac.inbound.9090'],
     );
-    assert.ok((res[0].json as any).typed_config.rules.policies['allow-all']);
+    assert.ok((res.find((r) => r.name === 'meshaccel.rbac.inbound.7070')?.json as any).typed_config.rules.policies['allow-all']);
   });
 });
 
@@ -278,9 +286,11 @@ describe('a generated resource that fails the schema is never served', () => {
       egress: [],
     };
     const build = buildProxyResourceJson(bad, { mode: 'istio', redirect: DEFAULT_REDIRECT_CONFIG });
-    assert.deepEqual(build.warnings, ['policy default/bad-cidr: "10.0.0.0/33" is not a CIDR; that peer is not allowed']);
-    assert.deepEqual((build.resources[0].json as any).typed_config.rules.policies['default/bad-cidr#0'].principals, [
-      { direct_remote_ip: { address_prefix: '10.1.0.0', prefix_len: 16 } },
-    ]);
+    assert.deepEqual([...new Set(build.warnings)], ['policy default/bad-cidr: "10.0.0.0/33" is not a CIDR; that peer is not allowed']);
+    assert.deepEqual(
+      (build.resources.find((r) => r.name === 'meshaccel.rbac.inbound.8080')?.json as any).typed_config.rules.policies['meshaccel:default/bad-cidr#0']
+        .principals,
+      [{ direct_remote_ip: { address_prefix: '10.1.0.0', prefix_len: 16 } }],
+    );
   });
 });

@@ -151,7 +151,7 @@ spec:
       ],
       egress: [],
     };
-    for (const mode of ['istio', 'grpc'] as const) {
+    for (const mode of ['grpc'] as const) {
       assert.throws(
         () => buildProxyResourceJson(compiled, { mode, redirect: DEFAULT_REDIRECT_CONFIG }),
         new RegExp(`Kafka rules on port 9092 are not enforced by Envoy in ${mode} mode; refused, from a/kafka`),

@@ -46,7 +46,9 @@ describe('istio mode: L3/L4 verdicts through the generated EnvoyFilter and the s
     }),
     policy('kafka', {
       endpointSelector: { matchLabels: { app: 'kafka' } },
-      ingress: [{ fromEndpoints: from('api'), toPorts: [{ ports: [{ port: 9092, protocol: 'TCP' }], rules: { kafka: [{ role: 'produce', topic: 'orders' }] } }] }],
+      ingress: [
+        { fromEndpoints: from('api'), toPorts: [{ ports: [{ port: 9092, protocol: 'TCP' }], rules: { kafka: [{ role: 'produce', topic: 'orders' }] } }] },
+      ],
     }),
   ]);
   const commit = engine.commit();
@@ -64,7 +66,12 @@ describe('istio mode: L3/L4 verdicts through the generated EnvoyFilter and the s
     { name: 'the allowed peer on the L4 port', q: { src: 'api', dst: 'db', port: 5432 }, allowed: true, decided: /shop\/db .*spec\.ingress\[0\] \(L4/ },
     { name: 'default deny on selection: another peer on that port', q: { src: 'frontend', dst: 'db', port: 5432 }, allowed: false, decided: /default deny/ },
     { name: 'default deny on selection: the allowed peer on another port', q: { src: 'api', dst: 'db', port: 22 }, allowed: false, decided: /default deny/ },
-    { name: 'an unselected workload stays allow-all', q: { src: 'frontend', dst: 'other', port: 9999 }, allowed: true, decided: /default allow: no policy selects this workload/ },
+    {
+      name: 'an unselected workload stays allow-all',
+      q: { src: 'frontend', dst: 'other', port: 9999 },
+      allowed: true,
+      decided: /default allow: no policy selects this workload/,
+    },
     {
       name: 'HTTP rule: an allowed request',
       q: { src: 'frontend', dst: 'api', port: 8080, http: { method: 'GET', path: '/v1/items' } },
@@ -96,12 +103,32 @@ describe('istio mode: L3/L4 verdicts through the generated EnvoyFilter and the s
       decided: /default deny/,
     },
     { name: 'an L4 port of a workload that also has HTTP rules', q: { src: 'other', dst: 'api', port: 9000 }, allowed: true, decided: /spec\.ingress\[1\]/ },
-    { name: "that port's rule does not open the HTTP port", q: { src: 'other', dst: 'api', port: 8080, http: { method: 'GET', path: '/v1/x' } }, allowed: false, decided: /default deny/ },
+    {
+      name: "that port's rule does not open the HTTP port",
+      q: { src: 'other', dst: 'api', port: 8080, http: { method: 'GET', path: '/v1/x' } },
+      allowed: false,
+      decided: /default deny/,
+    },
     { name: 'an all-ports rule', q: { src: 'frontend', dst: 'cache', port: 6379 }, allowed: true, decided: /shop\/cache .*spec\.ingress\[0\]/ },
-    { name: 'a deny rule wins over the allow', q: { src: 'batch', dst: 'cache', port: 6379 }, allowed: false, decided: /denied by shop\/cache .*spec\.ingressDeny\[0\] \(L4, meshaccel\.l4deny\.inbound/ },
+    {
+      name: 'a deny rule wins over the allow',
+      q: { src: 'batch', dst: 'cache', port: 6379 },
+      allowed: false,
+      decided: /denied by shop\/cache .*spec\.ingressDeny\[0\] \(L4, meshaccel\.l4deny\.inbound/,
+    },
     { name: 'the deny rule is on its port only', q: { src: 'batch', dst: 'cache', port: 6380 }, allowed: true, decided: /spec\.ingress\[0\]/ },
-    { name: 'Kafka port: the allowed peer reaches the Kafka filter', q: { src: 'api', dst: 'kafka', port: 9092 }, allowed: true, decided: /Kafka requests are judged by the Kafka filter/ },
-    { name: 'Kafka port: another peer is denied at L4', q: { src: 'frontend', dst: 'kafka', port: 9092 }, allowed: false, decided: /default deny .*meshaccel\.l4\.inbound\.all/ },
+    {
+      name: 'Kafka port: the allowed peer reaches the Kafka filter',
+      q: { src: 'api', dst: 'kafka', port: 9092 },
+      allowed: true,
+      decided: /Kafka requests are judged by the Kafka filter/,
+    },
+    {
+      name: 'Kafka port: another peer is denied at L4',
+      q: { src: 'frontend', dst: 'kafka', port: 9092 },
+      allowed: false,
+      decided: /default deny .*meshaccel\.l4\.inbound\.all/,
+    },
   ];
 
   for (const c of cases) {

@@ -167,7 +167,7 @@ describe('standalone mode serves the Kafka filter on Kafka ports', () => {
     );
   });
 
-  it('envoy render --kafka-filter and serve --kafka-filter name the module Envoy loads (absolute), and serve refuses it outside standalone', () => {
+  it('envoy render --kafka-filter and serve --kafka-filter name the module Envoy loads (absolute), and serve refuses it in grpc mode (istio mode loads it too)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-kafka-'));
     const cli = (...args: string[]): ReturnType<typeof spawnSync> =>
       spawnSync(process.execPath, [path.join(ROOT, 'bin', 'meshaccel'), ...args], { cwd: dir, encoding: 'utf8', timeout: 30000 });
@@ -178,9 +178,9 @@ describe('standalone mode serves the Kafka filter on Kafka ports', () => {
       assert.equal(r.status, 0, String(r.stderr));
       const names = new Set((String(r.stdout).match(/"filename": "[^"]*"/g) ?? []).map((m) => m.slice(13, -1)));
       assert.deepEqual([...names], [path.join(fs.realpathSync(dir), 'filters', 'kafka.wasm')]);
-      const refused = cli('serve', '--mode', 'istio', '--kafka-filter', '/opt/kafka.wasm', '--port', '0', '--admin-port', '0');
+      const refused = cli('serve', '--mode', 'grpc', '--kafka-filter', '/opt/kafka.wasm', '--port', '0', '--admin-port', '0');
       assert.equal(refused.status, 2, String(refused.stderr));
-      assert.match(String(refused.stderr), /--kafka-filter applies to standalone mode only/);
+      assert.match(String(refused.stderr), /--kafka-filter does not apply to grpc mode/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
