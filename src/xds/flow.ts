@@ -14,7 +14,7 @@ export class RequestBudget {
 
   constructor(
     limits: Pick<StreamLimits, 'requestBurstBytes' | 'requestBytesPerSecond' | 'requestBurst' | 'requestsPerSecond'>,
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = performanceNow,
   ) {
     this.limits = limits;
     this.bytes = limits.requestBurstBytes;
@@ -34,6 +34,10 @@ export class RequestBudget {
     const waitRequests = this.requests >= 0 ? 0 : (-this.requests / l.requestsPerSecond) * 1000;
     return Math.ceil(Math.max(waitBytes, waitRequests));
   }
+}
+
+function performanceNow(): number {
+  return performance.now();
 }
 
 /** An open stream holding a node id's claim, as NodeClaims needs to see it. */

@@ -61,6 +61,12 @@ export function nodeFingerprint(node: NodeInfo): string {
 }
 
 /**
+ * Nonces are unique per stream (the stream id) and differ between server runs (the prefix), so
+ * a client reconnecting to a restarted server never sends a nonce that happens to be current.
+ */
+const NONCE_PREFIX = `${randomBytes(4).toString('hex')}-`;
+
+/**
  * Make-before-break order for ADS pushes (Envoy's xDS protocol, "eventual consistency
  * considerations"): clusters and their endpoints before the listeners that use them, listeners
  * before routes; secrets and extension configs before what references them.
@@ -99,7 +105,6 @@ export abstract class StreamSession<TypeState> implements ClaimHolder {
   private contested = false;
   private closed = false;
   private nonceCounter = 0;
-  private readonly noncePrefix = randomBytes(4).toString('hex');
   protected readonly peer: string;
   protected readonly info: StreamInfo;
 
@@ -131,9 +136,10 @@ export abstract class StreamSession<TypeState> implements ClaimHolder {
     if (readable && typeof readable.highWaterMark === 'number') readable.highWaterMark = 1;
     call.on('data', (bytes: Buffer) => this.onData(bytes));
     call.on('end', () => this.finish(true));
-    call.on('cancelled', () => this.finish(false));
-    call.on('error', () => this.finish(false));
-    call.on('close', () => this.finish(false));
+    const gone = (): void => this.finish(false);
+    call.on('cancelled', gone);
+    call.on('error', gone);
+    call.on('close', gone);
   }
 
   protected abstract handle(bytes: Buffer): void;
@@ -372,7 +378,7 @@ export abstract class StreamSession<TypeState> implements ClaimHolder {
   }
 
   protected nextNonce(): string {
-    return `${this.noncePrefix}-${++this.nonceCounter}`;
+    return `${NONCE_PREFIX}${this.id}-${++this.nonceCounter}`;
   }
 
   protected get isClosed(): boolean {
