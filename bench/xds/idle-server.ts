@@ -25,11 +25,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 async function main(): Promise<void> {
   const [root, streams, types] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
-  /* eslint-disable @typescript-eslint/no-require-imports */
   const { SnapshotCache } = require(path.join(root, 'src/xds/cache')) as typeof import('../../src/xds/cache');
   const { startXdsServer } = require(path.join(root, 'src/xds/server')) as typeof import('../../src/xds/server');
   const { benchSnapshot } = require(path.join(root, 'bench/xds/resources')) as typeof import('./resources');
-  /* eslint-enable @typescript-eslint/no-require-imports */
   const cache = new SnapshotCache({ nodeHash: () => 'sidecars' });
   cache.setSnapshot('sidecars', benchSnapshot(0));
   const xds = await startXdsServer({ source: cache, port: 0, host: '127.0.0.1' });
