@@ -35,6 +35,12 @@ export interface StreamLimits {
   /** Requests a stream may send at once, and per second after that, before it is read more slowly. */
   requestBurst: number;
   requestsPerSecond: number;
+  /**
+   * A stream claiming a connected node id with another binding waits this long for the holder's
+   * connection to answer a PING; one that does not is taken to be dead (a restarted proxy's old
+   * connection) and the node id passes to the new stream.
+   */
+  claimProbeTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: StreamLimits = {
@@ -54,6 +60,7 @@ export const DEFAULT_LIMITS: StreamLimits = {
   requestBytesPerSecond: 2 * 1024 * 1024,
   requestBurst: 5000,
   requestsPerSecond: 1000,
+  claimProbeTimeoutMs: 2000,
 };
 
 /**

@@ -169,7 +169,20 @@ export class NodeStatusRegistry extends EventEmitter<NodeStatusEvents> implement
     if (!rec) return undefined;
     rec.lastRequestAt = Date.now();
     let t = rec.types.get(typeUrl);
-    if (!t) rec.types.set(typeUrl, (t = { wildcard: false, subscribedNames: 0 }));
+    // Every field from the start: V8 then keeps them in the object, not in a property array added later.
+    if (!t)
+      rec.types.set(
+        typeUrl,
+        (t = {
+          sentVersion: undefined,
+          sentAt: undefined,
+          ackedVersion: undefined,
+          ackedAt: undefined,
+          lastNack: undefined,
+          wildcard: false,
+          subscribedNames: 0,
+        }),
+      );
     return t;
   }
 

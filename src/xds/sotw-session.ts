@@ -28,7 +28,7 @@ export class SotwSession extends StreamSession<SotwTypeState> {
     if (req.errorDetail) checkNackMessage(req.errorDetail.message, this.ctx.limits);
     checkLength('version_info', req.versionInfo, this.ctx.limits.maxVersionInfoLength);
 
-    const { state, first } = this.typeState(typeUrl, () => ({ subscription: new Subscription(typeUrl) }));
+    const { state, first } = this.typeState(typeUrl, () => ({ subscription: new Subscription(typeUrl), sent: undefined, rejectedVersion: undefined }));
 
     const stale = this.settleNonce(node, typeUrl, state, req);
     const changed = state.subscription.replace(req.resourceNames, first);

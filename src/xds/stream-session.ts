@@ -3,11 +3,12 @@ import { createHash, randomBytes } from 'crypto';
 import * as http2 from 'http2';
 import type { NodeInfo, SnapshotSource } from './cache';
 import type { ResponseInfo, StreamInfo, XdsCallbacks } from './callbacks';
-import { NodeClaims, RequestBudget } from './flow';
+import { NodeClaims, RequestBudget, type ClaimHolder } from './flow';
 import { checkLength, checkNode, LimitError, type StreamLimits } from './limits';
 import { BadRequestError } from './requests';
 import type { Snapshot } from './snapshot';
 import { TypeUrl } from '../resource/type-urls';
+import { certificateIdentities } from './tls';
 import { clientText, oneLine, type LeveledLogger, type Logger } from '../log';
 
 export type { Logger } from '../log';
@@ -60,6 +61,12 @@ export function nodeFingerprint(node: NodeInfo): string {
 }
 
 /**
+ * Nonces are unique per stream (the stream id) and differ between server runs (the prefix), so
+ * a client reconnecting to a restarted server never sends a nonce that happens to be current.
+ */
+const NONCE_PREFIX = `${randomBytes(4).toString('hex')}-`;
+
+/**
  * Make-before-break order for ADS pushes (Envoy's xDS protocol, "eventual consistency
  * considerations"): clusters and their endpoints before the listeners that use them, listeners
  * before routes; secrets and extension configs before what references them.
@@ -86,7 +93,7 @@ function pushRank(typeUrl: string): number {
  * request, following the node's snapshot, writing responses, and tidying up however the
  * stream ends. Subclasses hold the per-type protocol state.
  */
-export abstract class StreamSession<TypeState> {
+export abstract class StreamSession<TypeState> implements ClaimHolder {
   /** Per-type protocol state in make-before-break order; among equals, first asked first. */
   private readonly types = new Map<string, TypeState>();
   protected readonly id: number;
@@ -94,9 +101,10 @@ export abstract class StreamSession<TypeState> {
   protected snapshot?: Snapshot;
   private unwatch?: () => void;
   private claimed = false;
+  /** Its claim was contested once already; a second conflict is refused at once. */
+  private contested = false;
   private closed = false;
   private nonceCounter = 0;
-  private readonly noncePrefix = randomBytes(4).toString('hex');
   protected readonly peer: string;
   protected readonly info: StreamInfo;
 
@@ -128,9 +136,10 @@ export abstract class StreamSession<TypeState> {
     if (readable && typeof readable.highWaterMark === 'number') readable.highWaterMark = 1;
     call.on('data', (bytes: Buffer) => this.onData(bytes));
     call.on('end', () => this.finish(true));
-    call.on('cancelled', () => this.finish(false));
-    call.on('error', () => this.finish(false));
-    call.on('close', () => this.finish(false));
+    const gone = (): void => this.finish(false);
+    call.on('cancelled', gone);
+    call.on('error', gone);
+    call.on('close', gone);
   }
 
   protected abstract handle(bytes: Buffer): void;
@@ -171,6 +180,10 @@ export abstract class StreamSession<TypeState> {
     try {
       this.handle(bytes);
     } catch (err) {
+      if (err instanceof ContestedClaim && !this.contested) {
+        this.contestClaim(err.node, bytes);
+        return;
+      }
       const { code, details } = failureStatus(err, this.ctx.log, `xds stream ${this.id}`);
       this.fail(code, details);
       return;
@@ -182,6 +195,59 @@ export abstract class StreamSession<TypeState> {
         if (!this.closed) this.call.resume();
       }, wait);
     }
+  }
+
+  /**
+   * The node id is held by streams with another binding. While their liveness is checked this
+   * stream is not read; then its first request is handled again: admitted if the holders were
+   * evicted, refused if they answered.
+   */
+  private contestClaim(node: NodeInfo, bytes: Buffer): void {
+    this.contested = true;
+    this.call.pause();
+    const describe = `by stream ${this.id} from ${this.peer}`;
+    this.ctx.claims.contest(node.id, this, this.ctx.limits.claimProbeTimeoutMs, describe).then(
+      (outcome) => {
+        if (this.closed) return;
+        this.call.resume();
+        if (outcome === 'alive') {
+          this.fail(grpc.status.FAILED_PRECONDITION, `${conflictingClaim(node).message} (that stream's connection answered a liveness check)`);
+          return;
+        }
+        this.ctx.log.info(`xds stream ${this.id} from ${this.peer}: node "${clientText(node.id)}" taken over from its ${outcome} stream`);
+        this.onData(bytes);
+      },
+      (err: unknown) => this.fail(grpc.status.INTERNAL, `claim check failed: ${(err as Error).message}`),
+    );
+  }
+
+  certificateIdentities(): readonly string[] {
+    return certificateIdentities(this.call);
+  }
+
+  answersPing(timeoutMs: number): Promise<boolean> {
+    const session = http2StreamOf(this.call)?.session;
+    if (!session || session.destroyed || session.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => answer(false), timeoutMs);
+      const answer = (alive: boolean): void => {
+        clearTimeout(timer);
+        resolve(alive);
+      };
+      try {
+        // false: too many pings outstanding; the connection may well be alive, so it counts as such.
+        if (!session.ping((err) => answer(!err))) answer(true);
+      } catch {
+        answer(false);
+      }
+    });
+  }
+
+  evict(dead: boolean, message: string): void {
+    const stream = http2StreamOf(this.call);
+    this.fail(dead ? grpc.status.UNAVAILABLE : grpc.status.ABORTED, message);
+    // A dead connection would hold its streams until keepalive gives up on it.
+    if (dead && stream?.session && !stream.session.destroyed) stream.session.destroy();
   }
 
   /** Tells observers that a request was applied. */
@@ -253,8 +319,8 @@ export abstract class StreamSession<TypeState> {
     const node = admitNode(this.ctx, requested, this.call, 'the first request on a stream');
     // Checked before the source sees the node: asking for its key may rebuild its snapshot.
     const fingerprint = nodeFingerprint(node);
-    if (this.ctx.claims.conflict(node.id, fingerprint)) throw conflictingClaim(node);
-    this.ctx.claims.claim(node.id, fingerprint);
+    if (this.ctx.claims.conflict(node.id, fingerprint)) throw new ContestedClaim(node);
+    this.ctx.claims.claim(node.id, fingerprint, this);
     this.claimed = true;
     this.node = node;
     const key = this.ctx.source.nodeKey(node);
@@ -312,7 +378,7 @@ export abstract class StreamSession<TypeState> {
   }
 
   protected nextNonce(): string {
-    return `${this.noncePrefix}-${++this.nonceCounter}`;
+    return `${NONCE_PREFIX}${this.id}-${++this.nonceCounter}`;
   }
 
   protected get isClosed(): boolean {
@@ -372,7 +438,7 @@ export abstract class StreamSession<TypeState> {
     if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.resumeTimer = undefined;
     this.due = undefined;
-    if (this.claimed && this.node) this.ctx.claims.release(this.node.id);
+    if (this.claimed && this.node) this.ctx.claims.release(this.node.id, this);
     this.claimed = false;
     this.ctx.callbacks.onStreamClose(this.info, this.node);
     this.ctx.log.debug(`xds stream ${this.id} closed${clientEnded ? ' by the client' : ''}`);
@@ -382,20 +448,26 @@ export abstract class StreamSession<TypeState> {
 
 /**
  * Resets the HTTP/2 stream under a grpc-js server call (RST_STREAM is not flow-controlled, so
- * it reaches a client that reads nothing). grpc-js has no public way to abort a server call;
- * this follows its internal chain (call -> interceptors -> base call -> stream) and does
- * nothing if that shape ever changes.
+ * it reaches a client that reads nothing). grpc-js has no public way to abort a server call.
  */
 function resetHttp2Stream(call: XdsCall): void {
+  const stream = http2StreamOf(call);
+  if (stream && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+}
+
+/**
+ * The HTTP/2 stream under a grpc-js server call. grpc-js exposes neither it nor its session;
+ * this follows its internal chain (call -> interceptors -> base call -> stream) and returns
+ * undefined if that shape ever changes.
+ */
+function http2StreamOf(call: XdsCall): http2.ServerHttp2Stream | undefined {
   let link: unknown = (call as unknown as { call?: unknown }).call;
   for (let depth = 0; depth < 8 && link && typeof link === 'object'; depth++) {
-    const stream = (link as { stream?: { close?: (code: number) => void; destroyed?: boolean } }).stream;
-    if (stream && typeof stream.close === 'function') {
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
-      return;
-    }
+    const stream = (link as { stream?: { close?: unknown } }).stream;
+    if (stream && typeof stream.close === 'function') return stream as http2.ServerHttp2Stream;
     link = (link as { nextCall?: unknown }).nextCall;
   }
+  return undefined;
 }
 
 function conflictingClaim(node: NodeInfo): StreamError {
@@ -428,5 +500,16 @@ export class StreamError extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/**
+ * Thrown by identify(): the node id is held with another binding. On a stream's first conflict
+ * the holders' liveness decides; otherwise it ends the stream as the refusal it carries.
+ */
+class ContestedClaim extends StreamError {
+  constructor(readonly node: NodeInfo) {
+    const refusal = conflictingClaim(node);
+    super(refusal.code, refusal.message);
   }
 }

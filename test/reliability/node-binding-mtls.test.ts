@@ -123,6 +123,24 @@ describe('reliability: under mTLS the certificate decides which bindings a node 
     proxyClient.close();
   });
 
+  it('lets a new stream of the same certificate identity supersede the old one, which ends with ABORTED', async () => {
+    const before = tlsClient('node-proxy-1');
+    const oldStream = deltaStream(before);
+    oldStream.send({ node: onNode('node-proxy-1'), type_url: TypeUrl.Listener });
+    assert.equal((await oldStream.next(5000)).resources.length, 0, 'bound to nothing without metadata');
+    const after = tlsClient('node-proxy-1');
+    const restarted = deltaStream(after);
+    restarted.send({ node: onNode('node-proxy-1', 'node-1'), type_url: TypeUrl.Listener });
+    const st = await Promise.race([oldStream.ended, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5000))]);
+    assert.ok(st, 'the old stream was ended');
+    assert.equal(grpc.status[st.code], 'ABORTED');
+    assert.match(st.details, /superseded by a new stream of the same certificate identity by stream \d+ from /);
+    assert.equal((await restarted.next(5000)).resources.length, 2);
+    restarted.close();
+    before.close();
+    after.close();
+  });
+
   it('escapes client strings in the denial', () => {
     const denial = bindingDenial(
       'evil\n[info] policy version 999\u001b[31m',
