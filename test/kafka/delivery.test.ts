@@ -5,7 +5,7 @@ import { loadProtoFiles } from '../../src/resource/protos';
 import { checkEnvoyJson } from '../../src/envoy/schema-check';
 import { istioKafkaEnvoyFilter, kafkaEcdsResources, kafkaNetworkFilter, KAFKA_WASM_TYPE_URL } from '../../src/kafka/delivery';
 import { DEFAULT_PROPS, vm } from './harness';
-import * as k from './wire';
+import * as k from '../../src/kafka/wire';
 
 const POLICY: CompiledProxyPolicy = {
   nodeId: 'n',
