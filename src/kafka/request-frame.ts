@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import { kafkaApiKey } from '../policy/kafka';
 import * as k from './wire';
 
@@ -19,7 +20,8 @@ export interface KafkaRequestSpec {
  */
 const ENCODERS: ReadonlyMap<number, { name: string; version: number; encode(version: number, topics: k.Topics, raw: readonly string[]): Buffer }> = new Map([
   [0, { name: 'Produce', version: 9, encode: (v, t) => k.produce(v, 1, t) }],
-  [1, { name: 'Fetch', version: 12, encode: (v, t) => k.fetch(v, 1, t) }],
+  // From v13 Fetch names topics by id: the id stands in for the name (a fresh filter has learned no id, see topicId).
+  [1, { name: 'Fetch', version: 12, encode: (v, t) => k.fetch(v, 1, v >= 13 ? t.map(([name, parts]) => [topicId(name), parts] as const) : t) }],
   [2, { name: 'ListOffsets', version: 6, encode: (v, t) => k.listOffsets(v, 1, t) }],
   [3, { name: 'Metadata', version: 12, encode: (v, _t, raw) => k.metadata(v, 1, raw.length ? raw : null) }],
   [8, { name: 'OffsetCommit', version: 8, encode: (v, t) => k.offsetCommit(v, 1, t) }],
@@ -34,6 +36,21 @@ const ENCODERS: ReadonlyMap<number, { name: string; version: number; encode(vers
   [20, { name: 'DeleteTopics', version: 6, encode: (v, _t, raw) => k.deleteTopics(v, 1, raw) }],
   [21, { name: 'DeleteRecords', version: 2, encode: (v, t) => k.deleteRecords(v, 1, t) }],
   [32, { name: 'DescribeConfigs', version: 4, encode: (v, _t, raw) => k.describeConfigs(v, 1, raw[0] ?? '') }],
+]);
+
+/**
+ * The id a request names a topic by (KIP-516). A broker assigns ids; this one is derived from
+ * the name, and no filter has learned it: a trace has no Metadata response to learn from.
+ */
+function topicId(name: string): Buffer {
+  return createHash('sha256').update(name).digest().subarray(0, 16);
+}
+
+/** Versions from which the encoders here cannot write the request (they name topics by id, or changed layout). */
+const UNENCODED_FROM: ReadonlyMap<number, number> = new Map([
+  [0, 13],
+  [8, 10],
+  [9, 8],
 ]);
 
 /** Keys whose body the filter does not read (no topics, or opaque): their header alone is a request it judges. */
@@ -92,6 +109,8 @@ export function kafkaRequestFrame(spec: KafkaRequestSpec): KafkaRequestFrame {
     };
   }
   const version = spec.apiVersion ?? enc.version;
+  const limit = UNENCODED_FROM.get(key);
+  if (limit !== undefined && version >= limit) throw new Error(`${enc.name} v${version}: building it is not supported here (up to v${limit - 1})`);
   const frame = enc.encode(
     version,
     topics.map((t) => [t, [0]] as const),
