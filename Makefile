@@ -13,7 +13,7 @@ ADMIN_PORT ?= 18001
 SPEC ?=
 
 .PHONY: all setup deps build ts bpf addon test-addon wasm kafka-mock run serve test test-unit lint format-check clean FORCE \
-        bench-xds bench-policy bench-envoy bench-datapath bench-redirect bench-kafka
+        bench-xds bench-policy bench-envoy bench-datapath bench-redirect bench-kafka soak-kafka
 
 all: build
 
@@ -133,3 +133,8 @@ bench-redirect: build test-addon
 
 bench-kafka: build
 	node dist/bench/kafka/bench-kafka.js
+
+# The Kafka soak test for longer than make test's 150 s: make soak-kafka MINUTES=30
+MINUTES ?= 10
+soak-kafka: build
+	SOAK_SECONDS=$$(( $(MINUTES) * 60 )) SPEC='dist/test/kafka/soak.test.js' $(NODE_BIN)/mocha --config .mocharc.js

@@ -18,7 +18,7 @@ import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { encodeKafkaFilterConfig, type KafkaFilterConfig } from '../../src/kafka/filter-config';
 import { KafkaProxy, loadKafkaFilter } from '../../src/kafka/proxy';
 import { startMockCluster } from '../../test/kafka/mock-cluster';
-import * as k from '../../test/kafka/wire';
+import * as k from '../../src/kafka/wire';
 
 const RECORD = Buffer.alloc(1024, 'x');
 const PER_SEND = 16;

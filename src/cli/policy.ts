@@ -5,6 +5,8 @@ import type { EnforcementMode } from '../policy/enforceability';
 import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
 import { listYamlFiles, loadFiles } from '../policy/loader';
+import { parseKafkaApiVersion } from '../policy/kafka';
+import { kafkaRequestKey, type KafkaRequestSpec } from '../kafka/request-frame';
 
 const CHECK_SPEC: Record<string, OptionSpec> = {
   mode: { value: true, description: 'Envoy mode the policies are for: standalone (default), istio or grpc; what it cannot enforce is an error' },
@@ -47,6 +49,10 @@ const TRACE_SPEC: Record<string, OptionSpec> = {
   header: { value: true, repeated: true, description: 'HTTP header "name: value"' },
   'from-principal': { value: true, description: "mTLS identity of the source (spiffe://...); istio mode: default the source workload's service account" },
   mode: { value: true, description: 'standalone (default) or istio: whose resources to judge with' },
+  kafka: { value: true, description: 'a Kafka request to judge with the Kafka filter: produce, consume (a Fetch), or an API key name or number' },
+  topic: { value: true, repeated: true, description: 'with --kafka: a topic the request names' },
+  'client-id': { value: true, description: 'with --kafka: its client id (default: null, which no clientID rule matches)' },
+  'api-version': { value: true, description: 'with --kafka: its version (default: the newest that names topics by name)' },
   help: { description: 'show this help' },
 };
 
@@ -67,12 +73,32 @@ function labelsOption(text: string | undefined): Record<string, string> | undefi
   return out;
 }
 
+function kafkaOption(args: ReturnType<typeof parseArgs>): KafkaRequestSpec | undefined {
+  const request = optionValue(args, 'kafka');
+  const topics = optionList(args, 'topic');
+  const clientId = optionValue(args, 'client-id');
+  const versionText = optionValue(args, 'api-version');
+  if (request === undefined) {
+    if (topics.length || clientId !== undefined || versionText !== undefined)
+      throw new UsageError('--topic, --client-id and --api-version describe a --kafka request');
+    return undefined;
+  }
+  const apiVersion = versionText === undefined ? undefined : parseKafkaApiVersion(versionText);
+  if (versionText !== undefined && apiVersion === undefined) throw new UsageError(`--api-version: "${versionText}" is not 0-32767`);
+  try {
+    kafkaRequestKey(request);
+  } catch (err) {
+    throw new UsageError(`--kafka: ${(err as Error).message}`);
+  }
+  return { request, topics, clientId, apiVersion };
+}
+
 /** Loads the policies and workloads, prints the verdict of one connection (or request). Exit 0 when traced, whatever the verdict. */
 async function trace(argv: string[]): Promise<number> {
   const args = parseArgs(argv, TRACE_SPEC, {
     command: 'policy trace',
     summary:
-      "Judge one connection (and optionally one HTTP request) through gRPC's RBAC engine over the Envoy resources that would be served (standalone mode, or --mode istio).",
+      "Judge one connection (and optionally one HTTP request through gRPC's RBAC engine, or one Kafka request through the Kafka filter's .wasm) over the Envoy resources that would be served (standalone mode, or --mode istio).",
   });
   const inputs = [...optionList(args, 'policies'), ...optionList(args, 'workloads'), ...args.positionals];
   if (inputs.length === 0) throw new UsageError('policy trace needs --policies and --workloads');
@@ -112,6 +138,8 @@ async function trace(argv: string[]): Promise<number> {
     method !== undefined || reqPath !== undefined || host !== undefined || Object.keys(headers).length > 0
       ? { method, path: reqPath, host, headers }
       : undefined;
+  const kafka = kafkaOption(args);
+  if (kafka && http) throw new UsageError('give an HTTP request or a Kafka request, not both');
   const { traceConnection, formatTrace } = await import('../trace/trace');
   const { DEFAULT_REDIRECT_CONFIG } = await import('../net/capture-config');
   try {
@@ -132,6 +160,7 @@ async function trace(argv: string[]): Promise<number> {
         to: to !== undefined ? { workload: `Workload/${to}` } : { ip: toIp },
         port,
         http,
+        kafka,
       },
       DEFAULT_REDIRECT_CONFIG,
       { mode },

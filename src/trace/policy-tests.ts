@@ -5,6 +5,7 @@ import type { RedirectConfig } from '../net/capture-config';
 import { formatDiagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
 import { listYamlFiles, loadFiles } from '../policy/loader';
+import type { KafkaRequestSpec } from '../kafka/request-frame';
 import { formatTrace, traceConnection, type HttpRequestSpec, type TraceQuery } from './trace';
 
 /**
@@ -21,6 +22,12 @@ import { formatTrace, traceConnection, type HttpRequestSpec, type TraceQuery } f
  *         port: 8080
  *         request: {method: GET, path: /v1/products}
  *         expect: ALLOWED                # or DENIED
+ *       - name: orders produces to its topic
+ *         from: shop/orders-0
+ *         to: shop/kafka-0
+ *         port: 9092
+ *         kafka: {request: produce, topics: [orders], clientId: orders-svc}   # apiVersion: optional
+ *         expect: ALLOWED
  */
 
 export interface PolicyTestCase {
@@ -29,6 +36,8 @@ export interface PolicyTestCase {
   to: string | { ip: string };
   port: number;
   request?: HttpRequestSpec;
+  /** A Kafka request, judged by the Kafka filter on a Kafka port. */
+  kafka?: KafkaRequestSpec;
   expect: 'ALLOWED' | 'DENIED';
 }
 
@@ -57,7 +66,7 @@ export function caseQuery(c: PolicyTestCase): TraceQuery {
       ? { workload: `Workload/${c.from}` }
       : { ip: c.from.ip, labels: c.from.labels, namespace: c.from.namespace, serviceAccount: c.from.serviceAccount };
   const to = typeof c.to === 'string' ? { workload: `Workload/${c.to}` } : { ip: c.to.ip };
-  return { from, to, port: c.port, http: c.request };
+  return { from, to, port: c.port, http: c.request, kafka: c.kafka };
 }
 
 export interface LoadedPolicyTestFile {

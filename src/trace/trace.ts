@@ -9,6 +9,8 @@ import { istioInboundChain, patchedIstioChain, type PatchedChain } from './istio
 import { listenerName } from '../envoy/builders/listeners';
 import { grpcServerListenerName } from '../envoy/builders/grpc-server';
 import type { Direction } from '../envoy/builders/ecds';
+import type { KafkaRequestSpec } from '../kafka/request-frame';
+import { describeKafkaRules, judgeKafkaRequest, kafkaModuleFile } from './kafka';
 
 /**
  * Judges one connection (and optionally one HTTP request on it) the way the proxy would: it
@@ -51,6 +53,8 @@ export interface ConnectionSpec {
   /** mTLS identity of the source (`spiffe://...`), if any. */
   principal?: string;
   http?: HttpRequestSpec;
+  /** A Kafka request to judge with the Kafka filter on a Kafka port. */
+  kafka?: KafkaRequestSpec;
 }
 
 /** One RBAC filter's verdict on the connection or request. */
@@ -63,6 +67,8 @@ export interface FilterVerdict {
   policy?: string;
   origin?: PolicyOrigin;
   allowed: boolean;
+  /** The Kafka filter: the request judged, the deciding rules or the reason, and what the client sees. */
+  kafka?: { request: string; rules?: string; reason?: string; client: string };
 }
 
 export interface SideVerdict {
@@ -73,10 +79,7 @@ export interface SideVerdict {
   filters: FilterVerdict[];
   /** Set when the chain parses HTTP but no request was given: only the L4 part was judged. */
   l7Skipped?: boolean;
-  /**
-   * Set when the chain runs the Kafka filter: only the L4 part was judged; the filter judges each
-   * Kafka request (trace does not run it; `meshaccel kafka proxy` runs it on a test host).
-   */
+  /** Set when the chain runs the Kafka filter but no Kafka request was given: only the L4 part was judged. */
   kafkaUnjudged?: boolean;
 }
 
@@ -227,7 +230,13 @@ export function traceSide(
   for (const f of chain.filters) {
     if (f.config_discovery) {
       if (f.config_discovery.type_urls?.includes(KAFKA_WASM_TYPE)) {
-        verdict.kafkaUnjudged = true;
+        if (!c.kafka) {
+          verdict.kafkaUnjudged = true;
+          return verdict;
+        }
+        const v = judgeKafkaOnChain(f, byName.get(`${TypeUrl.ExtensionConfig}|${f.name}`)?.value, c, origins.get(f.name) ?? {});
+        verdict.filters.push(v);
+        if (!v.allowed) verdict.allowed = false;
         return verdict;
       }
       if (!run(f.name, connection)) return verdict;
@@ -281,6 +290,47 @@ export function traceGrpcServer(
   return verdict;
 }
 
+interface WasmMsg {
+  config: { vm_config: { code: { local?: { filename?: string } } }; configuration: AnyMsg };
+}
+
+function peerAddress(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/**
+ * The Kafka filter's verdict on `c.kafka`, with the configuration Envoy would run: the served
+ * ECDS resource, or the filter's deny-all default when none is served.
+ */
+function judgeKafkaOnChain(f: FilterMsg, served: Uint8Array | undefined, c: ConnectionSpec, origins: Record<string, PolicyOrigin>): FilterVerdict {
+  const typed = served
+    ? decode<{ typed_config: AnyMsg }>('envoy.config.core.v3.TypedExtensionConfig', served).typed_config
+    : (f.config_discovery as { default_config?: AnyMsg }).default_config;
+  if (!typed) throw new Error(`filter ${f.name} has neither a served configuration nor a default`);
+  const wasm = decode<WasmMsg>('envoy.extensions.filters.network.wasm.v3.Wasm', typed.value);
+  const config = decode<{ value: Uint8Array }>('google.protobuf.BytesValue', wasm.config.configuration.value).value;
+  const j = judgeKafkaRequest(
+    kafkaModuleFile(wasm.config.vm_config.code.local?.filename),
+    config,
+    {
+      'source.address': peerAddress(c.sourceIp, 40000),
+      'destination.address': peerAddress(c.destinationIp, c.port),
+      'connection.uri_san_peer_certificate': c.principal,
+    },
+    c.kafka as KafkaRequestSpec,
+  );
+  const first = j.by[0];
+  return {
+    filter: served ? f.name : `${f.name} (not served: its deny-all default)`,
+    layer: 'L7',
+    action: 'ALLOW',
+    policy: first ? `rule ${first.rule}` : undefined,
+    origin: first ? origins[String(first.rule)] : undefined,
+    allowed: j.allowed,
+    kafka: { request: j.request, rules: j.allowed ? describeKafkaRules(j, origins, describeRule) : undefined, reason: j.reason, client: j.client },
+  };
+}
+
 /** Describes where a rule was written: `ns/name (file:line) spec.ingress[0]`. */
 export function describeRule(origin: PolicyOrigin | undefined, policy: string | undefined): string {
   if (!origin) return policy ?? '(unknown)';
@@ -296,6 +346,7 @@ export interface TraceQuery {
   to: { workload?: string; ip?: string };
   port: number;
   http?: HttpRequestSpec;
+  kafka?: KafkaRequestSpec;
 }
 
 export interface TraceResult {
@@ -310,6 +361,10 @@ function sideDecision(side: SideVerdict): string {
   const where = `${side.direction === 'inbound' ? 'ingress' : 'egress'} of ${side.proxy}`;
   const last = side.filters[side.filters.length - 1];
   if (!last) return `${where}: no RBAC on chain ${side.chain}`;
+  if (last.kafka) {
+    const k = last.kafka;
+    return `${where}: Kafka ${k.request} ${last.allowed ? `allowed by ${k.rules}` : `denied: ${k.reason}`} (L7, ${last.filter}); the client gets ${k.client}`;
+  }
   if (last.policy) return `${where}: ${last.allowed ? 'allowed' : 'denied'} by ${describeRule(last.origin, last.policy)} (${last.layer}, ${last.filter})`;
   return `${where}: default deny (no rule of ${last.filter} matches, ${last.layer})`;
 }
@@ -358,7 +413,7 @@ export function traceConnection(
       (mode === 'istio' && src
         ? `spiffe://${options.trustDomain ?? 'cluster.local'}/ns/${src.resource.namespace}/sa/${src.resource.spec.serviceAccount ?? 'default'}`
         : undefined);
-    const c: ConnectionSpec = { sourceIp, destinationIp, port: q.port, principal, http: q.http };
+    const c: ConnectionSpec = { sourceIp, destinationIp, port: q.port, principal, http: q.http, kafka: q.kafka };
     const sides: SideVerdict[] = [];
     // Istio mode enforces ingress only (it refuses egress rules): the source's sidecar lets it out.
     if (src && mode === 'standalone') {
@@ -373,7 +428,7 @@ export function traceConnection(
     const deciding = sides.find((s) => !s.allowed) ?? sides[sides.length - 1];
     let decidedBy = deciding ? sideDecision(deciding) : 'no proxy on either end: nothing restricts this connection';
     if (allowed && sides.some((s) => s.l7Skipped)) decidedBy += '; L7 not judged (no request given)';
-    if (allowed && sides.some((s) => s.kafkaUnjudged)) decidedBy += '; Kafka requests are judged by the Kafka filter (not traced)';
+    if (allowed && sides.some((s) => s.kafkaUnjudged)) decidedBy += '; Kafka requests not judged (no --kafka request given)';
     return { allowed, sides, decidedBy };
   } finally {
     if (imagined && sourceKey) {
@@ -393,10 +448,15 @@ export function formatTrace(r: TraceResult): string {
         : f.action === 'DENY'
           ? 'no deny rule matches'
           : 'no allow rule matches';
+      if (f.kafka) {
+        lines.push(`  ${f.layer} ${f.filter}: Kafka ${f.kafka.request} ${f.allowed ? `pass (${f.kafka.rules})` : `DENY (${f.kafka.reason})`}`);
+        lines.push(`    the client gets ${f.kafka.client}`);
+        continue;
+      }
       lines.push(`  ${f.layer} ${f.filter}: ${f.allowed ? 'pass' : 'DENY'} (${what})`);
     }
     if (s.l7Skipped) lines.push('  L7: the port parses HTTP; give a request (--method/--path/...) to judge it');
-    if (s.kafkaUnjudged) lines.push('  L7: the port runs the Kafka filter, which judges each request (trace does not run it)');
+    if (s.kafkaUnjudged) lines.push('  L7: the port runs the Kafka filter, which judges each request; give one (--kafka ... --topic ...) to judge it');
   }
   lines.push(`${r.allowed ? 'ALLOWED' : 'DENIED'}: ${r.decidedBy}`);
   return lines.join('\n');

@@ -64,6 +64,8 @@ const LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 
 
 export interface HostOptions {
   log?: (level: LogLevel, message: string) => void;
+  /** What `proxy_get_log_level` answers (Envoy: the `wasm` logger's level). Default info. */
+  logLevel?: LogLevel;
 }
 
 /** Connection properties a filter may read (`source.address`, `destination.address`, ...). */
@@ -118,8 +120,10 @@ export class ProxyWasmVm {
   private pluginConfig: Buffer = Buffer.alloc(0);
   private readonly streams = new Set<NetworkStream>();
   private readonly log: (level: LogLevel, message: string) => void;
+  private readonly logLevel: number;
 
   private constructor(module: WebAssembly.Module, options: HostOptions) {
+    this.logLevel = LEVELS.indexOf(options.logLevel ?? 'info');
     this.log =
       options.log ??
       ((level, message) => {
@@ -138,6 +142,11 @@ export class ProxyWasmVm {
 
   static fromBytes(bytes: Uint8Array, options: HostOptions = {}): ProxyWasmVm {
     return new ProxyWasmVm(new WebAssembly.Module(bytes), options);
+  }
+
+  /** A VM of an already compiled module (compiling is the costly part; instances are cheap). */
+  static fromModule(module: WebAssembly.Module, options: HostOptions = {}): ProxyWasmVm {
+    return new ProxyWasmVm(module, options);
   }
 
   static fromFile(path: string, options: HostOptions = {}): ProxyWasmVm {
@@ -286,7 +295,7 @@ export class ProxyWasmVm {
         return WasmResult.Ok;
       },
       proxy_get_log_level: (retPtr: number) => {
-        this.view().setUint32(retPtr, 2, true);
+        this.view().setUint32(retPtr, this.logLevel, true);
         return WasmResult.Ok;
       },
       proxy_get_buffer_bytes: (type: number, start: number, length: number, retPtr: number, retLen: number) => {

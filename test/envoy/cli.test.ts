@@ -91,8 +91,8 @@ describe('meshaccel envoy check', function () {
     const out = tmpFile('rendered.json', r.stdout);
     assert.equal(
       JSON.parse(r.stdout).length,
-      14,
-      'ECDS HTTP RBAC, per direction the network RBAC of each chain and the deny RBAC, and per direction a listener, a route and a cluster, and the allow-all Kafka filter config of each of the two ports',
+      12,
+      'ECDS HTTP RBAC, per direction the network RBAC of each chain and the deny RBAC, and per direction a listener, a route and a cluster (no Kafka resource: no port has Kafka rules)',
     );
     const c = meshaccel('envoy', 'check', out);
     assert.equal(c.status, 0, c.stdout + c.stderr);

@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import type { KafkaFilterRule } from '../../src/kafka/filter-config';
 import type { StreamProperties } from '../../src/wasm-host/proxy-wasm-host';
 import { anyPeer, CONSUME_KEYS, DEFAULT_PROPS, PRODUCE_KEYS, run, vm } from './harness';
-import * as k from './wire';
+import * as k from '../../src/kafka/wire';
 
 const TOPIC = 29;
 const GROUP = 30;

@@ -6,7 +6,7 @@ import { checkEnvoyJson } from '../../src/envoy/schema-check';
 import { istioEnvoyFilterPatches } from '../../src/envoy/builders/istio-envoyfilter';
 import { kafkaEcdsResources, kafkaNetworkFilter, KAFKA_WASM_TYPE_URL } from '../../src/kafka/delivery';
 import { DEFAULT_PROPS, vm } from './harness';
-import * as k from './wire';
+import * as k from '../../src/kafka/wire';
 
 const POLICY: CompiledProxyPolicy = {
   nodeId: 'n',

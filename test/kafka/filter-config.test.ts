@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import type { CompiledProxyPolicy, KafkaRule } from '../../src/policy/compiled';
 import { encodeKafkaFilterConfig, kafkaFilterConfigs } from '../../src/kafka/filter-config';
 import { vm } from './harness';
-import * as k from './wire';
+import * as k from '../../src/kafka/wire';
 
 const rule = (cidrs: string[], kafka: KafkaRule[], extra = {}) => ({
   origin: { policy: 'default/acl', file: 'p.yaml', line: 3 },

@@ -10,7 +10,7 @@ import type { CompiledProxyPolicy } from '../../src/policy/compiled';
 import { rawClient, sotwStream, type DecodedSotwResponse, type RawXdsStream } from '../helpers/raw-xds-client';
 import { FIXTURES } from '../envoy/fixtures';
 import { vm } from './harness';
-import * as k from './wire';
+import * as k from '../../src/kafka/wire';
 
 /**
  * The Kafka filter over meshaccel's xDS server, subscribed the way Envoy does: the Listener's

@@ -14,7 +14,7 @@ import { listYamlFiles, loadFiles } from '../../src/policy/loader';
 import { TypeUrl } from '../../src/resource/type-urls';
 import type { StreamProperties } from '../../src/wasm-host/proxy-wasm-host';
 import { vm } from './harness';
-import * as k from './wire';
+import * as k from '../../src/kafka/wire';
 
 /**
  * Standalone mode serves the Kafka filter: the example policy (orders produce to `orders`,

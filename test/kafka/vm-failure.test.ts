@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import { encodeKafkaFilterConfig } from '../../src/kafka/filter-config';
 import { loadKafkaFilter } from '../../src/kafka/proxy';
 import { anyPeer, config, DEFAULT_PROPS, PRODUCE_KEYS } from './harness';
-import * as k from './wire';
+import * as k from '../../src/kafka/wire';
 
 describe('Kafka filter: a failing VM fails closed', () => {
   it('an exception inside a filter callback closes the connection, and every later one', () => {

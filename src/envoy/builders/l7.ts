@@ -84,7 +84,9 @@ const KAFKA_ENFORCEMENT: L7Enforcement = {
     const single: CompiledProxyPolicy = { nodeId: '', workloads: [], ingress: dir === 'ingress' ? [port] : [], egress: dir === 'egress' ? [port] : [] };
     const [cfg] = kafkaFilterConfigs(single);
     const origins = [...new Map(port.rules.map((r) => [r.origin.policy, r.origin])).values()];
-    return kafkaResource(kafkaEcdsResource(cfg, ctx.kafkaModule), origins);
+    // The filter configuration's rules are the port's, in order: `policy trace` names the rule behind an index.
+    const policyOrigins = Object.fromEntries(port.rules.map((r, i) => [String(i), r.origin]));
+    return { ...kafkaResource(kafkaEcdsResource(cfg, ctx.kafkaModule), origins), policyOrigins };
   },
   kept: {
     name: (direction, port) => kafkaEcdsName(dirOf(direction), port),

@@ -9,6 +9,8 @@ declare function proxy_get_buffer_bytes(type: i32, start: usize, len: usize, ret
 declare function proxy_set_buffer_bytes(type: i32, start: usize, len: usize, ptr: usize, size: usize): i32;
 @external("env", "proxy_get_property")
 declare function proxy_get_property(pathPtr: usize, pathLen: usize, retPtr: usize, retLen: usize): i32;
+@external("env", "proxy_get_log_level")
+declare function proxy_get_log_level(retLevel: usize): i32;
 @external("env", "proxy_close_stream")
 declare function proxy_close_stream(streamType: i32): i32;
 @external("env", "proxy_define_metric")
@@ -33,6 +35,13 @@ const retLen = memory.data(8);
 export function log(level: i32, msg: string): void {
   const buf = String.UTF8.encode(msg);
   proxy_log(level, changetype<usize>(buf), <usize>buf.byteLength);
+}
+
+/** The host's log level for this module (Envoy: the `wasm` logger's); info when it does not say. */
+export function logLevel(): i32 {
+  store<u32>(retPtr, <u32>LOG_INFO);
+  if (proxy_get_log_level(retPtr) != 0) return LOG_INFO;
+  return <i32>load<u32>(retPtr);
 }
 
 /** Bytes [start, start+len) of a buffer, in memory the caller frees with heap.free; 0 when none. */

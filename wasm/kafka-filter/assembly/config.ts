@@ -5,6 +5,7 @@
 // u8 has-local, u16 n + n CIDRs, u16 n + n Kafka rules (u16 key count + u16 keys, i32 version
 // or -1, i16 client id length or -1 + bytes, i16 topic length or -1 + bytes).
 import * as p from "./protocol";
+import * as ids from "./topic-ids";
 
 export class Cidr {
   v6: bool = false;
@@ -28,6 +29,9 @@ export class KafkaRule {
   clientLen: i32 = -1;
   topic: ArrayBuffer = new ArrayBuffer(0);
   topicLen: i32 = -1;
+  /** Its rule's index in the configuration, and its own in that rule (for explanations). */
+  rule: i32 = 0;
+  index: i32 = 0;
   get clientPtr(): usize { return changetype<usize>(this.client); }
   get topicPtr(): usize { return changetype<usize>(this.topic); }
 }
@@ -110,6 +114,8 @@ export function parseConfig(ptr: usize, len: usize): Config | null {
     const nk = u16_();
     for (let j: u32 = 0; j < nk && !broken; j++) {
       const k = new KafkaRule();
+      k.rule = cfg.rules.length;
+      k.index = rule.kafka.length;
       const nkeys = u16_();
       k.anyKey = nkeys == 0;
       for (let m: u32 = 0; m < nkeys && !broken; m++) {
@@ -288,6 +294,23 @@ export const DENY_TOPICS_UNREAD: i32 = 4;
 
 const topicRules = new Array<KafkaRule>();
 
+/**
+ * Set by the host's debug log level: `decide` then records what decided, for the filter's
+ * "decision" log lines (what `meshaccel policy trace --kafka` reads).
+ */
+export let explain = false;
+export function setExplain(on: bool): void {
+  explain = on;
+}
+/** With `explain`: the allowing rules as "rule.kafka" ("rule.*": a rule without Kafka rules), one per topic when topics decided. */
+export const decidedBy = new Array<string>();
+/** With `explain`: the topic that was denied (-1: none). */
+export let deniedTopic: i32 = -1;
+
+function allowedBy(k: KafkaRule): void {
+  if (explain) decidedBy.push(k.rule.toString() + "." + k.index.toString());
+}
+
 function bytesEqual(a: usize, al: i32, b: usize, bl: i32): bool {
   return al == bl && memory.compare(a, b, <usize>al) == 0;
 }
@@ -303,31 +326,58 @@ function fieldsMatch(k: KafkaRule): bool {
 /**
  * Cilium's semantics: a rule is the AND of its fields; rules are ORed; every topic of the
  * request must be allowed by some rule; the topic field constrains only requests with topics.
+ * A topic named by id only is judged by the name learned for it on `scope` (its port), if any.
  * The request's header and topics must have been parsed.
  */
-export function decide(rules: Array<Rule>): i32 {
+export function decide(rules: Array<Rule>, scope: string): i32 {
   topicRules.length = 0;
+  if (explain) {
+    decidedBy.length = 0;
+    deniedTopic = -1;
+  }
   let matched = false;
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i];
-    if (rule.kafka.length == 0) return ALLOW; // a rule without Kafka rules allows all Kafka
+    if (rule.kafka.length == 0) {
+      if (explain) decidedBy.push(i.toString() + ".*");
+      return ALLOW; // a rule without Kafka rules allows all Kafka
+    }
     for (let j = 0; j < rule.kafka.length; j++) {
       const k = rule.kafka[j];
       if (!fieldsMatch(k)) continue;
-      if (k.topicLen < 0) return ALLOW;
+      if (k.topicLen < 0) {
+        allowedBy(k);
+        return ALLOW;
+      }
       matched = true;
       topicRules.push(k);
     }
   }
   if (!matched) return DENY_REQUEST;
-  if (p.topicsKind == p.TOPICS_NONE) return ALLOW;
+  if (p.topicsKind == p.TOPICS_NONE) {
+    allowedBy(topicRules[0]);
+    return ALLOW;
+  }
   if (p.topicsKind == p.TOPICS_OPAQUE) return DENY_TOPICS_UNREAD;
   for (let t = 0; t < p.topicLen.length; t++) {
-    const len = p.topicLen[t];
-    if (len < 0) return DENY_TOPIC_UNKNOWN;
-    let ok = false;
-    for (let j = 0; j < topicRules.length && !ok; j++) ok = bytesEqual(topicRules[j].topicPtr, topicRules[j].topicLen, p.topicPtr[t], len);
-    if (!ok) return DENY_TOPIC;
+    let ptr = p.topicPtr[t];
+    let len = p.topicLen[t];
+    if (len < 0) {
+      const learned = ids.nameOf(scope, ptr);
+      if (learned === null) {
+        if (explain) deniedTopic = t;
+        return DENY_TOPIC_UNKNOWN;
+      }
+      ptr = changetype<usize>(learned);
+      len = learned.byteLength;
+    }
+    let by = -1;
+    for (let j = 0; j < topicRules.length && by < 0; j++) if (bytesEqual(topicRules[j].topicPtr, topicRules[j].topicLen, ptr, len)) by = j;
+    if (by < 0) {
+      if (explain) deniedTopic = t;
+      return DENY_TOPIC;
+    }
+    allowedBy(topicRules[by]);
   }
   return ALLOW;
 }

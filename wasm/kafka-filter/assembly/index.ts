@@ -5,6 +5,7 @@ import { Bytes, copyOf } from "./bytes";
 import * as c from "./config";
 import * as p from "./protocol";
 import * as res from "./responses";
+import * as ids from "./topic-ids";
 import * as w from "./writer";
 
 
@@ -17,6 +18,10 @@ const DEFAULT_MAX_FRAME: u32 = 100 * 1024 * 1024;
 
 // Slot kinds: what the filter does with the upstream response at that position.
 const PASS: i32 = 0;
+// Passes unchanged, and is read on the way: a Metadata v10+ answer, whose topic ids are learned.
+const LEARN: i32 = 4;
+/** Metadata responses larger than this are passed without learning from them. */
+const MAX_LEARN_BYTES: usize = 8 * 1024 * 1024;
 
 class Conn {
   name: string = "";
@@ -40,6 +45,8 @@ class Conn {
   remain: usize = 0;
   sized: bool = false;
   merge: Bytes = new Bytes();
+  // The Metadata response being learned from outgrew MAX_LEARN_BYTES: nothing is learned from it.
+  learnSkip: bool = false;
 
   pending(): i32 {
     return this.slotCorr.length - this.head;
@@ -151,6 +158,7 @@ export function proxy_on_configure(root: u32, size: usize): i32 {
     return 0;
   }
   if (cfg.maxFrame == 0) cfg.maxFrame = DEFAULT_MAX_FRAME;
+  c.setExplain(abi.logLevel() <= abi.LOG_DEBUG);
   cfg.generation = ++generation;
   configs.set(cfg.name, cfg);
   roots.set(root, cfg.name);
@@ -194,12 +202,33 @@ function refresh(conn: Conn): bool {
 function reasonText(d: i32): string {
   if (d == c.DENY_REQUEST) return "no rule allows this api key, version and client id";
   if (d == c.DENY_TOPIC) return "a topic is not allowed";
-  if (d == c.DENY_TOPIC_UNKNOWN) return "a topic rule applies and the request names a topic by id only (KIP-516), so its name cannot be judged";
+  if (d == c.DENY_TOPIC_UNKNOWN) return "a topic rule applies and the request names a topic by an id (KIP-516) that no Metadata response on this port has named";
   return "a topic rule applies and this filter does not read this request's topics";
 }
 
 function clientText(): string {
   return p.clientLen < 0 ? "null" : String.UTF8.decodeUnsafe(p.clientPtr, <usize>p.clientLen);
+}
+
+function topicText(t: i32): string {
+  if (p.topicLen[t] >= 0) return String.UTF8.decodeUnsafe(p.topicPtr[t], <usize>p.topicLen[t]);
+  let hex = "id:";
+  for (let i: usize = 0; i < 16; i++) {
+    const b = load<u8>(p.topicPtr[t] + i);
+    hex += (b < 16 ? "0" : "") + b.toString(16);
+  }
+  return hex;
+}
+
+/** The decision as one debug line: `decision allow by=R.K,...` or `decision deny reason=N topic=T`. */
+function explainDecision(d: i32): void {
+  let line = "kafka filter: decision " + (d == c.ALLOW ? "allow" : "deny") + " api_key=" + p.apiKey.toString() + " version=" + p.apiVersion.toString();
+  if (d == c.ALLOW) line += " by=" + c.decidedBy.join(",");
+  else {
+    line += " reason=" + d.toString();
+    if (c.deniedTopic >= 0) line += " topic=" + topicText(c.deniedTopic);
+  }
+  abi.log(abi.LOG_DEBUG, line);
 }
 
 // Output of one downstream callback, materialised only when it differs from the input.
@@ -238,16 +267,18 @@ export function proxy_on_downstream_data(id: u32, size: usize, eos: i32): i32 {
       if (fresh != 0) heap.free(fresh);
       return close(conn, mMalformed, "malformed Kafka request (api key " + p.apiKey.toString() + " version " + p.apiVersion.toString() + ")");
     }
-    const d = c.decide(conn.rules);
+    const d = c.decide(conn.rules, conn.name);
+    if (c.explain) explainDecision(d);
     if (d == c.ALLOW) {
       abi.incrementCounter(mAllowed);
       if (modified) out.append(fstart, fend - fstart);
-      if (!(p.apiKey == 0 && p.acks == 0)) conn.push(p.correlationId, PASS, 0, 0, p.apiVersion);
+      if (!(p.apiKey == 0 && p.acks == 0)) conn.push(p.correlationId, p.apiKey == 3 && p.apiVersion >= 10 ? LEARN : PASS, 0, 0, p.apiVersion);
     } else {
       abi.incrementCounter(mDenied);
       if (d == c.DENY_TOPIC_UNKNOWN) abi.incrementCounter(mTopicUnknown);
       const how = res.treatment(p.apiKey, p.apiVersion);
       abi.log(abi.LOG_INFO, "kafka filter: denied api_key=" + p.apiKey.toString() + " version=" + p.apiVersion.toString() + " client_id=" + clientText() + ": " + reasonText(d));
+      if (c.explain) abi.log(abi.LOG_DEBUG, how == res.CLOSE ? "kafka filter: answer close" : how == res.SILENT ? "kafka filter: answer none" : "kafka filter: answer code=" + res.errorCode(d != c.DENY_REQUEST).toString());
       if (how == res.CLOSE) {
         if (fresh != 0) heap.free(fresh);
         return close(conn, mDeniedClosed, "denied api key " + p.apiKey.toString() + " has no authorization-failed response this filter builds");
@@ -332,8 +363,12 @@ export function proxy_on_upstream_data(id: u32, size: usize, eos: i32): i32 {
       take = min<usize>(8 - conn.hdr.len, size - off);
       conn.hdr.append(data + off, take);
     } else take = min<usize>(conn.remain, size - off);
-    if (kind == PASS) {
+    if (kind == PASS || kind == LEARN) {
       if (modified) up.append(data + off, take);
+      if (kind == LEARN && !conn.learnSkip) {
+        if (conn.merge.len + take <= MAX_LEARN_BYTES) conn.merge.append(data + off, take);
+        else conn.learnSkip = true;
+      }
     } else {
       if (!modified) { modified = true; up.append(data, off); }
       if (kind == res.MERGE_METADATA) conn.merge.append(data + off, take);
@@ -357,6 +392,13 @@ export function proxy_on_upstream_data(id: u32, size: usize, eos: i32): i32 {
           return close(conn, mProtocol, "carrier Metadata response not understood");
         }
         up.append(w.buf, w.len);
+        conn.merge.len = 0;
+        conn.merge.shrink();
+      } else if (kind == LEARN) {
+        // A response too large to keep, or one this filter cannot read, teaches nothing: it
+        // still passes (the broker's answer is the client's business), and ids stay unknown.
+        if (!conn.learnSkip) ids.learnFromMetadata(conn.name, conn.merge.ptr, conn.merge.len, conn.slotVersion[conn.head]);
+        conn.learnSkip = false;
         conn.merge.len = 0;
         conn.merge.shrink();
       }

@@ -1,9 +1,9 @@
 /**
- * Kafka wire encoding for tests, written from Apache Kafka's message schemas
+ * Kafka wire encoding (requests and responses), written from Apache Kafka's message schemas
  * (clients/src/main/resources/common/message/*.json), independently of the filter.
  */
 
-/** First flexible version per API key used in these tests. */
+/** First flexible version of the API keys encoded here (99: none of their versions here is). */
 const FLEXIBLE: Record<number, number> = { 0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 18: 3, 19: 5, 20: 4, 21: 2, 32: 4, 47: 99 };
 
 export function flexible(key: number, version: number): boolean {
