@@ -100,10 +100,13 @@ export class NodeClaims {
     const held = this.claims.get(nodeId);
     if (!held) return Promise.resolve('dead');
     const mine = challenger.certificateIdentities();
-    if (mine.length > 0 && held.holders.every((h) => h.certificateIdentities().some((id) => mine.includes(id)))) {
-      for (const h of [...held.holders]) h.evict(false, `superseded by a new stream of the same certificate identity ${describe}`);
-      return Promise.resolve('superseded');
+    if (mine.length > 0) {
+      for (const h of held.holders.filter((h) => h.certificateIdentities().some((id) => mine.includes(id)))) {
+        h.evict(false, `superseded by a new stream of the same certificate identity ${describe}`);
+      }
+      if (this.claims.get(nodeId) !== held) return Promise.resolve('superseded');
     }
+    // The others are checked for liveness.
     const probed = [...held.holders];
     held.probe ??= Promise.all(probed.map((h) => h.answersPing(probeTimeoutMs))).then((answers) => {
       held.probe = undefined;

@@ -8,7 +8,7 @@ import { checkLength, checkNode, LimitError, type StreamLimits } from './limits'
 import { BadRequestError } from './requests';
 import type { Snapshot } from './snapshot';
 import { TypeUrl } from '../resource/type-urls';
-import { certificateIdentities } from './tls';
+import { certificateIdentities } from './peer-certificate';
 import { clientText, oneLine, type LeveledLogger, type Logger } from '../log';
 
 export type { Logger } from '../log';
@@ -64,6 +64,8 @@ export function nodeFingerprint(node: NodeInfo): string {
  * Nonces are unique per stream (the stream id) and differ between server runs (the prefix), so
  * a client reconnecting to a restarted server never sends a nonce that happens to be current.
  */
+const NO_IDENTITIES: readonly string[] = [];
+
 const NONCE_PREFIX = `${randomBytes(4).toString('hex')}-`;
 
 /**
@@ -103,6 +105,7 @@ export abstract class StreamSession<TypeState> implements ClaimHolder {
   private claimed = false;
   /** Its claim was contested once already; a second conflict is refused at once. */
   private contested = false;
+  private peerIdentities?: readonly string[];
   private closed = false;
   private nonceCounter = 0;
   protected readonly peer: string;
@@ -222,7 +225,8 @@ export abstract class StreamSession<TypeState> implements ClaimHolder {
   }
 
   certificateIdentities(): readonly string[] {
-    return certificateIdentities(this.call);
+    // Read at admission: a connection that is closing no longer shows its certificate.
+    return this.peerIdentities ?? NO_IDENTITIES;
   }
 
   answersPing(timeoutMs: number): Promise<boolean> {
@@ -317,6 +321,8 @@ export abstract class StreamSession<TypeState> implements ClaimHolder {
       return this.node;
     }
     const node = admitNode(this.ctx, requested, this.call, 'the first request on a stream');
+    const identities = certificateIdentities(this.call);
+    if (identities.length > 0) this.peerIdentities = identities;
     // Checked before the source sees the node: asking for its key may rebuild its snapshot.
     const fingerprint = nodeFingerprint(node);
     if (this.ctx.claims.conflict(node.id, fingerprint)) throw new ContestedClaim(node);

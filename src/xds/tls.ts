@@ -1,7 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import * as fs from 'fs';
 import type { NodeInfo } from './cache';
-import type { NodeAuthorizer, XdsCall } from './stream-session';
+import type { NodeAuthorizer } from './stream-session';
+import { certificateIdentities } from './peer-certificate';
+
+export { certificateIdentities } from './peer-certificate';
 
 export interface TlsFiles {
   /** PEM certificate chain of the server. */
@@ -22,20 +25,6 @@ export function serverCredentials(tls: TlsFiles | undefined): grpc.ServerCredent
   };
   const ca = tls.clientCaFile ? read(tls.clientCaFile, 'client CA') : null;
   return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: read(tls.certFile, 'certificate'), private_key: read(tls.keyFile, 'key') }], Boolean(ca));
-}
-
-/** Identities a peer certificate asserts: every DNS and URI subjectAltName, and the CN. */
-export function certificateIdentities(call: XdsCall): string[] {
-  const cert = call.getAuthContext().sslPeerCertificate;
-  if (!cert) return [];
-  const ids: string[] = [];
-  for (const entry of (cert.subjectaltname ?? '').split(',')) {
-    const m = /^\s*(DNS|URI):(.+)$/.exec(entry);
-    if (m) ids.push(m[2].trim());
-  }
-  const cn = cert.subject?.CN;
-  if (typeof cn === 'string') ids.push(cn);
-  return ids;
 }
 
 /**

@@ -118,6 +118,10 @@ describe('reliability: under mTLS the certificate decides which bindings a node 
 
     // Taking the binding out again lets the node follow the files once more.
     fs.rmSync(ledger);
+    const t1 = Date.now();
+    const ledgerBound = (): boolean => bed.server.store.workloadsBoundTo('node-proxy-1', { NODE_NAME: 'node-1' }).some((w) => w.workload.name === 'ledger-0');
+    while (ledgerBound() && Date.now() - t1 < 15_000) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(!ledgerBound(), 'the removal was applied');
     lds.close();
     cds.close();
     proxyClient.close();
