@@ -57,7 +57,7 @@ describe('istio mode: L3/L4 verdicts through the generated EnvoyFilter and the s
   const trace = (q: Partial<TraceQuery> & { port: number; src?: string; dst: string }) =>
     traceConnection(
       engine,
-      { from: q.from ?? { workload: `Workload/shop/${q.src}-0` }, to: { workload: `Workload/shop/${q.dst}-0` }, port: q.port, http: q.http },
+      { from: q.from ?? { workload: `Workload/shop/${q.src}-0` }, to: { workload: `Workload/shop/${q.dst}-0` }, port: q.port, http: q.http, kafka: q.kafka },
       DEFAULT_REDIRECT_CONFIG,
       { mode: 'istio' },
     );
@@ -121,7 +121,19 @@ describe('istio mode: L3/L4 verdicts through the generated EnvoyFilter and the s
       name: 'Kafka port: the allowed peer reaches the Kafka filter',
       q: { src: 'api', dst: 'kafka', port: 9092 },
       allowed: true,
-      decided: /Kafka requests are judged by the Kafka filter/,
+      decided: /Kafka requests not judged/,
+    },
+    {
+      name: 'Kafka request: a produce to the allowed topic, judged by the .wasm over the served ECDS config',
+      q: { src: 'api', dst: 'kafka', port: 9092, kafka: { request: 'produce', topics: ['orders'] } },
+      allowed: true,
+      decided: /shop\/kafka .*spec\.ingress\[0\].*kafka\[0\]/,
+    },
+    {
+      name: 'Kafka request: a produce to another topic',
+      q: { src: 'api', dst: 'kafka', port: 9092, kafka: { request: 'produce', topics: ['payments'] } },
+      allowed: false,
+      decided: /default deny/,
     },
     {
       name: 'Kafka port: another peer is denied at L4',

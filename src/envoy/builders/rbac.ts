@@ -1,7 +1,7 @@
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet, PolicyOrigin } from '../../policy/compiled';
 import { tryParseCidr as parseCidr } from '../../net/cidr';
 import { shareText } from '../../json/shared-text';
-import { UnenforceableError } from '../modes/mode';
+import { UnenforceableError } from './unenforceable';
 
 /**
  * Compiled HTTP rules → Envoy's RBAC HTTP filter config (envoy.extensions.filters.http.rbac.v3.RBAC),

@@ -57,7 +57,9 @@ function kafkaPortResource(p: CompiledPortPolicy, module: WasmModuleSource): { n
 
 function kafkaResource(r: { name: string; resource: Record<string, unknown> }, p: CompiledPortPolicy): GeneratedResource {
   const origins = [...new Map(p.rules.map((x) => [x.origin.policy, x.origin])).values()];
-  return { typeUrl: TypeUrl.ExtensionConfig, name: r.name, json: r.resource, origins };
+  // The filter names the deciding rule by its index in the port's rules, as in standalone mode.
+  const policyOrigins = Object.fromEntries(p.rules.map((x, i) => [String(i), x.origin]));
+  return { typeUrl: TypeUrl.ExtensionConfig, name: r.name, json: r.resource, origins, policyOrigins };
 }
 
 /**
