@@ -7,6 +7,7 @@ import * as path from 'path';
 import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
 import { compileKafkaPort, KafkaProxy } from '../../src/kafka/proxy';
 import { packageRoot } from '../../src/paths';
+import { writeKafkaAcl } from './acl-files';
 import { startMockCluster, type MockCluster } from './mock-cluster';
 
 /**
@@ -16,35 +17,6 @@ import { startMockCluster, type MockCluster } from './mock-cluster';
  */
 
 const NODE = 'kafka-node';
-
-function writePolicy(dir: string, kafkaRules: string): void {
-  fs.writeFileSync(
-    path.join(dir, 'workloads.yaml'),
-    `apiVersion: meshaccel.io/v1alpha1
-kind: Workload
-metadata: {name: kafka-0, namespace: default, labels: {app: kafka}}
-spec:
-  addresses: [10.20.0.1]
-  proxy: {nodeId: ${NODE}}
-`,
-  );
-  fs.writeFileSync(
-    path.join(dir, 'policy.yaml'),
-    `apiVersion: meshaccel.io/v1alpha1
-kind: L7Policy
-metadata: {name: kafka-acl, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: kafka}}
-  ingress:
-    - fromCIDR: [127.0.0.0/8]
-      toPorts:
-        - ports: [{port: 9092, protocol: TCP}]
-          rules:
-            kafka:
-${kafkaRules}
-`,
-  );
-}
 
 const RULES_ORDERS = `              - {role: produce, topic: orders}
               - {role: consume, topic: orders}
@@ -64,7 +36,7 @@ describe('Kafka filter with real clients (kafkajs → relay → librdkafka mock 
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-kafka-'));
-    writePolicy(dir, RULES_ORDERS);
+    writeKafkaAcl(dir, NODE, RULES_ORDERS);
     mock = await startMockCluster(['orders:2', 'secret:1', 'events:1']);
     const c = compile();
     if (!c.ok) throw new Error(`policy: ${JSON.stringify(c.errors)}`);
@@ -184,7 +156,7 @@ describe('Kafka filter with real clients (kafkajs → relay → librdkafka mock 
     await consumeUntil(consumer, 'orders', 1, 30000);
     const acceptedBefore = proxy.relay.accepted();
     const changedAt = Date.now();
-    writePolicy(dir, RULES_EVENTS);
+    writeKafkaAcl(dir, NODE, RULES_EVENTS);
     const c = compile();
     assert.ok(c.ok);
     assert.ok(proxy.update(c.config));
@@ -224,7 +196,7 @@ describe('Kafka filter with real clients (kafkajs → relay → librdkafka mock 
   }
 
   it('librdkafka: produces, and consumes with a group (commits, heartbeats), without reconnects', async () => {
-    writePolicy(dir, RULES_ORDERS);
+    writeKafkaAcl(dir, NODE, RULES_ORDERS);
     const c = compile();
     assert.ok(c.ok && proxy.update(c.config));
     const closedBefore = proxy.vm.counter('meshaccel_kafka.malformed_closed') + proxy.vm.counter('meshaccel_kafka.denied_closed');

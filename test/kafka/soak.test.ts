@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { compileKafkaPort, KafkaProxy } from '../../src/kafka/proxy';
+import { writeKafkaAcl } from './acl-files';
 import { startMockCluster, type MockCluster } from './mock-cluster';
 
 /**
@@ -21,33 +22,6 @@ import { startMockCluster, type MockCluster } from './mock-cluster';
 
 const NODE = 'kafka-soak';
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 150);
-
-function writePolicy(dir: string): void {
-  fs.writeFileSync(
-    path.join(dir, 'policy.yaml'),
-    `apiVersion: meshaccel.io/v1alpha1
-kind: Workload
-metadata: {name: kafka-0, namespace: default, labels: {app: kafka}}
-spec:
-  addresses: [10.20.0.1]
-  proxy: {nodeId: ${NODE}}
----
-apiVersion: meshaccel.io/v1alpha1
-kind: L7Policy
-metadata: {name: kafka-acl, namespace: default}
-spec:
-  endpointSelector: {matchLabels: {app: kafka}}
-  ingress:
-    - fromCIDR: [127.0.0.0/8]
-      toPorts:
-        - ports: [{port: 9092, protocol: TCP}]
-          rules:
-            kafka:
-              - {role: produce, topic: orders}
-              - {role: consume, topic: orders}
-`,
-  );
-}
 
 interface Client {
   kafka: Kafka;
@@ -66,7 +40,7 @@ describe(`Kafka soak: kafkajs producer and consumer group through the filter for
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-kafka-soak-'));
-    writePolicy(dir);
+    writeKafkaAcl(dir, NODE, '              - {role: produce, topic: orders}\n              - {role: consume, topic: orders}');
     mock = await startMockCluster(['orders:4']);
     const c = compileKafkaPort([dir], NODE, 9092, 'ingress');
     if (!c.ok) throw new Error(`policy: ${JSON.stringify(c.errors)}`);
