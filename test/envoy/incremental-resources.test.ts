@@ -4,16 +4,7 @@ import { buildProxyResourceJson } from '../../src/envoy/proxy-resources';
 import type { CompiledProxyPolicy } from '../../src/policy/compiled';
 import { PolicyEngine } from '../../src/policy/engine';
 import type { PolicyResource, Resource, WorkloadResource } from '../../src/policy/model';
-
-/** mulberry32: a seeded PRNG, so a failure reproduces. */
-function prng(seed: number): (n: number) => number {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
-}
+import { prng } from '../helpers/prng';
 
 const APPS = ['a', 'b', 'c', 'd'];
 

@@ -3,16 +3,7 @@ import type { Identity } from '../../src/policy/identities';
 import type { LabelSelectorSpec } from '../../src/policy/model';
 import { compileSelector, type Selector } from '../../src/policy/selector';
 import { SelectorCache } from '../../src/policy/selector-cache';
-
-/** mulberry32: a seeded PRNG, so a failure reproduces. */
-function prng(seed: number): (n: number) => number {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
-}
+import { prng } from '../helpers/prng';
 
 const KEYS = ['app', 'tier', 'zone', 'v'];
 
