@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import type { Command } from './command';
 import { optionList, optionValue, parseArgs, parsePort, UsageError, type OptionSpec } from './args';
 import type { EnforcementMode } from '../policy/enforceability';
+import type { GrpcImplementation } from '../envoy/builders/grpc-js-peers';
 import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
 import { listYamlFiles, loadFiles } from '../policy/loader';
@@ -15,8 +16,20 @@ const CHECK_SPEC: Record<string, OptionSpec> = {
     repeated: true,
     description: 'istio: the ports the deployed EnvoyFilter patches per port; L7 rules on any other port are an error',
   },
+  'grpc-servers': {
+    value: true,
+    description:
+      'grpc: what serves the policies: grpc-js (default: XdsServers of @grpc/grpc-js-xds may, and serve refuses for them what they cannot enforce) or other (grpc-go, grpc-java, ... only)',
+  },
   help: { description: 'show this help' },
 };
+
+/** `--grpc-servers`: whether an XdsServer of @grpc/grpc-js-xds may serve the policies (the default). */
+function grpcServersOption(value: string | undefined): GrpcImplementation {
+  const v = value ?? 'grpc-js';
+  if (v !== 'grpc-js' && v !== 'other') throw new UsageError(`--grpc-servers: "${v}" is not grpc-js or other`);
+  return v;
+}
 
 function modeOption(value: string | undefined): EnforcementMode {
   const mode = value ?? 'standalone';
@@ -48,7 +61,8 @@ const TRACE_SPEC: Record<string, OptionSpec> = {
   host: { value: true, description: 'HTTP :authority' },
   header: { value: true, repeated: true, description: 'HTTP header "name: value"' },
   'from-principal': { value: true, description: "mTLS identity of the source (spiffe://...); istio mode: default the source workload's service account" },
-  mode: { value: true, description: 'standalone (default) or istio: whose resources to judge with' },
+  mode: { value: true, description: "standalone (default), istio or grpc (the XdsServer's Listener): whose resources to judge with" },
+  'grpc-servers': { value: true, description: 'with --mode grpc: grpc-js (default: an XdsServer of @grpc/grpc-js-xds, as it sees addresses) or other' },
   kafka: { value: true, description: 'a Kafka request to judge with the Kafka filter: produce, consume (a Fetch), or an API key name or number' },
   topic: { value: true, repeated: true, description: 'with --kafka: a topic the request names' },
   'client-id': { value: true, description: 'with --kafka: its client id (default: null, which no clientID rule matches)' },
@@ -98,7 +112,7 @@ async function trace(argv: string[]): Promise<number> {
   const args = parseArgs(argv, TRACE_SPEC, {
     command: 'policy trace',
     summary:
-      "Judge one connection (and optionally one HTTP request through gRPC's RBAC engine, or one Kafka request through the Kafka filter's .wasm) over the Envoy resources that would be served (standalone mode, or --mode istio).",
+      "Judge one connection (and optionally one HTTP request through gRPC's RBAC engine, or one Kafka request through the Kafka filter's .wasm) over the Envoy resources that would be served (standalone mode, --mode istio, or --mode grpc: the XdsServer's Listener).",
   });
   const inputs = [...optionList(args, 'policies'), ...optionList(args, 'workloads'), ...args.positionals];
   if (inputs.length === 0) throw new UsageError('policy trace needs --policies and --workloads');
@@ -112,7 +126,7 @@ async function trace(argv: string[]): Promise<number> {
   if ((from === undefined) === (fromIp === undefined)) throw new UsageError('give one of --from or --from-ip');
   if ((to === undefined) === (toIp === undefined)) throw new UsageError('give one of --to or --to-ip');
   const mode = modeOption(optionValue(args, 'mode'));
-  if (mode === 'grpc') throw new UsageError('policy trace judges standalone or istio mode resources (--mode grpc: the table suite runs real calls)');
+  const grpcServers = grpcServersOption(optionValue(args, 'grpc-servers'));
   const { files, empty } = expand(inputs);
   const loaded = loadFiles(files, undefined, { mode });
   const engine = new PolicyEngine();
@@ -163,7 +177,7 @@ async function trace(argv: string[]): Promise<number> {
         kafka,
       },
       DEFAULT_REDIRECT_CONFIG,
-      { mode },
+      { mode, grpcServers },
     );
     console.log(formatTrace(r));
     return 0;
@@ -251,6 +265,7 @@ async function check(argv: string[]): Promise<number> {
   const loaded = loadFiles(files, undefined, {
     mode: modeOption(optionValue(args, 'mode')),
     coveredPorts: optionList(args, 'served-ports').map((p) => parsePort(p, '--served-ports')),
+    grpcJs: grpcServersOption(optionValue(args, 'grpc-servers')) === 'grpc-js',
   });
   const diagnostics = [...empty, ...loaded.diagnostics];
   if (diagnostics.length === 0) {

@@ -12,6 +12,18 @@ export interface PolicyOrigin {
   line?: number;
   /** Which rule of the policy: `spec.<section>[<index>]`. Absent for the default-allow rule. */
   rule?: { section: 'ingress' | 'egress' | 'ingressDeny' | 'egressDeny'; index: number };
+  /**
+   * What an XdsServer of @grpc/grpc-js-xds cannot enforce in this rule, at its fields (policy/
+   * enforceability.ts, `grpcJsRefusals`): grpc mode refuses a grpc-js node's build that has any.
+   */
+  grpcJsRefusals?: readonly FieldRefusal[];
+}
+
+/** A field of a policy that cannot be enforced somewhere: `spec.ingress[0].fromCIDR[1]`, its line, why. */
+export interface FieldRefusal {
+  field: string;
+  line?: number;
+  message: string;
 }
 
 /** Cilium's CIDRRule, resolved: addresses in `cidr` and in none of `except`. */

@@ -1,6 +1,7 @@
 import type { PathSegment } from '../json/path';
+import { tryParseCidr } from '../net/cidr';
 import { l7Protocol, L7_KINDS } from './l7';
-import type { L7PolicySpec, PortRuleSpec, RuleSection } from './model';
+import type { IngressRuleSpec, L7PolicySpec, PortRuleSpec, RuleSection } from './model';
 import type { SemanticError } from './semantic-checks';
 
 /**
@@ -57,6 +58,12 @@ const MISMATCH_REFUSAL =
 export interface EnforcementTarget {
   mode: EnforcementMode;
   coveredPorts?: readonly number[];
+  /**
+   * grpc mode: refuse what an XdsServer of @grpc/grpc-js-xds cannot enforce (`grpcJsRefusals`).
+   * `policy check` sets it unless told no such server is served; `serve` leaves it unset and
+   * refuses the same fields per node, when a grpc-js node's build meets them.
+   */
+  grpcJs?: boolean;
 }
 
 function checkPorts(toPorts: readonly PortRuleSpec[] | undefined, at: PathSegment[], target: EnforcementTarget, errors: SemanticError[]): void {
@@ -102,6 +109,67 @@ export function unenforceable(spec: L7PolicySpec, target: EnforcementMode | Enfo
     const refusal = SECTION_REFUSALS[mode][section];
     if (refusal) errors.push({ path: ['spec', section], message: refusal });
     rules.forEach((r, i) => checkPorts(r.toPorts, ['spec', section, i], typeof target === 'string' ? { mode } : target, errors));
+  }
+  if (mode === 'grpc' && typeof target !== 'string' && target.grpcJs === true) {
+    for (const section of ['ingress', 'ingressDeny'] as const) (spec[section] ?? []).forEach((_, i) => errors.push(...grpcJsRefusals(spec, section, i)));
+  }
+  return errors;
+}
+
+/**
+ * @grpc/grpc-js-xds (1.14.1, the newest) has its XdsServer listen on `[::]` whatever host it is
+ * given, so an IPv4 client reaches its RBAC as `::ffff:a.b.c.d`: that matches no IPv4 range, and
+ * checking it against any IPv6 range throws (`parseIPv6` reads `0x10.0.0.1`), uncaught, which
+ * ends the server process. Every such server is reachable over IPv4 (127.0.0.1 at least, where a
+ * `grpc_health_probe -addr=localhost` connects), so on these servers an address can only fail
+ * to match. Principals (mTLS) and "any peer" are matched reliably.
+ */
+const GRPC_JS = 'an XdsServer of @grpc/grpc-js-xds sees an IPv4 client as ::ffff:a.b.c.d';
+const GRPC_JS_DENY_V4 = `${GRPC_JS}, which matches no IPv4 range: this deny would not apply to the clients it names`;
+const GRPC_JS_V6 = `${GRPC_JS}, and checking one against an IPv6 range throws and ends the server process: meshaccel never serves it an IPv6 range`;
+const GRPC_JS_DENY_PEERS = `${GRPC_JS} (no IPv4 range matches it; an IPv6 range crashes the server), so a deny rule can name its peers only as every peer there (no from*, or fromEntities: [all]); use another gRPC server (grpc-go, grpc-java) or standalone mode`;
+
+function cidrFamilyRefusal(cidr: string, deny: boolean): string | undefined {
+  const family = tryParseCidr(cidr)?.family;
+  if (family === 6) return `${cidr}: ${GRPC_JS_V6}`;
+  if (family === 4 && deny) return `${cidr}: ${GRPC_JS_DENY_V4}`;
+  return undefined;
+}
+
+/**
+ * What an XdsServer of @grpc/grpc-js-xds cannot enforce in rule `index` of an ingress section,
+ * at its fields. A deny rule names peers by address (CIDRs, world, cluster, endpoints: a
+ * plaintext client of a selected workload is matched by address alone), which fails open there;
+ * an allow rule may not name an IPv6 range of its own (the server would crash). What allow rules
+ * derive from entities and workloads is served without its IPv6 ranges instead (fail closed),
+ * and their IPv4 ranges stay (they match on a server without IPv6, and deny otherwise).
+ */
+export function grpcJsRefusals(spec: L7PolicySpec, section: 'ingress' | 'ingressDeny', index: number): SemanticError[] {
+  const rule: IngressRuleSpec | undefined = spec[section]?.[index];
+  if (!rule) return [];
+  const deny = section === 'ingressDeny';
+  const at = ['spec', section, index];
+  const errors: SemanticError[] = [];
+  const cidr = (text: string, path: PathSegment[]): void => {
+    const message = cidrFamilyRefusal(text, deny);
+    if (message) errors.push({ path, message });
+  };
+  (rule.fromCIDR ?? []).forEach((c, j) => cidr(c, [...at, 'fromCIDR', j]));
+  (rule.fromCIDRSet ?? []).forEach((set, j) => {
+    cidr(set.cidr, [...at, 'fromCIDRSet', j, 'cidr']);
+    // An IPv6 exception of an IPv4 range can never match what the range matches: left out, equivalent.
+    if (tryParseCidr(set.cidr)?.family === 6) (set.except ?? []).forEach((e, k) => cidr(e, [...at, 'fromCIDRSet', j, 'except', k]));
+  });
+  if (deny) {
+    (rule.fromEntities ?? []).forEach((e, j) => {
+      if (e !== 'all') errors.push({ path: [...at, 'fromEntities', j], message: `the ${e} entity: ${GRPC_JS_DENY_PEERS}` });
+    });
+    (rule.fromEndpoints ?? []).forEach((_, j) => {
+      errors.push({
+        path: [...at, 'fromEndpoints', j],
+        message: `workloads are matched by address or principal, and a plaintext client by its address alone: ${GRPC_JS_DENY_PEERS}`,
+      });
+    });
   }
   return errors;
 }

@@ -18,7 +18,7 @@ import {
 } from './model';
 import { RULE_SECTIONS } from './policy-rules';
 import { CrdSchemas } from './schema';
-import { unenforceable, type EnforcementMode } from './enforceability';
+import { grpcJsRefusals, unenforceable, type EnforcementMode } from './enforceability';
 import { checkMetadata, checkPolicySpec, checkWorkloadSpec, type SemanticError } from './semantic-checks';
 import { DocumentPositions } from './yaml-positions';
 
@@ -63,6 +63,8 @@ export interface LoadOptions {
   mode?: EnforcementMode;
   /** istio: the ports the deployed EnvoyFilter patches per port; L7 rules on another port are refused. */
   coveredPorts?: readonly number[];
+  /** grpc: also refuse what an XdsServer of @grpc/grpc-js-xds cannot enforce (`policy check`; `serve` refuses it per node). */
+  grpcJs?: boolean;
 }
 
 export function loadText(file: string, text: string, schemas: CrdSchemas = defaultSchemas(), options: LoadOptions = {}): LoadResult {
@@ -147,7 +149,11 @@ export function loadText(file: string, text: string, schemas: CrdSchemas = defau
     for (const e of semantic) report(e.path, e.message, subject);
     if (failed || semantic.length > 0) return;
     if (kind !== 'Workload') {
-      const refused = unenforceable(value.spec as L7PolicySpec, { mode: options.mode ?? 'standalone', coveredPorts: options.coveredPorts });
+      const refused = unenforceable(value.spec as L7PolicySpec, {
+        mode: options.mode ?? 'standalone',
+        coveredPorts: options.coveredPorts,
+        grpcJs: options.grpcJs,
+      });
       for (const e of refused) report(e.path, e.message, subject);
       if (refused.length > 0) return;
     }
@@ -182,6 +188,12 @@ function fieldLines(positions: DocumentPositions, kind: string, spec: unknown): 
       const list = spec[field];
       if (Array.isArray(list)) list.forEach((_, i) => paths.push(['spec', field, i]));
     }
+    // The fields grpc mode refuses for grpc-js servers at build time, which name their own line.
+    if (kind !== 'Workload')
+      for (const section of ['ingress', 'ingressDeny'] as const) {
+        const rules = (spec as unknown as L7PolicySpec)[section];
+        if (Array.isArray(rules)) rules.forEach((_, i) => paths.push(...grpcJsRefusals(spec as unknown as L7PolicySpec, section, i).map((e) => e.path)));
+      }
   }
   return Object.fromEntries(paths.map((p) => [formatPath(p), positions.locate(p).line]));
 }

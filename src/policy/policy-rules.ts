@@ -14,6 +14,8 @@ import {
 import { compileSelector, type Selector } from './selector';
 import { tryParseCidr } from '../net/cidr';
 import { parsePortNumber } from './semantic-checks';
+import { grpcJsRefusals } from './enforceability';
+import { formatPath } from '../json/path';
 
 /**
  * A validated policy flattened into what the engine resolves per proxy: selectors still
@@ -86,10 +88,14 @@ function ownNamespaceOnly(s: LabelSelectorSpec): LabelSelectorSpec {
 /** Where rule `i` of a direction was written, as its compiled rules will name it. */
 export function ruleOrigin(p: PolicyResource, dir: RuleSection, i: number): PolicyOrigin {
   const o: PolicyOrigin = { policy: resourceName(p), rule: { section: dir, index: i } };
-  if (p.source) {
-    o.file = p.source.file;
-    o.line = lineOf(p.source, ['spec', dir, i]);
+  const source = p.source;
+  if (source) {
+    o.file = source.file;
+    o.line = lineOf(source, ['spec', dir, i]);
   }
+  const refused = dir === 'ingress' || dir === 'ingressDeny' ? grpcJsRefusals(p.spec, dir, i) : [];
+  if (refused.length > 0)
+    o.grpcJsRefusals = refused.map((e) => ({ field: formatPath(e.path), line: source ? lineOf(source, e.path) : undefined, message: e.message }));
   return o;
 }
 

@@ -4,6 +4,7 @@ import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics';
 import { describePersistedUse, LastGoodStore } from '../sources/last-good-store';
 import { DEFAULT_REDIRECT_CONFIG, type RedirectConfig } from '../net/capture-config';
 import type { EnvoyMode } from '../envoy/proxy-resources';
+import type { GrpcImplementation } from '../envoy/builders/grpc-js-peers';
 import { startXdsServer, type RunningXdsServer } from '../xds/server';
 import type { TlsFiles } from '../xds/tls';
 import { startAdminServer, type AdminServer } from '../xds/admin-http';
@@ -23,6 +24,11 @@ export interface ControlServerOptions {
   tls?: TlsFiles;
   redirect?: RedirectConfig;
   grpcServerHost?: string;
+  /**
+   * grpc mode: what serves every node's Listeners, for an embedder that knows (`other`: none is
+   * an XdsServer of @grpc/grpc-js-xds). Default: each node's user agent says.
+   */
+  grpcServerImplementation?: GrpcImplementation;
   /** Ports that always get a resource (gRPC server listeners, Istio EnvoyFilter ports). */
   servedPorts?: readonly number[];
   /** standalone: where Envoy loads the Kafka filter module from (default: the built .wasm). */
@@ -104,6 +110,7 @@ export async function startControlServer(o: ControlServerOptions): Promise<Runni
     mode: o.mode,
     redirect: o.redirect ?? DEFAULT_REDIRECT_CONFIG,
     grpcServerHost: o.grpcServerHost,
+    grpcServerImplementation: o.grpcServerImplementation,
     servedPorts: o.servedPorts,
     kafkaModule: o.kafkaModule,
   };

@@ -6,6 +6,7 @@ import type { CompiledProxyPolicy } from '../policy/compiled';
 import { formatDiagnostic } from '../policy/diagnostics';
 import type { NodePolicy } from '../policy/engine';
 import { buildProxyResourceJson, encodeGenerated, type ProxyBuildOptions } from '../envoy/proxy-resources';
+import { grpcImplementationOf } from '../envoy/builders/grpc-js-peers';
 import { nodeAffected, type PolicyStore } from '../store/policy-store';
 import type { Logger } from '../log';
 import { nextTurn, SLICE_MS } from '../store/time-slices';
@@ -107,7 +108,8 @@ export class NodeSnapshotBuilder implements SnapshotSource {
 
   nodeKey(node: NodeInfo): string {
     const known = this.nodes.get(node.id);
-    const metadataJson = JSON.stringify(node.metadata);
+    // The user agent too: in grpc mode it decides what a node can be served (a grpc-js server or not).
+    const metadataJson = JSON.stringify([node.metadata, node.userAgentName]);
     if (!known) {
       const entry: KnownNode = { node, metadataJson, watchers: 0 };
       this.nodes.set(node.id, entry);
@@ -245,7 +247,9 @@ export class NodeSnapshotBuilder implements SnapshotSource {
       let snapshot = Snapshot.empty();
       if (served.policy) {
         const previous = this.cache.getSnapshot(node.id)?.resources(TypeUrl.ExtensionConfig);
-        const options = previous ? { ...this.build, previousExtensionConfigs: new Set(previous.keys()) } : this.build;
+        let options = previous ? { ...this.build, previousExtensionConfigs: new Set(previous.keys()) } : this.build;
+        if (options.mode === 'grpc' && options.grpcServerImplementation === undefined)
+          options = { ...options, grpcServerImplementation: grpcImplementationOf(node.userAgentName) };
         const { resources, warnings } = buildProxyResourceJson(served.policy, options);
         for (const w of warnings) this.log.warn(`node ${node.id}: ${w}`);
         snapshot = Snapshot.fromResources(encodeGenerated(resources));

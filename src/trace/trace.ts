@@ -8,6 +8,7 @@ import { buildProxyResourceJson, encodeGenerated, istioEnvoyFilterFor } from '..
 import { istioInboundChain, patchedIstioChain, type PatchedChain } from './istio-chain';
 import { listenerName } from '../envoy/builders/listeners';
 import { grpcServerListenerName } from '../envoy/builders/grpc-server';
+import type { GrpcImplementation } from '../envoy/builders/grpc-js-peers';
 import type { Direction } from '../envoy/builders/ecds';
 import type { KafkaRequestSpec } from '../kafka/request-frame';
 import { describeKafkaRules, judgeKafkaRequest, kafkaModuleFile } from './kafka';
@@ -81,6 +82,8 @@ export interface SideVerdict {
   l7Skipped?: boolean;
   /** Set when the chain runs the Kafka filter but no Kafka request was given: only the L4 part was judged. */
   kafkaUnjudged?: boolean;
+  /** What the verdict rests on that the policy does not say (how a gRPC server sees its client). */
+  notes?: string[];
 }
 
 const RBAC_TYPES: Record<string, { type: string; layer: 'L4' | 'L7' }> = {
@@ -158,6 +161,9 @@ function judge(filter: string, layer: 'L4' | 'L7', rbacJson: { rules?: unknown }
   }
   return { filter, layer, action, allowed: !group.allow };
 }
+
+/** grpc mode: the host the traced XdsServer binds (its Listener's name carries it; the verdict does not depend on it). */
+const GRPC_TRACE_HOST = '0.0.0.0';
 
 /** The Envoy modes whose resources trace can walk: standalone's listeners, Istio's EnvoyFilter-patched chains. */
 export type TraceMode = 'standalone' | 'istio';
@@ -254,16 +260,38 @@ export function traceSide(
 }
 
 /**
+ * How an XdsServer of @grpc/grpc-js-xds presents a client to its RBAC: it listens on `[::]`
+ * whatever host it binds, so an IPv4 address arrives as `::ffff:a.b.c.d`.
+ */
+export function grpcJsPeerAddress(ip: string): string {
+  return ip.includes(':') ? ip : `::ffff:${ip}`;
+}
+
+const GRPC_JS_V4_NOTE = (ip: string): string =>
+  `an XdsServer of @grpc/grpc-js-xds sees this IPv4 client as ${grpcJsPeerAddress(ip)}, which no IPv4 range matches: rules naming it by address (CIDR, workload address, world) deny it; principals (mTLS) and rules for any peer are matched`;
+const GRPC_JS_V6_NOTE =
+  'an XdsServer of @grpc/grpc-js-xds is served no IPv6 range (one IPv4 client checked against it would end the server process): an IPv6 client is matched by principal (mTLS) or by rules for any peer only';
+
+/**
  * Judges one RPC at a proxyless gRPC server (grpc mode), over the Listener that would be served
  * to the XdsServer bound at `host`:`port`: its inline RBAC filters, in order, through the same
  * engine. gRPC's RBAC filter judges every RPC as `POST` to its method path (`c.http.path`).
+ * `implementation` (default grpc-js) is what serves it; a grpc-js server judges the addresses as
+ * it sees them (`grpcJsPeerAddress`).
  */
 export function traceGrpcServer(
   compiled: CompiledProxyPolicy,
   c: ConnectionSpec,
-  options: { host: string; redirect: RedirectConfig; servedPorts?: readonly number[] },
+  options: { host: string; redirect: RedirectConfig; servedPorts?: readonly number[]; implementation?: GrpcImplementation },
 ): SideVerdict {
-  const build = buildProxyResourceJson(compiled, { mode: 'grpc', redirect: options.redirect, grpcServerHost: options.host, servedPorts: options.servedPorts });
+  const implementation = options.implementation ?? 'grpc-js';
+  const build = buildProxyResourceJson(compiled, {
+    mode: 'grpc',
+    redirect: options.redirect,
+    grpcServerHost: options.host,
+    servedPorts: options.servedPorts,
+    grpcServerImplementation: implementation,
+  });
   const name = grpcServerListenerName(options.host, c.port);
   const generated = build.resources.find((r) => r.typeUrl === TypeUrl.Listener && r.name === name);
   if (!generated) throw new Error(`no Listener ${name} is served: an XdsServer bound there never starts serving`);
@@ -276,7 +304,9 @@ export function traceGrpcServer(
     'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
     hcmFilter.typed_config.value,
   );
-  const request = requestInfo(c, { ...c.http, method: 'POST', path: c.http?.path ?? '/' });
+  const seen = implementation === 'grpc-js' ? { ...c, sourceIp: grpcJsPeerAddress(c.sourceIp), destinationIp: grpcJsPeerAddress(c.destinationIp) } : c;
+  if (implementation === 'grpc-js') verdict.notes = [c.sourceIp.includes(':') ? GRPC_JS_V6_NOTE : GRPC_JS_V4_NOTE(c.sourceIp)];
+  const request = requestInfo(seen, { ...c.http, method: 'POST', path: c.http?.path ?? '/', host: c.http?.host ?? c.destinationIp });
   for (const hf of hcm.http_filters) {
     const kind = hf.typed_config && RBAC_TYPES[hf.typed_config.type_url];
     if (!hf.typed_config || kind?.layer !== 'L7') continue;
@@ -377,7 +407,7 @@ export function traceConnection(
   engine: PolicyEngine,
   q: TraceQuery,
   redirect: RedirectConfig,
-  options: { mode?: TraceMode; trustDomain?: string } = {},
+  options: { mode?: TraceMode | 'grpc'; trustDomain?: string; grpcServers?: GrpcImplementation } = {},
 ): TraceResult {
   const mode = options.mode ?? 'standalone';
   let sourceKey = q.from.workload ?? (q.from.ip ? engine.workloadByAddress(q.from.ip) : undefined);
@@ -415,14 +445,19 @@ export function traceConnection(
         : undefined);
     const c: ConnectionSpec = { sourceIp, destinationIp, port: q.port, principal, http: q.http, kafka: q.kafka };
     const sides: SideVerdict[] = [];
-    // Istio mode enforces ingress only (it refuses egress rules): the source's sidecar lets it out.
+    // Istio and grpc modes enforce ingress only (they refuse egress rules): the source's sidecar (or client) lets it out.
     if (src && mode === 'standalone') {
       const compiled = engine.proxy(src.proxyKey);
       if (compiled) sides.push(traceSide(compiled, 'outbound', c, redirect, mode));
     }
     if (dst && sides.every((s) => s.allowed)) {
       const compiled = engine.proxy(dst.proxyKey);
-      if (compiled) sides.push(traceSide(compiled, 'inbound', c, redirect, mode));
+      if (compiled)
+        sides.push(
+          mode === 'grpc'
+            ? traceGrpcServer(compiled, c, { host: GRPC_TRACE_HOST, redirect, servedPorts: [q.port], implementation: options.grpcServers })
+            : traceSide(compiled, 'inbound', c, redirect, mode),
+        );
     }
     const allowed = sides.every((s) => s.allowed);
     const deciding = sides.find((s) => !s.allowed) ?? sides[sides.length - 1];
@@ -456,6 +491,7 @@ export function formatTrace(r: TraceResult): string {
       lines.push(`  ${f.layer} ${f.filter}: ${f.allowed ? 'pass' : 'DENY'} (${what})`);
     }
     if (s.l7Skipped) lines.push('  L7: the port parses HTTP; give a request (--method/--path/...) to judge it');
+    for (const n of s.notes ?? []) lines.push(`  note: ${n}`);
     if (s.kafkaUnjudged) lines.push('  L7: the port runs the Kafka filter, which judges each request; give one (--kafka ... --topic ...) to judge it');
   }
   lines.push(`${r.allowed ? 'ALLOWED' : 'DENIED'}: ${r.decidedBy}`);

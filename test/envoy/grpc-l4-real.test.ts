@@ -13,8 +13,10 @@ import { startShopXdsServer } from '../helpers/grpc-xds-server';
 /**
  * L3/L4 rules in gRPC mode on real calls: policies compiled by the engine (no L7 rules), served
  * by our xDS server as a Listener with the RBAC inline, enforced by gRPC's XdsServer on calls from
- * a plain grpc-js client. Over IPv6 loopback, so the client's address is ::1 as written (grpc-js-xds
- * 1.14 sees IPv4 clients as ::ffff:a.b.c.d and never matches IPv4 CIDRs).
+ * a plain grpc-js client. These are the Listeners grpc-go/java servers are served (addresses of
+ * both families, deny rules by address), judged by grpc-js's RBAC engine where it judges them as
+ * written: over IPv6 loopback only, so the client's address is ::1 (grpc-js-xds 1.14 sees IPv4
+ * clients as ::ffff:a.b.c.d; what a grpc-js node is served instead: grpc-js-family-real.test.ts).
  */
 
 const NODE = 'grpc-l4-server';
@@ -44,7 +46,15 @@ describe('L3/L4 rules enforced by a real gRPC XdsServer (grpc mode, engine-compi
     assert.ok(compiled);
     cache.setSnapshot(
       NODE,
-      Snapshot.fromResources(buildProxyResources(compiled, { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, grpcServerHost: '::1', servedPorts: [port] })),
+      Snapshot.fromResources(
+        buildProxyResources(compiled, {
+          mode: 'grpc',
+          redirect: DEFAULT_REDIRECT_CONFIG,
+          grpcServerHost: '::1',
+          servedPorts: [port],
+          grpcServerImplementation: 'other',
+        }),
+      ),
     );
   };
   const select = { matchLabels: { app: 'srv' } };

@@ -62,6 +62,8 @@ async function run(plan: RunnerPlan): Promise<RunnerReport> {
     port: 0,
     grpcServerHost: plan.grpcHost,
     servedPorts: plan.servedPorts,
+    // The table's semantics as grpc-go/java servers are served them (see grpc-world.ts).
+    grpcServerImplementation: 'other',
     log: silentLogger,
   });
   const bind = (port: number): string => (plan.grpcHost.includes(':') ? `[${plan.grpcHost}]:${port}` : `${plan.grpcHost}:${port}`);

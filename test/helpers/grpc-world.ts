@@ -98,7 +98,9 @@ const verdict = (allowed: boolean): Verdict => (allowed ? 'ALLOWED' : 'DENIED');
  * grpc-js-xds 1.14's XdsServer listens on [::] whatever host it binds, so an IPv4 client reaches
  * its RBAC as ::ffff:a.b.c.d, which matches no IPv4 range and makes every IPv6 range throw (the
  * server process dies). The world is therefore served, and called, over IPv6: the same ranges,
- * the same holes, the same entities, one family.
+ * the same holes, the same entities, one family. It is served as to grpc-go/java servers
+ * (`grpcServerImplementation: 'other'`), the Listeners that carry the table's semantics whole; a
+ * grpc-js node is served no IPv6 range (grpc-js-family-real.test.ts), and no IPv4 call is made.
  */
 export function asIPv6(v4: string): string {
   const [address, prefix] = v4.split('/');
@@ -226,7 +228,7 @@ export function planGrpcWorld(dir: string, grpcHost: string): GrpcWorldPlan {
     const side = traceGrpcServer(
       compiled,
       { sourceIp: from, destinationIp: to, port: c.port, http: { method: 'POST', path: grpcPath, host: authority } },
-      { host: grpcHost, redirect: DEFAULT_REDIRECT_CONFIG, servedPorts },
+      { host: grpcHost, redirect: DEFAULT_REDIRECT_CONFIG, servedPorts, implementation: 'other' },
     );
     out.grpcTrace = verdict(side.allowed);
     out.grpcTraceDetail = side.filters.map((f) => `${f.filter}: ${f.allowed ? 'pass' : 'DENY'}${f.policy ? ` (${f.policy})` : ''}`).join('; ');

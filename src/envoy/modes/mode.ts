@@ -2,6 +2,7 @@ import type { CompiledPortPolicy, PolicyOrigin } from '../../policy/compiled';
 import type { RedirectConfig } from '../../net/capture-config';
 import type { Json } from '../builders/rbac';
 import type { WasmModuleSource } from '../../kafka/delivery';
+import type { GrpcImplementation } from '../builders/grpc-js-peers';
 
 export type EnvoyMode = 'standalone' | 'istio' | 'grpc';
 
@@ -10,6 +11,12 @@ export interface ProxyBuildOptions {
   redirect: RedirectConfig;
   /** grpc mode: host part of the address the XdsServer binds (its listener name carries it). */
   grpcServerHost?: string;
+  /**
+   * grpc mode: what serves the Listeners (`grpcImplementationOf` the node's user agent). An
+   * XdsServer of @grpc/grpc-js-xds (the default: the restrictions only refuse or deny more) is
+   * served no IPv6 range and no deny rule that names its peers (builders/grpc-js-peers.ts).
+   */
+  grpcServerImplementation?: GrpcImplementation;
   /**
    * Ingress ports that must always have a resource, even with no policy on them: in Istio mode
    * the ports the EnvoyFilter references (a missing ECDS resource would leave Envoy on the
