@@ -32,6 +32,7 @@ import { ROOT, tmpDir } from '../policy/helpers';
 
 const NODE = 'family-srv';
 const GET = method('GetItem');
+const DELETE = method('DeleteItem');
 
 function workloads(): string {
   const w = (name: string, addresses: string[], nodeId: string): string =>
@@ -54,8 +55,14 @@ function meshaccel(...args: string[]): { status: number | null; stdout: string; 
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Every CIDR of the RBAC filters of the Listener `node` is served now. */
+/** Every CIDR in the RBAC filters `NODE` is served now. */
 function servedRanges(server: RunningControlServer): string[] {
+  const text = servedRbac(server);
+  return [...text.matchAll(/"address_prefix":"([^"]+)","prefix_len":\{"value":(\d+)\}/g)].map((m) => `${m[1]}/${m[2]}`);
+}
+
+/** The RBAC filters of the one Listener `NODE` is served now, as JSON. */
+function servedRbac(server: RunningControlServer): string {
   const listeners = [...(server.snapshots.getSnapshot(NODE)?.resources(TypeUrl.Listener).values() ?? [])];
   assert.equal(listeners.length, 1, 'one Listener served');
   const l = decodeAny(TypeUrl.Listener, listeners[0].value) as {
@@ -63,8 +70,7 @@ function servedRanges(server: RunningControlServer): string[] {
   };
   const hcmAny = l.default_filter_chain.filters[0].typed_config;
   const hcm = decodeAny(hcmAny.type_url, hcmAny.value) as { http_filters: { typed_config: { type_url: string; value: Uint8Array } }[] };
-  const text = hcm.http_filters.map((f) => JSON.stringify(decodeAny(f.typed_config.type_url, f.typed_config.value))).join('\n');
-  return [...text.matchAll(/"address_prefix":"([^"]+)","prefix_len":(\d+)/g)].map((m) => `${m[1]}/${m[2]}`);
+  return hcm.http_filters.map((f) => JSON.stringify(decodeAny(f.typed_config.type_url, f.typed_config.value))).join('\n');
 }
 
 function cannotRun(): string | undefined {
@@ -127,7 +133,7 @@ describe('address families at a real grpc-js XdsServer (grpc mode, served from p
       log: silentLogger,
     });
     controls.push(control);
-    const server = await startServerProcess({ xdsPort: control.xds.port, nodeId: NODE, paths: [GET], binds: [`[::]:${port}`] });
+    const server = await startServerProcess({ xdsPort: control.xds.port, nodeId: NODE, paths: [GET, DELETE], binds: [`[::]:${port}`] });
     servers.push(server);
     newClients();
     return { dir, control, server };
@@ -144,7 +150,7 @@ describe('address families at a real grpc-js XdsServer (grpc mode, served from p
   }
 
   /** Trace's verdict (grpc mode, the XdsServer as `implementation` sees the client) over the same files. */
-  function traced(dir: string, fromIp: string, implementation: GrpcImplementation = 'grpc-js'): { allowed: boolean; text: string } {
+  function traced(dir: string, fromIp: string, implementation: GrpcImplementation = 'grpc-js', rpc = GET): { allowed: boolean; text: string } {
     const files = fs
       .readdirSync(dir)
       .filter((f) => f.endsWith('.yaml'))
@@ -154,7 +160,7 @@ describe('address families at a real grpc-js XdsServer (grpc mode, served from p
     const engine = new PolicyEngine();
     engine.sync(loaded.resources);
     engine.commit();
-    const r = traceConnection(engine, { from: { ip: fromIp }, to: { workload: 'Workload/shop/srv' }, port, http: { path: GET } }, DEFAULT_REDIRECT_CONFIG, {
+    const r = traceConnection(engine, { from: { ip: fromIp }, to: { workload: 'Workload/shop/srv' }, port, http: { path: rpc } }, DEFAULT_REDIRECT_CONFIG, {
       mode: 'grpc',
       grpcServers: implementation,
     });
@@ -218,10 +224,20 @@ describe('address families at a real grpc-js XdsServer (grpc mode, served from p
     it('answers IPv4 and IPv6 clients and survives: allowed by a rule for any peer, denied (not allowed more) by address rules', async () => {
       await eventually('GetItem from IPv4', async () => (await call(v4, 'GetItem')) === grpc.status.OK);
       assert.equal(await call(v6, 'GetItem'), grpc.status.OK);
-      // DeleteItem is not a method of this server: the RBAC answers before the method lookup would.
-      assert.equal(await call(v4, 'DeleteItem'), grpc.status.PERMISSION_DENIED);
-      assert.equal(await call(v6, 'DeleteItem'), grpc.status.PERMISSION_DENIED);
+      // The clients' own workloads are allowed DeleteItem by address (or by principal, over mTLS): not on grpc-js.
+      assert.equal(await call(v4, 'DeleteItem'), grpc.status.PERMISSION_DENIED, servedRbac(control));
+      assert.equal(await call(v6, 'DeleteItem'), grpc.status.PERMISSION_DENIED, servedRbac(control));
       assert.ok(server.alive());
+      for (const [ip, rpc, real] of [
+        ['127.0.0.1', GET, true],
+        ['::1', GET, true],
+        ['127.0.0.1', DELETE, false],
+        ['::1', DELETE, false],
+      ] as const) {
+        assert.equal(traced(dir, ip, 'grpc-js', rpc).allowed, real, `trace of ${rpc} from ${ip} at grpc-js`);
+        // As written (what grpc-go enforces) it is allowed: grpc-js denies more, never less.
+        assert.equal(traced(dir, ip, 'other', rpc).allowed, true, `trace of ${rpc} from ${ip} as written`);
+      }
     });
 
     it("trace in grpc mode gives the server's verdicts and says how grpc-js sees the client", () => {
