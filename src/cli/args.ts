@@ -1,3 +1,5 @@
+import type { GrpcImplementation } from '../envoy/builders/grpc-js-peers';
+
 /**
  * The one option parser every subcommand uses: `--name value`, `--name=value`, boolean
  * `--flag`, repeated options collected in order, and positionals. Unknown options are errors,
@@ -98,4 +100,11 @@ export function usageText(command: string, summary: string, spec: Readonly<Recor
     lines.push(`${head.padEnd(34)}${head.length >= 34 ? '  ' : ''}${opt.description}`);
   }
   return lines.join('\n');
+}
+
+/** `--grpc-servers`: whether an XdsServer of @grpc/grpc-js-xds may serve the policies (the default). */
+export function grpcServersOption(value: string | undefined): GrpcImplementation {
+  const v = value ?? 'grpc-js';
+  if (v !== 'grpc-js' && v !== 'other') throw new UsageError(`--grpc-servers: "${v}" is not grpc-js or other`);
+  return v;
 }

@@ -1,6 +1,6 @@
 import type { Command } from './command';
 import type { CompiledProxyPolicy } from '../policy/compiled';
-import { UsageError, optionValue, parseArgs, type OptionSpec } from './args';
+import { grpcServersOption, UsageError, optionValue, parseArgs, type OptionSpec } from './args';
 import * as path from 'path';
 import { kafkaFilterWasmPath } from '../kafka/wasm-path';
 
@@ -22,6 +22,10 @@ const RENDER_OPTIONS: Record<string, OptionSpec> = {
     description: 'standalone/istio: path of the Kafka filter module (.wasm) on the Envoy host (default: the built one of this install)',
   },
   'grpc-host': { value: true, description: 'grpc mode: host the XdsServer binds (default 0.0.0.0)' },
+  'grpc-servers': {
+    value: true,
+    description: 'grpc mode: grpc-js (default: an XdsServer of @grpc/grpc-js-xds, served no IPv6 range) or other (grpc-go, grpc-java, ...)',
+  },
   envoyfilter: {
     description:
       "istio mode: print the EnvoyFilter that puts the network RBAC on every inbound chain and the HTTP RBAC / Kafka filter on this policy's L7 ports",
@@ -103,6 +107,7 @@ async function render(argv: string[]): Promise<number> {
     mode,
     redirect: DEFAULT_REDIRECT_CONFIG,
     grpcServerHost: optionValue(args, 'grpc-host'),
+    grpcServerImplementation: grpcServersOption(optionValue(args, 'grpc-servers')),
     kafkaModule,
   });
   for (const w of build.warnings) console.error(`warning: ${w}`);

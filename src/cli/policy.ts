@@ -1,8 +1,7 @@
 import * as fs from 'fs';
 import type { Command } from './command';
-import { optionList, optionValue, parseArgs, parsePort, UsageError, type OptionSpec } from './args';
+import { grpcServersOption, optionList, optionValue, parseArgs, parsePort, UsageError, type OptionSpec } from './args';
 import type { EnforcementMode } from '../policy/enforceability';
-import type { GrpcImplementation } from '../envoy/builders/grpc-js-peers';
 import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics';
 import { PolicyEngine } from '../policy/engine';
 import { listYamlFiles, loadFiles } from '../policy/loader';
@@ -23,13 +22,6 @@ const CHECK_SPEC: Record<string, OptionSpec> = {
   },
   help: { description: 'show this help' },
 };
-
-/** `--grpc-servers`: whether an XdsServer of @grpc/grpc-js-xds may serve the policies (the default). */
-function grpcServersOption(value: string | undefined): GrpcImplementation {
-  const v = value ?? 'grpc-js';
-  if (v !== 'grpc-js' && v !== 'other') throw new UsageError(`--grpc-servers: "${v}" is not grpc-js or other`);
-  return v;
-}
 
 function modeOption(value: string | undefined): EnforcementMode {
   const mode = value ?? 'standalone';

@@ -462,6 +462,7 @@ export function traceConnection(
     const allowed = sides.every((s) => s.allowed);
     const deciding = sides.find((s) => !s.allowed) ?? sides[sides.length - 1];
     let decidedBy = deciding ? sideDecision(deciding) : 'no proxy on either end: nothing restricts this connection';
+    if (!allowed && deciding?.notes) decidedBy += ' (see the note)';
     if (allowed && sides.some((s) => s.l7Skipped)) decidedBy += '; L7 not judged (no request given)';
     if (allowed && sides.some((s) => s.kafkaUnjudged)) decidedBy += '; Kafka requests not judged (no --kafka request given)';
     return { allowed, sides, decidedBy };

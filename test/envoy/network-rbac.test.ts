@@ -79,11 +79,11 @@ describe('L3/L4 as network RBAC over ECDS (standalone)', () => {
     assert.ok(changed.includes('TypedExtensionConfig meshaccel.l4.inbound.8080'), changed.join(', '));
   });
 
-  it('grpc mode: deny rules become a DENY RBAC filter before the ALLOW one', () => {
+  it('grpc mode (a server other than grpc-js, which refuses deny rules naming peers): deny rules become a DENY RBAC filter before the ALLOW one', () => {
     const e = worldEngine();
     const res = buildProxyResourceJson(
       { ...e.proxy('n-api')!, egress: [] },
-      { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, servedPorts: [9999] },
+      { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, servedPorts: [9999], grpcServerImplementation: 'other' },
     ).resources;
     const l = res.find((r) => r.name.endsWith(':9999'))!.json as any;
     const filters = l.default_filter_chain.filters[0].typed_config.http_filters;
@@ -97,7 +97,10 @@ describe('L3/L4 as network RBAC over ECDS (standalone)', () => {
     );
     assert.deepEqual(Object.keys(filters[0].typed_config.rules.policies), ['meshaccel:a/api-http#ingressDeny[0]@9999']);
     assert.doesNotThrow(() =>
-      buildProxyResources({ ...e.proxy('n-api')!, egress: [] }, { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, servedPorts: [9999] }),
+      buildProxyResources(
+        { ...e.proxy('n-api')!, egress: [] },
+        { mode: 'grpc', redirect: DEFAULT_REDIRECT_CONFIG, servedPorts: [9999], grpcServerImplementation: 'other' },
+      ),
     );
   });
 });

@@ -37,6 +37,42 @@ describe('meshaccel policy trace / policy test (CLI)', () => {
     );
   });
 
+  it('trace --mode grpc judges the XdsServer Listener as a grpc-js server sees the client, and says so (--grpc-servers other: as written)', () => {
+    const grpc = (...extra: string[]): { status: number | null; stdout: string; stderr: string } =>
+      meshaccel(
+        'policy',
+        'trace',
+        '--mode',
+        'grpc',
+        '--policies',
+        'examples/policies/http-api-allowlist.yaml',
+        '--workloads',
+        'examples/workloads',
+        '--from',
+        'shop/frontend-0',
+        '--to',
+        'shop/api-0',
+        '--port',
+        '8080',
+        '--path',
+        '/v1/orders',
+        '--header',
+        'X-Request-Id: 1',
+        '--header',
+        'Content-Type: application/json',
+        ...extra,
+      );
+    const js = grpc();
+    assert.equal(js.status, 0, js.stderr);
+    assert.match(js.stdout, /^  note: an XdsServer of @grpc\/grpc-js-xds sees this IPv4 client as ::ffff:10\.1\.0\.20, which no IPv4 range matches/m);
+    assert.match(js.stdout, /^DENIED: ingress of .*: default deny \(no rule of envoy\.filters\.http\.rbac matches, L7\) \(see the note\)$/m);
+    const mtls = grpc('--from-principal', 'spiffe://cluster.local/ns/shop/sa/frontend');
+    assert.match(mtls.stdout, /^ALLOWED: .* allowed by shop\/api-allowlist \(examples\/policies\/http-api-allowlist\.yaml:14\) spec\.ingress\[0\]/m);
+    const other = grpc('--grpc-servers', 'other');
+    assert.match(other.stdout, /^ALLOWED: .* allowed by shop\/api-allowlist/m);
+    assert.doesNotMatch(other.stdout, /note:/);
+  });
+
   it('trace says when default deny decided, at which layer', () => {
     const r = meshaccel('policy', 'trace', ...EXAMPLES, '--from', 'shop/frontend-0', '--to', 'shop/api-0', '--port', '22');
     assert.equal(r.status, 0, r.stderr);
