@@ -50,7 +50,7 @@ export interface NodeSnapshotBuilderOptions {
 
 interface KnownNode {
   node: NodeInfo;
-  /** Its metadata serialised once, for comparing. */
+  /** Its metadata and user agent serialised once, for comparing. */
   metadataJson: string;
   /** Streams watching its snapshot. */
   watchers: number;

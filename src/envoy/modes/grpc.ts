@@ -28,11 +28,8 @@ export const GRPC: ModeBuilder = {
       const policyOrigins: GeneratedResource['policyOrigins'] = {};
       const deny = ports.deny.ingress.filter((d) => d.port === 0 || d.port === written.port).map((d): CompiledPortPolicy => ({ ...d, port: written.port }));
       const wildcard = enforcedL7(written, 'grpc') ? [] : (ports.wildcard.ingress?.rules ?? []);
-      if (grpcJs)
-        refuseForGrpcJs(
-          [...written.rules, ...wildcard],
-          deny.flatMap((d) => d.rules),
-        );
+      const denies = deny.flatMap((d) => d.rules);
+      if (grpcJs) refuseForGrpcJs([...written.rules, ...wildcard], denies);
       const p = served(written);
       if (deny.length > 0) {
         const c = compileNetworkRbac(deny, {
