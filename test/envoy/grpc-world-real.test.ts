@@ -14,8 +14,9 @@ import { GRPC_HOST } from '../helpers/grpc-world-runner';
 /**
  * The table of Cilium semantics (test/trace/fixtures/world, the standalone trace suite's) in gRPC
  * mode. Every case whose destination is a workload is a real call: meshaccel's control server in
- * grpc mode serves the table's world to real XdsServers (@grpc/grpc-js-xds, RBAC on), and a client
- * bound to the case's source address calls the destination's address and port, in a network
+ * grpc mode serves the table's world, as it serves gRPC servers other than grpc-js (every address;
+ * what grpc-js nodes get: grpc-js-family-real.test.ts), to real XdsServers (@grpc/grpc-js-xds, RBAC
+ * on), and a client bound to the case's source address calls the destination's address and port, in a network
  * namespace of its own (test/helpers/grpc-world-runner.ts). Each call's OK / PERMISSION_DENIED
  * must equal trace's verdict over the standalone resources, and trace's verdict over the very
  * Listener the XdsServer is served (gRPC's RBAC engine both times), so trace and enforcement

@@ -26,7 +26,7 @@ export function grpcImplementationOf(userAgentName: string): GrpcImplementation 
   return userAgentName.trim() === '' || /^gRPC Node\b/.test(userAgentName) ? 'grpc-js' : 'other';
 }
 
-function describe(r: FieldRefusal, rule: CompiledRule): string {
+function refusalLine(r: FieldRefusal, rule: CompiledRule): string {
   const where = rule.origin.file ? `${rule.origin.file}:${r.line ?? rule.origin.line ?? 1}: ` : '';
   return `${where}${rule.origin.policy} ${r.field}: ${r.message}`;
 }
@@ -46,7 +46,7 @@ export function refuseForGrpcJs(allows: readonly CompiledRule[], denies: readonl
   for (const rule of [...denies, ...allows]) {
     const own = rule.origin.grpcJsRefusals ?? [];
     if (own.length > 0) {
-      refused.push(...own.map((r) => describe(r, rule)));
+      refused.push(...own.map((r) => refusalLine(r, rule)));
       from.push(rule);
     } else if (denies.includes(rule) && (!rule.peers.any || rule.local !== undefined)) {
       const what = rule.peers.any ? "applies to some of the node's workloads by their addresses" : 'names its peers by address or principal';
