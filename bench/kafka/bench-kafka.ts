@@ -228,7 +228,12 @@ function printFilterNanos(): void {
     const base = results.get('baseline')?.[key];
     console.log(`  ${key.padEnd(36)} ${cells.join(' ')}${base ? `   this/baseline ${(mine[key] / base).toFixed(2)}` : ''}`);
   }
-  console.log(`  load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `  load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -294,7 +299,9 @@ async function main(): Promise<void> {
   await filtered.close();
   await plain.close();
   await mock.stop();
-  console.log("filter alone on the host (V8), CPU ns per callback (median of 1000-call batches), including the host's ABI calls (target < 2000 ns per request):");
+  console.log(
+    "filter alone on the host (V8), CPU ns per callback (median of 1000-call batches), including the host's ABI calls (target < 2000 ns per request):",
+  );
   printFilterNanos();
 }
 

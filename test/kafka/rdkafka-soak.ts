@@ -74,7 +74,14 @@ export async function runRdkafkaSoak(seconds: number): Promise<RdkafkaSoakRun> {
   try {
     const c = compile(ALLOWED);
     if (!c.ok) throw new Error(`policy: ${JSON.stringify(c.errors)}`);
-    proxy = await KafkaProxy.start({ listenHost: '127.0.0.1', listenPort: 0, upstreamHost: mock.host, upstreamPort: mock.port, config: c.config, log: () => undefined });
+    proxy = await KafkaProxy.start({
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      upstreamHost: mock.host,
+      upstreamPort: mock.port,
+      config: c.config,
+      log: () => undefined,
+    });
     const bin = path.join(packageRoot(), 'test', 'kafka', 'build', 'rdkafka-soak');
     const proc = spawn(bin, [String(proxy.relay.address.port), RD_TOPIC, RD_DENIED_TOPIC, 'rd-soak-group'], { stdio: ['pipe', 'pipe', 'pipe'] });
     child = proc;
@@ -123,8 +130,12 @@ export async function runRdkafkaSoak(seconds: number): Promise<RdkafkaSoakRun> {
     await at(0.55);
     const c1AssignsBeforeLeave = (await status()).c1_assigns;
     const left = next((l) => l === 'event left client=consumer-2', 60000);
+    // The withdrawal must find the group stable: a consumer (re)assigned while its topic is
+    // withdrawn cannot read its committed offsets, and librdkafka does not retry that read.
+    const regrouped = next((l) => l === 'event rebalance client=consumer-1 what=assign partitions=4', seconds * 250 + 60000);
     send('leave');
     await left;
+    await regrouped;
 
     await at(0.7);
     const withdrawn = compile(WITHDRAWN);
