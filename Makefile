@@ -76,8 +76,9 @@ $(KAFKA_WASM): $(NPM_STAMP) wasm/kafka-filter/asconfig.json $(wildcard wasm/kafk
 	cd wasm/kafka-filter && ../../$(NODE_BIN)/asc --config asconfig.json
 wasm: $(KAFKA_WASM)
 
-# librdkafka's mock cluster as its own process, for the Kafka tests and benchmark.
-# (and a librdkafka client steered through the relay by its connect callback).
+# librdkafka's mock cluster as its own process, for the Kafka tests and benchmark, and the
+# librdkafka clients steered through the relay by their connect callback (one operation per
+# process, and the soak's long-lived producer and consumer group).
 KAFKA_MOCK := test/kafka/build/mock-cluster test/kafka/build/rdkafka-client test/kafka/build/rdkafka-soak
 test/kafka/build/%: test/kafka/%.c | setup
 	mkdir -p $(dir $@)
