@@ -116,6 +116,8 @@ export class ProxyWasmVm {
   private readonly slotOfMetric: number[] = [-1];
   /** Set once the VM trapped: it serves nothing afterwards (fail closed). */
   failure: Error | undefined;
+  /** Bytes of connection data the module has copied in (proxy_get_buffer_bytes): what reading costs it. */
+  streamBytesRead = 0;
   private readonly exports: FilterExports;
   private nextContext = 1;
   private current: NetworkStream | undefined;
@@ -342,7 +344,9 @@ export class ProxyWasmVm {
         const b = this.buffer(type);
         if (!b) return WasmResult.NotFound;
         if (start > b.length) return WasmResult.BadArgument;
-        return writeOut(b, retPtr, retLen, start, Math.min(b.length, start + length));
+        const end = Math.min(b.length, start + length);
+        if (type === BufferType.DownstreamData || type === BufferType.UpstreamData) this.streamBytesRead += end - start;
+        return writeOut(b, retPtr, retLen, start, end);
       },
       proxy_get_buffer_status: (type: number, retLen: number, retFlags: number) => {
         const b = this.buffer(type);
