@@ -76,9 +76,10 @@ $(KAFKA_WASM): $(NPM_STAMP) wasm/kafka-filter/asconfig.json $(wildcard wasm/kafk
 	cd wasm/kafka-filter && ../../$(NODE_BIN)/asc --config asconfig.json
 wasm: $(KAFKA_WASM)
 
-# librdkafka's mock cluster as its own process, for the Kafka tests and benchmark.
-# (and a librdkafka client steered through the relay by its connect callback).
-KAFKA_MOCK := test/kafka/build/mock-cluster test/kafka/build/rdkafka-client
+# librdkafka's mock cluster as its own process, for the Kafka tests and benchmark, and the
+# librdkafka clients steered through the relay by their connect callback (one operation per
+# process, and the soak's long-lived producer and consumer group).
+KAFKA_MOCK := test/kafka/build/mock-cluster test/kafka/build/rdkafka-client test/kafka/build/rdkafka-soak
 test/kafka/build/%: test/kafka/%.c | setup
 	mkdir -p $(dir $@)
 	cc -O2 -Wall -o $@ $< $$(pkg-config --cflags --libs rdkafka)
@@ -131,8 +132,20 @@ bench-datapath: build
 bench-redirect: build test-addon
 	bash bench/redirect/run.sh
 
-bench-kafka: build
-	node dist/bench/kafka/bench-kafka.js
+# bench-kafka measures the filter alone side by side with BENCH_KAFKA_BASELINE's host and filter
+# (main before the hot path was reworked), built once under build/.
+BENCH_KAFKA_BASELINE ?= c02b73d
+BENCH_KAFKA_BASELINE_DIR := build/bench-kafka-baseline-$(BENCH_KAFKA_BASELINE)
+
+$(BENCH_KAFKA_BASELINE_DIR)/.built: | $(NPM_STAMP)
+	rm -rf $(BENCH_KAFKA_BASELINE_DIR) && mkdir -p $(BENCH_KAFKA_BASELINE_DIR)
+	git archive $(BENCH_KAFKA_BASELINE) wasm/kafka-filter src/wasm-host/proxy-wasm-host.ts src/wasm-host/webassembly.d.ts | tar -x -C $(BENCH_KAFKA_BASELINE_DIR)
+	cd $(BENCH_KAFKA_BASELINE_DIR)/wasm/kafka-filter && $(CURDIR)/$(NODE_BIN)/asc --config asconfig.json
+	$(NODE_BIN)/tsc --strict --target es2022 --lib es2022 --module commonjs --types node --outDir $(BENCH_KAFKA_BASELINE_DIR) $(BENCH_KAFKA_BASELINE_DIR)/src/wasm-host/*.ts
+	@touch $@
+
+bench-kafka: build $(BENCH_KAFKA_BASELINE_DIR)/.built
+	node dist/bench/kafka/bench-kafka.js --baseline $(BENCH_KAFKA_BASELINE_DIR)
 
 # The Kafka soak test for longer than make test's 150 s: make soak-kafka MINUTES=30
 MINUTES ?= 10

@@ -8,15 +8,20 @@
  *    the p99 of a fetch's duration (kafkajs's FETCH instrumentation);
  *  - the filter alone: ns per request for the filter's downstream callback on the host (V8,
  *    the engine Envoy uses by default), for a 16-record Produce of 1 KiB records, a Fetch and a
- *    Heartbeat, plus the upstream callback for a response.
+ *    Heartbeat, plus the upstream callback for a response; with `--baseline DIR` (make
+ *    bench-kafka builds BENCH_KAFKA_BASELINE there) side by side with that baseline's host and
+ *    filter, batches alternating.
  *
  * Targets: filter/plain throughput >= 0.9 for 1 KiB records; < 2 µs per request in the filter.
  * The mock cluster and kafkajs share the 2 CPUs with the relay, so compare the ratios.
  */
 import * as net from 'net';
+import * as os from 'os';
+import * as path from 'path';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { encodeKafkaFilterConfig, type KafkaFilterConfig } from '../../src/kafka/filter-config';
 import { KafkaProxy, loadKafkaFilter } from '../../src/kafka/proxy';
+import { ProxyWasmVm } from '../../src/wasm-host/proxy-wasm-host';
 import { startMockCluster } from '../../test/kafka/mock-cluster';
 import * as k from '../../src/kafka/wire';
 
@@ -116,10 +121,50 @@ async function fetchAll(port: number, group: string): Promise<{ rate: number; p9
   return { rate: got / secs, p99: p99(durations), records: got };
 }
 
-function filterNanos(): Record<string, number> {
-  const vm = loadKafkaFilter(() => {});
-  const root = vm.configure(encodeKafkaFilterConfig(CONFIG)) as number;
-  const stream = vm.newConnection(root, { 'source.address': '127.0.0.1:5000', 'destination.address': '127.0.0.1:9092' }, () => {});
+/** What the benchmark needs of a host (this tree's, or a baseline's built by `make bench-kafka`). */
+interface BenchStream {
+  downstream(b: Buffer): Buffer;
+  upstream(b: Buffer): Buffer;
+  closed: boolean;
+  finish(): void;
+}
+interface BenchVm {
+  failure: Error | undefined;
+  configure(config: Uint8Array): number | undefined;
+  newConnection(root: number, properties: Record<string, string>, onClose: () => void): BenchStream;
+}
+interface Stack {
+  name: string;
+  vm: BenchVm;
+}
+
+/**
+ * The stacks measured side by side: this tree, and with `--baseline DIR` (DIR holding a
+ * baseline's compiled host, proxy-wasm-host.js, and its kafka-filter.wasm) that baseline
+ * whole, and its filter on this tree's host (which isolates the filter's own change).
+ */
+function stacks(): Stack[] {
+  const out: Stack[] = [{ name: 'this tree', vm: loadKafkaFilter(() => {}) }];
+  const at = process.argv.indexOf('--baseline');
+  if (at < 0) return out;
+  const dir = path.resolve(process.argv[at + 1]);
+  const wasm = path.join(dir, 'wasm', 'kafka-filter', 'build', 'kafka-filter.wasm');
+  const old = require(path.join(dir, 'proxy-wasm-host.js')) as { ProxyWasmVm: { fromFile(p: string, o: object): BenchVm } };
+  out.push({ name: 'baseline', vm: old.ProxyWasmVm.fromFile(wasm, { log: () => {} }) });
+  out.push({ name: "baseline's filter, this host", vm: ProxyWasmVm.fromFile(wasm, { log: () => {} }) });
+  return out;
+}
+
+/** This process's CPU time: on a shared machine, time spent descheduled is not the filter's. */
+function cpuNanos(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** CPU ns per callback: per stack and case, the median over batches; stacks alternate batch by batch. */
+function filterNanos(): Map<string, Record<string, number>> {
   const produce = k.request(0, 7, 1, 'bench', (w) => {
     w.str(null).i16(1).i32(30000);
     w.array([['bench', [0]]] as const, (w, [name, parts]) => {
@@ -130,41 +175,69 @@ function filterNanos(): Record<string, number> {
   const fetchReq = k.fetch(11, 1, [['bench', [0, 1]]]);
   const heartbeat = k.heartbeat(3, 1);
   const resp = k.produceResponse(7, 1, [['bench', [0]]], 0);
-  const out: Record<string, number> = {};
-  // Batches below the filter's in-flight limit: requests, then their responses.
-  const BATCH = 1000;
-  const BATCHES = 100;
-  for (const [name, frame] of [
+  const cases = [
     ['produce (16 x 1 KiB)', produce],
     ['fetch', fetchReq],
     ['heartbeat', heartbeat],
-  ] as const) {
-    let down = 0n;
-    let up = 0n;
-    for (let b = 0; b < BATCHES + 10; b++) {
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < BATCH; i++) if (stream.downstream(frame).length !== frame.length) throw new Error('the filter did not forward a benchmark request');
-      const t1 = process.hrtime.bigint();
-      for (let i = 0; i < BATCH; i++) if (stream.upstream(resp).length !== resp.length) throw new Error('the filter did not pass a benchmark response');
-      const t2 = process.hrtime.bigint();
-      if (b >= 10) {
-        down += t1 - t0;
-        up += t2 - t1;
+  ] as const;
+  const runs = stacks().map((st) => {
+    const root = st.vm.configure(encodeKafkaFilterConfig(CONFIG)) as number;
+    const stream = st.vm.newConnection(root, { 'source.address': '127.0.0.1:5000', 'destination.address': '127.0.0.1:9092' }, () => {});
+    const samples = new Map<string, number[]>();
+    return { st, stream, samples };
+  });
+  // Batches below the filter's in-flight limit: requests, then their responses.
+  const BATCH = 1000;
+  const BATCHES = Number(process.env.BATCHES ?? 100);
+  for (let b = 0; b < BATCHES + 10; b++) {
+    for (const run of b % 2 ? [...runs].reverse() : runs) {
+      const { stream, samples } = run;
+      for (const [name, frame] of cases) {
+        const t0 = cpuNanos();
+        for (let i = 0; i < BATCH; i++) if (stream.downstream(frame).length !== frame.length) throw new Error('the filter did not forward a benchmark request');
+        const t1 = cpuNanos();
+        for (let i = 0; i < BATCH; i++) if (stream.upstream(resp).length !== resp.length) throw new Error('the filter did not pass a benchmark response');
+        const t2 = cpuNanos();
+        if (b < 10) continue;
+        for (const [key, ns] of [
+          [`${name}: request`, t1 - t0],
+          [`${name}: its response`, t2 - t1],
+        ] as const) {
+          if (!samples.has(key)) samples.set(key, []);
+          samples.get(key)!.push(ns / BATCH);
+        }
       }
     }
-    out[`${name}: request`] = Number(down) / (BATCH * BATCHES);
-    out[`${name}: its response`] = Number(up) / (BATCH * BATCHES);
   }
-  if (vm.failure || stream.closed) throw new Error(`the benchmark connection failed: ${vm.failure?.message ?? 'closed'}`);
-  stream.finish();
+  const out = new Map<string, Record<string, number>>();
+  for (const { st, stream, samples } of runs) {
+    if (st.vm.failure || stream.closed) throw new Error(`the benchmark connection failed (${st.name}): ${st.vm.failure?.message ?? 'closed'}`);
+    stream.finish();
+    out.set(st.name, Object.fromEntries([...samples].map(([key, xs]) => [key, median(xs)])));
+  }
   return out;
 }
 
-async function main(): Promise<void> {
-  if (process.env.FILTER_ONLY) {
-    for (const [name, ns] of Object.entries(filterNanos())) console.log(`  ${name.padEnd(36)} ${ns.toFixed(0).padStart(6)} ns`);
-    return;
+function printFilterNanos(): void {
+  const results = filterNanos();
+  const names = [...results.keys()];
+  const mine = results.get('this tree')!;
+  console.log(`  ${''.padEnd(36)} ${names.map((n) => n.padStart(Math.max(10, n.length))).join(' ')}`);
+  for (const key of Object.keys(mine)) {
+    const cells = names.map((n) => `${results.get(n)![key].toFixed(0)} ns`.padStart(Math.max(10, n.length)));
+    const base = results.get('baseline')?.[key];
+    console.log(`  ${key.padEnd(36)} ${cells.join(' ')}${base ? `   this/baseline ${(mine[key] / base).toFixed(2)}` : ''}`);
   }
+  console.log(
+    `  load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+}
+
+async function main(): Promise<void> {
+  if (process.env.FILTER_ONLY) return printFilterNanos();
   const mock = await startMockCluster(['bench:2']);
   const filtered = await KafkaProxy.start({
     listenHost: '127.0.0.1',
@@ -206,7 +279,6 @@ async function main(): Promise<void> {
   }
   await producers.filter.disconnect();
   await producers.plain.disconnect();
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const line = (what: 'produce' | 'fetch'): void => {
     const f = results.filter[what];
     const p = results.plain[what];
@@ -227,8 +299,10 @@ async function main(): Promise<void> {
   await filtered.close();
   await plain.close();
   await mock.stop();
-  console.log("filter alone on the host (V8), ns per callback, including the host's ABI calls (target < 2000 ns per request):");
-  for (const [name, ns] of Object.entries(filterNanos())) console.log(`  ${name.padEnd(36)} ${ns.toFixed(0).padStart(6)} ns`);
+  console.log(
+    "filter alone on the host (V8), CPU ns per callback (median of 1000-call batches), including the host's ABI calls (target < 2000 ns per request):",
+  );
+  printFilterNanos();
 }
 
 main().then(

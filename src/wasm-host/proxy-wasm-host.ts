@@ -110,12 +110,16 @@ export type Counters = Map<string, number>;
  * configurations with the same vm_id.
  */
 export class ProxyWasmVm {
-  readonly counters: Counters = new Map();
+  // Counter values by slot; metric ids (1, 2, ...) map to slots, one slot per name.
+  private readonly slotNames: string[] = [];
+  private readonly slotValues: number[] = [];
+  private readonly slotOfMetric: number[] = [-1];
   /** Set once the VM trapped: it serves nothing afterwards (fail closed). */
   failure: Error | undefined;
+  /** Bytes of connection data the module has copied in (proxy_get_buffer_bytes): what reading costs it. */
+  streamBytesRead = 0;
   private readonly exports: FilterExports;
   private nextContext = 1;
-  private readonly metricNames = new Map<number, string>();
   private current: NetworkStream | undefined;
   private pluginConfig: Buffer = Buffer.alloc(0);
   private readonly streams = new Set<NetworkStream>();
@@ -189,13 +193,43 @@ export class ProxyWasmVm {
     return stream;
   }
 
-  counter(name: string): number {
-    return this.counters.get(name) ?? 0;
+  /** The counters by name (a snapshot). */
+  get counters(): Counters {
+    return new Map(this.slotNames.map((name, i) => [name, this.slotValues[i]]));
   }
 
-  /** @internal */
-  dispatch(stream: NetworkStream, fn: (e: FilterExports) => number | void): number | void {
-    return this.call(stream, () => fn(this.exports));
+  counter(name: string): number {
+    const slot = this.slotNames.indexOf(name);
+    return slot < 0 ? 0 : this.slotValues[slot];
+  }
+
+  private slot(name: string): number {
+    let slot = this.slotNames.indexOf(name);
+    if (slot < 0) {
+      slot = this.slotNames.push(name) - 1;
+      this.slotValues.push(0);
+    }
+    return slot;
+  }
+
+  /** @internal a data callback (the hot path: no closure per call). */
+  dispatchData(stream: NetworkStream, downstream: boolean, size: number, eos: boolean): number | undefined {
+    if (this.failure) {
+      stream.fail();
+      return undefined;
+    }
+    const previous = this.current;
+    this.current = stream;
+    try {
+      return downstream
+        ? this.exports.proxy_on_downstream_data(stream.id, size, eos ? 1 : 0)
+        : this.exports.proxy_on_upstream_data(stream.id, size, eos ? 1 : 0);
+    } catch (err) {
+      this.fail(err);
+      return undefined;
+    } finally {
+      this.current = previous;
+    }
   }
 
   /** @internal */
@@ -222,14 +256,18 @@ export class ProxyWasmVm {
     try {
       return fn();
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err));
-      this.counters.set('wasm.vm_failures', this.counter('wasm.vm_failures') + 1);
-      this.log('critical', `Wasm VM failed: ${this.failure.message}; closing its connections (fail_open: false)`);
-      for (const s of this.streams) s.fail();
+      this.fail(err);
       return undefined;
     } finally {
       this.current = previous;
     }
+  }
+
+  private fail(err: unknown): void {
+    this.failure = err instanceof Error ? err : new Error(String(err));
+    this.slotValues[this.slot('wasm.vm_failures')]++;
+    this.log('critical', `Wasm VM failed: ${this.failure.message}; closing its connections (fail_open: false)`);
+    for (const s of this.streams) s.fail();
   }
 
   // Views are rebuilt only when the memory grew (its ArrayBuffer is replaced then).
@@ -238,6 +276,8 @@ export class ProxyWasmVm {
   private dv = new DataView(new ArrayBuffer(0));
 
   private refreshViews(): void {
+    // Growing the memory detaches its old ArrayBuffer: a view of length 0 is stale (or new).
+    if (this.u8.length !== 0) return;
     const b = this.exports.memory.buffer;
     if (b === this.viewsOf) return;
     this.viewsOf = b;
@@ -281,12 +321,14 @@ export class ProxyWasmVm {
   }
 
   private imports(): Record<string, (...args: never[]) => number | bigint | void> {
-    const writeOut = (data: Buffer, retPtr: number, retLen: number): number => {
-      const ptr = data.length === 0 ? 0 : this.exports.proxy_on_memory_allocate(data.length);
-      if (data.length) this.bytes().set(data, ptr);
+    // Bytes [start, end) of `data` into memory the module allocates (a range is viewed, not copied twice).
+    const writeOut = (data: Uint8Array, retPtr: number, retLen: number, start = 0, end = data.length): number => {
+      const n = end - start;
+      const ptr = n === 0 ? 0 : this.exports.proxy_on_memory_allocate(n);
+      if (n) this.bytes().set(start === 0 && end === data.length ? data : new Uint8Array(data.buffer, data.byteOffset + start, n), ptr);
       const v = this.view();
       v.setUint32(retPtr, ptr, true);
-      v.setUint32(retLen, data.length, true);
+      v.setUint32(retLen, n, true);
       return WasmResult.Ok;
     };
     return {
@@ -302,7 +344,9 @@ export class ProxyWasmVm {
         const b = this.buffer(type);
         if (!b) return WasmResult.NotFound;
         if (start > b.length) return WasmResult.BadArgument;
-        return writeOut(start === 0 && length >= b.length ? b : b.subarray(start, Math.min(b.length, start + length)), retPtr, retLen);
+        const end = Math.min(b.length, start + length);
+        if (type === BufferType.DownstreamData || type === BufferType.UpstreamData) this.streamBytesRead += end - start;
+        return writeOut(b, retPtr, retLen, start, end);
       },
       proxy_get_buffer_status: (type: number, retLen: number, retFlags: number) => {
         const b = this.buffer(type);
@@ -338,29 +382,26 @@ export class ProxyWasmVm {
       },
       proxy_set_tick_period_milliseconds: () => WasmResult.Ok,
       proxy_define_metric: (_type: number, namePtr: number, nameLen: number, retId: number) => {
-        const name = this.read(namePtr, nameLen).toString('utf8');
-        const id = this.metricNames.size + 1;
-        this.metricNames.set(id, name);
-        if (!this.counters.has(name)) this.counters.set(name, 0);
+        const id = this.slotOfMetric.push(this.slot(this.read(namePtr, nameLen).toString('utf8'))) - 1;
         this.view().setUint32(retId, id, true);
         return WasmResult.Ok;
       },
       proxy_increment_metric: (id: number, delta: bigint) => {
-        const name = this.metricNames.get(id);
-        if (name === undefined) return WasmResult.NotFound;
-        this.counters.set(name, this.counter(name) + Number(delta));
+        const slot = this.slotOfMetric[id];
+        if (slot === undefined || slot < 0) return WasmResult.NotFound;
+        this.slotValues[slot] += Number(delta);
         return WasmResult.Ok;
       },
       proxy_record_metric: (id: number, value: bigint) => {
-        const name = this.metricNames.get(id);
-        if (name === undefined) return WasmResult.NotFound;
-        this.counters.set(name, Number(value));
+        const slot = this.slotOfMetric[id];
+        if (slot === undefined || slot < 0) return WasmResult.NotFound;
+        this.slotValues[slot] = Number(value);
         return WasmResult.Ok;
       },
       proxy_get_metric: (id: number, retPtr: number) => {
-        const name = this.metricNames.get(id);
-        if (name === undefined) return WasmResult.NotFound;
-        this.view().setBigUint64(retPtr, BigInt(this.counter(name)), true);
+        const slot = this.slotOfMetric[id];
+        if (slot === undefined || slot < 0) return WasmResult.NotFound;
+        this.view().setBigUint64(retPtr, BigInt(this.slotValues[slot]), true);
         return WasmResult.Ok;
       },
       proxy_done: () => WasmResult.Ok,
@@ -402,9 +443,7 @@ export class NetworkStream {
     if (down) this.downstreamBuffer = this.downstreamBuffer.length ? Buffer.concat([this.downstreamBuffer, chunk]) : chunk;
     else this.upstreamBuffer = this.upstreamBuffer.length ? Buffer.concat([this.upstreamBuffer, chunk]) : chunk;
     const size = down ? this.downstreamBuffer.length : this.upstreamBuffer.length;
-    const status = this.vm.dispatch(this, (e) =>
-      down ? e.proxy_on_downstream_data(this.id, size, eos ? 1 : 0) : e.proxy_on_upstream_data(this.id, size, eos ? 1 : 0),
-    );
+    const status = this.vm.dispatchData(this, down, size, eos);
     if (this.closed || status === undefined || status !== FilterStatus.Continue) return EMPTY;
     const out = down ? this.downstreamBuffer : this.upstreamBuffer;
     if (down) this.downstreamBuffer = EMPTY;

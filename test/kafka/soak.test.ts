@@ -7,6 +7,7 @@ import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { compileKafkaPort, KafkaProxy } from '../../src/kafka/proxy';
 import { writeKafkaAcl } from './acl-files';
 import { startMockCluster, type MockCluster } from './mock-cluster';
+import { RD_DENIED_TOPIC, runRdkafkaSoak, type RdkafkaSoakRun } from './rdkafka-soak';
 
 /**
  * Soak: a kafkajs producer and a consumer group through the relay with the Kafka filter to
@@ -16,8 +17,9 @@ import { startMockCluster, type MockCluster } from './mock-cluster';
  * and none of their connections closes (counted at their socket factories and at the relay,
  * whose accepted connections grow only by the second consumer's), heartbeats and offset commits
  * flow throughout, every produced message is consumed, and the filter denies and closes nothing.
- * librdkafka is not in the soak: its test client (rdkafka-client.c) runs one operation per
- * process, so the relay could not tell its reconnects from its runs.
+ * In the same seconds, on a relay and mock cluster of its own, the librdkafka soak
+ * (rdkafka-soak.ts) runs a long-lived librdkafka producer and consumer group, with a denied
+ * topic and a policy change on the way.
  */
 
 const NODE = 'kafka-soak';
@@ -31,14 +33,17 @@ interface Client {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe(`Kafka soak: kafkajs producer and consumer group through the filter for ${SECONDS} s`, function () {
+describe(`Kafka soak: kafkajs and librdkafka producers and consumer groups through the filter for ${SECONDS} s`, function () {
   this.timeout((SECONDS + 120) * 1000);
+  let rdSoak: Promise<RdkafkaSoakRun | Error>;
   let mock: MockCluster;
   let proxy: KafkaProxy;
   let dir: string;
   const sockets = new Set<net.Socket>();
 
   before(async () => {
+    // Concurrently with the kafkajs soak: the two share nothing but the machine.
+    rdSoak = runRdkafkaSoak(SECONDS).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-kafka-soak-'));
     writeKafkaAcl(dir, NODE, '              - {role: produce, topic: orders}\n              - {role: consume, topic: orders}');
     mock = await startMockCluster(['orders:4']);
@@ -55,6 +60,7 @@ describe(`Kafka soak: kafkajs producer and consumer group through the filter for
   });
 
   after(async () => {
+    await rdSoak;
     for (const s of sockets) s.destroy();
     await proxy?.close();
     await mock?.stop();
@@ -171,5 +177,45 @@ describe(`Kafka soak: kafkajs producer and consumer group through the filter for
       assert.equal(proxy.vm.counter(`meshaccel_kafka.${counter}`), 0, `${counter}: ${summary}`);
     await consumer1.disconnect();
     await producer.disconnect();
+  });
+
+  it('librdkafka: stays connected through heartbeats, commits, two rebalances, a denied topic and a policy change, and loses no record', async () => {
+    const r = await rdSoak;
+    if (r instanceof Error) throw r;
+    const { baseline: b, final: f } = r;
+    const delta = (k: string): number => f[k] - b[k];
+    const summary = `${SECONDS} s: delivered ${f.delivered} (failed ${f.failed}), consumed ${f.consumed} (+${f.duplicates} again), heartbeats ${delta('c1_heartbeats')}, commits ${delta('c1_commits')} (failed ${delta('c1_commit_errors')}), consumer-1 assigns ${b.c1_assigns}/${r.c1AssignsBeforeJoin}/${r.c1AssignsBeforeLeave}/${f.c1_assigns} (warm/join/leave/end), consumer-2 assigns ${f.c2_assigns}, connections opened/closed: producer ${f.p_connects}/${f.p_closes}, consumer-1 ${f.c1_connects}/${f.c1_closes} (librdkafka's stats: disconnects ${f.p_stats_disconnects}+${f.c1_stats_disconnects}), consumer-2 ${f.c2_connects}, relay accepted ${r.acceptedDuringRun} during the run; probe ${f.probe_failed ? 'failed' : 'delivered'}; denial after the policy change ${r.denialSeen ? `after ${r.denialSeen.at - r.withdrawnAt} ms` : 'not seen'}; filter: ${r.filterCounters['meshaccel_kafka.requests_allowed']} allowed, ${r.filterCounters['meshaccel_kafka.requests_denied']} denied (answered ${r.filterCounters['meshaccel_kafka.denied_answered']})`;
+    console.log(`      ${summary}`);
+    const lines = r.events.map((e) => e.line);
+    const unexpected = r.events.filter(
+      (e) =>
+        /^event (error|consume|commit|produce|delivery)/.test(e.line) &&
+        // The probe's denial, and the consumer's while its topic was withdrawn.
+        !e.line.startsWith(`event delivery client=producer topic=${RD_DENIED_TOPIC} err=TOPIC_AUTHORIZATION_FAILED`) &&
+        // The broker's own answer to a commit while the group rebalances (passed unchanged).
+        !/^event commit client=consumer-\d err=REBALANCE_IN_PROGRESS$/.test(e.line) &&
+        !(/client=consumer-1 err=TOPIC_AUTHORIZATION_FAILED/.test(e.line) && e.at >= r.withdrawnAt && e.at <= r.restoredAt + 10000),
+    );
+    const shown = unexpected
+      .slice(0, 3)
+      .map((e) => e.line)
+      .join(' | ');
+    assert.equal(unexpected.length, 0, `${unexpected.length} unexpected errors (${shown}${unexpected.length > 3 ? ' ...' : ''}): ${summary}`);
+    assert.ok(f.delivered >= SECONDS * 5, `too few records delivered: ${summary}`);
+    assert.equal(f.failed, 0, `deliveries failed: ${summary}`);
+    assert.equal(f.consumed, f.delivered, `records lost: ${summary}`);
+    for (const k of ['p_connects', 'p_closes', 'p_stats_disconnects', 'c1_connects', 'c1_closes', 'c1_stats_disconnects'])
+      assert.equal(f[k], b[k], `${k} changed during the run: ${summary}`);
+    assert.equal(r.acceptedDuringRun, f.c2_connects, `the relay accepted connections beyond the second consumer's: ${summary}`);
+    assert.ok(delta('c1_heartbeats') >= SECONDS / 3, `too few heartbeats: ${summary}`);
+    assert.ok(delta('c1_commits') >= SECONDS / 10, `too few commits: ${summary}`);
+    // Rebalances: the first consumer was assigned again when the second joined, and when it left.
+    assert.ok(f.c2_assigns >= 1, `the second consumer never joined: ${summary}`);
+    assert.ok(r.c1AssignsBeforeLeave > r.c1AssignsBeforeJoin && f.c1_assigns > r.c1AssignsBeforeLeave, `rebalances not seen: ${summary}`);
+    assert.ok(lines.includes(`event delivery client=producer topic=${RD_DENIED_TOPIC} err=TOPIC_AUTHORIZATION_FAILED`), `the denied topic: ${summary}`);
+    assert.ok(r.denialSeen, `the policy change did not reach the connected consumer: ${summary}`);
+    assert.ok(r.filterCounters['meshaccel_kafka.requests_denied'] >= 2, `the filter denied nothing: ${summary}`);
+    for (const counter of ['malformed_closed', 'denied_closed', 'upstream_protocol_closed'])
+      assert.equal(r.filterCounters[`meshaccel_kafka.${counter}`], 0, `${counter}: ${summary}`);
   });
 });

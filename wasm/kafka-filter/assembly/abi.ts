@@ -44,6 +44,35 @@ export function logLevel(): i32 {
   return <i32>load<u32>(retPtr);
 }
 
+/** Window reads land here (see allocate): a callback that only reads needs no heap allocation. */
+export const SCRATCH_BYTES: usize = 2048;
+const scratch: usize = heap.alloc(SCRATCH_BYTES);
+let scratchArmed = false;
+
+/** What the host's copies into this module's memory get (proxy_on_memory_allocate, malloc). */
+export function allocate(size: usize): usize {
+  if (scratchArmed && size <= SCRATCH_BYTES) {
+    scratchArmed = false;
+    return scratch;
+  }
+  return heap.alloc(size == 0 ? 1 : size);
+}
+
+/**
+ * Bytes [start, start+len) of a buffer (len at most SCRATCH_BYTES) in the scratch window, which
+ * the next such read overwrites (not to be freed); 0 when none.
+ */
+export function getBufferScratch(type: i32, start: usize, len: usize): usize {
+  scratchArmed = true;
+  const ptr = getBuffer(type, start, len);
+  scratchArmed = false;
+  if (ptr != 0 && ptr != scratch) {
+    heap.free(ptr);
+    return 0;
+  }
+  return ptr;
+}
+
 /** Bytes [start, start+len) of a buffer, in memory the caller frees with heap.free; 0 when none. */
 export function getBuffer(type: i32, start: usize, len: usize): usize {
   store<usize>(retPtr, 0);
@@ -90,6 +119,10 @@ export function defineCounter(name: string): u32 {
 
 export function incrementCounter(id: u32): void {
   if (id != 0xffffffff) proxy_increment_metric(id, 1);
+}
+
+export function addToCounter(id: u32, n: i64): void {
+  if (id != 0xffffffff && n != 0) proxy_increment_metric(id, n);
 }
 
 /** AssemblyScript's abort, routed to proxy_log: the module must not import `env.abort`. */

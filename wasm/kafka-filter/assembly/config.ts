@@ -292,7 +292,22 @@ export const DENY_TOPIC_UNKNOWN: i32 = 3;
 /** A topic rule applies and the request carries topics this filter does not read. */
 export const DENY_TOPICS_UNREAD: i32 = 4;
 
-const topicRules = new Array<KafkaRule>();
+// The Kafka rules that matched a request with topics, by address: no managed store per request.
+let topicRules = new StaticArray<usize>(16);
+let topicRuleCount = 0;
+
+function addTopicRule(k: KafkaRule): void {
+  if (topicRuleCount == topicRules.length) {
+    const grown = new StaticArray<usize>(2 * topicRules.length);
+    memory.copy(changetype<usize>(grown), changetype<usize>(topicRules), <usize>topicRuleCount * sizeof<usize>());
+    topicRules = grown;
+  }
+  unchecked((topicRules[topicRuleCount++] = changetype<usize>(k)));
+}
+
+@inline function topicRule(j: i32): KafkaRule {
+  return changetype<KafkaRule>(unchecked(topicRules[j]));
+}
 
 /**
  * Set by the host's debug log level: `decide` then records what decided, for the filter's
@@ -317,7 +332,7 @@ function bytesEqual(a: usize, al: i32, b: usize, bl: i32): bool {
 
 function fieldsMatch(k: KafkaRule): bool {
   const key = p.apiKey;
-  if (!k.anyKey && (key > 127 || (k.keys[key >> 5] & (1 << (key & 31))) == 0)) return false;
+  if (!k.anyKey && (key > 127 || (unchecked(k.keys[key >> 5]) & (1 << (key & 31))) == 0)) return false;
   if (k.version >= 0 && k.version != p.apiVersion) return false;
   if (k.clientLen >= 0 && !bytesEqual(k.clientPtr, k.clientLen, p.clientPtr, p.clientLen)) return false;
   return true;
@@ -326,40 +341,44 @@ function fieldsMatch(k: KafkaRule): bool {
 /**
  * Cilium's semantics: a rule is the AND of its fields; rules are ORed; every topic of the
  * request must be allowed by some rule; the topic field constrains only requests with topics.
- * A topic named by id only is judged by the name learned for it on `scope` (its port), if any.
+ * A topic named by id only is judged by the name learned for it in `scope` (its port's ids), if any.
  * The request's header and topics must have been parsed.
  */
-export function decide(rules: Array<Rule>, scope: string): i32 {
-  topicRules.length = 0;
+export function decide(rules: Array<Rule>, scope: ids.Scope): i32 {
+  topicRuleCount = 0;
   if (explain) {
     decidedBy.length = 0;
     deniedTopic = -1;
   }
   let matched = false;
-  for (let i = 0; i < rules.length; i++) {
-    const rule = rules[i];
-    if (rule.kafka.length == 0) {
+  const nr = rules.length;
+  for (let i = 0; i < nr; i++) {
+    const rule = unchecked(rules[i]);
+    const kafka = rule.kafka;
+    const nk = kafka.length;
+    if (nk == 0) {
       if (explain) decidedBy.push(i.toString() + ".*");
       return ALLOW; // a rule without Kafka rules allows all Kafka
     }
-    for (let j = 0; j < rule.kafka.length; j++) {
-      const k = rule.kafka[j];
+    for (let j = 0; j < nk; j++) {
+      const k = unchecked(kafka[j]);
       if (!fieldsMatch(k)) continue;
       if (k.topicLen < 0) {
         allowedBy(k);
         return ALLOW;
       }
       matched = true;
-      topicRules.push(k);
+      addTopicRule(k);
     }
   }
   if (!matched) return DENY_REQUEST;
   if (p.topicsKind == p.TOPICS_NONE) {
-    allowedBy(topicRules[0]);
+    allowedBy(topicRule(0));
     return ALLOW;
   }
   if (p.topicsKind == p.TOPICS_OPAQUE) return DENY_TOPICS_UNREAD;
-  for (let t = 0; t < p.topicLen.length; t++) {
+  const nt = p.topicLen.length;
+  for (let t = 0; t < nt; t++) {
     let ptr = p.topicPtr[t];
     let len = p.topicLen[t];
     if (len < 0) {
@@ -372,12 +391,15 @@ export function decide(rules: Array<Rule>, scope: string): i32 {
       len = learned.byteLength;
     }
     let by = -1;
-    for (let j = 0; j < topicRules.length && by < 0; j++) if (bytesEqual(topicRules[j].topicPtr, topicRules[j].topicLen, ptr, len)) by = j;
+    for (let j = 0; j < topicRuleCount && by < 0; j++) {
+      const k = topicRule(j);
+      if (bytesEqual(k.topicPtr, k.topicLen, ptr, len)) by = j;
+    }
     if (by < 0) {
       if (explain) deniedTopic = t;
       return DENY_TOPIC;
     }
-    allowedBy(topicRules[by]);
+    allowedBy(topicRule(by));
   }
   return ALLOW;
 }

@@ -4,6 +4,7 @@ import * as abi from "./abi";
 import { Bytes, copyOf } from "./bytes";
 import * as c from "./config";
 import * as p from "./protocol";
+import * as r from "./reader";
 import * as res from "./responses";
 import * as ids from "./topic-ids";
 import * as w from "./writer";
@@ -25,6 +26,8 @@ const MAX_LEARN_BYTES: usize = 8 * 1024 * 1024;
 
 class Conn {
   name: string = "";
+  /** The topic ids learned on this connection's port. */
+  ids: ids.Scope = new ids.Scope();
   cfg: c.Config | null = null;
   seen: u32 = 0xffffffff;
   rules: Array<c.Rule> = new Array<c.Rule>();
@@ -33,13 +36,14 @@ class Conn {
   principal: string | null = null;
   closed: bool = false;
   tail: Bytes = new Bytes();
-  // Responses expected from upstream, oldest first (from `head`).
-  slotCorr: Array<i32> = new Array<i32>();
-  slotKind: Array<i32> = new Array<i32>();
-  slotData: Array<usize> = new Array<usize>();
-  slotLen: Array<usize> = new Array<usize>();
-  slotVersion: Array<i32> = new Array<i32>();
+  // Responses expected from upstream, oldest first: a ring of `count` slots from `head`.
+  slotCorr: StaticArray<i32> = new StaticArray<i32>(16);
+  slotKind: StaticArray<i32> = new StaticArray<i32>(16);
+  slotData: StaticArray<usize> = new StaticArray<usize>(16);
+  slotLen: StaticArray<usize> = new StaticArray<usize>(16);
+  slotVersion: StaticArray<i32> = new StaticArray<i32>(16);
   head: i32 = 0;
+  count: i32 = 0;
   // Upstream frame being passed through.
   hdr: Bytes = new Bytes();
   remain: usize = 0;
@@ -49,32 +53,58 @@ class Conn {
   learnSkip: bool = false;
 
   pending(): i32 {
-    return this.slotCorr.length - this.head;
+    return this.count;
   }
 
   push(corr: i32, kind: i32, data: usize, len: usize, version: i32): void {
-    this.slotCorr.push(corr);
-    this.slotKind.push(kind);
-    this.slotData.push(data);
-    this.slotLen.push(len);
-    this.slotVersion.push(version);
+    if (this.count == this.slotCorr.length) this.grow();
+    const i = (this.head + this.count) & (this.slotCorr.length - 1);
+    unchecked((this.slotCorr[i] = corr));
+    unchecked((this.slotKind[i] = kind));
+    unchecked((this.slotData[i] = data));
+    unchecked((this.slotLen[i] = len));
+    unchecked((this.slotVersion[i] = version));
+    this.count++;
   }
 
-  pop(): void {
-    if (this.slotData[this.head] != 0) heap.free(this.slotData[this.head]);
-    this.head++;
-    if (this.head > 64 && this.head * 2 > this.slotCorr.length) {
-      this.slotCorr = this.slotCorr.slice(this.head);
-      this.slotKind = this.slotKind.slice(this.head);
-      this.slotData = this.slotData.slice(this.head);
-      this.slotLen = this.slotLen.slice(this.head);
-      this.slotVersion = this.slotVersion.slice(this.head);
-      this.head = 0;
+  private grow(): void {
+    const n = this.slotCorr.length;
+    const corr = new StaticArray<i32>(2 * n);
+    const kind = new StaticArray<i32>(2 * n);
+    const data = new StaticArray<usize>(2 * n);
+    const len = new StaticArray<usize>(2 * n);
+    const version = new StaticArray<i32>(2 * n);
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.head + k) & (n - 1);
+      corr[k] = this.slotCorr[i];
+      kind[k] = this.slotKind[i];
+      data[k] = this.slotData[i];
+      len[k] = this.slotLen[i];
+      version[k] = this.slotVersion[i];
     }
+    this.slotCorr = corr;
+    this.slotKind = kind;
+    this.slotData = data;
+    this.slotLen = len;
+    this.slotVersion = version;
+    this.head = 0;
+  }
+
+  // The oldest slot (callers check pending() first).
+  get headCorr(): i32 { return unchecked(this.slotCorr[this.head]); }
+  get headKind(): i32 { return unchecked(this.slotKind[this.head]); }
+  get headData(): usize { return unchecked(this.slotData[this.head]); }
+  get headLen(): usize { return unchecked(this.slotLen[this.head]); }
+  get headVersion(): i32 { return unchecked(this.slotVersion[this.head]); }
+
+  pop(): void {
+    if (this.headData != 0) heap.free(this.headData);
+    this.head = (this.head + 1) & (this.slotCorr.length - 1);
+    this.count--;
   }
 
   release(): void {
-    for (let i = this.head; i < this.slotData.length; i++) if (this.slotData[i] != 0) heap.free(this.slotData[i]);
+    while (this.count > 0) this.pop();
     this.tail.free();
     this.hdr.free();
     this.merge.free();
@@ -122,11 +152,11 @@ function defineMetrics(): void {
 export function proxy_abi_version_0_2_1(): void {}
 
 export function proxy_on_memory_allocate(size: usize): usize {
-  return heap.alloc(size == 0 ? 1 : size);
+  return abi.allocate(size);
 }
 
 export function malloc(size: usize): usize {
-  return heap.alloc(size == 0 ? 1 : size);
+  return abi.allocate(size);
 }
 
 export function proxy_on_context_create(id: u32, parent: u32): void {
@@ -136,6 +166,7 @@ export function proxy_on_context_create(id: u32, parent: u32): void {
   }
   const conn = new Conn();
   conn.name = roots.has(parent) ? roots.get(parent) : "";
+  conn.ids = ids.scopeOf(conn.name);
   conns.set(id, conn);
 }
 
@@ -234,6 +265,46 @@ function explainDecision(d: i32): void {
 // Output of one downstream callback, materialised only when it differs from the input.
 const out = new Bytes();
 
+/** Bytes read per window from the host's buffer: a frame's header and topics, or several small frames. */
+const WINDOW: usize = abi.SCRATCH_BYTES;
+
+/**
+ * Judges complete frames from the start of the host's downstream buffer in place: only the
+ * windows where fields are read are copied in (never a Produce's records). Stops at the first
+ * frame that is not simply allowed (denied, malformed, partial, beyond the in-flight bound),
+ * leaving it to the copying path; returns the offset reached.
+ */
+function judgeInPlace(conn: Conn, cfg: c.Config, size: usize): usize {
+  let off: usize = 0;
+  let winStart: usize = 0;
+  let winEnd: usize = 0;
+  let win: usize = 0;
+  let allowed: i64 = 0;
+  while (size - off >= 4) {
+    if (off + 4 > winEnd) {
+      win = abi.getBufferScratch(abi.BUFFER_DOWNSTREAM, off, min<usize>(size - off, WINDOW));
+      if (win == 0) break;
+      winStart = off;
+      winEnd = off + abi.lastBufferLength();
+      if (winEnd - off < 4) break;
+    }
+    const flen = <i64><i32>bswap<u32>(load<u32>(win + off - winStart));
+    if (flen < 10 || flen > <i64>cfg.maxFrame || <i64>(size - off - 4) < flen) break;
+    if (conn.pending() >= MAX_IN_FLIGHT) break;
+    const fend = off + 4 + <usize>flen;
+    r.resetWindowed(off + 4, fend, abi.BUFFER_DOWNSTREAM, winStart, winEnd, win);
+    const ok = p.parseHeader() && p.parseTopics() && c.decide(conn.rules, conn.ids) == c.ALLOW;
+    r.releaseWindows();
+    if (!ok) break;
+    if (c.explain) explainDecision(c.ALLOW);
+    allowed++;
+    if (!(p.apiKey == 0 && p.acks == 0)) conn.push(p.correlationId, p.apiKey == 3 && p.apiVersion >= 10 ? LEARN : PASS, 0, 0, p.apiVersion);
+    off = fend;
+  }
+  abi.addToCounter(mAllowed, allowed);
+  return off;
+}
+
 export function proxy_on_downstream_data(id: u32, size: usize, eos: i32): i32 {
   const found = connOf(id);
   if (found === null) return CONTINUE;
@@ -241,33 +312,36 @@ export function proxy_on_downstream_data(id: u32, size: usize, eos: i32): i32 {
   if (conn.closed) return STOP;
   if (!refresh(conn)) return close(conn, mMalformed, "no configuration for " + conn.name);
   const cfg = conn.cfg!;
-  let fresh: usize = 0;
-  if (size > 0) {
-    fresh = abi.getBuffer(abi.BUFFER_DOWNSTREAM, 0, size);
-    if (fresh == 0) return close(conn, mMalformed, "downstream data unreadable");
-  }
-  // Without a saved partial frame the host's bytes are parsed in place.
+  if (size == 0) return CONTINUE;
   const carried = conn.tail.len > 0;
+  // The frames judged in place pass as they are; the copying path takes over from the first
+  // that needs more (a denial to answer, a partial frame to keep, a connection to close).
+  const from: usize = carried ? 0 : judgeInPlace(conn, cfg, size);
+  if (from == size) return CONTINUE;
+  const fresh = abi.getBuffer(abi.BUFFER_DOWNSTREAM, 0, size);
+  if (fresh == 0) return close(conn, mMalformed, "downstream data unreadable");
+  // Without a saved partial frame the host's bytes are parsed in place.
   if (carried) conn.tail.append(fresh, size);
   const data = carried ? conn.tail.ptr : fresh;
   const n = carried ? conn.tail.len : size;
   let modified = carried;
   out.len = 0;
-  let off: usize = 0;
+  let off: usize = from;
   while (n - off >= 4) {
     const flen = <i64><i32>bswap<u32>(load<u32>(data + off));
     if (flen < 10 || flen > <i64>cfg.maxFrame) {
-      if (fresh != 0) heap.free(fresh);
+      heap.free(fresh);
       return close(conn, mMalformed, "impossible Kafka frame length " + flen.toString() + " (not Kafka, or TLS)");
     }
     if (<i64>(n - off - 4) < flen) break;
     const fstart = data + off;
     const fend = fstart + 4 + <usize>flen;
-    if (!p.parseHeader(fstart + 4, fend) || !p.parseTopics()) {
-      if (fresh != 0) heap.free(fresh);
+    r.reset(fstart + 4, fend, false);
+    if (!p.parseHeader() || !p.parseTopics()) {
+      heap.free(fresh);
       return close(conn, mMalformed, "malformed Kafka request (api key " + p.apiKey.toString() + " version " + p.apiVersion.toString() + ")");
     }
-    const d = c.decide(conn.rules, conn.name);
+    const d = c.decide(conn.rules, conn.ids);
     if (c.explain) explainDecision(d);
     if (d == c.ALLOW) {
       abi.incrementCounter(mAllowed);
@@ -280,7 +354,7 @@ export function proxy_on_downstream_data(id: u32, size: usize, eos: i32): i32 {
       abi.log(abi.LOG_INFO, "kafka filter: denied api_key=" + p.apiKey.toString() + " version=" + p.apiVersion.toString() + " client_id=" + clientText() + ": " + reasonText(d));
       if (c.explain) abi.log(abi.LOG_DEBUG, how == res.CLOSE ? "kafka filter: answer close" : how == res.SILENT ? "kafka filter: answer none" : "kafka filter: answer code=" + res.errorCode(d != c.DENY_REQUEST).toString());
       if (how == res.CLOSE) {
-        if (fresh != 0) heap.free(fresh);
+        heap.free(fresh);
         return close(conn, mDeniedClosed, "denied api key " + p.apiKey.toString() + " has no authorization-failed response this filter builds");
       }
       if (!modified) {
@@ -302,14 +376,14 @@ export function proxy_on_downstream_data(id: u32, size: usize, eos: i32): i32 {
       }
     }
     if (conn.pending() > MAX_IN_FLIGHT) {
-      if (fresh != 0) heap.free(fresh);
+      heap.free(fresh);
       return close(conn, mMalformed, "more than " + MAX_IN_FLIGHT.toString() + " requests in flight");
     }
     off += 4 + <usize>flen;
   }
   // A partial frame whose length is already impossible is refused before it is buffered.
   if (!modified && off == n) {
-    if (fresh != 0) heap.free(fresh);
+    heap.free(fresh);
     return CONTINUE;
   }
   if (!modified) out.append(data, off);
@@ -317,12 +391,52 @@ export function proxy_on_downstream_data(id: u32, size: usize, eos: i32): i32 {
   else conn.tail.append(data + off, n - off);
   conn.tail.shrink();
   abi.setBuffer(abi.BUFFER_DOWNSTREAM, 0, size, out.ptr, out.len);
-  if (fresh != 0) heap.free(fresh);
+  heap.free(fresh);
   out.shrink();
   return CONTINUE;
 }
 
 const up = new Bytes();
+
+/**
+ * Passes the responses that go to the client unchanged (PASS) from the start of the host's
+ * upstream buffer, reading only their 8-byte headers; stops at the first response that needs
+ * more (a synthesized answer, a Metadata response to learn from or merge into, a header split
+ * across callbacks, a protocol error) and returns the offset reached.
+ */
+function passInPlace(conn: Conn, size: usize): usize {
+  let off: usize = 0;
+  let winStart: usize = 0;
+  let winEnd: usize = 0;
+  let win: usize = 0;
+  while (off < size) {
+    if (!conn.sized) {
+      if (conn.hdr.len != 0 || conn.pending() == 0 || conn.headKind != PASS || size - off < 8) break;
+      if (off + 8 > winEnd) {
+        win = abi.getBufferScratch(abi.BUFFER_UPSTREAM, off, min<usize>(size - off, WINDOW));
+        if (win == 0) break;
+        winStart = off;
+        winEnd = off + abi.lastBufferLength();
+        if (winEnd - off < 8) break;
+      }
+      const rlen = <i64><i32>bswap<u32>(load<u32>(win + off - winStart));
+      const corr = <i32>bswap<u32>(load<u32>(win + off - winStart + 4));
+      if (rlen < 4 || corr != conn.headCorr) break;
+      conn.remain = <usize>(rlen - 4);
+      conn.sized = true;
+      off += 8;
+    } else if (conn.headKind != PASS) break;
+    const take = min<usize>(conn.remain, size - off);
+    conn.remain -= take;
+    off += take;
+    if (conn.remain == 0) {
+      conn.pop();
+      conn.hdr.len = 0; // the copying path may have read this response's header
+      conn.sized = false;
+    }
+  }
+  return off;
+}
 
 export function proxy_on_upstream_data(id: u32, size: usize, eos: i32): i32 {
   const found = connOf(id);
@@ -330,34 +444,28 @@ export function proxy_on_upstream_data(id: u32, size: usize, eos: i32): i32 {
   const conn = found;
   if (conn.closed) return STOP;
   if (size == 0) return CONTINUE;
-  // Inside a response that passes unchanged (a large Fetch answer): nothing to read.
-  if (conn.sized && conn.remain >= size && conn.slotKind[conn.head] == PASS) {
-    conn.remain -= size;
-    if (conn.remain == 0) {
-      conn.pop();
-      conn.hdr.len = 0;
-      conn.sized = false;
-    }
-    return CONTINUE;
-  }
+  // The responses passed in place go on as they are; the copying path takes over from the
+  // first that needs more.
+  const from = passInPlace(conn, size);
+  if (from == size) return CONTINUE;
   const data = abi.getBuffer(abi.BUFFER_UPSTREAM, 0, size);
   if (data == 0) return close(conn, mProtocol, "upstream data unreadable");
   let modified = false;
   up.len = 0;
-  let off: usize = 0;
+  let off: usize = from;
   while (off < size) {
     if (!conn.sized && conn.hdr.len == 0) {
       if (conn.pending() == 0) {
         heap.free(data);
         return close(conn, mProtocol, "upstream sent a response to no request");
       }
-      const kind = conn.slotKind[conn.head];
+      const kind = conn.headKind;
       if (kind == res.REPLACE) {
         if (!modified) { modified = true; up.append(data, off); }
-        up.append(conn.slotData[conn.head], conn.slotLen[conn.head]);
+        up.append(conn.headData, conn.headLen);
       }
     }
-    const kind = conn.slotKind[conn.head];
+    const kind = conn.headKind;
     let take: usize;
     if (!conn.sized) {
       take = min<usize>(8 - conn.hdr.len, size - off);
@@ -378,16 +486,16 @@ export function proxy_on_upstream_data(id: u32, size: usize, eos: i32): i32 {
       if (conn.hdr.len < 8) continue;
       const rlen = <i64><i32>bswap<u32>(load<u32>(conn.hdr.ptr));
       const corr = <i32>bswap<u32>(load<u32>(conn.hdr.ptr + 4));
-      if (rlen < 4 || corr != conn.slotCorr[conn.head]) {
+      if (rlen < 4 || corr != conn.headCorr) {
         heap.free(data);
-        return close(conn, mProtocol, "upstream response out of order or malformed (correlation id " + corr.toString() + ", expected " + conn.slotCorr[conn.head].toString() + ")");
+        return close(conn, mProtocol, "upstream response out of order or malformed (correlation id " + corr.toString() + ", expected " + conn.headCorr.toString() + ")");
       }
       conn.remain = <usize>(rlen - 4);
       conn.sized = true;
     } else conn.remain -= take;
     if (conn.sized && conn.remain == 0) {
       if (kind == res.MERGE_METADATA) {
-        if (!res.mergeMetadata(conn.merge.ptr, conn.merge.len, conn.slotVersion[conn.head], conn.slotData[conn.head], conn.slotLen[conn.head])) {
+        if (!res.mergeMetadata(conn.merge.ptr, conn.merge.len, conn.headVersion, conn.headData, conn.headLen)) {
           heap.free(data);
           return close(conn, mProtocol, "carrier Metadata response not understood");
         }
@@ -397,7 +505,7 @@ export function proxy_on_upstream_data(id: u32, size: usize, eos: i32): i32 {
       } else if (kind == LEARN) {
         // A response too large to keep, or one this filter cannot read, teaches nothing: it
         // still passes (the broker's answer is the client's business), and ids stay unknown.
-        if (!conn.learnSkip) ids.learnFromMetadata(conn.name, conn.merge.ptr, conn.merge.len, conn.slotVersion[conn.head]);
+        if (!conn.learnSkip) ids.learnFromMetadata(conn.ids, conn.merge.ptr, conn.merge.len, conn.headVersion);
         conn.learnSkip = false;
         conn.merge.len = 0;
         conn.merge.shrink();

@@ -1,6 +1,7 @@
 // Kafka request framing, headers and the topic lists of the requests that carry topics.
 // Field layouts follow Apache Kafka's clients/src/main/resources/common/message/*Request.json.
 import * as r from "./reader";
+import { Words } from "./words";
 
 /** First flexible version of each API key 0..92 (request header v2 from there); -1 = never. */
 const FIRST_FLEXIBLE: StaticArray<i8> = [
@@ -37,19 +38,18 @@ export let apiVersion: i32 = 0;
 export let correlationId: i32 = 0;
 export let clientPtr: usize = 0;
 export let clientLen: i32 = -1;
-export let bodyStart: usize = 0;
 export let topicsKind: i32 = TOPICS_NONE;
 /** Produce acks (0 = no response). */
 export let acks: i32 = -1;
 /** FindCoordinator key type (0 group, 1 transaction). */
 export let keyType: i32 = 0;
 
-export const topicPtr = new Array<usize>();
-export const topicLen = new Array<i32>();
-export const topicPartStart = new Array<i32>();
-export const partitions = new Array<i32>();
-export const keyPtr = new Array<usize>();
-export const keyLen = new Array<i32>();
+export const topicPtr = new Words<usize>();
+export const topicLen = new Words<i32>();
+export const topicPartStart = new Words<i32>();
+export const partitions = new Words<i32>();
+export const keyPtr = new Words<usize>();
+export const keyLen = new Words<i32>();
 
 function addTopic(ptr: usize, len: i32): void {
   topicPtr.push(ptr);
@@ -64,17 +64,14 @@ function nameField(): void {
 }
 
 function uuidField(): void {
-  const p = r.pos;
-  r.skip(16);
-  addTopic(p, UNKNOWN_TOPIC);
+  addTopic(r.uuid(), UNKNOWN_TOPIC);
 }
 
 /**
- * Parses the header of the frame at [start, stop) (after the length prefix). False when the
- * frame is not a well-formed Kafka request header.
+ * Parses the header of the frame the reader was just reset to (after the length prefix).
+ * False when the frame is not a well-formed Kafka request header.
  */
-export function parseHeader(start: usize, stop: usize): bool {
-  r.reset(start, stop, false);
+export function parseHeader(): bool {
   apiKey = r.int16();
   apiVersion = r.int16();
   correlationId = r.int32();
@@ -86,7 +83,6 @@ export function parseHeader(start: usize, stop: usize): bool {
     r.setFlex(true);
     r.tags();
   }
-  bodyStart = r.pos;
   return !r.bad;
 }
 
@@ -207,8 +203,7 @@ function metadata(v: i32): void {
   // v0: an empty list means every topic; v1+: null does. Neither names a topic.
   for (let i = 0; i < n && !r.bad; i++) {
     if (v >= 10) {
-      const idAt = r.pos;
-      r.skip(16);
+      const idAt = r.uuid();
       r.str();
       addTopic(r.strLen < 0 ? idAt : r.strPtr, r.strLen < 0 ? UNKNOWN_TOPIC : r.strLen);
     } else nameField();
@@ -311,8 +306,7 @@ function deleteTopics(v: i32): void {
       r.str();
       const namePtr = r.strPtr;
       const nameLen = r.strLen;
-      const idAt = r.pos;
-      r.skip(16);
+      const idAt = r.uuid();
       addTopic(nameLen < 0 ? idAt : namePtr, nameLen < 0 ? UNKNOWN_TOPIC : nameLen);
       r.tags();
     } else nameField();

@@ -7,43 +7,80 @@
 import * as r from "./reader";
 
 const LIMIT: i32 = 65536;
-const names = new Map<string, ArrayBuffer>();
+let total: i32 = 0;
 
-function key(scope: string, id: usize): string {
-  let s = scope + "/";
-  for (let i: usize = 0; i < 16; i++) {
-    const b = <u32>load<u8>(id + i);
-    s += String.fromCharCode(b < 0x80 ? b + 0x100 : b);
-  }
+class Learned {
+  lo: u64 = 0;
+  name: ArrayBuffer = new ArrayBuffer(0);
+  next: Learned | null = null;
+}
+
+/** One port's ids, keyed by their first 8 bytes (chained on the rare equal first half). */
+export class Scope {
+  byHi: Map<u64, Learned> = new Map<u64, Learned>();
+}
+
+const scopes = new Map<string, Scope>();
+
+/** The ids learned on the port configuration `name` (a connection keeps it: no lookup by name per request). */
+export function scopeOf(name: string): Scope {
+  if (scopes.has(name)) return scopes.get(name);
+  const s = new Scope();
+  scopes.set(name, s);
   return s;
 }
 
-function learn(scope: string, id: usize, name: usize, len: i32): void {
+function learn(scope: Scope, id: usize, name: usize, len: i32): void {
   if (len <= 0) return;
-  let zero = true;
-  for (let i: usize = 0; i < 16; i++) if (load<u8>(id + i) != 0) zero = false;
-  if (zero) return; // Uuid.ZERO_UUID: no id
-  if (names.size >= LIMIT) names.clear();
+  const hi = load<u64>(id);
+  const lo = load<u64>(id + 8);
+  if (hi == 0 && lo == 0) return; // Uuid.ZERO_UUID: no id
+  if (total >= LIMIT) {
+    const all = scopes.values();
+    for (let i = 0; i < all.length; i++) all[i].byHi.clear();
+    total = 0;
+  }
   const b = new ArrayBuffer(len);
   memory.copy(changetype<usize>(b), name, <usize>len);
-  names.set(key(scope, id), b);
+  const first: Learned | null = scope.byHi.has(hi) ? scope.byHi.get(hi) : null;
+  let same = first;
+  while (same !== null) {
+    if (same.lo == lo) {
+      same.name = b;
+      return;
+    }
+    same = same.next;
+  }
+  const e = new Learned();
+  e.lo = lo;
+  e.name = b;
+  e.next = first;
+  scope.byHi.set(hi, e);
+  total++;
 }
 
 /** The learned name of the 16-byte id at `id`, or null. */
-export function nameOf(scope: string, id: usize): ArrayBuffer | null {
-  const k = key(scope, id);
-  return names.has(k) ? names.get(k) : null;
+export function nameOf(scope: Scope, id: usize): ArrayBuffer | null {
+  const hi = load<u64>(id);
+  if (!scope.byHi.has(hi)) return null;
+  const lo = load<u64>(id + 8);
+  let e: Learned | null = scope.byHi.get(hi);
+  while (e !== null) {
+    if (e.lo == lo) return e.name;
+    e = e.next;
+  }
+  return null;
 }
 
 export function known(): i32 {
-  return names.size;
+  return total;
 }
 
 /**
  * Reads the Metadata response frame at [ptr, ptr+n) (length prefix included) of `version`
  * (10+) and learns its topics' ids. False when it is not a well-formed Metadata response.
  */
-export function learnFromMetadata(scope: string, ptr: usize, n: usize, version: i32): bool {
+export function learnFromMetadata(scope: Scope, ptr: usize, n: usize, version: i32): bool {
   r.reset(ptr + 8, ptr + n, true); // Metadata v9+ is flexible
   r.tags();
   r.int32(); // throttle_time_ms
@@ -63,8 +100,7 @@ export function learnFromMetadata(scope: string, ptr: usize, n: usize, version: 
     r.str();
     const namePtr = r.strPtr;
     const nameLen = r.strLen;
-    const idAt = r.pos;
-    r.skip(16);
+    const idAt = r.uuid();
     r.int8(); // is_internal
     const np = r.array(1);
     for (let j = 0; j < np && !r.bad; j++) {
