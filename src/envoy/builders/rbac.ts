@@ -1,6 +1,7 @@
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet, PolicyOrigin } from '../../policy/compiled';
 import { tryParseCidr as parseCidr } from '../../net/cidr';
 import { shareText } from '../../json/shared-text';
+import { deepFreeze } from '../../json/object-id';
 import { UnenforceableError } from './unenforceable';
 
 /**
@@ -213,7 +214,7 @@ function sharedPeerMatchers(
     warnings.push(...own);
     return ids;
   }
-  const entry: SharedMatchers = { variant, any: peers.any, principals: peers.principals, cidrSets: peers.cidrSets, endpoints, ids: shareText(ids) };
+  const entry: SharedMatchers = { variant, any: peers.any, principals: peers.principals, cidrSets: peers.cidrSets, endpoints, ids: shareText(deepFreeze(ids)) };
   if (!kept) PEER_MATCHERS.set(peers.cidrs, [entry]);
   else {
     kept.push(entry);
