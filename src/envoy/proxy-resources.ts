@@ -138,7 +138,7 @@ function encodeByContent(r: GeneratedResource): EncodedResource {
     ENCODED.set(key, hit);
     return hit;
   }
-  const encoded = encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins });
+  const encoded = encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins, keepShared: true });
   ENCODED.set(key, encoded);
   if (ENCODED.size > ENCODED_LIMIT) ENCODED.delete(ENCODED.keys().next().value as string);
   return encoded;

@@ -20,6 +20,12 @@ import {
   type ValueFieldNames,
 } from './json-mapping';
 import { CompiledRules, RuleObject, ValueShape, compileRules, mergeRuleObjects } from './pgv-rules';
+import { FieldBytes, MessageBytes, encodeMessage, holdsBytes, isSharedEncoding, keepFragment, keptFragment, markHoldsBytes } from './fragments';
+
+function markedIf<T extends object>(holds: boolean, value: T): T {
+  if (holds) markHoldsBytes(value);
+  return value;
+}
 
 /**
  * The schema checker: walks Envoy JSON/YAML against the protobufjs reflection of Envoy's own
@@ -184,11 +190,20 @@ function valueNamesFor(type: protobuf.Type): ValueFieldNames {
 export interface CheckOptions {
   /** Encode Any payloads to bytes (needed to serve; the CLI checker skips it). Default true. */
   encodeAny?: boolean;
+  /**
+   * Keep the check and encoding of shared parts (`shareEncoding`) and reuse them (see
+   * fragments.ts): the converted message then holds their bytes, which only `encodeMessage`
+   * reads. Needs encodeAny. Default false.
+   */
+  keepShared?: boolean;
 }
 
 class Walker {
   readonly violations: Violation[] = [];
-  constructor(private readonly encodeAny: boolean) {}
+  constructor(
+    private readonly encodeAny: boolean,
+    private readonly keepShared: boolean,
+  ) {}
 
   private report(path: PathSegment[], message: string): void {
     this.violations.push({ path: path.slice(), message });
@@ -251,7 +266,7 @@ class Walker {
     if (!converted) return undefined;
     if (!converted.ok) return converted;
     if (!this.encodeAny || this.violations.length > before) return { ok: true, value: { type_url: url, value: Buffer.alloc(0) } };
-    const bytes = inner.encode(inner.fromObject(converted.value as Record<string, unknown>)).finish();
+    const bytes = encodeMessage(inner, converted.value as Record<string, unknown>);
     return { ok: true, value: { type_url: url, value: bytes } };
   }
 
@@ -289,6 +304,7 @@ class Walker {
       const v = this.fieldValue(info, value, path, pgv);
       path.pop();
       if (v !== undefined) out[info.name] = v;
+      if (holdsBytes(v)) markHoldsBytes(out);
     }
     if (pgv) {
       for (const o of table.requiredOneofs) {
@@ -308,33 +324,77 @@ class Walker {
     if (info.map) {
       if (!isObject(json)) return this.wrongType(path, `expected an object (map), got ${describeJson(json)}`);
       const out: Record<string, unknown> = {};
+      const keep = info.rules?.map?.values === undefined && info.keyType === 'string';
       for (const [k, v] of Object.entries(json)) {
         if (info.keyType && info.keyType !== 'string') {
           const key = info.keyType === 'bool' ? (k === 'true' || k === 'false' ? k : undefined) : /^-?\d+$/.test(k) ? k : undefined;
           if (key === undefined) this.report([...path, k], `map key "${k}" is not a ${info.keyType}`);
         }
         path.push(k);
-        const c = this.single(info, v, path, pgv);
+        const c = this.single(info, v, path, pgv, keep);
         path.pop();
         if (c !== undefined) out[k] = c;
+        if (holdsBytes(c)) markHoldsBytes(out);
       }
       return out;
     }
     if (info.repeated) {
       if (!Array.isArray(json)) return this.wrongType(path, `expected a list, got ${describeJson(json)}`);
+      // Rules that read the items (not only their number) need them converted, not as bytes.
+      const keep = info.rules?.repeated?.items === undefined && info.rules?.repeated?.unique !== true;
+      if (keep && this.keepShared && info.kind === 'message' && isSharedEncoding(json)) return this.sharedList(info, json, path, pgv);
       const out: unknown[] = [];
       for (let i = 0; i < json.length; i++) {
         path.push(i);
-        const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv);
+        const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv, keep);
         path.pop();
         out.push(c ?? SCALAR_DEFAULTS[info.kind] ?? {});
+        if (holdsBytes(c)) markHoldsBytes(out);
       }
       return out;
     }
-    return this.single(info, json, path, pgv);
+    return this.single(info, json, path, pgv, info.rules?.check === undefined);
   }
 
-  private single(info: FieldInfo, json: unknown, path: PathSegment[], pgv: boolean): unknown {
+  /**
+   * A shared list of messages: the field's bytes (every item with its tag), checked and encoded
+   * once per field and PGV (see fragments.ts); walked in place while it has violations.
+   */
+  private sharedList(info: FieldInfo, json: readonly unknown[], path: PathSegment[], pgv: boolean): unknown {
+    const parent = info.field.parent as protobuf.Type;
+    const key = `${fullNameOf(parent)}.${info.name}|${pgv}`;
+    const kept = keptFragment(json, key);
+    if (kept instanceof FieldBytes) return kept;
+    const before = this.violations.length;
+    const converted: unknown[] = [];
+    let holds = false;
+    for (let i = 0; i < json.length; i++) {
+      path.push(i);
+      const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv, true);
+      path.pop();
+      converted.push(c ?? {});
+      holds ||= holdsBytes(c);
+    }
+    if (this.violations.length > before) return converted;
+    if (holds) markHoldsBytes(converted);
+    return keepFragment(json, key, new FieldBytes(encodeMessage(parent, markedIf(holds, { [info.name]: converted })), converted.length));
+  }
+
+  /** A shared message: its bytes, checked and encoded once per type and PGV; walked in place while it has violations. */
+  private sharedMessage(type: protobuf.Type, json: object, path: PathSegment[], pgv: boolean): unknown {
+    const key = `${fullNameOf(type)}|${pgv}`;
+    const kept = keptFragment(json, key);
+    if (kept instanceof MessageBytes) return kept;
+    const before = this.violations.length;
+    const c = this.message(type, json, path, pgv);
+    if (!c) return undefined;
+    if (!c.ok) return this.wrongType(path, c.error);
+    if (this.violations.length > before || !isObject(c.value)) return c.value;
+    return keepFragment(json, key, new MessageBytes(encodeMessage(type, c.value)));
+  }
+
+  /** `keep`: the field's rules do not read this value, so a shared message may stand as its bytes. */
+  private single(info: FieldInfo, json: unknown, path: PathSegment[], pgv: boolean, keep: boolean): unknown {
     if (info.kind === 'enum') return this.enumValue(info.enumType as protobuf.Enum, json, path);
     if (info.kind !== 'message') {
       const c = convertScalar(info.kind, json);
@@ -342,6 +402,7 @@ class Walker {
     }
     if (!info.messageType) return this.wrongType(path, `unresolved message type ${info.field.type}`);
     const skip = info.rules?.skip === true;
+    if (keep && this.keepShared && isSharedEncoding(json)) return this.sharedMessage(info.messageType, json, path, pgv && !skip);
     const c = this.message(info.messageType, json, path, pgv && !skip);
     if (!c) return undefined;
     return c.ok ? c.value : this.wrongType(path, c.error);
@@ -383,10 +444,11 @@ class Walker {
     if (info.repeated) {
       const r = rules.repeated;
       const items = Array.isArray(value) ? value : [];
-      if (r && !(r.ignoreEmpty && items.length === 0)) {
-        if (r.min !== undefined && items.length < r.min)
-          this.report(path, `must have at least ${r.min} item${r.min === 1 ? '' : 's'} (min_items), has ${items.length}`);
-        if (r.max !== undefined && items.length > r.max) this.report(path, `must have at most ${r.max} items (max_items), has ${items.length}`);
+      // A kept list (only where no rule reads its items) counts as its number of items.
+      const count = value instanceof FieldBytes ? value.count : items.length;
+      if (r && !(r.ignoreEmpty && count === 0)) {
+        if (r.min !== undefined && count < r.min) this.report(path, `must have at least ${r.min} item${r.min === 1 ? '' : 's'} (min_items), has ${count}`);
+        if (r.max !== undefined && count > r.max) this.report(path, `must have at most ${r.max} items (max_items), has ${count}`);
         if (r.unique) {
           const seen = new Set<string>();
           items.forEach((it, i) => {
@@ -422,7 +484,7 @@ class Walker {
 
 /** Checks Envoy JSON for a message type; see CheckResult. */
 export function checkEnvoyJson(type: protobuf.Type, json: unknown, options: CheckOptions = {}): CheckResult {
-  const walker = new Walker(options.encodeAny !== false);
+  const walker = new Walker(options.encodeAny !== false, options.keepShared === true && options.encodeAny !== false);
   const c = walker.message(type, json, [], true);
   let message: Record<string, unknown> = {};
   if (c && !c.ok) walker.violations.unshift({ path: [], message: c.error });

@@ -16,9 +16,22 @@ interface Built {
   warnings: readonly string[];
 }
 
-const BUILT = new Map<string, Built>();
-const BUILT_LIMIT = 16384;
+// Two generations: an entry used in the last BUILT_LIMIT insertions stays (a cheap LRU).
+let recent = new Map<string, Built>();
+let older = new Map<string, Built>();
+const BUILT_LIMIT = 8192;
 const FROZEN_JSON = new WeakSet<object>();
+const CONTEXTS = new Map<string, number>();
+
+/**
+ * A short number for the text of what a build reads besides its ports (options), so the cache
+ * keys stay short: they are hashed on every build of every proxy.
+ */
+export function contextId(text: string): number {
+  let id = CONTEXTS.get(text);
+  if (id === undefined) CONTEXTS.set(text, (id = CONTEXTS.size + 1));
+  return id;
+}
 
 /**
  * A key part for these port policies (absent ones included), or undefined when one is not
@@ -37,20 +50,28 @@ export function sealedPortsKey(ports: readonly (CompiledPortPolicy | undefined)[
 /** `build`'s resource, from the cache when `key` names one already built (its warnings are told again). */
 export function builtOnce(key: string | undefined, warnings: string[], build: (warnings: string[]) => GeneratedResource): GeneratedResource {
   if (key === undefined) return build(warnings);
-  const hit = BUILT.get(key);
+  let hit = recent.get(key);
+  if (!hit) {
+    hit = older.get(key);
+    if (hit) remember(key, hit);
+  }
   if (hit) {
-    BUILT.delete(key);
-    BUILT.set(key, hit);
-    warnings.push(...hit.warnings);
+    if (hit.warnings.length > 0) warnings.push(...hit.warnings);
     return hit.resource;
   }
   const own: string[] = [];
   const resource = deepFreeze(build(own));
   FROZEN_JSON.add(resource.json);
   warnings.push(...own);
-  BUILT.set(key, { resource, warnings: own });
-  if (BUILT.size > BUILT_LIMIT) BUILT.delete(BUILT.keys().next().value as string);
+  remember(key, { resource, warnings: own });
   return resource;
+}
+
+function remember(key: string, built: Built): void {
+  recent.set(key, built);
+  if (recent.size < BUILT_LIMIT) return;
+  older = recent;
+  recent = new Map();
 }
 
 /** Whether this resource JSON came from `builtOnce` (frozen throughout: its encoding may be kept by identity). */

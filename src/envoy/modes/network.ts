@@ -8,7 +8,7 @@ import { builtOnce, sealedPortsKey } from './built-once';
 /** The resource `name` of these port entries' rules, built once per distinct set of sealed entries. */
 function resource(name: string, entries: readonly CompiledPortPolicy[], opts: ReturnType<typeof options>, warnings: string[]): GeneratedResource {
   const ports = sealedPortsKey(entries);
-  const key = ports === undefined ? undefined : `network\u0000${name}\u0000${opts.mtlsPrincipals}\u0000${ports}`;
+  const key = ports === undefined ? undefined : `n${opts.mtlsPrincipals ? 'm' : ''}${name}:${ports}`;
   return builtOnce(key, warnings, (own) => {
     const c = compileNetworkRbac(entries, opts);
     own.push(...c.warnings);
