@@ -2,14 +2,14 @@ import * as protobuf from 'protobufjs';
 import { deepFreeze } from '../json/object-id';
 
 /**
- * Checked fragments: parts of Envoy JSON that many resources share (a peer's RBAC principal, a
- * selector's list of them) are schema-checked and encoded once, and the resources that contain
+ * Checked fragments: lists of messages that many resources share (a selector's RBAC principals)
+ * are schema-checked and encoded once per field they are put in, and the resources that contain
  * them are encoded around their bytes.
  *
  * Why that is the same as checking and encoding each resource whole:
- * - the checker is compositional: walking a message value (or a repeated field's list) yields
- *   violations and a converted value that depend only on its type, its JSON and whether PGV
- *   rules apply there, never on where it sits (the path only prefixes the messages). A fragment
+ * - the checker is compositional: walking a repeated field's list yields violations and a
+ *   converted value that depend only on the field, the list's JSON and whether PGV rules apply
+ *   there, never on where it sits (the path only prefixes the messages). A fragment
  *   is frozen throughout (immutable), so a clean result for (type, JSON, PGV) is the result of
  *   walking it again; only clean results are kept, and a part with violations is walked in
  *   place every time, so its messages keep their paths. The rules of the field that holds a
@@ -24,7 +24,7 @@ import { deepFreeze } from '../json/object-id';
 
 const CANDIDATES = new WeakSet<object>();
 
-/** Marks frozen JSON (an object, or a list of objects) as shared: its check and encoding are kept. */
+/** Marks a frozen list of messages as shared: its check and encoding are kept per field it is put in. */
 export function shareEncoding<T extends object>(json: T): T {
   CANDIDATES.add(deepFreeze(json));
   return json;
@@ -32,11 +32,6 @@ export function shareEncoding<T extends object>(json: T): T {
 
 export function isSharedEncoding(json: unknown): json is object {
   return typeof json === 'object' && json !== null && CANDIDATES.has(json);
-}
-
-/** A message's bytes (no tag, no length). */
-export class MessageBytes {
-  constructor(readonly bytes: Uint8Array) {}
 }
 
 /** A repeated field's bytes: every item with its tag and length. */
@@ -47,13 +42,13 @@ export class FieldBytes {
   ) {}
 }
 
-const KEPT = new WeakMap<object, Map<string, MessageBytes | FieldBytes>>();
+const KEPT = new WeakMap<object, Map<string, FieldBytes>>();
 
-export function keptFragment(json: object, key: string): MessageBytes | FieldBytes | undefined {
+export function keptFragment(json: object, key: string): FieldBytes | undefined {
   return KEPT.get(json)?.get(key);
 }
 
-export function keepFragment<F extends MessageBytes | FieldBytes>(json: object, key: string, fragment: F): F {
+export function keepFragment(json: object, key: string, fragment: FieldBytes): FieldBytes {
   let byKey = KEPT.get(json);
   if (!byKey) KEPT.set(json, (byKey = new Map()));
   byKey.set(key, fragment);
@@ -64,7 +59,7 @@ export function keepFragment<F extends MessageBytes | FieldBytes>(json: object, 
 const HOLDS_BYTES = new WeakSet<object>();
 
 export function holdsBytes(value: unknown): boolean {
-  return value instanceof MessageBytes || value instanceof FieldBytes || (typeof value === 'object' && value !== null && HOLDS_BYTES.has(value));
+  return value instanceof FieldBytes || (typeof value === 'object' && value !== null && HOLDS_BYTES.has(value));
 }
 
 export function markHoldsBytes(value: object): void {
@@ -95,18 +90,14 @@ export function encodeMessage(type: protobuf.Type, value: Record<string, unknown
       if (field.keyType !== 'string') throw new Error(`kept bytes under the ${field.keyType}-keyed map ${field.name}`);
       for (const [k, entry] of Object.entries(v as Record<string, unknown>)) {
         const key = Buffer.from(k, 'utf8');
-        const body = messageBytes(item, entry);
+        const body = encodeMessage(item, entry as Record<string, unknown>);
         parts.push(tagged(field.id, Buffer.concat([tag(1), varint(key.length), key, tag(2), varint(body.length), body])));
       }
     } else if (v instanceof FieldBytes) parts.push(v.bytes);
-    else if (field.repeated) for (const entry of v as unknown[]) parts.push(tagged(field.id, messageBytes(item, entry)));
-    else parts.push(tagged(field.id, messageBytes(item, v)));
+    else if (field.repeated) for (const entry of v as unknown[]) parts.push(tagged(field.id, encodeMessage(item, entry as Record<string, unknown>)));
+    else parts.push(tagged(field.id, encodeMessage(item, v as Record<string, unknown>)));
   }
   return Buffer.concat(parts);
-}
-
-function messageBytes(type: protobuf.Type, value: unknown): Uint8Array {
-  return value instanceof MessageBytes ? value.bytes : encodeMessage(type, value as Record<string, unknown>);
 }
 
 /** Field `id`, length-delimited, holding `body`. */

@@ -20,7 +20,7 @@ import {
   type ValueFieldNames,
 } from './json-mapping';
 import { CompiledRules, RuleObject, ValueShape, compileRules, mergeRuleObjects } from './pgv-rules';
-import { FieldBytes, MessageBytes, encodeMessage, holdsBytes, isSharedEncoding, keepFragment, keptFragment, markHoldsBytes } from './fragments';
+import { FieldBytes, encodeMessage, holdsBytes, isSharedEncoding, keepFragment, keptFragment, markHoldsBytes } from './fragments';
 
 function markedIf<T extends object>(holds: boolean, value: T): T {
   if (holds) markHoldsBytes(value);
@@ -324,14 +324,13 @@ class Walker {
     if (info.map) {
       if (!isObject(json)) return this.wrongType(path, `expected an object (map), got ${describeJson(json)}`);
       const out: Record<string, unknown> = {};
-      const keep = info.rules?.map?.values === undefined && info.keyType === 'string';
       for (const [k, v] of Object.entries(json)) {
         if (info.keyType && info.keyType !== 'string') {
           const key = info.keyType === 'bool' ? (k === 'true' || k === 'false' ? k : undefined) : /^-?\d+$/.test(k) ? k : undefined;
           if (key === undefined) this.report([...path, k], `map key "${k}" is not a ${info.keyType}`);
         }
         path.push(k);
-        const c = this.single(info, v, path, pgv, keep);
+        const c = this.single(info, v, path, pgv);
         path.pop();
         if (c !== undefined) out[k] = c;
         if (holdsBytes(c)) markHoldsBytes(out);
@@ -346,14 +345,14 @@ class Walker {
       const out: unknown[] = [];
       for (let i = 0; i < json.length; i++) {
         path.push(i);
-        const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv, keep);
+        const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv);
         path.pop();
         out.push(c ?? SCALAR_DEFAULTS[info.kind] ?? {});
         if (holdsBytes(c)) markHoldsBytes(out);
       }
       return out;
     }
-    return this.single(info, json, path, pgv, info.rules?.check === undefined);
+    return this.single(info, json, path, pgv);
   }
 
   /**
@@ -370,7 +369,7 @@ class Walker {
     let holds = false;
     for (let i = 0; i < json.length; i++) {
       path.push(i);
-      const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv, true);
+      const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv);
       path.pop();
       converted.push(c ?? {});
       holds ||= holdsBytes(c);
@@ -380,21 +379,7 @@ class Walker {
     return keepFragment(json, key, new FieldBytes(encodeMessage(parent, markedIf(holds, { [info.name]: converted })), converted.length));
   }
 
-  /** A shared message: its bytes, checked and encoded once per type and PGV; walked in place while it has violations. */
-  private sharedMessage(type: protobuf.Type, json: object, path: PathSegment[], pgv: boolean): unknown {
-    const key = `${fullNameOf(type)}|${pgv}`;
-    const kept = keptFragment(json, key);
-    if (kept instanceof MessageBytes) return kept;
-    const before = this.violations.length;
-    const c = this.message(type, json, path, pgv);
-    if (!c) return undefined;
-    if (!c.ok) return this.wrongType(path, c.error);
-    if (this.violations.length > before || !isObject(c.value)) return c.value;
-    return keepFragment(json, key, new MessageBytes(encodeMessage(type, c.value)));
-  }
-
-  /** `keep`: the field's rules do not read this value, so a shared message may stand as its bytes. */
-  private single(info: FieldInfo, json: unknown, path: PathSegment[], pgv: boolean, keep: boolean): unknown {
+  private single(info: FieldInfo, json: unknown, path: PathSegment[], pgv: boolean): unknown {
     if (info.kind === 'enum') return this.enumValue(info.enumType as protobuf.Enum, json, path);
     if (info.kind !== 'message') {
       const c = convertScalar(info.kind, json);
@@ -402,7 +387,6 @@ class Walker {
     }
     if (!info.messageType) return this.wrongType(path, `unresolved message type ${info.field.type}`);
     const skip = info.rules?.skip === true;
-    if (keep && this.keepShared && isSharedEncoding(json)) return this.sharedMessage(info.messageType, json, path, pgv && !skip);
     const c = this.message(info.messageType, json, path, pgv && !skip);
     if (!c) return undefined;
     return c.ok ? c.value : this.wrongType(path, c.error);
