@@ -22,14 +22,11 @@ import * as path from 'path';
 import type { CompiledProxyPolicy } from '../../src/policy/compiled';
 import type { PolicyEngine } from '../../src/policy/engine';
 import type { SelectorCache } from '../../src/policy/selector-cache';
-import type { LabelSelectorSpec, PolicyResource, Resource, WorkloadResource } from '../../src/policy/model';
+import { IDENTITIES, RULES, RESOURCES, arrival } from './world';
 import type { buildProxyResourceJson, encodeGenerated } from '../../src/envoy/proxy-resources';
 import type { Snapshot } from '../../src/xds/snapshot';
 import type { RedirectConfig } from '../../src/net/capture-config';
 
-const IDENTITIES = 3000;
-const RULES = 1000;
-const APPS = 500;
 const NETWORK_RBAC_PREFIX = 'meshaccel.l4';
 
 /** The parts of a tree's dist/ the bench drives; equal in both trees. */
@@ -60,56 +57,6 @@ function loadTree(name: string, dist: string): Tree {
     redirect: capture.DEFAULT_REDIRECT_CONFIG,
   };
 }
-
-function workload(i: number, extra: Record<string, string> = {}): WorkloadResource {
-  const app = i % APPS;
-  return {
-    kind: 'Workload',
-    name: `w${i}`,
-    namespace: `ns${app % 10}`,
-    labels: { app: `app${app}`, version: `v${Math.floor(i / APPS) % 6}`, tier: `t${i % 5}`, ...extra },
-    spec: { addresses: [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`], serviceAccount: `sa${app}`, proxy: { nodeId: `node-${i}` } },
-  };
-}
-
-function rule(k: number): PolicyResource {
-  const subject = (k * 7) % APPS;
-  const peer = (k * 13 + 1) % APPS;
-  // Most peers are label selectors; every tenth is an expression-only selector (`In`/`NotIn`,
-  // no equality), which selects hundreds of identities and keeps the index honest.
-  const peers: LabelSelectorSpec[] =
-    k % 10 === 0
-      ? [
-          {
-            matchExpressions: [
-              { key: 'tier', operator: 'In' as const, values: [`t${k % 5}`, `t${(k + 1) % 5}`] },
-              { key: 'version', operator: 'NotIn' as const, values: ['v0'] },
-            ],
-          },
-        ]
-      : [{ matchLabels: { app: `app${peer}` } }, { matchLabels: { app: `app${(peer + 1) % APPS}`, version: `v${k % 6}` } }];
-  return {
-    kind: 'ClusterL7Policy',
-    name: `rule-${k}`,
-    spec: {
-      endpointSelector: { matchLabels: { app: `app${subject}` } },
-      ingress: [
-        { fromEndpoints: peers, toPorts: [{ ports: [{ port: 8080 + (k % 3), protocol: 'TCP' }], rules: { http: [{ method: 'GET', path: `/api/${k}/.*` }] } }] },
-      ],
-    },
-  };
-}
-
-/** A new label set (the `pod` label is unique) of an app that existing rules select. */
-function arrival(j: number): WorkloadResource {
-  const i = IDENTITIES + j;
-  const w = workload(j * 37, { pod: `p${i}` });
-  w.name = `new-${i}`;
-  w.spec = { ...w.spec, addresses: [`10.200.${(i >> 8) & 255}.${i & 255}`], proxy: { nodeId: `node-new-${i}` } };
-  return w;
-}
-
-const RESOURCES: Resource[] = [...Array.from({ length: IDENTITIES }, (_, i) => workload(i)), ...Array.from({ length: RULES }, (_, k) => rule(k))];
 
 function cpuMs(fn: () => void): number {
   const t0 = process.cpuUsage();
@@ -266,6 +213,7 @@ function main(): void {
   row('engine from scratch (sync of every workload and policy)', (r) => fmt(median(r.fromScratch)));
   row('identity add → affected proxies\u2019 resources rebuilt', (r) => fmt(median(r.add)));
   row('  proxies changed per add (median; min–max)', (r) => `${median(r.changed)} (${Math.min(...r.changed)}–${Math.max(...r.changed)})`);
+  row('  per proxy changed (add time / proxies changed, median)', (r) => fmt(median(r.add.map((t, i) => t / Math.max(1, r.changed[i])))));
   row('  of which network RBAC resources (check + encode)', (r) => fmt(median(r.addNetwork)));
   row('  network RBAC resources / all rebuilt (median add)', (r) => {
     const s = [...r.networkShare].sort((a, b) => a.all - b.all)[Math.floor(r.networkShare.length / 2)];

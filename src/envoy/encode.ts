@@ -2,6 +2,7 @@ import type { PolicyOrigin } from '../policy/compiled';
 import { EncodedResource, encodedResource } from '../resource/encoded';
 import { resolveEnvoyType } from './protos';
 import { Violation, checkEnvoyJson, formatViolationPath } from './schema-check';
+import { encodeMessage } from './fragments';
 
 /**
  * The only way generated Envoy JSON becomes bytes: check it against Envoy's schema first and
@@ -29,18 +30,22 @@ export function describeOrigin(o: PolicyOrigin): string {
   return `policy ${o.policy}${o.file ? ` (${o.file}${o.line ? `:${o.line}` : ''})` : ''}`;
 }
 
-/** Checks and encodes one resource; `json` is Envoy JSON without "@type" (the type URL says it). */
+/**
+ * Checks and encodes one resource; `json` is Envoy JSON without "@type" (the type URL says it).
+ * `keepShared`: the parts marked with `shareEncoding` are checked and encoded once and their
+ * bytes reused (fragments.ts says why that equals checking and encoding the whole every time).
+ */
 export function encodeEnvoyResource(
   typeUrl: string,
   name: string,
   json: unknown,
-  options: { origins?: readonly PolicyOrigin[]; ttlMs?: number } = {},
+  options: { origins?: readonly PolicyOrigin[]; ttlMs?: number; keepShared?: boolean } = {},
 ): EncodedResource {
   const typeName = typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
   const type = resolveEnvoyType(typeName);
   if (!type) throw new SchemaError(typeUrl, name, [{ path: [], message: `type ${typeUrl} does not resolve to a message in Envoy's API` }], options.origins);
-  const result = checkEnvoyJson(type, json);
+  const result = checkEnvoyJson(type, json, { keepShared: options.keepShared });
   if (result.violations.length > 0) throw new SchemaError(typeUrl, name, result.violations, options.origins);
-  const bytes = type.encode(type.fromObject(result.message)).finish();
+  const bytes = encodeMessage(type, result.message);
   return encodedResource(typeUrl, name, bytes, { ttlMs: options.ttlMs });
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'crypto';
-import type { CompiledPortPolicy, CompiledProxyPolicy } from '../policy/compiled';
+import { sealPortPolicy, type CompiledPortPolicy, type CompiledProxyPolicy } from '../policy/compiled';
 import type { EncodedResource } from '../resource/encoded';
 import { encodeEnvoyResource } from './encode';
 import { contentKey } from '../json/shared-text';
@@ -11,6 +11,7 @@ import type { Json } from './builders/rbac';
 import { DEFAULT_REDIRECT_CONFIG } from '../net/capture-config';
 import { UnenforceableError, type EnvoyMode, type GeneratedResource, type ModeBuilder, type PortsByDirection, type ProxyBuildOptions } from './modes/mode';
 import { STANDALONE } from './modes/standalone';
+import { isBuiltOnce } from './modes/built-once';
 import { kafkaFilterWasmPath } from '../kafka/wasm-path';
 
 /**
@@ -56,7 +57,8 @@ function mergeByPort(ports: readonly CompiledPortPolicy[], mode: EnvoyMode): Com
       // `policy check` and the loader refuse these; this guards compiled policies that did not come through them.
       throw new UnenforceableError(`${l7Builder(p.l7).name} rules on port ${p.port} are not enforced by Envoy in ${mode} mode`, p.rules);
     }
-    if (!prev) byPort.set(p.port, { ...p, rules: [...p.rules] });
+    // A port of one entry is that entry (sealed by the engine, it keeps what is built from it).
+    if (!prev) byPort.set(p.port, p);
     else byPort.set(p.port, { ...prev, l7: prev.l7 ?? p.l7, rules: [...prev.rules, ...p.rules] });
   }
   return [...byPort.values()].sort((a, b) => a.port - b.port);
@@ -66,8 +68,17 @@ function mergeByPort(ports: readonly CompiledPortPolicy[], mode: EnvoyMode): Com
 function withServedPorts(ports: CompiledPortPolicy[], served: readonly number[] | undefined): CompiledPortPolicy[] {
   if (!served || served.length === 0) return ports;
   const have = new Set(ports.map((p) => p.port));
-  const extra = [...new Set(served)].filter((p) => !have.has(p)).map((port): CompiledPortPolicy => ({ port, protocol: 'TCP', rules: [] }));
+  const extra = [...new Set(served)].filter((p) => !have.has(p)).map(servedOnly);
   return [...ports, ...extra].sort((a, b) => a.port - b.port);
+}
+
+const SERVED_ONLY = new Map<number, CompiledPortPolicy>();
+
+/** A served port no rule names: the same sealed entry every time. */
+function servedOnly(port: number): CompiledPortPolicy {
+  let entry = SERVED_ONLY.get(port);
+  if (!entry) SERVED_ONLY.set(port, (entry = sealPortPolicy({ port, protocol: 'TCP', rules: [] })));
+  return entry;
 }
 
 const MODES: { readonly [M in EnvoyMode]: ModeBuilder } = { standalone: STANDALONE, istio: ISTIO, grpc: GRPC };
@@ -97,16 +108,29 @@ export function buildProxyResourceJson(compiled: CompiledProxyPolicy, options: P
   return { resources: MODES[options.mode].build(portsOf(compiled, options), options, warnings), warnings };
 }
 
-/** Checks and encodes; throws SchemaError naming the policies behind the first bad resource. */
 /**
- * Checked and encoded resources by content: a proxy rebuilt after an identity change regenerates
- * all its resources' JSON, but mostly the same JSON, and the schema check and encode cost far
- * more than hashing it. Bounded; the oldest entry goes first.
+ * Checked and encoded resources, by the frozen JSON `builtOnce` shares between the proxies that
+ * serve it (what the builders rebuild keeps its encoding while they reuse it) and, for other
+ * JSON, by content: a resource rebuilt as it was before (an identity gone again, a policy put
+ * back) costs a hash, not a check. The check and encode read only type, name and JSON; the
+ * origins name the policies in a failure, which is thrown, never kept.
  */
+const ENCODED_BY_JSON = new WeakMap<object, EncodedResource>();
 const ENCODED = new Map<string, EncodedResource>();
 const ENCODED_LIMIT = 16384;
 
 function encodeOne(r: GeneratedResource): EncodedResource {
+  const kept = isBuiltOnce(r.json);
+  if (kept) {
+    const hit = ENCODED_BY_JSON.get(r.json);
+    if (hit && hit.typeUrl === r.typeUrl && hit.name === r.name) return hit;
+  }
+  const encoded = encodeByContent(r);
+  if (kept) ENCODED_BY_JSON.set(r.json, encoded);
+  return encoded;
+}
+
+function encodeByContent(r: GeneratedResource): EncodedResource {
   const key = `${r.typeUrl}\0${r.name}\0${createHash('sha256').update(contentKey(r.json)).digest('base64')}`;
   const hit = ENCODED.get(key);
   if (hit) {
@@ -114,12 +138,13 @@ function encodeOne(r: GeneratedResource): EncodedResource {
     ENCODED.set(key, hit);
     return hit;
   }
-  const encoded = encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins });
+  const encoded = encodeEnvoyResource(r.typeUrl, r.name, r.json, { origins: r.origins, keepShared: true });
   ENCODED.set(key, encoded);
   if (ENCODED.size > ENCODED_LIMIT) ENCODED.delete(ENCODED.keys().next().value as string);
   return encoded;
 }
 
+/** Checks and encodes; throws SchemaError naming the policies behind the first bad resource. */
 export function encodeGenerated(resources: readonly GeneratedResource[]): EncodedResource[] {
   return resources.map(encodeOne);
 }

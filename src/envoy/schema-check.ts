@@ -20,6 +20,12 @@ import {
   type ValueFieldNames,
 } from './json-mapping';
 import { CompiledRules, RuleObject, ValueShape, compileRules, mergeRuleObjects } from './pgv-rules';
+import { FieldBytes, encodeMessage, holdsBytes, isSharedEncoding, keepFragment, keptFragment, markHoldsBytes } from './fragments';
+
+function markedIf<T extends object>(holds: boolean, value: T): T {
+  if (holds) markHoldsBytes(value);
+  return value;
+}
 
 /**
  * The schema checker: walks Envoy JSON/YAML against the protobufjs reflection of Envoy's own
@@ -184,11 +190,20 @@ function valueNamesFor(type: protobuf.Type): ValueFieldNames {
 export interface CheckOptions {
   /** Encode Any payloads to bytes (needed to serve; the CLI checker skips it). Default true. */
   encodeAny?: boolean;
+  /**
+   * Keep the check and encoding of shared parts (`shareEncoding`) and reuse them (see
+   * fragments.ts): the converted message then holds their bytes, which only `encodeMessage`
+   * reads. Needs encodeAny. Default false.
+   */
+  keepShared?: boolean;
 }
 
 class Walker {
   readonly violations: Violation[] = [];
-  constructor(private readonly encodeAny: boolean) {}
+  constructor(
+    private readonly encodeAny: boolean,
+    private readonly keepShared: boolean,
+  ) {}
 
   private report(path: PathSegment[], message: string): void {
     this.violations.push({ path: path.slice(), message });
@@ -251,7 +266,7 @@ class Walker {
     if (!converted) return undefined;
     if (!converted.ok) return converted;
     if (!this.encodeAny || this.violations.length > before) return { ok: true, value: { type_url: url, value: Buffer.alloc(0) } };
-    const bytes = inner.encode(inner.fromObject(converted.value as Record<string, unknown>)).finish();
+    const bytes = encodeMessage(inner, converted.value as Record<string, unknown>);
     return { ok: true, value: { type_url: url, value: bytes } };
   }
 
@@ -289,6 +304,7 @@ class Walker {
       const v = this.fieldValue(info, value, path, pgv);
       path.pop();
       if (v !== undefined) out[info.name] = v;
+      if (holdsBytes(v)) markHoldsBytes(out);
     }
     if (pgv) {
       for (const o of table.requiredOneofs) {
@@ -317,21 +333,50 @@ class Walker {
         const c = this.single(info, v, path, pgv);
         path.pop();
         if (c !== undefined) out[k] = c;
+        if (holdsBytes(c)) markHoldsBytes(out);
       }
       return out;
     }
     if (info.repeated) {
       if (!Array.isArray(json)) return this.wrongType(path, `expected a list, got ${describeJson(json)}`);
+      // Rules that read the items (not only their number) need them converted, not as bytes.
+      const keep = info.rules?.repeated?.items === undefined && info.rules?.repeated?.unique !== true;
+      if (keep && this.keepShared && info.kind === 'message' && isSharedEncoding(json)) return this.sharedList(info, json, path, pgv);
       const out: unknown[] = [];
       for (let i = 0; i < json.length; i++) {
         path.push(i);
         const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv);
         path.pop();
         out.push(c ?? SCALAR_DEFAULTS[info.kind] ?? {});
+        if (holdsBytes(c)) markHoldsBytes(out);
       }
       return out;
     }
     return this.single(info, json, path, pgv);
+  }
+
+  /**
+   * A shared list of messages: the field's bytes (every item with its tag), checked and encoded
+   * once per field and PGV (see fragments.ts); walked in place while it has violations.
+   */
+  private sharedList(info: FieldInfo, json: readonly unknown[], path: PathSegment[], pgv: boolean): unknown {
+    const parent = info.field.parent as protobuf.Type;
+    const key = `${fullNameOf(parent)}.${info.name}|${pgv}`;
+    const kept = keptFragment(json, key);
+    if (kept instanceof FieldBytes) return kept;
+    const before = this.violations.length;
+    const converted: unknown[] = [];
+    let holds = false;
+    for (let i = 0; i < json.length; i++) {
+      path.push(i);
+      const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv);
+      path.pop();
+      converted.push(c ?? {});
+      holds ||= holdsBytes(c);
+    }
+    if (this.violations.length > before) return converted;
+    if (holds) markHoldsBytes(converted);
+    return keepFragment(json, key, new FieldBytes(encodeMessage(parent, markedIf(holds, { [info.name]: converted })), converted.length));
   }
 
   private single(info: FieldInfo, json: unknown, path: PathSegment[], pgv: boolean): unknown {
@@ -383,10 +428,11 @@ class Walker {
     if (info.repeated) {
       const r = rules.repeated;
       const items = Array.isArray(value) ? value : [];
-      if (r && !(r.ignoreEmpty && items.length === 0)) {
-        if (r.min !== undefined && items.length < r.min)
-          this.report(path, `must have at least ${r.min} item${r.min === 1 ? '' : 's'} (min_items), has ${items.length}`);
-        if (r.max !== undefined && items.length > r.max) this.report(path, `must have at most ${r.max} items (max_items), has ${items.length}`);
+      // A kept list (only where no rule reads its items) counts as its number of items.
+      const count = value instanceof FieldBytes ? value.count : items.length;
+      if (r && !(r.ignoreEmpty && count === 0)) {
+        if (r.min !== undefined && count < r.min) this.report(path, `must have at least ${r.min} item${r.min === 1 ? '' : 's'} (min_items), has ${count}`);
+        if (r.max !== undefined && count > r.max) this.report(path, `must have at most ${r.max} items (max_items), has ${count}`);
         if (r.unique) {
           const seen = new Set<string>();
           items.forEach((it, i) => {
@@ -422,7 +468,7 @@ class Walker {
 
 /** Checks Envoy JSON for a message type; see CheckResult. */
 export function checkEnvoyJson(type: protobuf.Type, json: unknown, options: CheckOptions = {}): CheckResult {
-  const walker = new Walker(options.encodeAny !== false);
+  const walker = new Walker(options.encodeAny !== false, options.keepShared === true && options.encodeAny !== false);
   const c = walker.message(type, json, [], true);
   let message: Record<string, unknown> = {};
   if (c && !c.ok) walker.violations.unshift({ path: [], message: c.error });

@@ -1,3 +1,5 @@
+import { deepFreeze } from '../json/object-id';
+
 /**
  * The compiled form of L7 policy for one proxy: the contract between the policy side
  * (selectors, identities, rule semantics) and the Envoy side (RBAC and listener builders).
@@ -145,4 +147,22 @@ export function l7RulesOf<K extends L7Kind>(rule: Pick<CompiledRule, 'l7'>, kind
   if (rule.l7?.kind !== kind) return undefined;
   const l7: { rules: unknown } = rule.l7;
   return l7.rules as L7RuleTypes[K][];
+}
+
+const SEALED = new WeakSet<CompiledPortPolicy>();
+
+/**
+ * Freezes a port policy whole and marks it as the engine's: a sealed port policy never changes,
+ * so what is built from it may be kept by its identity (the Envoy builders do). The engine
+ * hands the same sealed object to every proxy, and every commit, whose port has the same rules.
+ * A port policy written anywhere else (by hand, parsed from JSON) is not sealed and is built
+ * afresh each time, since its owner may still change it.
+ */
+export function sealPortPolicy(port: CompiledPortPolicy): CompiledPortPolicy {
+  SEALED.add(deepFreeze(port));
+  return port;
+}
+
+export function isSealedPortPolicy(port: CompiledPortPolicy): boolean {
+  return SEALED.has(port);
 }

@@ -1,13 +1,34 @@
-import type { CompiledProxyPolicy, CompiledRule, PeerEndpoint, PeerSet, PolicyOrigin } from './compiled';
+import {
+  sealPortPolicy,
+  type CompiledPortPolicy,
+  type CompiledProxyPolicy,
+  type CompiledRule,
+  type L7Kind,
+  type L7Rules,
+  type PeerEndpoint,
+  type PeerSet,
+  type PolicyOrigin,
+} from './compiled';
 import type { Diagnostic } from './diagnostics';
-import { copyL7, l7Protocol } from './l7';
+import { allowAllL7, copyL7, l7Protocol } from './l7';
 import { identityLabels, IdentityAllocator, type Identity } from './identities';
 import { resourceKey, resourceName, type PolicyResource, type Resource, type RuleSection, type WorkloadResource } from './model';
-import { CLUSTER_SELECTOR, compilePolicyRules, normaliseCidr, RULE_SECTIONS, ruleOrigin, type DirectionalRule, type PolicyRules } from './policy-rules';
+import {
+  CLUSTER_SELECTOR,
+  compilePolicyRules,
+  normaliseCidr,
+  RULE_SECTIONS,
+  ruleOrigin,
+  type DirectionalRule,
+  type PolicyRules,
+  type PortEntry,
+} from './policy-rules';
 import { PortTable, type L7Conflict } from './port-table';
 import { bindingKey, bindingOf, isMetadataKey, keyMatchesNode } from './proxy-binding';
 import { SelectorCache, type CachedSelector } from './selector-cache';
-import { jsonText, shareText } from '../json/shared-text';
+import { shareText } from '../json/shared-text';
+import { sameJson } from '../json/same-json';
+import { deepFreeze, objectId } from '../json/object-id';
 
 export interface EngineOptions {
   /** Trust domain of mTLS principals: `<trustDomain>/ns/<ns>/sa/<sa>`. */
@@ -48,7 +69,7 @@ interface NodeTarget {
   metadata: Readonly<Record<string, unknown>>;
   /** The binding keys it was last compiled from (two or more), sorted; empty if fewer. */
   keys: string[];
-  compiled?: { policy: CompiledProxyPolicy; json: string };
+  compiled?: { policy: CompiledProxyPolicy };
   conflicts: Diagnostic[];
 }
 
@@ -84,6 +105,26 @@ interface Materialized {
 }
 
 const DEFAULT_ALLOW_ORIGIN = '(default allow: no policy selects this workload in this direction)';
+
+const ANY_PEER: { peers: PeerSet; endpoints: readonly PeerEndpoint[] } = deepFreeze({ peers: { any: true, cidrs: [], principals: [] }, endpoints: [] });
+
+/** Variants kept per rule and port entry (one per set of local addresses; see `compiledRule`). */
+const RULE_VARIANTS = 16;
+/** Port policies kept per first rule (see `sharedPort`). */
+const PORT_VARIANTS = 8;
+
+interface RuleVariant {
+  peers: PeerSet;
+  endpoints: readonly PeerEndpoint[];
+  local: string;
+  rule: CompiledRule;
+}
+
+function keep<T>(list: T[], item: T, limit: number): T {
+  list.push(item);
+  if (list.length > limit) list.shift();
+  return item;
+}
 
 function workloadFingerprint(w: WorkloadResource): string {
   return JSON.stringify([w.labels, w.spec]);
@@ -122,7 +163,7 @@ export class PolicyEngine {
   private readonly identityWorkloads = new Map<number, Set<WorkloadRecord>>();
   private readonly proxyWorkloads = new Map<string, Set<WorkloadRecord>>();
   private readonly peerMaterialized = new Map<CachedSelector, Materialized>();
-  private readonly compiled = new Map<string, { policy: CompiledProxyPolicy; json: string }>();
+  private readonly compiled = new Map<string, { policy: CompiledProxyPolicy }>();
   private readonly dirty = new Set<string>();
   /** Policies whose peers changed; expanded to their subjects' proxies when the dirty set is read. */
   private readonly dirtyPolicies = new Set<PolicyRecord>();
@@ -352,7 +393,7 @@ export class PolicyEngine {
 
   /** `commit` one compile at a time (see `syncSteps`): it pauses after each proxy and node. */
   *commitSteps(): Generator<void, CommitResult> {
-    const results: { key: string; policy: CompiledProxyPolicy; json: string }[] = [];
+    const results: { key: string; policy: CompiledProxyPolicy }[] = [];
     const removed: string[] = [];
     const conflicts: Diagnostic[] = [];
     this.expandDirtyPolicies();
@@ -367,8 +408,9 @@ export class PolicyEngine {
         conflicts.push(...result.conflicts.map((c) => conflictDiagnostic(key, c, this.policyByName(c.second.origin.policy))));
         continue;
       }
-      const json = jsonText(result.policy);
-      if (this.compiled.get(key)?.json !== json) results.push({ key, policy: result.policy, json });
+      // Exactly "its JSON text differs", without writing it: unchanged parts are the same objects.
+      const old = this.compiled.get(key);
+      if (!old || !sameJson(old.policy, result.policy)) results.push({ key, policy: result.policy });
     }
     const nodeResults: { nodeId: string; target: NodeTarget }[] = [];
     for (const [nodeId, node] of this.nodes) {
@@ -383,11 +425,11 @@ export class PolicyEngine {
     }
     if (conflicts.length > 0) return { changed: [], removed: [], conflicts, nodes: [] };
     for (const key of removed) this.compiled.delete(key);
-    for (const r of results) this.compiled.set(r.key, { policy: r.policy, json: r.json });
+    for (const r of results) this.compiled.set(r.key, { policy: r.policy });
     const nodes: string[] = [];
     for (const { nodeId, target } of nodeResults) {
       const old = this.nodes.get(nodeId) as NodeTarget;
-      if (old.compiled?.json !== target.compiled?.json || old.conflicts.length !== target.conflicts.length) nodes.push(nodeId);
+      if (!sameJson(old.compiled?.policy, target.compiled?.policy) || old.conflicts.length !== target.conflicts.length) nodes.push(nodeId);
       this.nodes.set(nodeId, target);
     }
     this.dirty.clear();
@@ -471,7 +513,7 @@ export class PolicyEngine {
     if (result.conflicts.length > 0) {
       return { keys, conflicts: result.conflicts.map((c) => conflictDiagnostic(nodeId, c, this.policyByName(c.second.origin.policy), keys)) };
     }
-    return { keys, compiled: { policy: result.policy, json: jsonText(result.policy) }, conflicts: [] };
+    return { keys, compiled: { policy: result.policy }, conflicts: [] };
   }
 
   /** Compiles one proxy's policy from the current state without storing it. */
@@ -504,11 +546,12 @@ export class PolicyEngine {
     }
     const localOf = (ws: readonly WorkloadRecord[]): string[] | undefined =>
       ws.length === workloads.length ? undefined : sortedUnique(ws.flatMap((w) => w.cidrs));
+    const fill = (r: CompiledRule, kind: L7Kind): CompiledRule => this.allowingAllL7(r, kind);
     const tables: Record<RuleSection, PortTable> = {
-      ingress: new PortTable(),
-      egress: new PortTable(),
-      ingressDeny: new PortTable(),
-      egressDeny: new PortTable(),
+      ingress: new PortTable(fill),
+      egress: new PortTable(fill),
+      ingressDeny: new PortTable(fill),
+      egressDeny: new PortTable(fill),
     };
     const ordered = [...applicable].sort((a, b) => (a[0].rules.key < b[0].rules.key ? -1 : 1));
     for (const [p, ws] of ordered) {
@@ -517,37 +560,31 @@ export class PolicyEngine {
         const peersOf = p.peers[dir];
         p.rules[dir].forEach((r, i) => {
           const { peers, endpoints } = this.peerSet(r, peersOf[i], p.world);
-          const base: CompiledRule = { origin: { ...r.origin }, peers };
-          if (endpoints.length > 0) base.peerEndpoints = endpoints;
-          if (local) base.local = local;
-          if (r.ports.length === 0) tables[dir].add(0, 'ANY', { ...base });
-          for (const e of r.ports) {
-            const rule: CompiledRule = { ...base };
-            if (e.l7) rule.l7 = copyL7(e.l7);
-            tables[dir].add(e.port, e.protocol, rule);
-          }
+          if (r.ports.length === 0) tables[dir].add(0, 'ANY', this.compiledRule(r, undefined, peers, endpoints, local));
+          for (const e of r.ports) tables[dir].add(e.port, e.protocol, this.compiledRule(r, e, peers, endpoints, local));
         });
       }
     }
     for (const dir of ['ingress', 'egress'] as const) {
       const open = workloads.filter((w) => !enforced[dir].has(w));
       if (open.length === 0) continue;
-      const rule: CompiledRule = { origin: { policy: DEFAULT_ALLOW_ORIGIN }, peers: { any: true, cidrs: [], principals: [] } };
-      const local = localOf(open);
-      if (local) rule.local = local;
-      tables[dir].add(0, 'ANY', rule);
+      tables[dir].add(0, 'ANY', this.defaultAllowRule(localOf(open)));
     }
+    const conflicts = [...tables.ingress.conflicts, ...tables.egress.conflicts];
+    // With a clash nothing is served, so nothing is shared either (a port may have lost its rule).
+    const finish = (t: PortTable): CompiledPortPolicy[] =>
+      Object.freeze(t.finish().map((port) => (conflicts.length > 0 ? port : this.sharedPort(port)))) as CompiledPortPolicy[];
     const policy: CompiledProxyPolicy = {
       nodeId,
-      workloads: workloads.map((w) => resourceName(w.resource)),
-      ingress: tables.ingress.finish(),
-      egress: tables.egress.finish(),
+      workloads: Object.freeze(workloads.map((w) => resourceName(w.resource))) as string[],
+      ingress: finish(tables.ingress),
+      egress: finish(tables.egress),
     };
-    const ingressDeny = tables.ingressDeny.finish();
-    const egressDeny = tables.egressDeny.finish();
+    const ingressDeny = finish(tables.ingressDeny);
+    const egressDeny = finish(tables.egressDeny);
     if (ingressDeny.length > 0) policy.ingressDeny = ingressDeny;
     if (egressDeny.length > 0) policy.egressDeny = egressDeny;
-    return { policy, conflicts: [...tables.ingress.conflicts, ...tables.egress.conflicts] };
+    return { policy: Object.freeze(policy), conflicts };
   }
 
   /**
@@ -565,7 +602,7 @@ export class PolicyEngine {
     selectors: readonly CachedSelector[],
     world: CachedSelector | undefined,
   ): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } {
-    if (rule.any) return { peers: { any: true, cidrs: [], principals: [] }, endpoints: [] };
+    if (rule.any) return ANY_PEER;
     const inputs = selectors.map((cs) => this.materialize(cs));
     if (rule.world && world) inputs.push(this.materialize(world));
     const cached = this.resolvedPeers.get(rule);
@@ -588,7 +625,7 @@ export class PolicyEngine {
     }
     // Shared by every proxy the rule applies to, and by their compiled policies' text.
     const withExtras = (p: PeerSet, endpoints: readonly PeerEndpoint[]): { peers: PeerSet; endpoints: readonly PeerEndpoint[] } => ({
-      peers: shareText(sets.length > 0 ? { ...p, cidrSets: sets } : p),
+      peers: shareText(deepFreeze(sets.length > 0 ? { ...p, cidrSets: sets } : p)),
       endpoints,
     });
     if (selectors.length === 1 && rule.cidrs.length === 0) {
@@ -605,6 +642,84 @@ export class PolicyEngine {
       for (const e of m.endpoints) endpoints.set(`${e.principal}|${e.cidrs.join(',')}`, e);
     }
     return withExtras({ any: false, cidrs: sortedUnique(cidrs), principals: sortedUnique(principals) }, shareText([...endpoints.values()]));
+  }
+
+  /**
+   * The compiled rules, and the port policies made of them, are frozen and shared: a rule whose
+   * peers did not change is the same object in every proxy it applies to and in every commit,
+   * and so is a port whose rules are the same objects. Commit's change test and the Envoy
+   * builders' caches then see an unchanged part by identity (`sealPortPolicy`). Kept per
+   * source rule, so they go with it.
+   */
+  private readonly compiledRules = new WeakMap<DirectionalRule, Map<PortEntry | undefined, RuleVariant[]>>();
+  private readonly frozenOrigins = new WeakMap<DirectionalRule, PolicyOrigin>();
+  private readonly frozenL7 = new WeakMap<PortEntry, L7Rules>();
+  private readonly filledRules = new WeakMap<CompiledRule, Partial<Record<L7Kind, CompiledRule>>>();
+  private readonly defaultAllowRules = new Map<string, CompiledRule>();
+  private readonly sharedPorts = new WeakMap<CompiledRule, Map<string, CompiledPortPolicy>>();
+
+  private compiledRule(
+    r: DirectionalRule,
+    entry: PortEntry | undefined,
+    peers: PeerSet,
+    endpoints: readonly PeerEndpoint[],
+    local: string[] | undefined,
+  ): CompiledRule {
+    let byEntry = this.compiledRules.get(r);
+    if (!byEntry) this.compiledRules.set(r, (byEntry = new Map()));
+    let variants = byEntry.get(entry);
+    if (!variants) byEntry.set(entry, (variants = []));
+    const localKey = local === undefined ? '' : `\u0000${local.join(',')}`;
+    const at = variants.findIndex((v) => v.local === localKey);
+    const hit = at >= 0 ? variants[at] : undefined;
+    if (hit && hit.peers === peers && hit.endpoints === endpoints) return hit.rule;
+    // The peers of this variant changed: the old rule is not wanted any more.
+    if (at >= 0) variants.splice(at, 1);
+    let origin = this.frozenOrigins.get(r);
+    if (!origin) this.frozenOrigins.set(r, (origin = deepFreeze({ ...r.origin })));
+    const rule: CompiledRule = { origin, peers };
+    if (endpoints.length > 0) rule.peerEndpoints = endpoints;
+    if (local) rule.local = Object.freeze(local) as string[];
+    if (entry?.l7) {
+      let l7 = this.frozenL7.get(entry);
+      if (!l7) this.frozenL7.set(entry, (l7 = deepFreeze(copyL7(entry.l7))));
+      rule.l7 = l7;
+    }
+    return keep(variants, { peers, endpoints, local: localKey, rule: Object.freeze(rule) }, RULE_VARIANTS).rule;
+  }
+
+  /** A rule without L7 rules on a port with them (Cilium: it allows all of that protocol). */
+  private allowingAllL7(r: CompiledRule, kind: L7Kind): CompiledRule {
+    if (r.l7) return r;
+    let filled = this.filledRules.get(r);
+    if (!filled) this.filledRules.set(r, (filled = {}));
+    return (filled[kind] ??= Object.freeze({ ...r, l7: deepFreeze(allowAllL7(kind)) }));
+  }
+
+  private defaultAllowRule(local: string[] | undefined): CompiledRule {
+    const key = local === undefined ? '' : `\u0000${local.join(',')}`;
+    let rule = this.defaultAllowRules.get(key);
+    if (!rule) {
+      rule = { origin: deepFreeze({ policy: DEFAULT_ALLOW_ORIGIN }), peers: ANY_PEER.peers };
+      if (local) rule.local = Object.freeze(local) as string[];
+      if (this.defaultAllowRules.size >= 1024) this.defaultAllowRules.delete(this.defaultAllowRules.keys().next().value as string);
+      this.defaultAllowRules.set(key, Object.freeze(rule));
+    }
+    return rule;
+  }
+
+  /** The shared port policy with these rules (the same objects, in this order), made from `port` if there is none. */
+  private sharedPort(port: CompiledPortPolicy): CompiledPortPolicy {
+    const first = port.rules[0];
+    if (!first) return port;
+    let byKey = this.sharedPorts.get(first);
+    if (!byKey) this.sharedPorts.set(first, (byKey = new Map()));
+    const key = `${port.port}/${port.protocol}/${port.l7 ?? ''}/${port.rules.map(objectId).join(',')}`;
+    const hit = byKey.get(key);
+    if (hit) return hit;
+    if (byKey.size >= PORT_VARIANTS) byKey.delete(byKey.keys().next().value as string);
+    byKey.set(key, sealPortPolicy(port));
+    return port;
   }
 
   /** Addresses and principals of a selector's identities, cached until its peers change. */

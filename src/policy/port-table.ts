@@ -1,5 +1,4 @@
-import type { CompiledPortPolicy, CompiledRule } from './compiled';
-import { allowAllL7 } from './l7';
+import type { CompiledPortPolicy, CompiledRule, L7Kind } from './compiled';
 
 /** An L7 parser clash: one port of one proxy with rules of one L7 protocol from one place and of another from elsewhere. */
 export interface L7Conflict {
@@ -20,6 +19,9 @@ export class PortTable {
   /** The first L7 rule per listening port: TCP and ANY entries of a port share one. */
   private readonly l7Source = new Map<string, CompiledRule>();
   readonly conflicts: L7Conflict[] = [];
+
+  /** `fill(rule, kind)`: the rule, given no L7 rules of its own, allowing all of `kind` (the engine reuses its results). */
+  constructor(private readonly fill: (rule: CompiledRule, kind: L7Kind) => CompiledRule) {}
 
   add(port: number, protocol: CompiledPortPolicy['protocol'], rule: CompiledRule): void {
     const key = `${port}/${protocol}`;
@@ -47,7 +49,7 @@ export class PortTable {
     for (const entry of all) {
       const kind = entry.l7;
       if (kind === undefined) continue;
-      const fill = (r: CompiledRule): CompiledRule => (r.l7 ? r : { ...r, l7: allowAllL7(kind) });
+      const fill = (r: CompiledRule): CompiledRule => this.fill(r, kind);
       entry.rules = entry.rules.map(fill);
       if (wildcard && entry !== wildcard) entry.rules.push(...wildcard.rules.map(fill));
     }

@@ -5,6 +5,7 @@ import type { CompiledProxyPolicy } from '../../src/policy/compiled';
 import { PolicyEngine } from '../../src/policy/engine';
 import type { PolicyResource, Resource, WorkloadResource } from '../../src/policy/model';
 import { prng } from '../helpers/prng';
+import { referenceEncoding, servedEncoding } from '../helpers/reference-encoding';
 
 const APPS = ['a', 'b', 'c', 'd'];
 
@@ -34,8 +35,10 @@ function policy(name: string, rand: (n: number) => number): PolicyResource {
   };
 }
 
+const STANDALONE = { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG } as const;
+
 function served(e: PolicyEngine, key: string): string {
-  return JSON.stringify(buildProxyResourceJson(e.proxy(key) as CompiledProxyPolicy, { mode: 'standalone', redirect: DEFAULT_REDIRECT_CONFIG }).resources);
+  return JSON.stringify(buildProxyResourceJson(e.proxy(key) as CompiledProxyPolicy, STANDALONE).resources);
 }
 
 describe('Envoy resources after incremental changes', () => {
@@ -77,13 +80,19 @@ describe('Envoy resources after incremental changes', () => {
       }
       const { changed } = e.commit();
       // Built as a server would, after each change: the builders' shared fragments carry over.
-      for (const key of changed) served(e, key);
+      for (const key of changed) servedEncoding(e.proxy(key) as CompiledProxyPolicy, STANDALONE);
       const fresh = new PolicyEngine();
       fresh.sync([...live.values()]);
       fresh.commit();
       assert.deepEqual([...e.proxies().keys()].sort(), [...fresh.proxies().keys()].sort(), `step ${step}: proxies`);
       for (const key of e.proxies().keys()) {
         assert.equal(served(e, key), served(fresh, key), `step ${step}: resources of ${key}`);
+        // And the bytes: what the serving path kept encoded equals checking and encoding afresh.
+        assert.deepEqual(
+          servedEncoding(e.proxy(key) as CompiledProxyPolicy, STANDALONE),
+          referenceEncoding(fresh.proxy(key) as CompiledProxyPolicy, STANDALONE),
+          `step ${step}: encoded resources of ${key}`,
+        );
         compared++;
       }
     }

@@ -1,4 +1,5 @@
 import type { Json } from './rbac';
+import { deepFreeze } from '../../json/object-id';
 
 /**
  * ECDS plumbing: the RBAC config travels as its own TypedExtensionConfig resource and the
@@ -21,7 +22,7 @@ export function typedExtensionConfig(name: string, typeUrl: string, config: Json
   return { name, typed_config: withType(typeUrl, config) };
 }
 
-export const ADS_CONFIG_SOURCE: Json = Object.freeze({ ads: {}, resource_api_version: 'V3' });
+export const ADS_CONFIG_SOURCE: Json = deepFreeze({ ads: {}, resource_api_version: 'V3' });
 
 /**
  * An HTTP filter whose config comes from ECDS over ADS. The filter name is the ECDS resource

@@ -117,9 +117,14 @@ export function l7Builder(kind: L7Kind): L7Builder {
 }
 
 /** Every protocol's enforcement in `mode`. */
-export function l7Enforcements(mode: EnforcementMode): L7Enforcement[] {
-  return Object.values(BUILDERS).flatMap((b) => (b.enforcement?.modes.includes(mode) ? [b.enforcement] : []));
+export function l7Enforcements(mode: EnforcementMode): readonly L7Enforcement[] {
+  // Asked on every build of every proxy: the registry does not change.
+  let list = ENFORCEMENTS.get(mode);
+  if (!list) ENFORCEMENTS.set(mode, (list = Object.values(BUILDERS).flatMap((b) => (b.enforcement?.modes.includes(mode) ? [b.enforcement] : []))));
+  return list;
 }
+
+const ENFORCEMENTS = new Map<EnforcementMode, readonly L7Enforcement[]>();
 
 /** Whether `mode` enforces this kind of L7 rules. */
 export function l7EnforcedIn(kind: L7Kind, mode: EnforcementMode): boolean {

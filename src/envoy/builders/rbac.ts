@@ -1,6 +1,8 @@
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet, PolicyOrigin } from '../../policy/compiled';
 import { tryParseCidr as parseCidr } from '../../net/cidr';
 import { shareText } from '../../json/shared-text';
+import { shareEncoding } from '../fragments';
+import { deepFreeze } from '../../json/object-id';
 import { UnenforceableError } from './unenforceable';
 
 /**
@@ -102,6 +104,43 @@ export function cidrRange(cidr: string): Json | undefined {
   return c && { address_prefix: c.address, prefix_len: c.prefix };
 }
 
+/**
+ * `{[field]: CidrRange}` per address, the same frozen object every time it is asked for (a
+ * workload's address is a peer in many rules, a selector's list is rebuilt whenever one of its
+ * identities changes). Undefined for a malformed CIDR.
+ */
+const ADDRESS_MATCHERS = { recent: new Map<string, Json | null>(), older: new Map<string, Json | null>() };
+const ADDRESS_MATCHERS_LIMIT = 65536;
+
+function addressMatcher(field: 'direct_remote_ip' | 'destination_ip', cidr: string): Json | undefined {
+  const key = `${field} ${cidr}`;
+  let m = ADDRESS_MATCHERS.recent.get(key);
+  if (m === undefined) {
+    m = ADDRESS_MATCHERS.older.get(key);
+    if (m === undefined) {
+      const range = cidrRange(cidr);
+      m = range ? deepFreeze({ [field]: range }) : null;
+    }
+    ADDRESS_MATCHERS.recent.set(key, m);
+    if (ADDRESS_MATCHERS.recent.size >= ADDRESS_MATCHERS_LIMIT) {
+      ADDRESS_MATCHERS.older = ADDRESS_MATCHERS.recent;
+      ADDRESS_MATCHERS.recent = new Map();
+    }
+  }
+  return m ?? undefined;
+}
+
+function addressMatchers(field: 'direct_remote_ip' | 'destination_ip', cidrs: readonly string[], origin: PolicyOrigin, warnings: string[]): Json[] {
+  const out: Json[] = [];
+  for (const c of cidrs) {
+    const m = addressMatcher(field, c);
+    // Dropping a peer from an ALLOW policy only narrows access: fail closed, and say so.
+    if (m) out.push(m);
+    else warnings.push(`policy ${origin.policy}: "${c}" is not a CIDR; that peer is not allowed`);
+  }
+  return out;
+}
+
 function cidrRanges(cidrs: readonly string[], origin: PolicyOrigin, warnings: string[]): Json[] {
   const out: Json[] = [];
   for (const c of cidrs) {
@@ -146,7 +185,7 @@ function peerPrincipals(
   if (mtls && exact && endpoints) return exactPeers(peers, endpoints, origin, warnings);
   // direct_remote_ip, not remote_ip: Envoy derives remote_ip from X-Forwarded-For unless the
   // HCM sets use_remote_address, so a client could claim any peer address in a header.
-  const ids: Json[] = cidrRanges(peers.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
+  const ids: Json[] = addressMatchers('direct_remote_ip', peers.cidrs, origin, warnings);
   ids.push(...cidrSetMatchers(peers, origin, warnings, 'principal'));
   if (mtls) for (const p of peers.principals) ids.push({ authenticated: { principal_name: { exact: spiffeUri(p) } } });
   return ids;
@@ -159,14 +198,15 @@ function peerPrincipals(
  */
 function exactPeers(peers: PeerSet, endpoints: readonly PeerEndpoint[], origin: PolicyOrigin, warnings: string[]): Json[] {
   const endpointCidrs = new Set(endpoints.flatMap((e) => e.cidrs));
-  const ids: Json[] = cidrRanges(
+  const ids: Json[] = addressMatchers(
+    'direct_remote_ip',
     peers.cidrs.filter((c) => !endpointCidrs.has(c)),
     origin,
     warnings,
-  ).map((r) => ({ direct_remote_ip: r }));
+  );
   ids.push(...cidrSetMatchers(peers, origin, warnings, 'principal'));
   for (const e of endpoints) {
-    const addresses = cidrRanges(e.cidrs, origin, warnings).map((r) => ({ direct_remote_ip: r }));
+    const addresses = addressMatchers('direct_remote_ip', e.cidrs, origin, warnings);
     if (addresses.length === 0) continue;
     const principal = { authenticated: { principal_name: { exact: spiffeUri(e.principal) } } };
     ids.push({ and_ids: { ids: [principal, addresses.length === 1 ? addresses[0] : { or_ids: { ids: addresses } }] } });
@@ -192,6 +232,8 @@ interface SharedMatchers {
 }
 
 const PEER_MATCHERS = new WeakMap<readonly string[], SharedMatchers[]>();
+/** Peer lists this long or longer keep their checked encoding (`shareEncoding`). */
+const SHARED_ENCODING_MIN = 64;
 /** Distinct variants kept per address list: a few per mode and direction. */
 const PEER_MATCHER_VARIANTS = 8;
 
@@ -213,7 +255,10 @@ function sharedPeerMatchers(
     warnings.push(...own);
     return ids;
   }
-  const entry: SharedMatchers = { variant, any: peers.any, principals: peers.principals, cidrSets: peers.cidrSets, endpoints, ids: shareText(ids) };
+  // Shared by every RBAC of these peers. A long list's check and encoding are kept too; for a
+  // short one, encoding the resources around kept bytes costs more than encoding them whole.
+  const frozen = ids.length >= SHARED_ENCODING_MIN ? shareEncoding(ids) : deepFreeze(ids);
+  const entry: SharedMatchers = { variant, any: peers.any, principals: peers.principals, cidrSets: peers.cidrSets, endpoints, ids: shareText(frozen) };
   if (!kept) PEER_MATCHERS.set(peers.cidrs, [entry]);
   else {
     kept.push(entry);
@@ -285,7 +330,7 @@ export function addRbacPolicies(
       const destinations = rule.peers.any
         ? []
         : sharedPeerMatchers(rule.peers, undefined, 'destinations', warnings, (w) => [
-            ...cidrRanges(rule.peers.cidrs, rule.origin, w).map((r) => ({ destination_ip: r })),
+            ...addressMatchers('destination_ip', rule.peers.cidrs, rule.origin, w),
             ...cidrSetMatchers(rule.peers, rule.origin, w, 'permission'),
           ]);
       permissions = rule.peers.any ? [l7] : destinations.length === 0 ? [] : [andPermissions([orPermissions(destinations), l7])];

@@ -3,16 +3,23 @@ import { TypeUrl } from '../../resource/type-urls';
 import { type Direction, typedExtensionConfig } from '../builders/ecds';
 import { NETWORK_RBAC_TYPE_URL, compileNetworkRbac, networkDenyName, networkRbacName } from '../builders/network-rbac';
 import type { GeneratedResource } from './mode';
+import { builtOnce, sealedPortsKey } from './built-once';
 
-function resource(name: string, c: ReturnType<typeof compileNetworkRbac>, warnings: string[]): GeneratedResource {
-  warnings.push(...c.warnings);
-  return {
-    typeUrl: TypeUrl.ExtensionConfig,
-    name,
-    json: typedExtensionConfig(name, NETWORK_RBAC_TYPE_URL, c.rbac),
-    origins: c.origins,
-    policyOrigins: c.policyOrigins,
-  };
+/** The resource `name` of these port entries' rules, built once per distinct set of sealed entries. */
+function resource(name: string, entries: readonly CompiledPortPolicy[], opts: ReturnType<typeof options>, warnings: string[]): GeneratedResource {
+  const ports = sealedPortsKey(entries);
+  const key = ports === undefined ? undefined : `n${opts.mtlsPrincipals ? 'm' : ''}${name}:${ports}`;
+  return builtOnce(key, warnings, (own) => {
+    const c = compileNetworkRbac(entries, opts);
+    own.push(...c.warnings);
+    return {
+      typeUrl: TypeUrl.ExtensionConfig,
+      name,
+      json: typedExtensionConfig(name, NETWORK_RBAC_TYPE_URL, c.rbac),
+      origins: c.origins,
+      policyOrigins: c.policyOrigins,
+    };
+  });
 }
 
 const options = (direction: Direction, mtls: boolean, action: 'ALLOW' | 'DENY', portConditions: boolean, scope: string) => ({
@@ -38,11 +45,11 @@ export function networkRbacResources(
 ): GeneratedResource[] {
   const out: GeneratedResource[] = [];
   for (const p of ports.chained) {
-    out.push(resource(networkRbacName(direction, p.port), compileNetworkRbac([p], options(direction, mtls, 'ALLOW', false, String(p.port))), warnings));
+    out.push(resource(networkRbacName(direction, p.port), [p], options(direction, mtls, 'ALLOW', false, String(p.port)), warnings));
   }
   const other = ports.wildcard ? [...ports.other, ports.wildcard] : [...ports.other];
-  out.push(resource(networkRbacName(direction, 'default'), compileNetworkRbac(other, options(direction, mtls, 'ALLOW', true, 'default')), warnings));
-  out.push(resource(networkDenyName(direction), compileNetworkRbac(ports.deny, options(direction, mtls, 'DENY', true, 'deny')), warnings));
+  out.push(resource(networkRbacName(direction, 'default'), other, options(direction, mtls, 'ALLOW', true, 'default'), warnings));
+  out.push(resource(networkDenyName(direction), ports.deny, options(direction, mtls, 'DENY', true, 'deny'), warnings));
   return out;
 }
 
@@ -58,5 +65,5 @@ export function allChainsRbacResource(
   warnings: string[],
 ): GeneratedResource {
   const all = wildcard ? [...ports, wildcard] : [...ports];
-  return resource(networkRbacName(direction, 'all'), compileNetworkRbac(all, options(direction, mtls, 'ALLOW', true, 'all')), warnings);
+  return resource(networkRbacName(direction, 'all'), all, options(direction, mtls, 'ALLOW', true, 'all'), warnings);
 }
