@@ -1,19 +1,60 @@
 import type { Identity } from './identities';
+import { LABEL_IDS } from './label-ids';
 import type { Selector } from './selector';
+
+/** The identities a cached selector selects: their ids, iterated in ascending order. */
+export interface Selection extends Iterable<number> {
+  readonly size: number;
+  has(id: number): boolean;
+}
 
 /** A selector in use, with the identities it currently selects. */
 export interface CachedSelector {
   readonly selector: Selector;
-  /** Identity ids; kept current by the cache as identities come and go. */
-  readonly selected: Set<number>;
+  /** Kept current by the cache as identities come and go. */
+  readonly selected: Selection;
   /** How many policy rules use this selector; the entry is dropped at zero. */
   refs: number;
 }
 
-interface IdentityEntry {
-  readonly identity: Identity;
-  /** The selectors in use that select it (a selector appears once). */
-  readonly selectors: CachedSelector[];
+/** First position in an ascending list whose value is not below `id`. */
+function lowerBound(list: readonly number[], id: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Identity ids in ascending order: appends are the common case, since allocators count up. */
+class SortedIds implements Selection {
+  constructor(readonly ids: number[]) {}
+
+  get size(): number {
+    return this.ids.length;
+  }
+
+  has(id: number): boolean {
+    return this.ids[lowerBound(this.ids, id)] === id;
+  }
+
+  [Symbol.iterator](): IterableIterator<number> {
+    return this.ids.values();
+  }
+
+  insert(id: number): void {
+    const { ids } = this;
+    if (ids.length === 0 || ids[ids.length - 1] < id) ids.push(id);
+    else ids.splice(lowerBound(ids, id), 0, id);
+  }
+
+  remove(id: number): void {
+    const i = lowerBound(this.ids, id);
+    if (this.ids[i] === id) this.ids.splice(i, 1);
+  }
 }
 
 /** Removes one occurrence by swapping the last element in: these lists are unordered. */
@@ -24,11 +65,44 @@ function removeUnordered<T>(list: T[], value: T): void {
   if (i < list.length) list[i] = last;
 }
 
-function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
-  const list = map.get(key);
-  if (list) list.push(value);
-  else map.set(key, [value]);
+// A selector's terms other than the one it is filed under, compiled to a flat program over
+// the cache's label columns: [op, key id, operands...].
+const EQ = 0; // [EQ, key, label]: the identity carries the label
+const NE = 1; // [NE, key, label]: it does not (one value of a NotIn)
+const IN = 2; // [IN, key, n, label × n]: it carries one of them
+const PRESENT = 3; // [PRESENT, key]
+const ABSENT = 4; // [ABSENT, key]
+
+/** No label of that key, in a column. */
+const NONE = -1;
+
+class CachedEntry implements CachedSelector {
+  refs = 1;
+
+  constructor(
+    readonly selector: Selector,
+    readonly selected: SortedIds,
+    /** What an identity found through the filing must still meet; empty: nothing. */
+    readonly residual: readonly number[],
+    /** The label ids it is filed under (all it selects carry one); undefined: tested against every identity. */
+    readonly filedUnder: readonly number[] | undefined,
+    /** Label ids and key ids its terms hold, released with the entry. */
+    readonly labels: readonly number[],
+    readonly keys: readonly number[],
+  ) {}
 }
+
+/** The identities carrying each label of one key, grouped by label: slots of the cache. */
+interface KeyPostings {
+  /** Until an identity with this key comes or goes. */
+  fresh: boolean;
+  readonly slots: Int32Array;
+  /** Label id → its postings, `slots[from[i]..from[i + 1]]`. */
+  readonly at: Map<number, number>;
+  readonly from: Int32Array;
+}
+
+const NO_SELECTORS: readonly CachedSelector[] = [];
 
 /**
  * Cilium-style selector cache: every selector in use remembers the identities it selects, so
@@ -36,109 +110,147 @@ function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
  * selectors an identity add or remove changed, which is what lets the engine regenerate only
  * the proxies those selectors feed.
  *
- * Both directions go through a label index keyed by (key, value): a selector is filed under the
- * values of one of its requirements (`key=v`, or `key In (...)`), and identities are indexed by
- * the values of only those keys that some selector is filed under (built on a key's first use),
- * so neither a new selector nor a new identity is tested against what cannot match it, and an
- * identity's other labels cost nothing. Selectors with no such requirement (only `NotIn`,
- * `Exists`, `DoesNotExist`) are tested against every identity.
+ * Identities live in dense slots, and their labels (ids from LABEL_IDS, carried by each
+ * identity) in one typed-array column per label key: column[slot] is the label the identity
+ * has for that key. A selector is filed under its rarest equality label (or the labels of its
+ * rarest `In`) and compiled to a small program over the columns for its other terms; its
+ * selection comes from the postings of that label (built from the column, per key, when a
+ * selector needs them), and an identity added later is tested only by the selectors filed
+ * under its labels. Selectors with neither (only `NotIn`, `Exists`, `DoesNotExist`) are tested
+ * against every identity. No string is hashed, and nothing is allocated, per selector ×
+ * identity pair, and the per-identity state is typed arrays the garbage collector need not trace.
  */
 export class SelectorCache {
-  private readonly byKey = new Map<string, CachedSelector>();
-  /** Indexed selectors: label key → value → selectors filed under it. */
-  private readonly selectorIndex = new Map<string, Map<string, CachedSelector[]>>();
-  private readonly unindexed: CachedSelector[] = [];
-  private readonly identities = new Map<number, IdentityEntry>();
-  /** Identity ids by label, for the keys selectors are filed under: key → value → ids. */
-  private readonly identityIndex = new Map<string, Map<string, number[]>>();
+  private readonly byKey = new Map<string, CachedEntry>();
+  /** Selectors by the label id they are filed under. */
+  private readonly filed: (CachedEntry[] | undefined)[] = [];
+  private readonly unindexed: CachedEntry[] = [];
+
+  private readonly slotOf = new Map<number, number>();
+  private readonly identityAt: (Identity | undefined)[] = [];
+  /** Slot → identity id, NONE for a free slot. */
+  private ids = new Int32Array(64).fill(NONE);
+  /** Key id → slot → label id (NONE: the identity has no such key). */
+  private readonly columns: (Int32Array | undefined)[] = [];
+  /** Label id → how many identities carry it. */
+  private labelCount = new Int32Array(64);
+  private readonly postings: (KeyPostings | undefined)[] = [];
+  private readonly freeSlots: number[] = [];
+  /** Slots in use or freed: every slot below it has been given out. */
+  private top = 0;
 
   /** Returns the shared entry for an equal selector, computing its selection on first use. */
   acquire(selector: Selector): CachedSelector {
-    let cs = this.byKey.get(selector.key);
-    if (cs) {
-      cs.refs++;
-      return cs;
+    const found = this.byKey.get(selector.key);
+    if (found) {
+      found.refs++;
+      return found;
     }
-    cs = { selector, selected: new Set(), refs: 1 };
+    const { terms } = selector;
+    const labels: number[] = [];
+    const keys: number[] = [];
+    const labelId = (label: string, key: string): number => {
+      const id = LABEL_IDS.acquire(label, key);
+      labels.push(id);
+      this.column(LABEL_IDS.keyOf(id));
+      return id;
+    };
+    const keyId = (key: string): number => {
+      const id = LABEL_IDS.acquireKey(key);
+      keys.push(id);
+      this.column(id);
+      return id;
+    };
+    const residual: number[] = [];
+    let filedUnder: number[] | undefined;
+    // Filed under the equality, or failing that the `In`, that the fewest identities meet.
+    const eq = terms.all.map((t) => labelId(t.label, t.key));
+    const groups = terms.anyOf.map((g) => g.labels.map((label) => labelId(label, g.key)));
+    let drive = -1;
+    for (let i = 0; i < eq.length; i++) if (drive < 0 || this.count(eq[i]) < this.count(eq[drive])) drive = i;
+    let driveGroup = -1;
+    if (drive >= 0) filedUnder = [eq[drive]];
+    else if (groups.length > 0) {
+      const total = (g: readonly number[]): number => g.reduce((n, id) => n + this.count(id), 0);
+      driveGroup = 0;
+      for (let i = 1; i < groups.length; i++) if (total(groups[i]) < total(groups[driveGroup])) driveGroup = i;
+      filedUnder = groups[driveGroup];
+    }
+    for (let i = 0; i < eq.length; i++) if (i !== drive) residual.push(EQ, LABEL_IDS.keyOf(eq[i]), eq[i]);
+    for (let i = 0; i < groups.length; i++) if (i !== driveGroup) residual.push(IN, keyId(terms.anyOf[i].key), groups[i].length, ...groups[i]);
+    for (const t of terms.noneOf) {
+      const id = labelId(t.label, t.key);
+      residual.push(NE, LABEL_IDS.keyOf(id), id);
+    }
+    for (const key of terms.present) residual.push(PRESENT, keyId(key));
+    for (const key of terms.absent) residual.push(ABSENT, keyId(key));
+
+    const cs = new CachedEntry(selector, new SortedIds(this.select(filedUnder, driveGroup >= 0, residual)), residual, filedUnder, labels, keys);
     this.byKey.set(selector.key, cs);
-    const { index } = selector;
-    if (index === undefined) {
-      this.unindexed.push(cs);
-      for (const entry of this.identities.values()) this.consider(cs, entry);
-      return cs;
-    }
-    let byValue = this.selectorIndex.get(index.key);
-    if (!byValue) this.selectorIndex.set(index.key, (byValue = new Map()));
-    const postings = this.postings(index.key);
-    for (const value of index.values) {
-      pushTo(byValue, value, cs);
-      const ids = postings.get(value);
-      if (ids) for (const id of ids) this.consider(cs, this.identities.get(id) as IdentityEntry);
-    }
+    if (filedUnder) for (const id of filedUnder) this.fileUnder(id).push(cs);
+    else this.unindexed.push(cs);
     return cs;
   }
 
   release(cs: CachedSelector): void {
     if (--cs.refs > 0) return;
-    const { selector } = cs;
-    this.byKey.delete(selector.key);
-    const { index } = selector;
-    if (index === undefined) removeUnordered(this.unindexed, cs);
-    else {
-      const byValue = this.selectorIndex.get(index.key) as Map<string, CachedSelector[]>;
-      for (const value of index.values) {
-        const list = byValue.get(value);
-        if (!list) continue;
-        removeUnordered(list, cs);
-        if (list.length === 0) byValue.delete(value);
-      }
-      // The identity index for this key stays: it is cheap to keep and likely needed again.
-      if (byValue.size === 0) this.selectorIndex.delete(index.key);
-    }
-    for (const id of cs.selected) {
-      const entry = this.identities.get(id);
-      if (entry) removeUnordered(entry.selectors, cs);
-    }
+    const entry = this.byKey.get(cs.selector.key);
+    if (entry !== cs) throw new Error(`selector ${cs.selector.key} released more often than acquired`);
+    this.byKey.delete(entry.selector.key);
+    if (entry.filedUnder) for (const id of entry.filedUnder) removeUnordered(this.filed[id] as CachedEntry[], entry);
+    else removeUnordered(this.unindexed, entry);
+    for (const id of entry.labels) LABEL_IDS.release(id);
+    for (const id of entry.keys) LABEL_IDS.releaseKey(id);
   }
 
   /** Adds an identity; returns the selectors that now select it. */
   addIdentity(identity: Identity): readonly CachedSelector[] {
-    if (this.identities.has(identity.id)) throw new Error(`identity ${identity.id} added twice`);
-    const entry: IdentityEntry = { identity, selectors: [] };
-    this.identities.set(identity.id, entry);
-    const { labels } = identity;
-    for (const [key, byValue] of this.identityIndex) {
-      const value = labels.get(key);
-      if (value !== undefined) pushTo(byValue, value, identity.id);
+    const { id, labelIds } = identity;
+    if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw new Error(`identity id ${id} is not a non-negative 32-bit integer`);
+    if (this.slotOf.has(id)) throw new Error(`identity ${id} added twice`);
+    const slot = this.freeSlots.pop() ?? this.newSlot();
+    this.slotOf.set(id, slot);
+    this.identityAt[slot] = identity;
+    this.ids[slot] = id;
+    for (let i = 0; i < labelIds.length; i++) {
+      const label = labelIds[i];
+      // Held while in a column, so the id cannot be reused for another label under this cache.
+      LABEL_IDS.hold(label);
+      const key = LABEL_IDS.keyOf(label);
+      this.column(key)[slot] = label;
+      this.countLabel(label, 1);
+      this.stale(key);
     }
-    for (const [key, byValue] of this.selectorIndex) {
-      const value = labels.get(key);
-      const bucket = value === undefined ? undefined : byValue.get(value);
-      if (bucket) for (const cs of bucket) this.consider(cs, entry);
-    }
-    for (const cs of this.unindexed) this.consider(cs, entry);
-    return entry.selectors;
+    const selectors = this.selectingSlot(slot, identity);
+    for (const cs of selectors) cs.selected.insert(id);
+    return selectors;
   }
 
   /** Removes an identity; returns the selectors that selected it. */
   removeIdentity(identity: Identity): readonly CachedSelector[] {
-    const entry = this.identities.get(identity.id);
-    if (!entry) return [];
-    this.identities.delete(identity.id);
-    for (const [key, byValue] of this.identityIndex) {
-      const value = identity.labels.get(key);
-      const ids = value === undefined ? undefined : byValue.get(value);
-      if (!ids) continue;
-      removeUnordered(ids, identity.id);
-      if (ids.length === 0) byValue.delete(value as string);
+    const slot = this.slotOf.get(identity.id);
+    if (slot === undefined) return NO_SELECTORS;
+    const added = this.identityAt[slot] as Identity;
+    const selectors = this.selectingSlot(slot, added);
+    for (const cs of selectors) cs.selected.remove(added.id);
+    for (const label of added.labelIds) {
+      const key = LABEL_IDS.keyOf(label);
+      (this.columns[key] as Int32Array)[slot] = NONE;
+      this.countLabel(label, -1);
+      this.stale(key);
+      LABEL_IDS.release(label);
     }
-    for (const cs of entry.selectors) cs.selected.delete(identity.id);
-    return entry.selectors;
+    this.slotOf.delete(added.id);
+    this.identityAt[slot] = undefined;
+    this.ids[slot] = NONE;
+    this.freeSlots.push(slot);
+    return selectors;
   }
 
   /** The selectors in use that select this identity. */
   selecting(id: number): readonly CachedSelector[] {
-    return this.identities.get(id)?.selectors ?? EMPTY;
+    const slot = this.slotOf.get(id);
+    return slot === undefined ? NO_SELECTORS : this.selectingSlot(slot, this.identityAt[slot] as Identity);
   }
 
   /** Every selector in use. */
@@ -151,26 +263,157 @@ export class SelectorCache {
   }
 
   get identityCount(): number {
-    return this.identities.size;
+    return this.slotOf.size;
   }
 
-  /** The identity index of one label key, built from every identity on the key's first use. */
-  private postings(key: string): Map<string, number[]> {
-    let byValue = this.identityIndex.get(key);
-    if (byValue) return byValue;
-    this.identityIndex.set(key, (byValue = new Map()));
-    for (const { identity } of this.identities.values()) {
-      const value = identity.labels.get(key);
-      if (value !== undefined) pushTo(byValue, value, identity.id);
+  /** The selectors filed under the identity's labels, or unindexed, whose residual it meets. */
+  private selectingSlot(slot: number, identity: Identity): CachedEntry[] {
+    const out: CachedEntry[] = [];
+    const { labelIds } = identity;
+    for (let i = 0; i < labelIds.length; i++) {
+      const filed = this.filed[labelIds[i]];
+      if (filed) for (const cs of filed) if (this.meets(cs.residual, slot)) out.push(cs);
     }
-    return byValue;
+    for (const cs of this.unindexed) if (this.meets(cs.residual, slot)) out.push(cs);
+    return out;
   }
 
-  private consider(cs: CachedSelector, entry: IdentityEntry): void {
-    if (!cs.selector.matches(entry.identity.labels)) return;
-    cs.selected.add(entry.identity.id);
-    entry.selectors.push(cs);
+  /** The ids a new selector selects: from its filing label's postings, its `In`'s column, or every slot. */
+  private select(filedUnder: readonly number[] | undefined, byGroup: boolean, residual: readonly number[]): number[] {
+    const out: number[] = [];
+    const { ids } = this;
+    let sorted = true;
+    const take = (slot: number): void => {
+      if (residual.length > 0 && !this.meets(residual, slot)) return;
+      const id = ids[slot];
+      if (out.length > 0 && out[out.length - 1] > id) sorted = false;
+      out.push(id);
+    };
+    if (!filedUnder) {
+      for (let slot = 0; slot < this.top; slot++) if (ids[slot] !== NONE) take(slot);
+    } else if (byGroup) {
+      // An `In` with no values selects nothing.
+      if (filedUnder.length === 0) return out;
+      const column = this.column(LABEL_IDS.keyOf(filedUnder[0]));
+      for (let slot = 0; slot < this.top; slot++) if (column[slot] !== NONE && filedUnder.includes(column[slot])) take(slot);
+    } else if (this.count(filedUnder[0]) > 0) {
+      const p = this.keyPostings(LABEL_IDS.keyOf(filedUnder[0]));
+      const at = p.at.get(filedUnder[0]) as number;
+      for (let i = p.from[at]; i < p.from[at + 1]; i++) take(p.slots[i]);
+    }
+    // Slots are given out in id order unless freed ones are reused.
+    return sorted ? out : out.sort((a, b) => a - b);
+  }
+
+  private meets(residual: readonly number[], slot: number): boolean {
+    for (let i = 0; i < residual.length; ) {
+      const op = residual[i];
+      const has = (this.columns[residual[i + 1]] as Int32Array)[slot];
+      switch (op) {
+        case EQ:
+          if (has !== residual[i + 2]) return false;
+          i += 3;
+          break;
+        case NE:
+          if (has === residual[i + 2]) return false;
+          i += 3;
+          break;
+        case IN: {
+          const end = i + 3 + residual[i + 2];
+          let one = false;
+          for (let j = i + 3; j < end && !one; j++) one = has === residual[j];
+          if (!one) return false;
+          i = end;
+          break;
+        }
+        case PRESENT:
+          if (has === NONE) return false;
+          i += 2;
+          break;
+        default:
+          if (has !== NONE) return false;
+          i += 2;
+      }
+    }
+    return true;
+  }
+
+  /** How many identities carry a label. */
+  private count(label: number): number {
+    return label < this.labelCount.length ? this.labelCount[label] : 0;
+  }
+
+  private countLabel(label: number, by: number): void {
+    if (label >= this.labelCount.length) this.labelCount = grown(this.labelCount, label + 1, 0);
+    this.labelCount[label] += by;
+  }
+
+  /** A key's column, created (every slot NONE) on first use. */
+  private column(key: number): Int32Array {
+    while (this.columns.length <= key) this.columns.push(undefined);
+    let column = this.columns[key];
+    if (!column) this.columns[key] = column = new Int32Array(this.ids.length).fill(NONE);
+    return column;
+  }
+
+  private fileUnder(label: number): CachedEntry[] {
+    while (this.filed.length <= label) this.filed.push(undefined);
+    let list = this.filed[label];
+    if (!list) this.filed[label] = list = [];
+    return list;
+  }
+
+  private newSlot(): number {
+    const slot = this.top++;
+    if (slot >= this.ids.length) {
+      const size = this.ids.length * 2;
+      this.ids = grown(this.ids, size, NONE);
+      this.columns.forEach((c, key) => {
+        if (c) this.columns[key] = grown(c, size, NONE);
+      });
+    }
+    return slot;
+  }
+
+  private stale(key: number): void {
+    const p = this.postings[key];
+    if (p) p.fresh = false;
+  }
+
+  /** The postings of every label of a key, rebuilt from its column by a counting sort when stale. */
+  private keyPostings(key: number): KeyPostings {
+    const current = this.postings[key];
+    if (current?.fresh) return current;
+    const column = this.columns[key] as Int32Array;
+    const at = new Map<number, number>();
+    const counts: number[] = [];
+    for (let slot = 0; slot < this.top; slot++) {
+      const label = column[slot];
+      if (label === NONE) continue;
+      const i = at.get(label);
+      if (i === undefined) {
+        at.set(label, counts.length);
+        counts.push(1);
+      } else counts[i]++;
+    }
+    const from = new Int32Array(counts.length + 1);
+    for (let i = 0; i < counts.length; i++) from[i + 1] = from[i] + counts[i];
+    const next = from.slice(0, counts.length);
+    const slots = new Int32Array(from[counts.length]);
+    for (let slot = 0; slot < this.top; slot++) {
+      const label = column[slot];
+      if (label !== NONE) slots[next[at.get(label) as number]++] = slot;
+    }
+    while (this.postings.length <= key) this.postings.push(undefined);
+    const built: KeyPostings = { fresh: true, slots, at, from };
+    this.postings[key] = built;
+    return built;
   }
 }
 
-const EMPTY: readonly CachedSelector[] = [];
+function grown(array: Int32Array, size: number, fill: number): Int32Array<ArrayBuffer> {
+  const out = new Int32Array(Math.max(size, array.length * 2));
+  out.set(array);
+  out.fill(fill, array.length);
+  return out;
+}
