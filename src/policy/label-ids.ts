@@ -55,11 +55,25 @@ class InternTable {
   }
 }
 
+/** Ids a compiled selector holds. */
+export interface HeldIds {
+  readonly labels: number[];
+  readonly keys: number[];
+  readonly selectorKeys: number[];
+}
+
 export class LabelIds {
   private readonly labels = new InternTable();
   private readonly keys = new InternTable();
+  private readonly selectorKeys = new InternTable();
   /** Label id → its key's id. */
   private readonly keyOfLabel: number[] = [];
+  /** Compiled selectors have no end of life of their own: what they hold is released once they are garbage. */
+  private readonly collected = new FinalizationRegistry<HeldIds>((held) => {
+    for (const id of held.labels) this.release(id);
+    for (const id of held.keys) this.releaseKey(id);
+    for (const id of held.selectorKeys) this.selectorKeys.release(id);
+  });
 
   /** The id of a `key=value` label (`labelString`), held once more; it holds its key's id. */
   acquire(label: string, key: string): number {
@@ -90,6 +104,16 @@ export class LabelIds {
 
   releaseKey(id: number): void {
     this.keys.release(id);
+  }
+
+  /** The id of a selector's canonical key (equal selectors share it), held once more. */
+  acquireSelectorKey(key: string): number {
+    return this.selectorKeys.acquire(key);
+  }
+
+  /** Releases `held` once `owner` has been garbage collected. */
+  releaseWhenCollected(owner: object, held: HeldIds): void {
+    this.collected.register(owner, held);
   }
 
   /** The `key=value` string of a held label id. */

@@ -1,6 +1,6 @@
 import type { Identity } from './identities';
 import { LABEL_IDS } from './label-ids';
-import type { Selector } from './selector';
+import type { Selector, SelectorIds } from './selector';
 
 /** The identities a cached selector selects: their ids, iterated in ascending order. */
 export interface Selection extends Iterable<number> {
@@ -86,9 +86,8 @@ class CachedEntry implements CachedSelector {
     readonly residual: readonly number[],
     /** The label ids it is filed under (all it selects carry one); undefined: tested against every identity. */
     readonly filedUnder: readonly number[] | undefined,
-    /** Label ids and key ids its terms hold, released with the entry. */
-    readonly labels: readonly number[],
-    readonly keys: readonly number[],
+    /** Its place in the cache's list of entries. */
+    public at: number,
   ) {}
 }
 
@@ -103,6 +102,9 @@ interface KeyPostings {
 }
 
 const NO_SELECTORS: readonly CachedSelector[] = [];
+const NO_ENTRIES: readonly CachedEntry[] = [];
+const NO_RESIDUAL: readonly number[] = [];
+const NO_OTHERS: SelectorIds = { anyOf: [], anyOfKeys: [], noneOf: [], present: [], absent: [] };
 
 /**
  * Cilium-style selector cache: every selector in use remembers the identities it selects, so
@@ -121,7 +123,9 @@ const NO_SELECTORS: readonly CachedSelector[] = [];
  * identity pair, and the per-identity state is typed arrays the garbage collector need not trace.
  */
 export class SelectorCache {
-  private readonly byKey = new Map<string, CachedEntry>();
+  /** Entries by their selector's uid. */
+  private readonly byUid: (CachedEntry | undefined)[] = [];
+  private readonly live: CachedEntry[] = [];
   /** Selectors by the label id they are filed under. */
   private readonly filed: (CachedEntry[] | undefined)[] = [];
   private readonly unindexed: CachedEntry[] = [];
@@ -139,77 +143,80 @@ export class SelectorCache {
   /** Slots in use or freed: every slot below it has been given out. */
   private top = 0;
 
-  /** Returns the shared entry for an equal selector, computing its selection on first use. */
+  /**
+   * Returns the shared entry for an equal selector, computing its selection on first use. The
+   * label ids it uses are the selector's own (held while it lives, and the entry keeps it alive).
+   */
   acquire(selector: Selector): CachedSelector {
-    const found = this.byKey.get(selector.key);
+    const { uid, allIds: all } = selector;
+    const found = this.byUid[uid];
     if (found) {
       found.refs++;
       return found;
     }
-    const { terms } = selector;
-    const labels: number[] = [];
-    const keys: number[] = [];
-    const labelId = (label: string, key: string): number => {
-      const id = LABEL_IDS.acquire(label, key);
-      labels.push(id);
-      this.column(LABEL_IDS.keyOf(id));
-      return id;
-    };
-    const keyId = (key: string): number => {
-      const id = LABEL_IDS.acquireKey(key);
-      keys.push(id);
-      this.column(id);
-      return id;
-    };
-    const residual: number[] = [];
-    let filedUnder: number[] | undefined;
+    const t = selector.otherIds ?? NO_OTHERS;
+    for (let i = 0; i < all.length; i++) this.column(LABEL_IDS.keyOf(all[i]));
+    for (const id of t.noneOf) this.column(LABEL_IDS.keyOf(id));
+    for (const key of t.anyOfKeys) this.column(key);
+    for (const key of t.present) this.column(key);
+    for (const key of t.absent) this.column(key);
     // Filed under the equality, or failing that the `In`, that the fewest identities meet.
-    const eq = terms.all.map((t) => labelId(t.label, t.key));
-    const groups = terms.anyOf.map((g) => g.labels.map((label) => labelId(label, g.key)));
     let drive = -1;
-    for (let i = 0; i < eq.length; i++) if (drive < 0 || this.count(eq[i]) < this.count(eq[drive])) drive = i;
+    for (let i = 0; i < all.length; i++) if (drive < 0 || this.count(all[i]) < this.count(all[drive])) drive = i;
     let driveGroup = -1;
-    if (drive >= 0) filedUnder = [eq[drive]];
-    else if (groups.length > 0) {
+    let filedUnder: readonly number[] | undefined;
+    if (drive >= 0) filedUnder = all.length === 1 ? all : [all[drive]];
+    else if (t.anyOf.length > 0) {
       const total = (g: readonly number[]): number => g.reduce((n, id) => n + this.count(id), 0);
       driveGroup = 0;
-      for (let i = 1; i < groups.length; i++) if (total(groups[i]) < total(groups[driveGroup])) driveGroup = i;
-      filedUnder = groups[driveGroup];
+      for (let i = 1; i < t.anyOf.length; i++) if (total(t.anyOf[i]) < total(t.anyOf[driveGroup])) driveGroup = i;
+      filedUnder = t.anyOf[driveGroup];
     }
-    for (let i = 0; i < eq.length; i++) if (i !== drive) residual.push(EQ, LABEL_IDS.keyOf(eq[i]), eq[i]);
-    for (let i = 0; i < groups.length; i++) if (i !== driveGroup) residual.push(IN, keyId(terms.anyOf[i].key), groups[i].length, ...groups[i]);
-    for (const t of terms.noneOf) {
-      const id = labelId(t.label, t.key);
-      residual.push(NE, LABEL_IDS.keyOf(id), id);
+    let residual: readonly number[] = NO_RESIDUAL;
+    if (all.length > 1 || selector.otherIds) {
+      const r: number[] = [];
+      for (let i = 0; i < all.length; i++) if (i !== drive) r.push(EQ, LABEL_IDS.keyOf(all[i]), all[i]);
+      for (let i = 0; i < t.anyOf.length; i++) if (i !== driveGroup) r.push(IN, t.anyOfKeys[i], t.anyOf[i].length, ...t.anyOf[i]);
+      for (const id of t.noneOf) r.push(NE, LABEL_IDS.keyOf(id), id);
+      for (const key of t.present) r.push(PRESENT, key);
+      for (const key of t.absent) r.push(ABSENT, key);
+      residual = r;
     }
-    for (const key of terms.present) residual.push(PRESENT, keyId(key));
-    for (const key of terms.absent) residual.push(ABSENT, keyId(key));
-
-    const cs = new CachedEntry(selector, new SortedIds(this.select(filedUnder, driveGroup >= 0, residual)), residual, filedUnder, labels, keys);
-    this.byKey.set(selector.key, cs);
-    if (filedUnder) for (const id of filedUnder) this.fileUnder(id).push(cs);
+    const cs = new CachedEntry(selector, new SortedIds(this.select(filedUnder, driveGroup >= 0, residual)), residual, filedUnder, this.live.length);
+    while (this.byUid.length <= uid) this.byUid.push(undefined);
+    this.byUid[uid] = cs;
+    this.live.push(cs);
+    if (filedUnder) for (let i = 0; i < filedUnder.length; i++) this.fileUnder(filedUnder[i]).push(cs);
     else this.unindexed.push(cs);
     return cs;
   }
 
   release(cs: CachedSelector): void {
     if (--cs.refs > 0) return;
-    const entry = this.byKey.get(cs.selector.key);
+    const entry = this.byUid[cs.selector.uid];
     if (entry !== cs) throw new Error(`selector ${cs.selector.key} released more often than acquired`);
-    this.byKey.delete(entry.selector.key);
+    this.byUid[entry.selector.uid] = undefined;
+    const last = this.live.pop() as CachedEntry;
+    if (last !== entry) {
+      this.live[entry.at] = last;
+      last.at = entry.at;
+    }
     if (entry.filedUnder) for (const id of entry.filedUnder) removeUnordered(this.filed[id] as CachedEntry[], entry);
     else removeUnordered(this.unindexed, entry);
-    for (const id of entry.labels) LABEL_IDS.release(id);
-    for (const id of entry.keys) LABEL_IDS.releaseKey(id);
   }
 
   /** Adds an identity; returns the selectors that now select it. */
   addIdentity(identity: Identity): readonly CachedSelector[] {
     const { id, labelIds } = identity;
     if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) throw new Error(`identity id ${id} is not a non-negative 32-bit integer`);
-    if (this.slotOf.has(id)) throw new Error(`identity ${id} added twice`);
     const slot = this.freeSlots.pop() ?? this.newSlot();
-    this.slotOf.set(id, slot);
+    const before = this.slotOf.size;
+    // One hash operation on the common path: a set that leaves the size alone found the id there.
+    if (this.slotOf.set(id, slot).size === before) {
+      this.slotOf.set(id, this.ids.indexOf(id));
+      this.freeSlots.push(slot);
+      throw new Error(`identity ${id} added twice`);
+    }
     this.identityAt[slot] = identity;
     this.ids[slot] = id;
     for (let i = 0; i < labelIds.length; i++) {
@@ -255,11 +262,11 @@ export class SelectorCache {
 
   /** Every selector in use. */
   entries(): IterableIterator<CachedSelector> {
-    return this.byKey.values();
+    return this.live.values();
   }
 
   get selectorCount(): number {
-    return this.byKey.size;
+    return this.live.length;
   }
 
   get identityCount(): number {
@@ -267,42 +274,41 @@ export class SelectorCache {
   }
 
   /** The selectors filed under the identity's labels, or unindexed, whose residual it meets. */
-  private selectingSlot(slot: number, identity: Identity): CachedEntry[] {
-    const out: CachedEntry[] = [];
+  private selectingSlot(slot: number, identity: Identity): readonly CachedEntry[] {
+    let out: CachedEntry[] | undefined;
     const { labelIds } = identity;
     for (let i = 0; i < labelIds.length; i++) {
       const filed = this.filed[labelIds[i]];
-      if (filed) for (const cs of filed) if (this.meets(cs.residual, slot)) out.push(cs);
+      if (filed) for (const cs of filed) if (this.meets(cs.residual, slot)) (out ??= []).push(cs);
     }
-    for (const cs of this.unindexed) if (this.meets(cs.residual, slot)) out.push(cs);
-    return out;
+    for (const cs of this.unindexed) if (this.meets(cs.residual, slot)) (out ??= []).push(cs);
+    return out ?? NO_ENTRIES;
   }
 
   /** The ids a new selector selects: from its filing label's postings, its `In`'s column, or every slot. */
   private select(filedUnder: readonly number[] | undefined, byGroup: boolean, residual: readonly number[]): number[] {
     const out: number[] = [];
     const { ids } = this;
-    let sorted = true;
-    const take = (slot: number): void => {
-      if (residual.length > 0 && !this.meets(residual, slot)) return;
-      const id = ids[slot];
-      if (out.length > 0 && out[out.length - 1] > id) sorted = false;
-      out.push(id);
-    };
+    const test = residual.length > 0;
     if (!filedUnder) {
-      for (let slot = 0; slot < this.top; slot++) if (ids[slot] !== NONE) take(slot);
+      for (let slot = 0; slot < this.top; slot++) if (ids[slot] !== NONE && (!test || this.meets(residual, slot))) out.push(ids[slot]);
     } else if (byGroup) {
       // An `In` with no values selects nothing.
       if (filedUnder.length === 0) return out;
       const column = this.column(LABEL_IDS.keyOf(filedUnder[0]));
-      for (let slot = 0; slot < this.top; slot++) if (column[slot] !== NONE && filedUnder.includes(column[slot])) take(slot);
+      for (let slot = 0; slot < this.top; slot++) {
+        const label = column[slot];
+        if (label !== NONE && filedUnder.includes(label) && (!test || this.meets(residual, slot))) out.push(ids[slot]);
+      }
     } else if (this.count(filedUnder[0]) > 0) {
       const p = this.keyPostings(LABEL_IDS.keyOf(filedUnder[0]));
       const at = p.at.get(filedUnder[0]) as number;
-      for (let i = p.from[at]; i < p.from[at + 1]; i++) take(p.slots[i]);
+      const { slots } = p;
+      for (let i = p.from[at]; i < p.from[at + 1]; i++) if (!test || this.meets(residual, slots[i])) out.push(ids[slots[i]]);
     }
     // Slots are given out in id order unless freed ones are reused.
-    return sorted ? out : out.sort((a, b) => a - b);
+    for (let i = 1; i < out.length; i++) if (out[i - 1] > out[i]) return out.sort((a, b) => a - b);
+    return out;
   }
 
   private meets(residual: readonly number[], slot: number): boolean {

@@ -1,3 +1,4 @@
+import { LABEL_IDS, type HeldIds } from './label-ids';
 import { NAMESPACE_LABEL, type LabelSelectorSpec } from './model';
 
 /** Labels of an identity, looked up on the hot path of every selector test. */
@@ -10,8 +11,17 @@ export type Labels = ReadonlyMap<string, string>;
  */
 export interface Selector {
   readonly key: string;
-  /** The requirements as label strings, for the selector cache's indexes. */
+  /** The requirements as label strings. */
   readonly terms: SelectorTerms;
+  /**
+   * The terms as LABEL_IDS ids, interned when the selector is compiled, for the selector cache:
+   * the equalities' label ids, and the other terms (absent when there are none; most selectors
+   * are equalities only, and the cache then reads nothing else).
+   */
+  readonly allIds: readonly number[];
+  readonly otherIds: SelectorIds | undefined;
+  /** Small integer id of `key`, shared by equal selectors (the selector cache indexes by it). */
+  readonly uid: number;
   matches(labels: Labels): boolean;
 }
 
@@ -29,6 +39,45 @@ export interface SelectorTerms {
   /** Keys a selected label set has (`Exists`) and does not have (`DoesNotExist`). */
   readonly present: readonly string[];
   readonly absent: readonly string[];
+}
+
+/** `SelectorTerms` other than `all` as LABEL_IDS ids: label ids for labels, key ids for keys. */
+export interface SelectorIds {
+  readonly anyOf: readonly (readonly number[])[];
+  readonly anyOfKeys: readonly number[];
+  readonly noneOf: readonly number[];
+  readonly present: readonly number[];
+  readonly absent: readonly number[];
+}
+
+/** Interns a selector's terms and key; held until the selector is garbage. */
+function internTerms(terms: SelectorTerms, key: string): { allIds: number[]; otherIds: SelectorIds | undefined; uid: number; held: HeldIds } {
+  const held: HeldIds = { labels: [], keys: [], selectorKeys: [] };
+  const label = (t: LabelTerm): number => {
+    const id = LABEL_IDS.acquire(t.label, t.key);
+    held.labels.push(id);
+    return id;
+  };
+  const keyId = (k: string): number => {
+    const id = LABEL_IDS.acquireKey(k);
+    held.keys.push(id);
+    return id;
+  };
+  const allIds = terms.all.map(label);
+  const others = terms.anyOf.length + terms.noneOf.length + terms.present.length + terms.absent.length;
+  const otherIds: SelectorIds | undefined =
+    others === 0
+      ? undefined
+      : {
+          anyOf: terms.anyOf.map((g) => g.labels.map((l) => label({ key: g.key, label: l }))),
+          anyOfKeys: terms.anyOf.map((g) => keyId(g.key)),
+          noneOf: terms.noneOf.map(label),
+          present: terms.present.map(keyId),
+          absent: terms.absent.map(keyId),
+        };
+  const uid = LABEL_IDS.acquireSelectorKey(key);
+  held.selectorKeys.push(uid);
+  return { allIds, otherIds, uid, held };
 }
 
 /** A label as its key and its `labelString`. */
@@ -132,5 +181,8 @@ export function compileSelector(spec: LabelSelectorSpec, namespace?: string): Se
     }
     return true;
   };
-  return { key, terms, matches };
+  const { allIds, otherIds, uid, held } = internTerms(terms, key);
+  const selector: Selector = { key, uid, allIds, otherIds, terms, matches };
+  LABEL_IDS.releaseWhenCollected(selector, held);
+  return selector;
 }
