@@ -29,9 +29,43 @@ function lowerBound(list: readonly number[], id: number): number {
   return lo;
 }
 
-/** Identity ids in ascending order: appends are the common case, since allocators count up. */
-class SortedIds implements Selection {
-  constructor(readonly ids: number[]) {}
+/** Removes one occurrence by swapping the last element in: these lists are unordered. */
+function removeUnordered<T>(list: T[], value: T): void {
+  const i = list.indexOf(value);
+  if (i < 0) return;
+  const last = list.pop() as T;
+  if (i < list.length) list[i] = last;
+}
+
+// A selector's terms other than the one it is filed under, compiled to a flat program over
+// the cache's label columns: [op, key id, operands...].
+const EQ = 0; // [EQ, key, label]: the identity carries the label
+const NE = 1; // [NE, key, label]: it does not (one value of a NotIn)
+const IN = 2; // [IN, key, n, label × n]: it carries one of them
+const PRESENT = 3; // [PRESENT, key]
+const ABSENT = 4; // [ABSENT, key]
+
+/** No label of that key, in a column. */
+const NONE = -1;
+
+/** A cached selector, and its selection: identity ids in ascending order (appends are the common case, since allocators count up). */
+class CachedEntry implements CachedSelector, Selection {
+  refs = 1;
+
+  constructor(
+    readonly selector: Selector,
+    readonly ids: number[],
+    /** What an identity found through the filing must still meet; empty: nothing. */
+    readonly residual: readonly number[],
+    /** The label ids it is filed under (all it selects carry one); undefined: tested against every identity. */
+    readonly filedUnder: readonly number[] | undefined,
+    /** Its place in the cache's list of entries. */
+    public at: number,
+  ) {}
+
+  get selected(): Selection {
+    return this;
+  }
 
   get size(): number {
     return this.ids.length;
@@ -57,48 +91,12 @@ class SortedIds implements Selection {
   }
 }
 
-/** Removes one occurrence by swapping the last element in: these lists are unordered. */
-function removeUnordered<T>(list: T[], value: T): void {
-  const i = list.indexOf(value);
-  if (i < 0) return;
-  const last = list.pop() as T;
-  if (i < list.length) list[i] = last;
-}
-
-// A selector's terms other than the one it is filed under, compiled to a flat program over
-// the cache's label columns: [op, key id, operands...].
-const EQ = 0; // [EQ, key, label]: the identity carries the label
-const NE = 1; // [NE, key, label]: it does not (one value of a NotIn)
-const IN = 2; // [IN, key, n, label × n]: it carries one of them
-const PRESENT = 3; // [PRESENT, key]
-const ABSENT = 4; // [ABSENT, key]
-
-/** No label of that key, in a column. */
-const NONE = -1;
-
-class CachedEntry implements CachedSelector {
-  refs = 1;
-
-  constructor(
-    readonly selector: Selector,
-    readonly selected: SortedIds,
-    /** What an identity found through the filing must still meet; empty: nothing. */
-    readonly residual: readonly number[],
-    /** The label ids it is filed under (all it selects carry one); undefined: tested against every identity. */
-    readonly filedUnder: readonly number[] | undefined,
-    /** Its place in the cache's list of entries. */
-    public at: number,
-  ) {}
-}
-
 /** The identities carrying each label of one key, grouped by label: slots of the cache. */
 interface KeyPostings {
   /** Until an identity with this key comes or goes. */
   fresh: boolean;
+  /** A label's slots end at `postingEnd[label]` and start `count` before it. */
   readonly slots: Int32Array;
-  /** Label id → its postings, `slots[from[i]..from[i + 1]]`. */
-  readonly at: Map<number, number>;
-  readonly from: Int32Array;
 }
 
 const NO_SELECTORS: readonly CachedSelector[] = [];
@@ -136,9 +134,22 @@ export class SelectorCache {
   private ids = new Int32Array(64).fill(NONE);
   /** Key id → slot → label id (NONE: the identity has no such key). */
   private readonly columns: (Int32Array | undefined)[] = [];
-  /** Label id → how many identities carry it. */
-  private labelCount = new Int32Array(64);
+  /**
+   * Label id → how many identities here carry it. The cache holds each label with a count
+   * once, so an id cannot be reused for another label under it; and released when the cache
+   * is dropped without being emptied (a restart's old cache), through `DROPPED`.
+   */
+  private readonly carried = { count: new Int32Array(64) };
+
+  constructor() {
+    DROPPED.register(this, this.carried);
+  }
   private readonly postings: (KeyPostings | undefined)[] = [];
+  /** Label id → where its run in its key's postings ends. */
+  private postingEnd = new Int32Array(64);
+  /** Label id → the last posting build that met it. */
+  private seen = new Int32Array(64);
+  private passes = 0;
   private readonly freeSlots: number[] = [];
   /** Slots in use or freed: every slot below it has been given out. */
   private top = 0;
@@ -182,7 +193,7 @@ export class SelectorCache {
       for (const key of t.absent) r.push(ABSENT, key);
       residual = r;
     }
-    const cs = new CachedEntry(selector, new SortedIds(this.select(filedUnder, driveGroup >= 0, residual)), residual, filedUnder, this.live.length);
+    const cs = new CachedEntry(selector, this.select(filedUnder, driveGroup >= 0, residual), residual, filedUnder, this.live.length);
     while (this.byUid.length <= uid) this.byUid.push(undefined);
     this.byUid[uid] = cs;
     this.live.push(cs);
@@ -221,15 +232,13 @@ export class SelectorCache {
     this.ids[slot] = id;
     for (let i = 0; i < labelIds.length; i++) {
       const label = labelIds[i];
-      // Held while in a column, so the id cannot be reused for another label under this cache.
-      LABEL_IDS.hold(label);
       const key = LABEL_IDS.keyOf(label);
       this.column(key)[slot] = label;
       this.countLabel(label, 1);
       this.stale(key);
     }
     const selectors = this.selectingSlot(slot, identity);
-    for (const cs of selectors) cs.selected.insert(id);
+    for (const cs of selectors) cs.insert(id);
     return selectors;
   }
 
@@ -239,13 +248,12 @@ export class SelectorCache {
     if (slot === undefined) return NO_SELECTORS;
     const added = this.identityAt[slot] as Identity;
     const selectors = this.selectingSlot(slot, added);
-    for (const cs of selectors) cs.selected.remove(added.id);
+    for (const cs of selectors) cs.remove(added.id);
     for (const label of added.labelIds) {
       const key = LABEL_IDS.keyOf(label);
       (this.columns[key] as Int32Array)[slot] = NONE;
       this.countLabel(label, -1);
       this.stale(key);
-      LABEL_IDS.release(label);
     }
     this.slotOf.delete(added.id);
     this.identityAt[slot] = undefined;
@@ -275,6 +283,7 @@ export class SelectorCache {
 
   /** The selectors filed under the identity's labels, or unindexed, whose residual it meets. */
   private selectingSlot(slot: number, identity: Identity): readonly CachedEntry[] {
+    if (this.live.length === 0) return NO_ENTRIES;
     let out: CachedEntry[] | undefined;
     const { labelIds } = identity;
     for (let i = 0; i < labelIds.length; i++) {
@@ -301,10 +310,9 @@ export class SelectorCache {
         if (label !== NONE && filedUnder.includes(label) && (!test || this.meets(residual, slot))) out.push(ids[slot]);
       }
     } else if (this.count(filedUnder[0]) > 0) {
-      const p = this.keyPostings(LABEL_IDS.keyOf(filedUnder[0]));
-      const at = p.at.get(filedUnder[0]) as number;
-      const { slots } = p;
-      for (let i = p.from[at]; i < p.from[at + 1]; i++) if (!test || this.meets(residual, slots[i])) out.push(ids[slots[i]]);
+      const { slots } = this.keyPostings(LABEL_IDS.keyOf(filedUnder[0]));
+      const end = this.postingEnd[filedUnder[0]];
+      for (let i = end - this.count(filedUnder[0]); i < end; i++) if (!test || this.meets(residual, slots[i])) out.push(ids[slots[i]]);
     }
     // Slots are given out in id order unless freed ones are reused.
     for (let i = 1; i < out.length; i++) if (out[i - 1] > out[i]) return out.sort((a, b) => a - b);
@@ -346,12 +354,15 @@ export class SelectorCache {
 
   /** How many identities carry a label. */
   private count(label: number): number {
-    return label < this.labelCount.length ? this.labelCount[label] : 0;
+    const { count } = this.carried;
+    return label < count.length ? count[label] : 0;
   }
 
   private countLabel(label: number, by: number): void {
-    if (label >= this.labelCount.length) this.labelCount = grown(this.labelCount, label + 1, 0);
-    this.labelCount[label] += by;
+    if (label >= this.carried.count.length) this.carried.count = grown(this.carried.count, label + 1, 0);
+    const n = (this.carried.count[label] += by);
+    if (by > 0 && n === 1) LABEL_IDS.hold(label);
+    else if (n === 0) LABEL_IDS.release(label);
   }
 
   /** A key's column, created (every slot NONE) on first use. */
@@ -386,36 +397,45 @@ export class SelectorCache {
     if (p) p.fresh = false;
   }
 
-  /** The postings of every label of a key, rebuilt from its column by a counting sort when stale. */
+  /**
+   * The postings of every label of a key, rebuilt from its column by a counting sort when stale.
+   * Where each label's slots end is kept by label id: a label has one key, so keys never share
+   * an entry.
+   */
   private keyPostings(key: number): KeyPostings {
     const current = this.postings[key];
     if (current?.fresh) return current;
     const column = this.columns[key] as Int32Array;
-    const at = new Map<number, number>();
-    const counts: number[] = [];
+    const { count } = this.carried;
+    if (this.postingEnd.length < count.length) this.postingEnd = grown(this.postingEnd, count.length, 0);
+    if (this.seen.length < count.length) this.seen = grown(this.seen, count.length, 0);
+    const { postingEnd: end, seen } = this;
+    const pass = ++this.passes;
+    // Each label's run starts where the previous one's ends; `end` is its cursor while filling.
+    let total = 0;
     for (let slot = 0; slot < this.top; slot++) {
       const label = column[slot];
-      if (label === NONE) continue;
-      const i = at.get(label);
-      if (i === undefined) {
-        at.set(label, counts.length);
-        counts.push(1);
-      } else counts[i]++;
+      if (label === NONE || seen[label] === pass) continue;
+      seen[label] = pass;
+      end[label] = total;
+      total += count[label];
     }
-    const from = new Int32Array(counts.length + 1);
-    for (let i = 0; i < counts.length; i++) from[i + 1] = from[i] + counts[i];
-    const next = from.slice(0, counts.length);
-    const slots = new Int32Array(from[counts.length]);
+    const slots = new Int32Array(total);
     for (let slot = 0; slot < this.top; slot++) {
       const label = column[slot];
-      if (label !== NONE) slots[next[at.get(label) as number]++] = slot;
+      if (label !== NONE) slots[end[label]++] = slot;
     }
     while (this.postings.length <= key) this.postings.push(undefined);
-    const built: KeyPostings = { fresh: true, slots, at, from };
+    const built: KeyPostings = { fresh: true, slots };
     this.postings[key] = built;
     return built;
   }
 }
+
+/** Releases the labels a dropped cache still held. */
+const DROPPED = new FinalizationRegistry<{ count: Int32Array }>(({ count }) => {
+  for (let label = 0; label < count.length; label++) if (count[label] > 0) LABEL_IDS.release(label);
+});
 
 function grown(array: Int32Array, size: number, fill: number): Int32Array<ArrayBuffer> {
   const out = new Int32Array(Math.max(size, array.length * 2));
