@@ -37,14 +37,6 @@ function removeUnordered<T>(list: T[], value: T): void {
   if (i < list.length) list[i] = last;
 }
 
-// A selector's terms other than the one it is filed under, compiled to a flat program over
-// the cache's label columns: [op, key id, operands...].
-const EQ = 0; // [EQ, key, label]: the identity carries the label
-const NE = 1; // [NE, key, label]: it does not (one value of a NotIn)
-const IN = 2; // [IN, key, n, label × n]: it carries one of them
-const PRESENT = 3; // [PRESENT, key]
-const ABSENT = 4; // [ABSENT, key]
-
 /** No label of that key, in a column. */
 const NONE = -1;
 
@@ -55,13 +47,24 @@ class CachedEntry implements CachedSelector, Selection {
   constructor(
     readonly selector: Selector,
     readonly ids: number[],
-    /** What an identity found through the filing must still meet; empty: nothing. */
-    readonly residual: readonly number[],
-    /** The label ids it is filed under (all it selects carry one); undefined: tested against every identity. */
-    readonly filedUnder: readonly number[] | undefined,
+    /**
+     * What it is filed under: its equality `allIds[drive]`, or failing that (-1) its `In`
+     * `otherIds.anyOf[driveGroup]`; neither: tested against every identity. All it selects
+     * carry one of those labels, so only its other terms are tested.
+     */
+    readonly drive: number,
+    readonly driveGroup: number,
+    /** It has no other terms. */
+    readonly simple: boolean,
     /** Its place in the cache's list of entries. */
     public at: number,
   ) {}
+
+  /** The label ids it is filed under; undefined: none. */
+  get filedUnder(): readonly number[] | undefined {
+    if (this.drive >= 0) return [this.selector.allIds[this.drive]];
+    return this.driveGroup >= 0 ? this.selector.otherIds?.anyOf[this.driveGroup] : undefined;
+  }
 
   get selected(): Selection {
     return this;
@@ -101,7 +104,6 @@ interface KeyPostings {
 
 const NO_SELECTORS: readonly CachedSelector[] = [];
 const NO_ENTRIES: readonly CachedEntry[] = [];
-const NO_RESIDUAL: readonly number[] = [];
 const NO_OTHERS: SelectorIds = { anyOf: [], anyOfKeys: [], noneOf: [], present: [], absent: [] };
 
 /**
@@ -175,29 +177,21 @@ export class SelectorCache {
     let drive = -1;
     for (let i = 0; i < all.length; i++) if (drive < 0 || this.count(all[i]) < this.count(all[drive])) drive = i;
     let driveGroup = -1;
-    let filedUnder: readonly number[] | undefined;
-    if (drive >= 0) filedUnder = all.length === 1 ? all : [all[drive]];
-    else if (t.anyOf.length > 0) {
+    if (drive < 0 && t.anyOf.length > 0) {
       const total = (g: readonly number[]): number => g.reduce((n, id) => n + this.count(id), 0);
       driveGroup = 0;
       for (let i = 1; i < t.anyOf.length; i++) if (total(t.anyOf[i]) < total(t.anyOf[driveGroup])) driveGroup = i;
-      filedUnder = t.anyOf[driveGroup];
     }
-    let residual: readonly number[] = NO_RESIDUAL;
-    if (all.length > 1 || selector.otherIds) {
-      const r: number[] = [];
-      for (let i = 0; i < all.length; i++) if (i !== drive) r.push(EQ, LABEL_IDS.keyOf(all[i]), all[i]);
-      for (let i = 0; i < t.anyOf.length; i++) if (i !== driveGroup) r.push(IN, t.anyOfKeys[i], t.anyOf[i].length, ...t.anyOf[i]);
-      for (const id of t.noneOf) r.push(NE, LABEL_IDS.keyOf(id), id);
-      for (const key of t.present) r.push(PRESENT, key);
-      for (const key of t.absent) r.push(ABSENT, key);
-      residual = r;
-    }
-    const cs = new CachedEntry(selector, this.select(filedUnder, driveGroup >= 0, residual), residual, filedUnder, this.live.length);
+    const simple =
+      all.length === (drive >= 0 ? 1 : 0) &&
+      (!selector.otherIds || (t.anyOf.length === 1 && driveGroup === 0 && t.noneOf.length + t.present.length + t.absent.length === 0));
+    const cs = new CachedEntry(selector, [], drive, driveGroup, simple, this.live.length);
+    this.select(cs);
     while (this.byUid.length <= uid) this.byUid.push(undefined);
     this.byUid[uid] = cs;
     this.live.push(cs);
-    if (filedUnder) for (let i = 0; i < filedUnder.length; i++) this.fileUnder(filedUnder[i]).push(cs);
+    if (drive >= 0) this.fileUnder(all[drive]).push(cs);
+    else if (driveGroup >= 0) for (const id of t.anyOf[driveGroup]) this.fileUnder(id).push(cs);
     else this.unindexed.push(cs);
     return cs;
   }
@@ -288,67 +282,58 @@ export class SelectorCache {
     const { labelIds } = identity;
     for (let i = 0; i < labelIds.length; i++) {
       const filed = this.filed[labelIds[i]];
-      if (filed) for (const cs of filed) if (this.meets(cs.residual, slot)) (out ??= []).push(cs);
+      if (filed) for (const cs of filed) if (this.meets(cs, slot)) (out ??= []).push(cs);
     }
-    for (const cs of this.unindexed) if (this.meets(cs.residual, slot)) (out ??= []).push(cs);
+    for (const cs of this.unindexed) if (this.meets(cs, slot)) (out ??= []).push(cs);
     return out ?? NO_ENTRIES;
   }
 
-  /** The ids a new selector selects: from its filing label's postings, its `In`'s column, or every slot. */
-  private select(filedUnder: readonly number[] | undefined, byGroup: boolean, residual: readonly number[]): number[] {
-    const out: number[] = [];
+  /** A new entry's selection: from its filing label's postings, its `In`'s column, or every slot. */
+  private select(cs: CachedEntry): void {
+    const out = cs.ids;
     const { ids } = this;
-    const test = residual.length > 0;
-    if (!filedUnder) {
-      for (let slot = 0; slot < this.top; slot++) if (ids[slot] !== NONE && (!test || this.meets(residual, slot))) out.push(ids[slot]);
-    } else if (byGroup) {
-      // An `In` with no values selects nothing.
-      if (filedUnder.length === 0) return out;
-      const column = this.column(LABEL_IDS.keyOf(filedUnder[0]));
+    const { drive, driveGroup, simple } = cs;
+    if (drive >= 0) {
+      const label = cs.selector.allIds[drive];
+      if (this.count(label) > 0) {
+        const { slots } = this.keyPostings(LABEL_IDS.keyOf(label));
+        const end = this.postingEnd[label];
+        for (let i = end - this.count(label); i < end; i++) if (simple || this.meets(cs, slots[i])) out.push(ids[slots[i]]);
+      }
+    } else if (driveGroup >= 0) {
+      const t = cs.selector.otherIds as SelectorIds;
+      const group = t.anyOf[driveGroup];
+      const column = this.columns[t.anyOfKeys[driveGroup]] as Int32Array;
       for (let slot = 0; slot < this.top; slot++) {
         const label = column[slot];
-        if (label !== NONE && filedUnder.includes(label) && (!test || this.meets(residual, slot))) out.push(ids[slot]);
+        if (label !== NONE && group.includes(label) && (simple || this.meets(cs, slot))) out.push(ids[slot]);
       }
-    } else if (this.count(filedUnder[0]) > 0) {
-      const { slots } = this.keyPostings(LABEL_IDS.keyOf(filedUnder[0]));
-      const end = this.postingEnd[filedUnder[0]];
-      for (let i = end - this.count(filedUnder[0]); i < end; i++) if (!test || this.meets(residual, slots[i])) out.push(ids[slots[i]]);
+    } else {
+      for (let slot = 0; slot < this.top; slot++) if (ids[slot] !== NONE && this.meets(cs, slot)) out.push(ids[slot]);
     }
     // Slots are given out in id order unless freed ones are reused.
-    for (let i = 1; i < out.length; i++) if (out[i - 1] > out[i]) return out.sort((a, b) => a - b);
-    return out;
-  }
-
-  private meets(residual: readonly number[], slot: number): boolean {
-    for (let i = 0; i < residual.length; ) {
-      const op = residual[i];
-      const has = (this.columns[residual[i + 1]] as Int32Array)[slot];
-      switch (op) {
-        case EQ:
-          if (has !== residual[i + 2]) return false;
-          i += 3;
-          break;
-        case NE:
-          if (has === residual[i + 2]) return false;
-          i += 3;
-          break;
-        case IN: {
-          const end = i + 3 + residual[i + 2];
-          let one = false;
-          for (let j = i + 3; j < end && !one; j++) one = has === residual[j];
-          if (!one) return false;
-          i = end;
-          break;
-        }
-        case PRESENT:
-          if (has === NONE) return false;
-          i += 2;
-          break;
-        default:
-          if (has !== NONE) return false;
-          i += 2;
+    for (let i = 1; i < out.length; i++) {
+      if (out[i - 1] > out[i]) {
+        out.sort((a, b) => a - b);
+        return;
       }
     }
+  }
+
+  /** Whether the identity in `slot` meets the entry's terms other than the one it is filed under. */
+  private meets(cs: CachedEntry, slot: number): boolean {
+    if (cs.simple) return true;
+    const { columns } = this;
+    const all = cs.selector.allIds;
+    for (let i = 0; i < all.length; i++) if (i !== cs.drive && (columns[LABEL_IDS.keyOf(all[i])] as Int32Array)[slot] !== all[i]) return false;
+    const t = cs.selector.otherIds;
+    if (!t) return true;
+    for (let i = 0; i < t.anyOf.length; i++) {
+      if (i !== cs.driveGroup && !t.anyOf[i].includes((columns[t.anyOfKeys[i]] as Int32Array)[slot])) return false;
+    }
+    for (const id of t.noneOf) if ((columns[LABEL_IDS.keyOf(id)] as Int32Array)[slot] === id) return false;
+    for (const key of t.present) if ((columns[key] as Int32Array)[slot] === NONE) return false;
+    for (const key of t.absent) if ((columns[key] as Int32Array)[slot] !== NONE) return false;
     return true;
   }
 
