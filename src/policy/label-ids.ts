@@ -53,6 +53,11 @@ class InternTable {
   get size(): number {
     return this.byName.size;
   }
+
+  /** Every id given out is below this. */
+  get limit(): number {
+    return this.refs.length;
+  }
 }
 
 /** Ids a compiled selector holds. */
@@ -119,6 +124,11 @@ export class LabelIds {
   /** The `key=value` string of a held label id. */
   label(id: number): string | undefined {
     return this.labels.name(id);
+  }
+
+  /** Every label id given out is below this (arrays indexed by label id can be sized to it). */
+  get labelLimit(): number {
+    return this.labels.limit;
   }
 
   /** Labels currently held by anyone. */

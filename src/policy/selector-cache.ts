@@ -133,7 +133,7 @@ export class SelectorCache {
   private readonly slotOf = new Map<number, number>();
   private readonly identityAt: (Identity | undefined)[] = [];
   /** Slot → identity id, NONE for a free slot. */
-  private ids = new Int32Array(64).fill(NONE);
+  private ids = new Int32Array(256).fill(NONE);
   /** Key id → slot → label id (NONE: the identity has no such key). */
   private readonly columns: (Int32Array | undefined)[] = [];
   /**
@@ -141,16 +141,16 @@ export class SelectorCache {
    * once, so an id cannot be reused for another label under it; and released when the cache
    * is dropped without being emptied (a restart's old cache), through `DROPPED`.
    */
-  private readonly carried = { count: new Int32Array(64) };
+  private readonly carried = { count: new Int32Array(LABEL_IDS.labelLimit + 64) };
 
   constructor() {
     DROPPED.register(this, this.carried);
   }
   private readonly postings: (KeyPostings | undefined)[] = [];
   /** Label id → where its run in its key's postings ends. */
-  private postingEnd = new Int32Array(64);
+  private postingEnd = new Int32Array(this.carried.count.length);
   /** Label id → the last posting build that met it. */
-  private seen = new Int32Array(64);
+  private seen = new Int32Array(this.carried.count.length);
   private passes = 0;
   private readonly freeSlots: number[] = [];
   /** Slots in use or freed: every slot below it has been given out. */
