@@ -115,10 +115,10 @@ const NO_OTHERS: SelectorIds = { anyOf: [], anyOfKeys: [], noneOf: [], present: 
  * Identities live in dense slots, and their labels (ids from LABEL_IDS, carried by each
  * identity) in one typed-array column per label key: column[slot] is the label the identity
  * has for that key. A selector is filed under its rarest equality label (or the labels of its
- * rarest `In`) and compiled to a small program over the columns for its other terms; its
- * selection comes from the postings of that label (built from the column, per key, when a
- * selector needs them), and an identity added later is tested only by the selectors filed
- * under its labels. Selectors with neither (only `NotIn`, `Exists`, `DoesNotExist`) are tested
+ * rarest `In`), and its other terms are tested against the columns; its selection comes from
+ * the postings of that label (built from the column, per key, when a selector needs them), and
+ * an identity added later is tested only by the selectors filed under its labels. Which
+ * selectors select an identity is answered the same way rather than stored. Selectors with neither (only `NotIn`, `Exists`, `DoesNotExist`) are tested
  * against every identity. No string is hashed, and nothing is allocated, per selector ×
  * identity pair, and the per-identity state is typed arrays the garbage collector need not trace.
  */
@@ -142,10 +142,6 @@ export class SelectorCache {
    * is dropped without being emptied (a restart's old cache), through `DROPPED`.
    */
   private readonly carried = { count: new Int32Array(LABEL_IDS.labelLimit + 64) };
-
-  constructor() {
-    DROPPED.register(this, this.carried);
-  }
   private readonly postings: (KeyPostings | undefined)[] = [];
   /** Label id → where its run in its key's postings ends. */
   private postingEnd = new Int32Array(this.carried.count.length);
@@ -155,6 +151,10 @@ export class SelectorCache {
   private readonly freeSlots: number[] = [];
   /** Slots in use or freed: every slot below it has been given out. */
   private top = 0;
+
+  constructor() {
+    DROPPED.register(this, this.carried);
+  }
 
   /**
    * Returns the shared entry for an equal selector, computing its selection on first use. The
@@ -275,7 +275,7 @@ export class SelectorCache {
     return this.slotOf.size;
   }
 
-  /** The selectors filed under the identity's labels, or unindexed, whose residual it meets. */
+  /** The selectors filed under the identity's labels, or unindexed, whose other terms it meets. */
   private selectingSlot(slot: number, identity: Identity): readonly CachedEntry[] {
     if (this.live.length === 0) return NO_ENTRIES;
     let out: CachedEntry[] | undefined;
