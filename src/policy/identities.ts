@@ -1,15 +1,19 @@
 import { NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL, type LabelMap } from './model';
-import type { Labels } from './selector';
+import { LABEL_IDS } from './label-ids';
+import { labelString, type LabelTerm, type Labels } from './selector';
 
 /** A security identity: the numeric id shared by every workload with the same label set. */
 export interface Identity {
   readonly id: number;
   /** Includes the implicit namespace and service-account labels. */
   readonly labels: Labels;
-  /** Canonical `k=v,...` of the labels. */
+  /** Canonical `k=v,...` of the labels (see `labelString`): equal only for equal label sets. */
   readonly key: string;
-  /** Each label as its key and its `k=v` string, built once for the selector cache's indexes. */
-  readonly pairs: readonly { readonly key: string; readonly label: string }[];
+  /**
+   * Each `k=v` label as its id in LABEL_IDS, interned once here so that the selector cache
+   * indexes and matches integers. Held from creation until `releaseIdentityLabels`.
+   */
+  readonly labelIds: readonly number[];
   readonly namespace: string;
   readonly serviceAccount: string;
 }
@@ -25,8 +29,36 @@ export function identityLabels(labels: LabelMap, namespace: string, serviceAccou
   return out;
 }
 
-function labelPairs(labels: Labels): { key: string; label: string }[] {
-  return [...labels].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([k, v]) => ({ key: k, label: `${k}=${v}` }));
+/** The labels sorted by key, as `labelString`s: joined with `,` they are the key identities are shared by. */
+function canonicalLabels(labels: Labels): LabelTerm[] {
+  return [...labels].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([key, v]) => ({ key, label: labelString(key, v) }));
+}
+
+function joined(canonical: readonly LabelTerm[]): string {
+  return canonical.map((t) => t.label).join(',');
+}
+
+function buildIdentity(id: number, labels: Labels, canonical: readonly LabelTerm[], key = joined(canonical)): Identity {
+  return {
+    id,
+    labels,
+    key,
+    labelIds: canonical.map((t) => LABEL_IDS.acquire(t.label, t.key)),
+    namespace: labels.get(NAMESPACE_LABEL) ?? '',
+    serviceAccount: labels.get(SERVICE_ACCOUNT_LABEL) ?? 'default',
+  };
+}
+
+/**
+ * An identity outside an allocator (the allocator numbers its own). Its label ids stay held
+ * until `releaseIdentityLabels`.
+ */
+export function createIdentity(id: number, labels: Labels): Identity {
+  return buildIdentity(id, labels, canonicalLabels(labels));
+}
+
+export function releaseIdentityLabels(identity: Identity): void {
+  for (const id of identity.labelIds) LABEL_IDS.release(id);
 }
 
 /**
@@ -44,21 +76,14 @@ export class IdentityAllocator {
    * identity keeps `labels` as given (no copy): callers pass a map they do not touch again.
    */
   acquire(labels: Labels): { identity: Identity; created: boolean } {
-    const pairs = labelPairs(labels);
-    const key = pairs.map((p) => p.label).join(',');
+    const canonical = canonicalLabels(labels);
+    const key = joined(canonical);
     const entry = this.byKey.get(key);
     if (entry) {
       entry.refs++;
       return { identity: entry.identity, created: false };
     }
-    const identity: Identity = {
-      id: this.nextId++,
-      labels,
-      key,
-      pairs,
-      namespace: labels.get(NAMESPACE_LABEL) ?? '',
-      serviceAccount: labels.get(SERVICE_ACCOUNT_LABEL) ?? 'default',
-    };
+    const identity = buildIdentity(this.nextId++, labels, canonical, key);
     this.byKey.set(key, { identity, refs: 1 });
     this.byId.set(identity.id, identity);
     return { identity, created: true };
@@ -71,6 +96,7 @@ export class IdentityAllocator {
     if (--entry.refs > 0) return false;
     this.byKey.delete(identity.key);
     this.byId.delete(identity.id);
+    releaseIdentityLabels(identity);
     return true;
   }
 
