@@ -110,7 +110,7 @@ function thresholdLines(s: DatapathStatus): string[] {
   const t = s.thresholds;
   if (!t) return ['no configuration'];
   return [
-    `hand-off window ${s.bulkStreak} sends; TCP with the reader idle: ${maskText(t.tcpIdleMask)}; with it busy: ${maskText(t.tcpBusyMask)}`,
+    `hand-off window ${s.bulkStreak} sends; TCP with the reader on the writer's CPU: ${maskText(t.tcpSameCpuMask)}; on another CPU: ${maskText(t.tcpOtherCpuMask)}; reader CPU recorded: ${s.programs.readerCpu ? 'yes' : 'no'}`,
     `from ${sourceText(t)}`,
     ...calibLines(t.calib),
   ];

@@ -27,7 +27,7 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
     // 64 KiB suits TCP in both reader states (below a 128 KiB small-write bound).
     k.env.attach({ bulkStreak: 8, bulkSmallMax: 131072 });
     const t = k.env.status().thresholds!;
-    assert.ok(has64k(t.tcpIdleMask) && has64k(t.tcpBusyMask), `masks ${t.tcpIdleMask.toString(16)} / ${t.tcpBusyMask.toString(16)}`);
+    assert.ok(has64k(t.tcpSameCpuMask) && has64k(t.tcpOtherCpuMask), `masks ${t.tcpSameCpuMask.toString(16)} / ${t.tcpOtherCpuMask.toString(16)}`);
     const port = testPort();
     await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup, sink: true });
     const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
@@ -75,14 +75,14 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
     assert.ok((await client.cmd('close')).ok);
   });
 
-  it('hands off a run that suits TCP only with an idle reader once it has read idle for idle-handoff-ms, not before', async function () {
+  it('hands off a run that suits TCP only with an idle reader once it has read idle for layout-hold-ms, not before', async function () {
     // Masks the flags cannot express (the calibration can): TCP with an idle reader, redirect
     // with a busy one. Both peers on one CPU, where the reader always reads idle.
-    k.env.attach({ bulkStreak: 8, idleHandoffMs: 60000 });
+    k.env.attach({ bulkStreak: 8, layoutHoldMs: 60000 });
     const native = loadNative();
-    const setMasks = (idleHandoffMs: number): void => {
+    const setMasks = (layoutHoldMs: number): void => {
       const c = native.status(k.env.pinDir, 0).config!;
-      native.configure(k.env.pinDir, { ...c, tcpIdleMask: 0xffffffff, tcpBusyMask: 0, idleHandoffMs }, []);
+      native.configure(k.env.pinDir, { ...c, tcpSameCpuMask: 0xffffffff, tcpOtherCpuMask: 0, layoutHoldMs }, []);
     };
     setMasks(60000);
     const port = testPort();
@@ -97,7 +97,7 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
       assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
       assert.ok((await client.cmd('close')).ok);
       const after = k.env.status().counters!;
-      return { handoffs: after.bulkHandoffs - before.bulkHandoffs, idle: after.windowsIdle - before.windowsIdle, busy: after.windowsBusy - before.windowsBusy };
+      return { handoffs: after.bulkHandoffs - before.bulkHandoffs, idle: after.windowsSameCpu - before.windowsSameCpu, busy: after.windowsOtherCpu - before.windowsOtherCpu };
     };
     const waiting = await run();
     assert.strictEqual(waiting.handoffs, 0, `no hand-off before 60 s of idle readings (${JSON.stringify(waiting)})`);
@@ -118,10 +118,10 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
       assert.strictEqual(layout.length, CALIB_SIZES.length);
       for (const p of layout) assert.ok(p.tcpBps > 0 && p.redirectBps > 0, JSON.stringify(p));
     }
-    assert.deepStrictEqual([t.tcpIdleMask, t.tcpBusyMask], [a.thresholds.tcpIdleMask, a.thresholds.tcpBusyMask], 'status shows what attach put in force');
+    assert.deepStrictEqual([t.tcpSameCpuMask, t.tcpOtherCpuMask], [a.thresholds.tcpSameCpuMask, a.thresholds.tcpOtherCpuMask], 'status shows what attach put in force');
     const derived = masksFromCalibration(a.thresholds.calib);
-    assert.deepStrictEqual([a.thresholds.tcpIdleMask, a.thresholds.tcpBusyMask], [derived.tcpIdleMask, derived.tcpBusyMask]);
-    assert.strictEqual(has64k(t.tcpIdleMask), tcpBetter(a.thresholds.calib[0][calibIndexOf(16)]), '64 KiB follows its measured point');
+    assert.deepStrictEqual([a.thresholds.tcpSameCpuMask, a.thresholds.tcpOtherCpuMask], [derived.tcpSameCpuMask, derived.tcpOtherCpuMask]);
+    assert.strictEqual(has64k(t.tcpSameCpuMask), tcpBetter(a.thresholds.calib[0][calibIndexOf(16)], CALIB_SIZES[calibIndexOf(16)]), '64 KiB follows its measured point');
     assert.strictEqual(k.env.status().socketCount, 0, 'no measuring socket was left in the live sockhash');
 
     // A one-way 64 KiB run goes to TCP exactly when the calibration found TCP faster for it
@@ -134,7 +134,7 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
     const r = await client.cmd('sink 65536 64');
     assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
     const handoffs = k.env.status().counters!.bulkHandoffs - before.bulkHandoffs;
-    if (has64k(t.tcpIdleMask) === has64k(t.tcpBusyMask)) assert.strictEqual(handoffs, has64k(t.tcpIdleMask) ? 2 : 0);
+    if (has64k(t.tcpSameCpuMask) === has64k(t.tcpOtherCpuMask)) assert.strictEqual(handoffs, has64k(t.tcpSameCpuMask) ? 2 : 0);
     else assert.ok(handoffs <= 2);
     assert.ok((await client.cmd('close')).ok);
   });
