@@ -88,7 +88,9 @@ function statusText(s: DatapathStatus, maxSockets: number): string {
     lines.push(
       `sockets:    ${c.socketsInserted} inserted, ${c.socketsClosed} closed, ${c.insertErrors} insert errors, ${c.socketsLeft} left for plain TCP (${c.leaveWaits} leave checks waited on a busy peer)`,
     );
-    lines.push(`windows:    ${c.windowsSameCpu} judged with the reader on the writer's CPU, ${c.windowsOtherCpu} on another CPU (only windows whose sizes depend on it)`);
+    lines.push(
+      `windows:    ${c.windowsSameCpu} judged with the reader on the writer's CPU, ${c.windowsOtherCpu} on another CPU (only windows whose sizes depend on it)`,
+    );
   }
   lines.push(`sockhash:   ${s.socketCount} entries`);
   for (const e of s.sockets.slice(0, maxSockets)) {
