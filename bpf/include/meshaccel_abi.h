@@ -110,6 +110,15 @@ struct meshaccel_flow {
 	__u8 pad[5];
 };
 
+/* Socket-local storage of an accelerated socket (created by sockops at insertion): its key, so
+ * the reader-CPU program need not rebuild it, and the CPU it last recorded, so it touches the
+ * flow state only when that changes. A socket without it is not ours and is left at once. */
+struct meshaccel_reader {
+	struct meshaccel_sock_key key;
+	__u32 cpu;             /* 1 + the CPU last written to the flow's read_cpu; 0: none yet */
+	__u32 pad;
+};
+
 /* Once a socket has handed one message to TCP it never redirects again: its peer reads
  * redirected data before TCP data, so redirect-after-pass would reorder the stream. A TCP-only
  * socket then leaves the sockhash as soon as that is safe, which gives it TCP's own send path
@@ -149,6 +158,7 @@ enum meshaccel_counter {
 #define MESHACCEL_MAP_CONFIG "ma_config"
 #define MESHACCEL_MAP_PORTS "ma_ports"
 #define MESHACCEL_MAP_COUNTERS "ma_counters"
+#define MESHACCEL_MAP_READERS "ma_readers"
 #define MESHACCEL_PIN_SOCKOPS "prog_sockops"
 #define MESHACCEL_PIN_SK_MSG "prog_sk_msg"
 #define MESHACCEL_PIN_LINK "link_sockops"

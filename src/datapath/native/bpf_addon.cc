@@ -133,7 +133,8 @@ const MapLayout kFlows{MESHACCEL_MAP_FLOWS, sizeof(meshaccel_sock_key), sizeof(m
 const MapLayout kConfig{MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)};
 const MapLayout kPorts{MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)};
 const MapLayout kCounters{MESHACCEL_MAP_COUNTERS, sizeof(__u32), sizeof(__u64)};
-const MapLayout* const kMaps[] = {&kSocks, &kFlows, &kConfig, &kPorts, &kCounters};
+const MapLayout kReaders{MESHACCEL_MAP_READERS, sizeof(int), sizeof(meshaccel_reader)};
+const MapLayout* const kMaps[] = {&kSocks, &kFlows, &kConfig, &kPorts, &kCounters, &kReaders};
 
 // A map pinned by another build of the programs may have other key or value sizes; lookups and
 // updates with this build's structs would then read or write past them. Such a map is refused
