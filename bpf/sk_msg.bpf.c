@@ -27,7 +27,7 @@ static __always_inline int pass_for_good(struct meshaccel_flow *flow, __u32 size
  * usually go better over TCP; with the reader on another CPU both copy in parallel and the
  * redirect's shorter path wins even for small writes, while large ones depend on the machine's
  * copy and wakeup costs. The layout is read per flow at run time: reader_cpu.bpf.c records the
- * CPU the peer socket's reader last entered recvmsg on, and the writer compares it with its own.
+ * CPU the peer socket's reader last received data on, and the writer compares it with its own.
  *
  * A run is judged in windows of bulk_streak sends. A send whose size TCP carries better on
  * neither layout ends the window early (redirect-friendly flows pay nothing more). At the

@@ -98,8 +98,8 @@ struct meshaccel_flow {
 	__u32 cb_flags;        /* sock_ops callback flags this program turned on (and may turn off) */
 	__u32 sends;           /* messages this socket sent through sk_msg */
 	__u32 peer_sends_seen; /* the peer's `sends` at the last one-way check */
-	/* 1 + the CPU this socket's reader last entered the receive path on (reader_cpu.bpf.c);
-	 * 0 while it has not read since insertion. */
+	/* 1 + the CPU this socket's reader last received data on (reader_cpu.bpf.c); 0 while it
+	 * has not read since insertion. */
 	__u32 read_cpu;
 	/* Since when the run's windows have read the layout in `layout` without a break (see
 	 * struct meshaccel_config.layout_hold_ms); 0 when no reading is held. */

@@ -237,8 +237,8 @@ bool Repin(Napi::Env env, int fd, const std::string& pin_dir, const char* name) 
   return true;
 }
 
-// load({pinDir, sockopsObject, skMsgObject}) -> {adopted, upgraded}
-// Loads both programs from this build's objects (maps are created and pinned, or reused from
+// load({pinDir, sockopsObject, skMsgObject, readerCpuObject?}) -> {adopted, upgraded}
+// Loads the programs from this build's objects (maps are created and pinned, or reused from
 // the pins by name; libbpf refuses a pinned map whose definition differs). When programs are
 // already pinned (a previous start), their tags are compared with the fresh ones: the same
 // code is adopted and the fresh copies dropped; different code (another build) replaces the
