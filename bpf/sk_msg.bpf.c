@@ -21,24 +21,20 @@ static __always_inline int pass_for_good(struct meshaccel_flow *flow, __u32 size
 }
 
 /* The hand-off decision. Whether plain loopback TCP carries a one-way run better than per-
- * message redirection depends on the write size and on the machine (see the config masks,
- * calibrated at attach): small writes, which TCP coalesces into large segments, usually go
- * better over TCP; large ones depend on the machine's copy and wakeup costs, and on whether the
- * reader runs concurrently on another CPU. There the redirect waits for the reader's socket lock
- * while it copies out, so writer and reader take turns, where TCP's receive path queues to the
- * socket backlog and both copy in parallel; on one CPU the reader only runs when the writer
- * does not, and the per-message path may win or lose by machine.
+ * message redirection depends on the write size, on the machine (see the config masks,
+ * calibrated at attach) and on the layout: with writer and reader on one CPU they take turns,
+ * and small writes, which TCP coalesces into large segments the reader then takes in one go,
+ * usually go better over TCP; with the reader on another CPU both copy in parallel and the
+ * redirect's shorter path wins even for small writes, while large ones depend on the machine's
+ * copy and wakeup costs. The layout is read per flow at run time: reader_cpu.bpf.c records the
+ * CPU the peer socket's reader last received data on, and the writer compares it with its own.
  *
- * A run is judged in windows of bulk_streak sends. A send whose size TCP carries better in
- * neither case ends the window early (redirect-friendly flows pay nothing more). A send whose
- * verdict depends on the reader notes it and reads the reader's lock; at the window's end the
- * window counts as "reader busy" when at least a quarter of those reads found it locked (on one
- * CPU none did in 100,000 windows measured here; on two CPUs runs of 16 KiB writes and larger
- * read busy within a few windows, 4 KiB ones hardly ever, see thresholds.ts). The window hands
- * off when every send in it suits TCP under that reading, and the peer sent nothing meanwhile;
- * when it suits TCP only because the reader read as idle, its windows must also have read idle
- * for idle_handoff_ms in a row: on two CPUs a reader that is slow to wake (or preempted) reads
- * idle for a while, and a hand-off cannot be taken back, while a busy reading is not seen there. */
+ * A run is judged in windows of bulk_streak sends. A send whose size TCP carries better on
+ * neither layout ends the window early (redirect-friendly flows pay nothing more). At the
+ * window's end the window hands off when every send in it suits TCP on the layout read then,
+ * and the peer sent nothing meanwhile; when it suits TCP on that layout only, the same layout
+ * must also have been read for layout_hold_ms in a row (a hand-off cannot be taken back, and
+ * an unpinned reader may visit the writer's CPU for a moment). */
 static __always_inline __u32 size_log2(__u32 v)
 {
 	__u32 r = 0;
@@ -54,30 +50,39 @@ static __always_inline __u32 size_log2(__u32 v)
 static __always_inline void window_reset(struct meshaccel_flow *flow)
 {
 	flow->streak = 0;
-	flow->win_busy = 0;
-	flow->win_need_idle = 0;
-	flow->win_need_busy = 0;
+	flow->win_need_same = 0;
+	flow->win_need_other = 0;
 }
 
-/* Whether this window, judged with the reader busy or idle, may hand off on that reading. */
-static __always_inline int reading_allows(const struct meshaccel_config *cfg, struct meshaccel_flow *flow, int busy)
+/* Whether this window's sends all suit TCP on the layout read now (and, when only that layout
+ * makes them suit TCP, read for long enough). peer_flow is the reader's flow state, or 0. */
+static __always_inline int window_fits(const struct meshaccel_config *cfg, struct meshaccel_flow *flow,
+				       const struct meshaccel_flow *peer_flow)
 {
+	__u32 read_cpu, layout;
 	__u64 now;
 
-	if (busy) {
-		flow->idle_since_ns = 0;
-		return !flow->win_need_idle;
-	}
-	if (flow->win_need_busy)
-		return 0;
-	if (!flow->win_need_idle)
+	if (!flow->win_need_same && !flow->win_need_other)
 		return 1;
-	now = bpf_ktime_get_ns();
-	if (!flow->idle_since_ns) {
-		flow->idle_since_ns = now;
-		return cfg->idle_handoff_ms == 0;
+	read_cpu = peer_flow ? READ_ONCE(peer_flow->read_cpu) : 0;
+	/* A reader that has not read yet has no layout: wait for one. */
+	if (!read_cpu) {
+		flow->layout = 0;
+		return 0;
 	}
-	return now - flow->idle_since_ns >= (__u64)cfg->idle_handoff_ms * 1000000ull;
+	layout = read_cpu - 1 == bpf_get_smp_processor_id() ? MESHACCEL_LAYOUT_SAME_CPU : MESHACCEL_LAYOUT_TWO_CPUS;
+	meshaccel_count(layout == MESHACCEL_LAYOUT_SAME_CPU ? MESHACCEL_CTR_WINDOWS_SAME_CPU : MESHACCEL_CTR_WINDOWS_OTHER_CPU, 1);
+	if (layout == MESHACCEL_LAYOUT_SAME_CPU ? flow->win_need_other : flow->win_need_same) {
+		flow->layout = 0;
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	if (flow->layout != layout + 1) {
+		flow->layout = layout + 1;
+		flow->layout_since_ns = now;
+		return cfg->layout_hold_ms == 0;
+	}
+	return now - flow->layout_since_ns >= (__u64)cfg->layout_hold_ms * 1000000ull;
 }
 
 /* Both ends go TCP-only, so that both can leave the sockhash: a socket leaving it releases
@@ -120,49 +125,33 @@ int meshaccel_sk_msg(struct sk_msg_md *msg)
 	flow->sends++;
 
 	/* The peer's flow state is read once per window, never written per message: a
-	 * request/response pair then costs one hash lookup (the redirect's) per message and does not
-	 * bounce the peer's cache line between CPUs. */
+	 * request/response pair then costs one hash lookup per message more than the bare redirect
+	 * and does not bounce the peer's cache line between CPUs. */
 	if (cfg->bulk_streak) {
 		__u32 bit = size_log2(size);
-		__u32 in_idle = (cfg->tcp_idle_mask >> bit) & 1, in_busy = (cfg->tcp_busy_mask >> bit) & 1;
+		__u32 in_same = (cfg->tcp_same_cpu_mask >> bit) & 1, in_other = (cfg->tcp_other_cpu_mask >> bit) & 1;
 
-		peer_flow = 0;
-		if (!in_idle && !in_busy) {
+		if (!in_same && !in_other) {
 			if (flow->streak)
 				window_reset(flow);
-			flow->idle_since_ns = 0;
+			flow->layout = 0;
 		} else {
-			if (in_idle != in_busy) {
-				if (!flow->peer_sk) {
-					peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
-					if (peer_flow)
-						flow->peer_sk = peer_flow->sk;
-				}
-				if (ma_sock_owned(flow->peer_sk) && flow->win_busy < 0xffff)
-					flow->win_busy++;
-				if (in_idle)
-					flow->win_need_idle = 1;
+			if (in_same != in_other) {
+				if (in_same)
+					flow->win_need_same = 1;
 				else
-					flow->win_need_busy = 1;
+					flow->win_need_other = 1;
 			}
 			if (++flow->streak >= cfg->bulk_streak) {
-				int fits = 1, one_way;
-
-				if (flow->win_need_idle || flow->win_need_busy) {
-					int busy = (__u32)flow->win_busy * 4 >= flow->streak;
-
-					fits = reading_allows(cfg, flow, busy);
-					meshaccel_count(busy ? MESHACCEL_CTR_WINDOWS_BUSY : MESHACCEL_CTR_WINDOWS_IDLE, 1);
-				}
-				if (!peer_flow)
-					peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
+				peer_flow = bpf_map_lookup_elem(&ma_flows, &peer);
 				/* One-way only if the peer sent nothing since the last check (or since
 				 * the flow began); otherwise this window starts over. */
-				one_way = !peer_flow || peer_flow->sends == flow->peer_sends_seen;
-				if (fits && one_way)
-					return hand_off(flow, peer_flow, size);
-				if (!one_way)
-					flow->idle_since_ns = 0;
+				if (!peer_flow || peer_flow->sends == flow->peer_sends_seen) {
+					if (window_fits(cfg, flow, peer_flow))
+						return hand_off(flow, peer_flow, size);
+				} else {
+					flow->layout = 0;
+				}
 				if (peer_flow)
 					flow->peer_sends_seen = peer_flow->sends;
 				window_reset(flow);

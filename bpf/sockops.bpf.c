@@ -141,6 +141,16 @@ static __always_inline void on_established(struct bpf_sock_ops *skops)
 		return;
 	}
 	meshaccel_count(MESHACCEL_CTR_SOCK_INSERTED, 1);
+	/* Marks the socket as ours for the reader-CPU program, with its key (best effort: without
+	 * it the writer reads no layout and hands off only sizes that suit TCP on both). */
+	if (skops->sk) {
+		struct meshaccel_reader *rd = bpf_sk_storage_get(&ma_readers, skops->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+		if (rd) {
+			rd->key = key;
+			rd->cpu = 0;
+		}
+	}
 	/* Ask for state changes so the flow state is dropped when the socket closes (the
 	 * kernel removes the sockhash entry by itself), and for the callbacks that let a socket
 	 * leave the sockhash once it is TCP-only. */

@@ -69,16 +69,16 @@ struct meshaccel_config {
 	 * this long after its hand-off. MESHACCEL_LEAVE_NEVER keeps such sockets in the sockhash. */
 	__u32 leave_delay_ms;
 	/* Bit b set: a send of 2^b to 2^(b+1)-1 bytes is carried better by loopback TCP than by
-	 * redirection when the reader is idle between sends (it runs when the writer does not, as on
-	 * one CPU) / when it is busy copying out the previous message (another CPU). Bit 31 covers
-	 * everything from 2 GiB. See sk_msg.bpf.c for how a run tells the two apart. */
-	__u32 tcp_idle_mask;
-	__u32 tcp_busy_mask;
+	 * redirection when the reader last read on the writer's CPU (the two take turns on it) /
+	 * on another CPU (it copies out while the writer sends). Bit 31 covers everything from
+	 * 2 GiB. The reader's CPU comes from reader_cpu.bpf.c; see sk_msg.bpf.c for the decision. */
+	__u32 tcp_same_cpu_mask;
+	__u32 tcp_other_cpu_mask;
 	__u32 threshold_source; /* enum meshaccel_threshold_source */
-	/* A run whose sizes suit TCP only with an idle reader hands off once its windows have been
-	 * judged idle for this long without one judged busy (a busy reading is never seen on one
-	 * CPU, an idle one can be on two). */
-	__u32 idle_handoff_ms;
+	/* A run whose verdict depends on the layout (its sizes suit TCP on one layout only) hands
+	 * off once its windows have read that layout for this long without a break: a hand-off
+	 * cannot be taken back, and an unpinned reader may visit the writer's CPU for a moment. */
+	__u32 layout_hold_ms;
 	__u32 pad;
 	__u64 calibrated_at;    /* unix seconds of the calibration, 0 when not calibrated */
 	struct meshaccel_calib_point calib[MESHACCEL_LAYOUTS][MESHACCEL_CALIB_SIZES];
@@ -95,19 +95,28 @@ struct meshaccel_flow {
 	/* Kernel address of the socket, recorded at insertion so the peer's programs can read its
 	 * psock (meshaccel_psock.h); only ever dereferenced through bpf_probe_read_kernel. */
 	__u64 sk;
-	/* The peer's sk, copied from its flow state on first need, so telling whether the reader is
-	 * busy costs no peer lookup per send. */
-	__u64 peer_sk;
 	__u32 cb_flags;        /* sock_ops callback flags this program turned on (and may turn off) */
 	__u32 sends;           /* messages this socket sent through sk_msg */
 	__u32 peer_sends_seen; /* the peer's `sends` at the last one-way check */
-	/* When the run's windows started being judged "reader idle" without a break (0: not now).
-	 * An idle reading is weak evidence on two CPUs (a reader that is merely slow to wake looks
-	 * idle), so a hand-off on it needs idle_handoff_ms of them in a row; see sk_msg.bpf.c. */
-	__u64 idle_since_ns;
-	__u16 win_busy;        /* sends of this window that found the reader's socket locked */
-	__u8 win_need_idle;    /* this window holds a send TCP carries better only with an idle reader */
-	__u8 win_need_busy;    /* ... only with a busy reader */
+	/* 1 + the CPU this socket's reader last received data on (reader_cpu.bpf.c); 0 while it
+	 * has not read since insertion. */
+	__u32 read_cpu;
+	/* Since when the run's windows have read the layout in `layout` without a break (see
+	 * struct meshaccel_config.layout_hold_ms); 0 when no reading is held. */
+	__u64 layout_since_ns;
+	__u8 layout;           /* 1 + enum meshaccel_layout of that reading; 0: none */
+	__u8 win_need_same;    /* this window holds a send TCP carries better only on the same CPU */
+	__u8 win_need_other;   /* ... only with the reader on another CPU */
+	__u8 pad[5];
+};
+
+/* Socket-local storage of an accelerated socket (created by sockops at insertion): its key, so
+ * the reader-CPU program need not rebuild it, and the CPU it last recorded, so it touches the
+ * flow state only when that changes. A socket without it is not ours and is left at once. */
+struct meshaccel_reader {
+	struct meshaccel_sock_key key;
+	__u32 cpu;             /* 1 + the CPU last written to the flow's read_cpu; 0: none yet */
+	__u32 pad;
 };
 
 /* Once a socket has handed one message to TCP it never redirects again: its peer reads
@@ -134,8 +143,8 @@ enum meshaccel_counter {
 	MESHACCEL_CTR_SOCK_CLOSED,     /* flow state removed on close */
 	MESHACCEL_CTR_SOCK_LEFT,       /* TCP-only sockets removed from the sockhash */
 	MESHACCEL_CTR_LEAVE_WAITS,     /* leave checks that waited for the peer to stop sending */
-	MESHACCEL_CTR_WINDOWS_IDLE,    /* one-way windows judged by the idle-reader mask */
-	MESHACCEL_CTR_WINDOWS_BUSY,    /* one-way windows judged by the busy-reader mask */
+	MESHACCEL_CTR_WINDOWS_SAME_CPU,  /* one-way windows judged with the reader on the writer's CPU */
+	MESHACCEL_CTR_WINDOWS_OTHER_CPU, /* ... with the reader on another CPU */
 	MESHACCEL_CTR_MAX = 16,
 };
 
@@ -149,8 +158,11 @@ enum meshaccel_counter {
 #define MESHACCEL_MAP_CONFIG "ma_config"
 #define MESHACCEL_MAP_PORTS "ma_ports"
 #define MESHACCEL_MAP_COUNTERS "ma_counters"
+#define MESHACCEL_MAP_READERS "ma_readers"
 #define MESHACCEL_PIN_SOCKOPS "prog_sockops"
 #define MESHACCEL_PIN_SK_MSG "prog_sk_msg"
 #define MESHACCEL_PIN_LINK "link_sockops"
+#define MESHACCEL_PIN_READER_CPU "prog_reader_cpu"
+#define MESHACCEL_PIN_READER_LINK "link_reader_cpu"
 
 #endif /* MESHACCEL_ABI_H */

@@ -51,6 +51,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ma_counters SEC(".maps");
 
+/* Per-socket: see struct meshaccel_reader. Freed with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct meshaccel_reader);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ma_readers SEC(".maps");
+
 static __always_inline void meshaccel_count(__u32 idx, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&ma_counters, &idx);

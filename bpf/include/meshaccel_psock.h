@@ -13,12 +13,7 @@ struct list_head___ma {
 	struct list_head___ma *next, *prev;
 } __attribute__((preserve_access_index));
 
-struct socket_lock___ma {
-	int owned;
-} __attribute__((preserve_access_index));
-
 struct sock___ma {
-	struct socket_lock___ma sk_lock;
 	void *sk_user_data;
 } __attribute__((preserve_access_index));
 
@@ -48,17 +43,6 @@ static __always_inline __u64 ma_sock_psock(__u64 sk)
 	if (!sk || bpf_core_read(&ud, sizeof(ud), &((struct sock___ma *)sk)->sk_user_data))
 		return ~0ull;
 	return ud & MA_USER_DATA_PTRMASK;
-}
-
-/* 1 when a task holds the socket's lock (lock_sock), such as a reader copying out of it. A
- * reader waiting for data does not hold it. */
-static __always_inline int ma_sock_owned(__u64 sk)
-{
-	int owned = 0;
-
-	if (!sk || bpf_core_read(&owned, sizeof(owned), &((struct sock___ma *)sk)->sk_lock.owned))
-		return 0;
-	return owned != 0;
 }
 
 /* References held on a psock: one per sockmap holding the socket, plus one for each send,

@@ -26,9 +26,9 @@ const ATTACH: Record<string, OptionSpec> = {
   'bulk-large-min': {
     value: true,
     description:
-      'sends from this many bytes suit TCP when the reader is busy on another CPU (rounded up to a power of two; default 262144; 0 = off); skips calibration',
+      'sends from this many bytes suit TCP when the reader is on another CPU (rounded up to a power of two; default 262144; 0 = off); skips calibration',
   },
-  'idle-handoff-ms': { value: true, description: 'ms a run whose sizes suit TCP only with an idle reader must read idle before it hands off (default 50)' },
+  'layout-hold-ms': { value: true, description: 'ms a run whose sizes suit TCP on one CPU layout only must read that layout before it hands off (default 50)' },
   calibrate: {
     description:
       'measure on this machine which write sizes plain TCP carries better than redirection (about 6 s) even if a calibration is pinned; without threshold flags the first attach measures anyway',
@@ -60,9 +60,10 @@ function handoffLines(s: DatapathStatus): string[] {
   if (!t) return [`bulk hand-off after ${s.bulkStreak ?? '?'} one-way sends; handed-off sockets ${leave}`];
   const lines = [
     `hand-off:   a one-way run goes to plain TCP once ${s.bulkStreak} sends in a row suit it; handed-off sockets ${leave}`,
-    `  suit TCP with the reader idle (same CPU):  ${maskText(t.tcpIdleMask)}`,
-    `  suit TCP with the reader busy (other CPU): ${maskText(t.tcpBusyMask)}`,
-    `  a run that suits TCP only with an idle reader must read idle for ${s.idleHandoffMs ?? '?'} ms first`,
+    `  suit TCP with the reader on the writer's CPU: ${maskText(t.tcpSameCpuMask)}`,
+    `  suit TCP with the reader on another CPU:      ${maskText(t.tcpOtherCpuMask)}`,
+    `  (the layout is read per flow: the CPU the reader last received on, against the writer's)`,
+    `  a run that suits TCP on one layout only must read that layout for ${s.layoutHoldMs ?? '?'} ms first`,
     `  from ${sourceText(t)}`,
   ];
   for (const l of calibLines(t.calib)) lines.push(`    ${l}`);
@@ -76,6 +77,7 @@ function statusText(s: DatapathStatus, maxSockets: number): string {
   const prog = (p: DatapathStatus['programs']['sockops']): string => (p ? `id ${p.id} ${p.name}` : 'not loaded');
   lines.push(`sockops:    ${prog(s.programs.sockops)}`);
   lines.push(`sk_msg:     ${prog(s.programs.skMsg)}${s.skMsgAttachedIds ? ` (attached to sockhash: ${s.skMsgAttachedIds.length > 0 ? 'yes' : 'no'})` : ''}`);
+  lines.push(`reader CPU: ${prog(s.programs.readerCpu)}${s.programs.readerCpu ? ' (tracepoint sock_recv_length)' : ''}`);
   lines.push(`cgroup:     ${s.cgroup ? `${s.cgroup.path ?? '(removed)'} (id ${s.cgroup.id}, link ${s.cgroup.linkId})` : 'not attached'}`);
   lines.push(`mode:       ${s.mode ?? '?'}${s.mode === 'ports' ? ` ${s.ports.join(',')}` : ''}`);
   lines.push(...handoffLines(s));
@@ -86,7 +88,9 @@ function statusText(s: DatapathStatus, maxSockets: number): string {
     lines.push(
       `sockets:    ${c.socketsInserted} inserted, ${c.socketsClosed} closed, ${c.insertErrors} insert errors, ${c.socketsLeft} left for plain TCP (${c.leaveWaits} leave checks waited on a busy peer)`,
     );
-    lines.push(`windows:    ${c.windowsIdle} judged with the reader idle, ${c.windowsBusy} with it busy (only windows whose sizes depend on it)`);
+    lines.push(
+      `windows:    ${c.windowsSameCpu} judged with the reader on the writer's CPU, ${c.windowsOtherCpu} on another CPU (only windows whose sizes depend on it)`,
+    );
   }
   lines.push(`sockhash:   ${s.socketCount} entries`);
   for (const e of s.sockets.slice(0, maxSockets)) {
@@ -106,7 +110,7 @@ async function attachCmd(argv: string[]): Promise<number> {
   const smallMax = optionValue(args, 'bulk-small-max');
   const largeMin = optionValue(args, 'bulk-large-min');
   const leaveDelay = optionValue(args, 'leave-delay-ms');
-  const idleMs = optionValue(args, 'idle-handoff-ms');
+  const holdMs = optionValue(args, 'layout-hold-ms');
   const thresholdFlags = smallMax !== undefined || largeMin !== undefined;
   if (args.flags.has('calibrate') && args.flags.has('no-calibrate')) throw new UsageError('--calibrate and --no-calibrate exclude each other');
   if (thresholdFlags && args.flags.has('calibrate'))
@@ -120,7 +124,7 @@ async function attachCmd(argv: string[]): Promise<number> {
     bulkSmallMax: smallMax === undefined ? undefined : nonNegative(smallMax, '--bulk-small-max'),
     bulkLargeMin: largeMin === undefined ? undefined : nonNegative(largeMin, '--bulk-large-min'),
     leaveDelayMs: leaveDelay === undefined ? undefined : leaveDelay === 'never' ? 'never' : nonNegative(leaveDelay, '--leave-delay-ms (or never)'),
-    idleHandoffMs: idleMs === undefined ? undefined : nonNegative(idleMs, '--idle-handoff-ms'),
+    layoutHoldMs: holdMs === undefined ? undefined : nonNegative(holdMs, '--layout-hold-ms'),
     // Without flags, a machine's first attach measures its own thresholds and later ones keep them.
     calibrate: thresholdFlags || args.flags.has('no-calibrate') ? false : args.flags.has('calibrate') ? true : 'if-missing',
   };

@@ -1,4 +1,5 @@
 import * as assert from 'assert';
+import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { packageRoot } from '../../src/paths';
@@ -27,7 +28,7 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
     // 64 KiB suits TCP in both reader states (below a 128 KiB small-write bound).
     k.env.attach({ bulkStreak: 8, bulkSmallMax: 131072 });
     const t = k.env.status().thresholds!;
-    assert.ok(has64k(t.tcpIdleMask) && has64k(t.tcpBusyMask), `masks ${t.tcpIdleMask.toString(16)} / ${t.tcpBusyMask.toString(16)}`);
+    assert.ok(has64k(t.tcpSameCpuMask) && has64k(t.tcpOtherCpuMask), `masks ${t.tcpSameCpuMask.toString(16)} / ${t.tcpOtherCpuMask.toString(16)}`);
     const port = testPort();
     await k.env.server('127.0.0.1', port, { cgroup: k.env.cgroup, sink: true });
     const client = k.env.client('127.0.0.1', port, { cgroup: k.env.cgroup });
@@ -75,14 +76,54 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
     assert.ok((await client.cmd('close')).ok);
   });
 
-  it('hands off a run that suits TCP only with an idle reader once it has read idle for idle-handoff-ms, not before', async function () {
-    // Masks the flags cannot express (the calibration can): TCP with an idle reader, redirect
-    // with a busy one. Both peers on one CPU, where the reader always reads idle.
-    k.env.attach({ bulkStreak: 8, idleHandoffMs: 60000 });
+  it('reads the layout per flow: a small-write one-way run suited to TCP on one CPU only is handed off with both ends on one CPU and stays redirected with the reader on another', async function () {
+    this.timeout(120000);
+    const cpus = os.cpus().length;
+    if (cpus < 2) this.skip();
+    // Masks the flags cannot express (a calibration can): 4 KiB writes suit TCP with the reader
+    // on the writer's CPU, redirection with it on another.
+    k.env.attach({ bulkStreak: 8, layoutHoldMs: 0 });
     const native = loadNative();
-    const setMasks = (idleHandoffMs: number): void => {
+    const c = native.status(k.env.pinDir, 0).config!;
+    native.configure(k.env.pinDir, { ...c, tcpSameCpuMask: 1 << 12, tcpOtherCpuMask: 0 }, []);
+    assert.strictEqual(k.env.status().programs.readerCpu !== null, true, 'the reader CPU program is loaded');
+    const peer = path.join(__dirname, 'peer.js');
+    const run = async (serverCpu: number): Promise<{ handoffs: number; same: number; other: number; redirected: number }> => {
+      const port = testPort();
+      const server = k.env.spawnProgram(['taskset', '-c', String(serverCpu), process.execPath, peer, 'sink', '127.0.0.1', String(port)], {
+        cgroup: k.env.cgroup,
+      });
+      assert.strictEqual((await server.json<{ event: string }>(20000)).event, 'listening');
+      const client = k.env.spawnProgram(['taskset', '-c', '0', process.execPath, peer, 'client', '127.0.0.1', String(port)], { cgroup: k.env.cgroup });
+      const before = k.env.status().counters!;
+      assert.ok((await client.cmd('open 2')).ok);
+      const r = await client.cmd('sink 4096 2000', 60000);
+      assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
+      assert.ok((await client.cmd('close')).ok);
+      const after = k.env.status().counters!;
+      await Promise.all([client.kill(), server.kill()]);
+      return {
+        handoffs: after.bulkHandoffs - before.bulkHandoffs,
+        same: after.windowsSameCpu - before.windowsSameCpu,
+        other: after.windowsOtherCpu - before.windowsOtherCpu,
+        redirected: after.redirectedBytes - before.redirectedBytes,
+      };
+    };
+    const apart = await run(1);
+    assert.strictEqual(apart.handoffs, 0, `reader on CPU 1, writer on CPU 0: stays redirected (${JSON.stringify(apart)})`);
+    assert.ok(apart.other > 0 && apart.same === 0, `the windows read the reader on another CPU (${JSON.stringify(apart)})`);
+    assert.ok(apart.redirected >= 2 * 2000 * 4096, `every write was redirected (${JSON.stringify(apart)})`);
+    const together = await run(0);
+    assert.strictEqual(together.handoffs, 2, `both on CPU 0: each connection handed to TCP (${JSON.stringify(together)})`);
+    assert.ok(together.same > 0 && together.other === 0, `the windows read the reader on the writer's CPU (${JSON.stringify(together)})`);
+  });
+
+  it('hands off a run that suits TCP on one layout only once it has read that layout for layout-hold-ms, not before', async function () {
+    k.env.attach({ bulkStreak: 8, layoutHoldMs: 60000 });
+    const native = loadNative();
+    const setMasks = (layoutHoldMs: number): void => {
       const c = native.status(k.env.pinDir, 0).config!;
-      native.configure(k.env.pinDir, { ...c, tcpIdleMask: 0xffffffff, tcpBusyMask: 0, idleHandoffMs }, []);
+      native.configure(k.env.pinDir, { ...c, tcpSameCpuMask: 0xffffffff, tcpOtherCpuMask: 0, layoutHoldMs }, []);
     };
     setMasks(60000);
     const port = testPort();
@@ -90,21 +131,25 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
     const server = k.env.spawnProgram(['taskset', '-c', '0', process.execPath, peer, 'sink', '127.0.0.1', String(port)], { cgroup: k.env.cgroup });
     assert.strictEqual((await server.json<{ event: string }>(20000)).event, 'listening');
     const client = k.env.spawnProgram(['taskset', '-c', '0', process.execPath, peer, 'client', '127.0.0.1', String(port)], { cgroup: k.env.cgroup });
-    const run = async (): Promise<{ handoffs: number; idle: number; busy: number }> => {
+    const run = async (): Promise<{ handoffs: number; same: number; other: number }> => {
       const before = k.env.status().counters!;
       assert.ok((await client.cmd('open 2')).ok);
       const r = await client.cmd('sink 65536 64');
       assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
       assert.ok((await client.cmd('close')).ok);
       const after = k.env.status().counters!;
-      return { handoffs: after.bulkHandoffs - before.bulkHandoffs, idle: after.windowsIdle - before.windowsIdle, busy: after.windowsBusy - before.windowsBusy };
+      return {
+        handoffs: after.bulkHandoffs - before.bulkHandoffs,
+        same: after.windowsSameCpu - before.windowsSameCpu,
+        other: after.windowsOtherCpu - before.windowsOtherCpu,
+      };
     };
     const waiting = await run();
-    assert.strictEqual(waiting.handoffs, 0, `no hand-off before 60 s of idle readings (${JSON.stringify(waiting)})`);
-    assert.ok(waiting.idle >= 2 * 7 && waiting.busy === 0, `the windows read idle on one CPU (${JSON.stringify(waiting)})`);
+    assert.strictEqual(waiting.handoffs, 0, `no hand-off before 60 s of same-CPU readings (${JSON.stringify(waiting)})`);
+    assert.ok(waiting.same >= 2 && waiting.other === 0, `the windows read both ends on one CPU (${JSON.stringify(waiting)})`);
     setMasks(0);
     const now = await run();
-    assert.strictEqual(now.handoffs, 2, `with no wait, the first idle window hands off (${JSON.stringify(now)})`);
+    assert.strictEqual(now.handoffs, 2, `with no hold, the first same-CPU window hands off (${JSON.stringify(now)})`);
   });
 
   it('calibrates at attach: figures and masks kept in the config map, and the program obeys them', async function () {
@@ -118,10 +163,18 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
       assert.strictEqual(layout.length, CALIB_SIZES.length);
       for (const p of layout) assert.ok(p.tcpBps > 0 && p.redirectBps > 0, JSON.stringify(p));
     }
-    assert.deepStrictEqual([t.tcpIdleMask, t.tcpBusyMask], [a.thresholds.tcpIdleMask, a.thresholds.tcpBusyMask], 'status shows what attach put in force');
+    assert.deepStrictEqual(
+      [t.tcpSameCpuMask, t.tcpOtherCpuMask],
+      [a.thresholds.tcpSameCpuMask, a.thresholds.tcpOtherCpuMask],
+      'status shows what attach put in force',
+    );
     const derived = masksFromCalibration(a.thresholds.calib);
-    assert.deepStrictEqual([a.thresholds.tcpIdleMask, a.thresholds.tcpBusyMask], [derived.tcpIdleMask, derived.tcpBusyMask]);
-    assert.strictEqual(has64k(t.tcpIdleMask), tcpBetter(a.thresholds.calib[0][calibIndexOf(16)]), '64 KiB follows its measured point');
+    assert.deepStrictEqual([a.thresholds.tcpSameCpuMask, a.thresholds.tcpOtherCpuMask], [derived.tcpSameCpuMask, derived.tcpOtherCpuMask]);
+    assert.strictEqual(
+      has64k(t.tcpSameCpuMask),
+      tcpBetter(a.thresholds.calib[0][calibIndexOf(16)], CALIB_SIZES[calibIndexOf(16)]),
+      '64 KiB follows its measured point',
+    );
     assert.strictEqual(k.env.status().socketCount, 0, 'no measuring socket was left in the live sockhash');
 
     // A one-way 64 KiB run goes to TCP exactly when the calibration found TCP faster for it
@@ -134,7 +187,7 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
     const r = await client.cmd('sink 65536 64');
     assert.ok(r.ok, r.error ?? `${r.mismatches} mismatches`);
     const handoffs = k.env.status().counters!.bulkHandoffs - before.bulkHandoffs;
-    if (has64k(t.tcpIdleMask) === has64k(t.tcpBusyMask)) assert.strictEqual(handoffs, has64k(t.tcpIdleMask) ? 2 : 0);
+    if (has64k(t.tcpSameCpuMask) === has64k(t.tcpOtherCpuMask)) assert.strictEqual(handoffs, has64k(t.tcpSameCpuMask) ? 2 : 0);
     else assert.ok(handoffs <= 2);
     assert.ok((await client.cmd('close')).ok);
   });
@@ -144,14 +197,15 @@ describe('datapath: bulk hand-off by size and by direction (real kernel)', funct
     k.env.attach();
     let st = cli(['datapath', 'status', '--pin-dir', k.env.pinDir]);
     assert.strictEqual(st.code, 0, st.stderr);
-    assert.match(st.stdout, /reader idle \(same CPU\): {2}< 16 KiB\n/);
-    assert.match(st.stdout, /reader busy \(other CPU\): < 16 KiB, >= 256 KiB\n/);
+    assert.match(st.stdout, /reader on the writer's CPU: < 16 KiB\n/);
+    assert.match(st.stdout, /reader on another CPU: {6}< 16 KiB, >= 256 KiB\n/);
+    assert.match(st.stdout, /reader CPU: id \d+ meshaccel_reade/);
     assert.match(st.stdout, /from defaults \(not calibrated\): bulk-small-max 16384 B, bulk-large-min 262144 B/);
 
     const flags = cli(['datapath', 'attach', '--pin-dir', k.env.pinDir, '--cgroup', k.env.cgroup, '--bulk-small-max', '65536', '--bulk-large-min', '0']);
     assert.strictEqual(flags.code, 0, flags.stderr);
     assert.match(flags.stdout, /from flags: bulk-small-max 65536 B, bulk-large-min off/);
-    assert.match(flags.stdout, /reader busy \(other CPU\): < 64 KiB\n/);
+    assert.match(flags.stdout, /reader on another CPU: {6}< 64 KiB\n/);
 
     const cal = cli(['datapath', 'attach', '--pin-dir', k.env.pinDir, '--cgroup', k.env.cgroup, '--calibrate']);
     assert.strictEqual(cal.code, 0, cal.stderr);

@@ -24,8 +24,8 @@ export const COUNTER_NAMES = [
   'socketsClosed',
   'socketsLeft',
   'leaveWaits',
-  'windowsIdle',
-  'windowsBusy',
+  'windowsSameCpu',
+  'windowsOtherCpu',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -37,19 +37,18 @@ export const BPFFS_MOUNT = '/sys/fs/bpf';
 /**
  * Hand-off defaults (see struct meshaccel_config), used when neither flags nor a calibration
  * say otherwise: a direction whose last 16 sends were all shorter than 16 KiB, or (with the
- * reader busy on another CPU) at least 256 KiB, while its peer sent nothing, goes to plain TCP.
+ * reader on another CPU) at least 256 KiB, while its peer sent nothing, goes to plain TCP.
  * They were tuned on one machine; `datapath attach --calibrate` measures the masks instead.
  */
 export const DEFAULT_BULK_STREAK = 16;
 export const DEFAULT_BULK_SMALL_MAX = 16384;
 export const DEFAULT_BULK_LARGE_MIN = 262144;
 /**
- * A run whose sizes suit TCP only when the reader is idle hands off after its windows have read
- * idle this long in a row (see struct meshaccel_config): on one CPU that costs 50 ms of the
- * slower path, on two CPUs it keeps a reader that was briefly slow to wake from being taken for
- * an idle one, which would give up redirection for good.
+ * A run whose sizes suit TCP on one layout only hands off after its windows have read that
+ * layout this long in a row (see struct meshaccel_config): 50 ms of the slower path, against
+ * an unpinned reader that visits the writer's CPU for a moment giving up redirection for good.
  */
-export const DEFAULT_IDLE_HANDOFF_MS = 50;
+export const DEFAULT_LAYOUT_HOLD_MS = 50;
 /** enum meshaccel_threshold_source */
 export type ThresholdSource = 'defaults' | 'flags' | 'calibration';
 export const THRESHOLD_SOURCES: readonly ThresholdSource[] = ['defaults', 'flags', 'calibration'];

@@ -5,7 +5,7 @@ import {
   Counters,
   DEFAULT_BULK_SMALL_MAX,
   DEFAULT_BULK_LARGE_MIN,
-  DEFAULT_IDLE_HANDOFF_MS,
+  DEFAULT_LAYOUT_HOLD_MS,
   DEFAULT_LEAVE_DELAY_MS,
   DEFAULT_BULK_STREAK,
   DEFAULT_PIN_DIR,
@@ -44,7 +44,7 @@ export interface AttachOptions extends DatapathTarget {
   bulkStreak?: number;
   /** Sends below this size hand off (rounded down to a power of two); setting it or bulkLargeMin means "flags". */
   bulkSmallMax?: number;
-  /** Sends from this size hand off when they find the reader busy (rounded up to a power of two; 0 = off). */
+  /** Sends from this size hand off when the reader is on another CPU (rounded up to a power of two; 0 = off). */
   bulkLargeMin?: number;
   /**
    * Measure which sizes TCP carries better on this machine (see calibrate()) instead of using
@@ -52,8 +52,8 @@ export interface AttachOptions extends DatapathTarget {
    * measure. Not combinable with bulkSmallMax/bulkLargeMin. Default false (the defaults).
    */
   calibrate?: boolean | 'if-missing';
-  /** How long a run must read "reader idle" before it hands off on that reading alone (default 50 ms). */
-  idleHandoffMs?: number;
+  /** How long a run that suits TCP on one CPU layout only must read that layout before it hands off (default 50 ms). */
+  layoutHoldMs?: number;
   /** Calibration trial length and rounds (default 30 ms, 5). */
   calibrateTrialMs?: number;
   calibrateRounds?: number;
@@ -100,7 +100,7 @@ export interface DatapathStatus {
   pinDir: string;
   loaded: boolean;
   attached: boolean;
-  programs: { sockops: ProgramInfo | null; skMsg: ProgramInfo | null };
+  programs: { sockops: ProgramInfo | null; skMsg: ProgramInfo | null; readerCpu: ProgramInfo | null };
   cgroup: { id: number; path: string | null; linkId: number } | null;
   /** Program ids attached to the sockhash (null when the kernel cannot say). */
   skMsgAttachedIds: number[] | null;
@@ -109,7 +109,7 @@ export interface DatapathStatus {
   bulkSmallMax: number | null;
   bulkLargeMin: number | null;
   leaveDelayMs: LeaveDelay | null;
-  idleHandoffMs: number | null;
+  layoutHoldMs: number | null;
   /** The hand-off masks, where they came from and the calibration's figures. */
   thresholds: Thresholds | null;
   ports: number[];
@@ -140,8 +140,8 @@ function thresholdsOf(c: NativeConfig): Thresholds {
   if (calib.length > 1 && calib[1].every((p) => p.tcpBps === 0)) calib.pop();
   return {
     source,
-    tcpIdleMask: c.tcpIdleMask >>> 0,
-    tcpBusyMask: c.tcpBusyMask >>> 0,
+    tcpSameCpuMask: c.tcpSameCpuMask >>> 0,
+    tcpOtherCpuMask: c.tcpOtherCpuMask >>> 0,
     bulkSmallMax: c.bulkSmallMax,
     bulkLargeMin: c.bulkLargeMin,
     calibratedAt: c.calibratedAt,
@@ -220,7 +220,7 @@ function thresholdsFromFlags(source: 'defaults' | 'flags', smallMax: number, lar
   return { source, ...masksFromThresholds(smallMax, largeMin), bulkSmallMax: smallMax, bulkLargeMin: largeMin, calibratedAt: 0, calib: [] };
 }
 
-function configOf(mode: SkMsgMode, bulkStreak: number, t: Thresholds, leaveDelayMs: number, idleHandoffMs = DEFAULT_IDLE_HANDOFF_MS): NativeConfig {
+function configOf(mode: SkMsgMode, bulkStreak: number, t: Thresholds, leaveDelayMs: number, layoutHoldMs = DEFAULT_LAYOUT_HOLD_MS): NativeConfig {
   const kB = (x: number): number => Math.min(0xffffffff, Math.round(x / 1000));
   return {
     mode: MODE_VALUES[mode],
@@ -228,10 +228,10 @@ function configOf(mode: SkMsgMode, bulkStreak: number, t: Thresholds, leaveDelay
     bulkSmallMax: t.bulkSmallMax,
     bulkLargeMin: t.bulkLargeMin,
     leaveDelayMs,
-    tcpIdleMask: t.tcpIdleMask,
-    tcpBusyMask: t.tcpBusyMask,
+    tcpSameCpuMask: t.tcpSameCpuMask,
+    tcpOtherCpuMask: t.tcpOtherCpuMask,
     thresholdSource: THRESHOLD_SOURCES.indexOf(t.source),
-    idleHandoffMs,
+    layoutHoldMs,
     calibratedAt: t.calibratedAt,
     calib: t.calib.map((layout) => layout.map((p) => ({ tcpKBps: kB(p.tcpBps), redirectKBps: kB(p.redirectBps) }))),
   };
@@ -265,14 +265,14 @@ export function attach(opts: AttachOptions = {}): AttachResult {
   const streak = opts.bulkStreak ?? DEFAULT_BULK_STREAK;
   // The window counters in struct meshaccel_flow are 16-bit.
   if (!Number.isInteger(streak) || streak < 0 || streak > 65535) throw new Error(`bulkStreak must be an integer 0..65535, not ${streak}`);
-  const idle = opts.idleHandoffMs ?? DEFAULT_IDLE_HANDOFF_MS;
-  if (!Number.isInteger(idle) || idle < 0 || idle > 60000) throw new Error(`idleHandoffMs must be an integer 0..60000, not ${idle}`);
+  const hold = opts.layoutHoldMs ?? DEFAULT_LAYOUT_HOLD_MS;
+  if (!Number.isInteger(hold) || hold < 0 || hold > 60000) throw new Error(`layoutHoldMs must be an integer 0..60000, not ${hold}`);
   // Before anything live is loaded or changed: a calibration that fails leaves the pins as they were.
   const thresholds = chooseThresholds({ ...opts, objects }, pinDir);
-  const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg });
+  const { adopted, upgraded } = native.load({ pinDir, sockopsObject: objects.sockops, skMsgObject: objects.skMsg, readerCpuObject: objects.readerCpu });
   // Configure before attaching, so the first socket established in the cgroup already sees
   // the mode it should.
-  native.configure(pinDir, configOf(mode, streak, thresholds, leaveDelayValue(opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS), idle), ports);
+  native.configure(pinDir, configOf(mode, streak, thresholds, leaveDelayValue(opts.leaveDelayMs ?? DEFAULT_LEAVE_DELAY_MS), hold), ports);
   const link = native.attachCgroup(pinDir, cgroup);
   return { pinDir, cgroup, cgroupId: link.cgroupId, linkId: link.linkId, mode, ports, adopted, upgraded, alreadyAttached: link.already, thresholds };
 }
@@ -331,7 +331,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     pinDir,
     loaded: false,
     attached: false,
-    programs: { sockops: null, skMsg: null },
+    programs: { sockops: null, skMsg: null, readerCpu: null },
     cgroup: null,
     skMsgAttachedIds: null,
     mode: null,
@@ -339,7 +339,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     bulkSmallMax: null,
     bulkLargeMin: null,
     leaveDelayMs: null,
-    idleHandoffMs: null,
+    layoutHoldMs: null,
     thresholds: null,
     ports: [],
     counters: null,
@@ -353,7 +353,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     pinDir,
     loaded: s.prog_sockops !== null && s.prog_sk_msg !== null,
     attached: linkAlive,
-    programs: { sockops: program(s.prog_sockops), skMsg: program(s.prog_sk_msg) },
+    programs: { sockops: program(s.prog_sockops), skMsg: program(s.prog_sk_msg), readerCpu: program(s.prog_reader_cpu) },
     cgroup: s.link ? { id: s.link.cgroupId, path: linkAlive ? cgroupPathOf(s.link.cgroupId) ?? null : null, linkId: s.link.id } : null,
     skMsgAttachedIds: s.skMsgAttachedIds,
     mode: s.config ? modeName(s.config.mode) : null,
@@ -361,7 +361,7 @@ export function status(target: DatapathTarget & { maxSockets?: number } = {}): D
     bulkSmallMax: s.config?.bulkSmallMax ?? null,
     bulkLargeMin: s.config?.bulkLargeMin ?? null,
     leaveDelayMs: s.config ? leaveDelayOf(s.config.leaveDelayMs) : null,
-    idleHandoffMs: s.config?.idleHandoffMs ?? null,
+    layoutHoldMs: s.config?.layoutHoldMs ?? null,
     thresholds: s.config ? thresholdsOf(s.config) : null,
     ports: s.ports ?? [],
     counters: s.counters ? countersFrom(s.counters) : null,

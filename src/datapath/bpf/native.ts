@@ -30,10 +30,10 @@ export interface NativeConfig {
   bulkSmallMax: number;
   bulkLargeMin: number;
   leaveDelayMs: number;
-  tcpIdleMask: number;
-  tcpBusyMask: number;
+  tcpSameCpuMask: number;
+  tcpOtherCpuMask: number;
   thresholdSource: number;
-  idleHandoffMs: number;
+  layoutHoldMs: number;
   calibratedAt: number;
   /** [layout][size] in KB/s, see struct meshaccel_calib_point. */
   calib: { tcpKBps: number; redirectKBps: number }[][];
@@ -62,6 +62,7 @@ export interface NativeCalibPoint {
 export interface NativeStatus {
   prog_sockops: NativeProgInfo | null;
   prog_sk_msg: NativeProgInfo | null;
+  prog_reader_cpu: NativeProgInfo | null;
   link: { id: number; cgroupId: number; progId: number } | null;
   config: NativeConfig | null;
   ports: number[] | null;
@@ -73,7 +74,7 @@ export interface NativeStatus {
 
 export interface NativeBpf {
   probeBpf(): { ok: boolean; errno?: number; message?: string };
-  load(opts: { pinDir: string; sockopsObject: string; skMsgObject: string }): { adopted: boolean; upgraded: boolean };
+  load(opts: { pinDir: string; sockopsObject: string; skMsgObject: string; readerCpuObject?: string }): { adopted: boolean; upgraded: boolean };
   attachCgroup(pinDir: string, cgroupPath: string): { linkId: number; cgroupId: number; already: boolean };
   configure(pinDir: string, config: NativeConfig, ports: number[]): void;
   status(pinDir: string, maxSockets: number): NativeStatus;

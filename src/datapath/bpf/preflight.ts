@@ -20,10 +20,12 @@ export interface Requirement {
 export interface ObjectPaths {
   sockops: string;
   skMsg: string;
+  /** The reader-CPU recorder (reader_cpu.bpf.c); without it every run reads "layout unknown" and only hands off sizes that suit TCP on both layouts. */
+  readerCpu?: string;
 }
 
 export function defaultObjectPaths(objectDir = path.join(packageRoot(), 'bpf/build')): ObjectPaths {
-  return { sockops: path.join(objectDir, 'sockops.o'), skMsg: path.join(objectDir, 'sk_msg.o') };
+  return { sockops: path.join(objectDir, 'sockops.o'), skMsg: path.join(objectDir, 'sk_msg.o'), readerCpu: path.join(objectDir, 'reader_cpu.o') };
 }
 
 export interface PreflightInput {
@@ -49,11 +51,12 @@ export function preflight(input: PreflightInput = {}): Requirement[] {
   }
 
   const objects = input.objects ?? defaultObjectPaths();
-  const missing = [objects.sockops, objects.skMsg].filter((f) => !fs.existsSync(f));
+  const wanted = [objects.sockops, objects.skMsg, ...(objects.readerCpu ? [objects.readerCpu] : [])];
+  const missing = wanted.filter((f) => !fs.existsSync(f));
   reqs.push({
     name: 'objects',
     ok: missing.length === 0,
-    detail: missing.length === 0 ? `${objects.sockops}, ${objects.skMsg}` : `BPF objects not built: ${missing.join(', ')} (run \`make bpf\`)`,
+    detail: missing.length === 0 ? wanted.join(', ') : `BPF objects not built: ${missing.join(', ')} (run \`make bpf\`)`,
   });
 
   if (native) {

@@ -1,7 +1,7 @@
 /**
- * The hand-off masks (struct meshaccel_config.tcp_idle_mask / tcp_busy_mask): which send sizes
- * plain loopback TCP carries better than sk_msg redirection, with the reader idle between sends
- * (one CPU) and with it busy copying out (another CPU). They come from the two size thresholds
+ * The hand-off masks (struct meshaccel_config.tcp_same_cpu_mask / tcp_other_cpu_mask): which send
+ * sizes plain loopback TCP carries better than sk_msg redirection, with the reader on the writer's
+ * CPU and with it on another CPU (the programs read which per flow at run time). They come from the two size thresholds
  * (defaults or flags) or from a calibration on this machine; this module derives them and says
  * in words what they mean and where they came from. No kernel access: pure functions.
  */
@@ -18,8 +18,8 @@ export interface CalibPoint {
 
 export interface Thresholds {
   source: ThresholdSource;
-  tcpIdleMask: number;
-  tcpBusyMask: number;
+  tcpSameCpuMask: number;
+  tcpOtherCpuMask: number;
   /** The thresholds the masks came from (defaults, flags); 0 when calibrated. */
   bulkSmallMax: number;
   bulkLargeMin: number;
@@ -32,92 +32,74 @@ export interface Thresholds {
 const bit = (b: number): number => (b === 31 ? 0x80000000 : 1 << b) >>> 0;
 
 /**
- * Masks from size thresholds, rounded to whole powers of two: "below smallMax" covers the
- * buckets that lie entirely below it, "from largeMin" those that start at or above it.
+ * Masks from size thresholds, rounded to whole powers of two: "below smallMax" (either layout)
+ * covers the buckets that lie entirely below it, "from largeMin" (reader on another CPU) those
+ * that start at or above it.
  */
-export function masksFromThresholds(smallMax: number, largeMin: number): { tcpIdleMask: number; tcpBusyMask: number } {
-  let idle = 0;
-  let busy = 0;
+export function masksFromThresholds(smallMax: number, largeMin: number): { tcpSameCpuMask: number; tcpOtherCpuMask: number } {
+  let small = 0;
+  let large = 0;
   for (let b = 0; b < MASK_BITS; b++) {
-    if (2 ** (b + 1) <= smallMax) idle |= bit(b);
-    if (largeMin > 0 && 2 ** b >= largeMin) busy |= bit(b);
+    if (2 ** (b + 1) <= smallMax) small |= bit(b);
+    if (largeMin > 0 && 2 ** b >= largeMin) large |= bit(b);
   }
-  return { tcpIdleMask: idle >>> 0, tcpBusyMask: (idle | busy) >>> 0 };
+  return { tcpSameCpuMask: small >>> 0, tcpOtherCpuMask: (small | large) >>> 0 };
 }
-
-/** Below the smallest measured size, TCP's coalescing only gains as writes shrink. */
-const SMALLEST_LOG2 = Math.log2(CALIB_SIZES[0]);
 
 /**
  * Which measured size decides bucket b: the one at its upper end for odd buckets (sizes a
- * factor of 4 apart), the last for everything above the largest.
+ * factor of 4 apart), the smallest for everything below it, the largest for everything above.
  */
 export function calibIndexOf(b: number): number {
-  const i = Math.ceil((b - SMALLEST_LOG2) / 2);
+  const i = Math.ceil((b - Math.log2(CALIB_SIZES[0])) / 2);
   return Math.max(0, Math.min(CALIB_SIZES.length - 1, i));
 }
 
+/** Sizes below this (16 KiB) need SMALL_REDIRECT_MARGIN to stay redirected. */
+export const SMALL_BELOW = 16384;
 
 /**
- * Below this bucket (16 KiB) a reader copies a message too quickly to be caught holding its
- * lock: measured here, 4 KiB one-way runs on two CPUs read "idle" for thousands of windows in a
- * row, 16 KiB ones read "busy" within a few. So there the two layouts cannot be told apart at
- * run time and a bucket gets one verdict for both (see masksFromCalibration).
+ * Below SMALL_BELOW a size stays redirected only when redirection won by this factor. Short
+ * trials flatter redirection for small writes (TCP's coalescing grows with the queue a long run
+ * builds): on two CPUs here 4 KiB calibrated at 1.28x where 1.5 s bench runs of the reference
+ * program gave 1.20x (C) and 1.42x (Node); on one CPU 0.69x-0.75x where the bench gave 0.68x.
  */
-export const SEPARABLE_FROM_BIT = 14;
-
-/**
- * Below SEPARABLE_FROM_BIT a size goes to redirection only when it won by this factor (geometric
- * mean over the layouts). Short trials flatter redirection for small writes: TCP's coalescing
- * grows with the queue a long run builds. Measured here under load: 4 KiB calibrated at 0.75x to
- * 1.00x on one CPU and 0.52x to 1.22x on two, while 1.5 s bench runs of the reference program
- * gave 0.69x to 0.90x.
- */
-export const SMALL_REDIRECT_MARGIN = 1.25;
+export const SMALL_REDIRECT_MARGIN = 1.1;
 
 /** redirect/TCP for a point (1 when unmeasured). */
 const ratioOf = (p: CalibPoint): number => (p.tcpBps > 0 && p.redirectBps > 0 ? p.redirectBps / p.tcpBps : 1);
 
 /**
- * From 16 KiB a size stays redirected only when redirection won by this factor. Between 0.97x
- * and 1.05x the two paths are equal within what a shared machine lets a bench tell apart (and
- * the bench counts a reference gain only from 1.05x), so TCP, which costs nothing once the
+ * From SMALL_BELOW a size stays redirected only when redirection won by this factor. Between
+ * 0.97x and 1.05x the two paths are equal within what a shared machine lets a bench tell apart
+ * (and the bench counts a reference gain only from 1.05x), so TCP, which costs nothing once the
  * sockets have left the sockhash, takes that band: a size misjudged there lands near 1.0x
  * either way, while redirecting a size that loses a little lands under plain loopback.
  */
 export const REDIRECT_MARGIN = 1.05;
 
 /** The redirected/TCP ratio from which a measured size stays redirected (see the margins). */
-export const redirectCutOf = (bytes: number): number => (bytes < 2 ** SEPARABLE_FROM_BIT ? SMALL_REDIRECT_MARGIN : REDIRECT_MARGIN);
+export const redirectCutOf = (bytes: number): number => (bytes < SMALL_BELOW ? SMALL_REDIRECT_MARGIN : REDIRECT_MARGIN);
 
 /** TCP is better for a measured point unless redirection won by the margin for its size. */
-export const tcpBetter = (p: CalibPoint, bytes = 2 ** SEPARABLE_FROM_BIT): boolean => ratioOf(p) < redirectCutOf(bytes);
+export const tcpBetter = (p: CalibPoint, bytes: number): boolean => ratioOf(p) < redirectCutOf(bytes);
 
 /**
- * Masks from calibration figures. Buckets below the smallest measured size go to TCP; each
- * other bucket follows its measured size (calibIndexOf), per layout. With one CPU measured, the
- * busy reader's mask is the idle one's (there is no other CPU for a reader to be busy on). Below
- * SEPARABLE_FROM_BIT both layouts get one verdict from the geometric mean of their ratios, and
- * redirection needs SMALL_REDIRECT_MARGIN to take it.
+ * Masks from calibration figures: each size bucket follows its measured size (calibIndexOf) on
+ * each layout, with that size's margin. With one CPU measured, the other-CPU mask is the
+ * same-CPU one (a reader cannot be on another CPU there).
  */
-export function masksFromCalibration(calib: CalibPoint[][]): { tcpIdleMask: number; tcpBusyMask: number } {
+export function masksFromCalibration(calib: CalibPoint[][]): { tcpSameCpuMask: number; tcpOtherCpuMask: number } {
   const same = calib[0];
   const two = calib[1] && calib[1].length > 0 ? calib[1] : same;
-  let idle = 0;
-  let busy = 0;
+  let sameMask = 0;
+  let otherMask = 0;
   for (let b = 0; b < MASK_BITS; b++) {
-    if (b < SMALLEST_LOG2) {
-      idle |= bit(b);
-      busy |= bit(b);
-      continue;
-    }
-    const [s, t] = [same[calibIndexOf(b)], two[calibIndexOf(b)]];
-    let [tcpIdle, tcpBusy] = [tcpBetter(s), tcpBetter(t)];
-    if (b < SEPARABLE_FROM_BIT) tcpIdle = tcpBusy = Math.sqrt(ratioOf(s) * ratioOf(t)) < SMALL_REDIRECT_MARGIN;
-    if (tcpIdle) idle |= bit(b);
-    if (tcpBusy) busy |= bit(b);
+    const i = calibIndexOf(b);
+    if (tcpBetter(same[i], CALIB_SIZES[i])) sameMask |= bit(b);
+    if (tcpBetter(two[i], CALIB_SIZES[i])) otherMask |= bit(b);
   }
-  return { tcpIdleMask: idle >>> 0, tcpBusyMask: busy >>> 0 };
+  return { tcpSameCpuMask: sameMask >>> 0, tcpOtherCpuMask: otherMask >>> 0 };
 }
 
 export function sizeText(bytes: number): string {
@@ -161,7 +143,7 @@ export function calibLines(calib: CalibPoint[][]): string[] {
 export function sourceText(t: Thresholds): string {
   if (t.source === 'calibration') {
     const when = t.calibratedAt > 0 ? new Date(t.calibratedAt * 1000).toISOString() : 'an unknown time';
-    return `calibration on this machine at ${when} (plain TCP/redirected one-way throughput, median redirected/plain ratio of paired trials, the path taken: redirect from ${REDIRECT_MARGIN}x, ${SMALL_REDIRECT_MARGIN}x under ${sizeText(2 ** SEPARABLE_FROM_BIT)})`;
+    return `calibration on this machine at ${when} (plain TCP/redirected one-way throughput, median redirected/plain ratio of paired trials, the path taken: redirect from ${REDIRECT_MARGIN}x, ${SMALL_REDIRECT_MARGIN}x under ${sizeText(SMALL_BELOW)})`;
   }
   const large = t.bulkLargeMin > 0 ? `, bulk-large-min ${t.bulkLargeMin} B` : ', bulk-large-min off';
   return `${t.source === 'flags' ? 'flags' : 'defaults (not calibrated)'}: bulk-small-max ${t.bulkSmallMax} B${large}`;

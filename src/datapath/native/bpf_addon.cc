@@ -133,7 +133,8 @@ const MapLayout kFlows{MESHACCEL_MAP_FLOWS, sizeof(meshaccel_sock_key), sizeof(m
 const MapLayout kConfig{MESHACCEL_MAP_CONFIG, sizeof(__u32), sizeof(meshaccel_config)};
 const MapLayout kPorts{MESHACCEL_MAP_PORTS, sizeof(__u16), sizeof(__u8)};
 const MapLayout kCounters{MESHACCEL_MAP_COUNTERS, sizeof(__u32), sizeof(__u64)};
-const MapLayout* const kMaps[] = {&kSocks, &kFlows, &kConfig, &kPorts, &kCounters};
+const MapLayout kReaders{MESHACCEL_MAP_READERS, sizeof(int), sizeof(meshaccel_reader)};
+const MapLayout* const kMaps[] = {&kSocks, &kFlows, &kConfig, &kPorts, &kCounters, &kReaders};
 
 // A map pinned by another build of the programs may have other key or value sizes; lookups and
 // updates with this build's structs would then read or write past them. Such a map is refused
@@ -236,8 +237,8 @@ bool Repin(Napi::Env env, int fd, const std::string& pin_dir, const char* name) 
   return true;
 }
 
-// load({pinDir, sockopsObject, skMsgObject}) -> {adopted, upgraded}
-// Loads both programs from this build's objects (maps are created and pinned, or reused from
+// load({pinDir, sockopsObject, skMsgObject, readerCpuObject?}) -> {adopted, upgraded}
+// Loads the programs from this build's objects (maps are created and pinned, or reused from
 // the pins by name; libbpf refuses a pinned map whose definition differs). When programs are
 // already pinned (a previous start), their tags are compared with the fresh ones: the same
 // code is adopted and the fresh copies dropped; different code (another build) replaces the
@@ -252,6 +253,9 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   if (!GetString(o, "pinDir", &pin_dir) || !GetString(o, "sockopsObject", &sockops_obj) ||
       !GetString(o, "skMsgObject", &sk_msg_obj))
     return FailMsg(env, "load: pinDir, sockopsObject and skMsgObject must be strings");
+  // Optional: without it (the bench's reference program) no reader CPU is recorded.
+  std::string reader_obj;
+  GetString(o, "readerCpuObject", &reader_obj);
   g_libbpf_log.clear();
 
   // A map pinned by a build with other layouts would make libbpf's reuse fail with a bare
@@ -267,14 +271,21 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   Fd sockops_fd(fd);
   if (!LoadProgram(env, sk_msg_obj, pin_dir, &fd)) return env.Undefined();
   Fd sk_msg_fd(fd);
+  Fd reader_fd;
+  if (!reader_obj.empty()) {
+    if (!LoadProgram(env, reader_obj, pin_dir, &fd)) return env.Undefined();
+    reader_fd.reset(fd);
+  }
 
   // Per program: adopt the pinned one when its tag matches, else (re)pin the fresh one.
   bool adopted = true, upgraded = false;
   struct Slot {
     const char* pin;
     Fd* fresh;
-  } slots[] = {{MESHACCEL_PIN_SOCKOPS, &sockops_fd}, {MESHACCEL_PIN_SK_MSG, &sk_msg_fd}};
+  } slots[] = {{MESHACCEL_PIN_SOCKOPS, &sockops_fd}, {MESHACCEL_PIN_SK_MSG, &sk_msg_fd}, {MESHACCEL_PIN_READER_CPU, &reader_fd}};
+  bool reader_fresh = false;
   for (Slot& slot : slots) {
+    if (!slot.fresh->ok()) continue;
     Fd pinned(OpenPin(pin_dir, slot.pin));
     unsigned char want[BPF_TAG_SIZE], have[BPF_TAG_SIZE];
     if (!ProgTag(slot.fresh->get(), want)) return Fail(env, std::string("read tag of fresh ") + slot.pin, errno);
@@ -284,7 +295,20 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     }
     adopted = false;
     if (pinned.ok()) upgraded = true;
+    if (slot.fresh == &reader_fd) reader_fresh = true;
     if (!Repin(env, slot.fresh->get(), pin_dir, slot.pin)) return env.Undefined();
+  }
+
+  // The reader program's attachment: a tracing link, pinned so it outlives this process. A
+  // fresh program gets a fresh link (tracing links cannot switch programs); the old link goes
+  // with its pin, after the new one is in place, so no read goes unrecorded meanwhile.
+  if (reader_fd.ok()) {
+    std::string link_pin = PinPath(pin_dir, MESHACCEL_PIN_READER_LINK);
+    if (reader_fresh || !PinExists(link_pin)) {
+      Fd link(bpf_raw_tracepoint_open(nullptr, reader_fd.get()));
+      if (!link.ok()) return Fail(env, "attach the reader CPU program to the sock_recv_length tracepoint", errno);
+      if (!Repin(env, link.get(), pin_dir, MESHACCEL_PIN_READER_LINK)) return env.Undefined();
+    }
   }
 
   if (upgraded) {
@@ -392,10 +416,10 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   cfg.bulk_small_max = c.Get("bulkSmallMax").ToNumber().Uint32Value();
   cfg.bulk_large_min = c.Get("bulkLargeMin").ToNumber().Uint32Value();
   cfg.leave_delay_ms = c.Get("leaveDelayMs").ToNumber().Uint32Value();
-  cfg.tcp_idle_mask = c.Get("tcpIdleMask").ToNumber().Uint32Value();
-  cfg.tcp_busy_mask = c.Get("tcpBusyMask").ToNumber().Uint32Value();
+  cfg.tcp_same_cpu_mask = c.Get("tcpSameCpuMask").ToNumber().Uint32Value();
+  cfg.tcp_other_cpu_mask = c.Get("tcpOtherCpuMask").ToNumber().Uint32Value();
   cfg.threshold_source = c.Get("thresholdSource").ToNumber().Uint32Value();
-  cfg.idle_handoff_ms = c.Get("idleHandoffMs").ToNumber().Uint32Value();
+  cfg.layout_hold_ms = c.Get("layoutHoldMs").ToNumber().Uint32Value();
   cfg.calibrated_at = (__u64)c.Get("calibratedAt").ToNumber().Int64Value();
   Napi::Value calib = c.Get("calib");
   if (calib.IsArray()) {
@@ -479,7 +503,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
   uint32_t max_sockets = info[1].As<Napi::Number>().Uint32Value();
   Napi::Object r = Napi::Object::New(env);
 
-  const char* progs[] = {MESHACCEL_PIN_SOCKOPS, MESHACCEL_PIN_SK_MSG};
+  const char* progs[] = {MESHACCEL_PIN_SOCKOPS, MESHACCEL_PIN_SK_MSG, MESHACCEL_PIN_READER_CPU};
   for (const char* name : progs) {
     Fd fd(OpenPin(pin_dir, name));
     r.Set(name, fd.ok() ? Napi::Value(ProgInfo(env, fd.get())) : env.Null());
@@ -511,10 +535,10 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
     c.Set("bulkSmallMax", Napi::Number::New(env, cfg.bulk_small_max));
     c.Set("bulkLargeMin", Napi::Number::New(env, cfg.bulk_large_min));
     c.Set("leaveDelayMs", Napi::Number::New(env, cfg.leave_delay_ms));
-    c.Set("tcpIdleMask", Napi::Number::New(env, cfg.tcp_idle_mask));
-    c.Set("tcpBusyMask", Napi::Number::New(env, cfg.tcp_busy_mask));
+    c.Set("tcpSameCpuMask", Napi::Number::New(env, cfg.tcp_same_cpu_mask));
+    c.Set("tcpOtherCpuMask", Napi::Number::New(env, cfg.tcp_other_cpu_mask));
     c.Set("thresholdSource", Napi::Number::New(env, cfg.threshold_source));
-    c.Set("idleHandoffMs", Napi::Number::New(env, cfg.idle_handoff_ms));
+    c.Set("layoutHoldMs", Napi::Number::New(env, cfg.layout_hold_ms));
     c.Set("calibratedAt", Napi::Number::New(env, (double)cfg.calibrated_at));
     Napi::Array layouts = Napi::Array::New(env, MESHACCEL_LAYOUTS);
     for (uint32_t l = 0; l < MESHACCEL_LAYOUTS; l++) {
@@ -663,7 +687,8 @@ Napi::Value Detach(const Napi::CallbackInfo& info) {
     if (err && err != -ENOENT) return Fail(env, "detach sk_msg from sockhash", err);
   }
 
-  std::vector<const char*> pins = {MESHACCEL_PIN_SOCKOPS, MESHACCEL_PIN_SK_MSG};
+  // The reader link's last reference is its pin: unpinning it detaches the program.
+  std::vector<const char*> pins = {MESHACCEL_PIN_READER_LINK, MESHACCEL_PIN_READER_CPU, MESHACCEL_PIN_SOCKOPS, MESHACCEL_PIN_SK_MSG};
   for (const MapLayout* m : kMaps) pins.push_back(m->name);
   for (const char* name : pins) {
     std::string p = PinPath(pin_dir, name);
