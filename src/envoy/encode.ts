@@ -2,7 +2,7 @@ import type { PolicyOrigin } from '../policy/compiled';
 import { EncodedResource, encodedResource } from '../resource/encoded';
 import { resolveEnvoyType } from './protos';
 import { Violation, checkEnvoyJson, formatViolationPath } from './schema-check';
-import { encodeMessage } from './fragments';
+import { encodeMessage } from './encoding/fragments';
 
 /**
  * The only way generated Envoy JSON becomes bytes: check it against Envoy's schema first and

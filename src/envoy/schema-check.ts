@@ -20,7 +20,7 @@ import {
   type ValueFieldNames,
 } from './json-mapping';
 import { CompiledRules, RuleObject, ValueShape, compileRules, mergeRuleObjects } from './pgv-rules';
-import { FieldBytes, encodeMessage, holdsBytes, isSharedEncoding, keepFragment, keptFragment, markHoldsBytes } from './fragments';
+import { FieldBytes, encodeMessage, holdsBytes, isSharedEncoding, keepFragment, keptFragment, markHoldsBytes } from './encoding/fragments';
 
 function markedIf<T extends object>(holds: boolean, value: T): T {
   if (holds) markHoldsBytes(value);

@@ -1,11 +1,11 @@
 import * as assert from 'node:assert/strict';
 import { encodeEnvoyResource } from '../../src/envoy/encode';
-import { shareEncoding } from '../../src/envoy/fragments';
+import { shareEncoding } from '../../src/envoy/encoding/fragments';
 import { TypeUrl } from '../../src/resource/type-urls';
 import { prng } from '../helpers/prng';
 
 /**
- * Kept fragments (src/envoy/fragments.ts) against checking and encoding whole: random RBAC
+ * Kept fragments (src/envoy/encoding/fragments.ts) against checking and encoding whole: random RBAC
  * resources whose principal and permission lists are shared, reused in other resources and in
  * other fields (of the other message type), some of them invalid. Every resource must encode to
  * the bytes of encoding a plain copy, or fail with the same violations.

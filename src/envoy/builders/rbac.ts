@@ -1,7 +1,7 @@
 import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet, PolicyOrigin } from '../../policy/compiled';
 import { tryParseCidr as parseCidr } from '../../net/cidr';
 import { shareText } from '../../json/shared-text';
-import { shareEncoding } from '../fragments';
+import { shareEncoding } from '../encoding/fragments';
 import { deepFreeze } from '../../json/object-id';
 import { UnenforceableError } from './unenforceable';
 

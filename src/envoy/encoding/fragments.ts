@@ -1,5 +1,5 @@
 import * as protobuf from 'protobufjs';
-import { deepFreeze } from '../json/object-id';
+import { deepFreeze } from '../../json/object-id';
 
 /**
  * Checked fragments: lists of messages that many resources share (a selector's RBAC principals)
