@@ -1,5 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { KafkaProxy, type KafkaProxyOptions, type PolicyResult } from '../../src/kafka/proxy';
+import type { MockCluster } from './mock-cluster';
 
 /**
  * The policy the real-client Kafka suites serve: a broker workload bound to `nodeId` and an
@@ -33,4 +35,10 @@ spec:
 ${kafkaRules}
 `,
   );
+}
+
+/** The relay with the filter in front of `mock`, configured from a compiled port; a policy with errors fails the suite. */
+export function startFilteredRelay(compiled: PolicyResult, mock: MockCluster, log: KafkaProxyOptions['log'] = () => undefined): Promise<KafkaProxy> {
+  if (!compiled.ok) throw new Error(`policy: ${JSON.stringify(compiled.errors)}`);
+  return KafkaProxy.start({ listenHost: '127.0.0.1', listenPort: 0, upstreamHost: mock.host, upstreamPort: mock.port, config: compiled.config, log });
 }

@@ -5,9 +5,9 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
-import { compileKafkaPort, KafkaProxy } from '../../src/kafka/proxy';
+import { compileKafkaPort, type KafkaProxy } from '../../src/kafka/proxy';
 import { packageRoot } from '../../src/paths';
-import { writeKafkaAcl } from './acl-files';
+import { startFilteredRelay, writeKafkaAcl } from './acl-files';
 import { startMockCluster, type MockCluster } from './mock-cluster';
 
 /**
@@ -38,16 +38,9 @@ describe('Kafka filter with real clients (kafkajs → relay → librdkafka mock 
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-kafka-'));
     writeKafkaAcl(dir, NODE, RULES_ORDERS);
     mock = await startMockCluster(['orders:2', 'secret:1', 'events:1']);
-    const c = compile();
-    if (!c.ok) throw new Error(`policy: ${JSON.stringify(c.errors)}`);
-    proxy = await KafkaProxy.start({
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-      upstreamHost: mock.host,
-      upstreamPort: mock.port,
-      config: c.config,
-      log: (level, line) => logs.push({ at: Date.now(), accepted: proxy?.relay.accepted() ?? 0, line: `${level} ${line}` }),
-    });
+    proxy = await startFilteredRelay(compile(), mock, (level, line) =>
+      logs.push({ at: Date.now(), accepted: proxy?.relay.accepted() ?? 0, line: `${level} ${line}` }),
+    );
   });
 
   after(async () => {

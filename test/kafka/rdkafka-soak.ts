@@ -3,9 +3,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { compileKafkaPort, KafkaProxy } from '../../src/kafka/proxy';
+import { compileKafkaPort, type KafkaProxy } from '../../src/kafka/proxy';
 import { packageRoot } from '../../src/paths';
-import { writeKafkaAcl } from './acl-files';
+import { startFilteredRelay, writeKafkaAcl } from './acl-files';
 import { startMockCluster } from './mock-cluster';
 
 /**
@@ -72,16 +72,7 @@ export async function runRdkafkaSoak(seconds: number): Promise<RdkafkaSoakRun> {
     return compileKafkaPort([dir], NODE, 9092, 'ingress');
   };
   try {
-    const c = compile(ALLOWED);
-    if (!c.ok) throw new Error(`policy: ${JSON.stringify(c.errors)}`);
-    proxy = await KafkaProxy.start({
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-      upstreamHost: mock.host,
-      upstreamPort: mock.port,
-      config: c.config,
-      log: () => undefined,
-    });
+    proxy = await startFilteredRelay(compile(ALLOWED), mock);
     const bin = path.join(packageRoot(), 'test', 'kafka', 'build', 'rdkafka-soak');
     const proc = spawn(bin, [String(proxy.relay.address.port), RD_TOPIC, RD_DENIED_TOPIC, 'rd-soak-group'], { stdio: ['pipe', 'pipe', 'pipe'] });
     child = proc;

@@ -4,8 +4,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
-import { compileKafkaPort, KafkaProxy } from '../../src/kafka/proxy';
-import { writeKafkaAcl } from './acl-files';
+import { compileKafkaPort, type KafkaProxy } from '../../src/kafka/proxy';
+import { startFilteredRelay, writeKafkaAcl } from './acl-files';
 import { startMockCluster, type MockCluster } from './mock-cluster';
 import { RD_DENIED_TOPIC, runRdkafkaSoak, type RdkafkaSoakRun } from './rdkafka-soak';
 
@@ -47,16 +47,7 @@ describe(`Kafka soak: kafkajs and librdkafka producers and consumer groups throu
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshaccel-kafka-soak-'));
     writeKafkaAcl(dir, NODE, '              - {role: produce, topic: orders}\n              - {role: consume, topic: orders}');
     mock = await startMockCluster(['orders:4']);
-    const c = compileKafkaPort([dir], NODE, 9092, 'ingress');
-    if (!c.ok) throw new Error(`policy: ${JSON.stringify(c.errors)}`);
-    proxy = await KafkaProxy.start({
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-      upstreamHost: mock.host,
-      upstreamPort: mock.port,
-      config: c.config,
-      log: () => undefined,
-    });
+    proxy = await startFilteredRelay(compileKafkaPort([dir], NODE, 9092, 'ingress'), mock);
   });
 
   after(async () => {
