@@ -1,8 +1,10 @@
 /**
  * make bench-policy: 1,000 policy rules over 3,000 identities (one workload, one proxy each),
- * run in one process on this tree and, side by side, on a baseline build (main at aaf9e6b,
- * built by `make bench-policy` under build/; `--baseline DIR` names its dist/), rounds
- * interleaved so both see the same machine load.
+ * run on this tree and, side by side, on a baseline build (main at aaf9e6b, built by
+ * `make bench-policy` under build/; `--baseline DIR` names its dist/). Each tree runs in its own
+ * child process (so neither's garbage is collected on the other's time, by GC threads this
+ * process-CPU figure counts), and the parent interleaves their rounds, one message each, so
+ * both see the same machine load.
  *
  *  - full regeneration: a new SelectorCache (the class PolicyEngine uses) fed every identity,
  *    then every selector in use, in the order `PolicyEngine.sync` feeds them on a restart: the L3
@@ -16,9 +18,11 @@
  *  - the network RBAC (L3/L4 ECDS) share of that, and of a proxy's first (cold) resource build.
  *
  * Times are process CPU time (the machine is shared; wall time mostly measures the neighbours),
- * medians of repeated runs.
+ * garbage collection included, medians of repeated runs.
  */
 import * as path from 'path';
+import { fork, type ChildProcess } from 'child_process';
+import { createHash } from 'crypto';
 import type { CompiledProxyPolicy } from '../../src/policy/compiled';
 import type { PolicyEngine } from '../../src/policy/engine';
 import type { SelectorCache } from '../../src/policy/selector-cache';
@@ -136,8 +140,12 @@ class Run {
         const built = tree.buildProxyResourceJson(engine.proxy(key) as CompiledProxyPolicy, { mode: 'standalone', redirect: tree.redirect });
         const l4 = built.resources.filter((r) => r.name.startsWith(NETWORK_RBAC_PREFIX));
         const rest = built.resources.filter((r) => !r.name.startsWith(NETWORK_RBAC_PREFIX));
-        network += cpuMs(() => tree.encodeGenerated(l4));
-        tree.Snapshot.fromResources([...tree.encodeGenerated(l4), ...tree.encodeGenerated(rest)]);
+        // The network share is timed inside the add, on the one encoding the snapshot is made of.
+        let encodedL4: ReturnType<Tree['encodeGenerated']> = [];
+        network += cpuMs(() => {
+          encodedL4 = tree.encodeGenerated(l4);
+        });
+        tree.Snapshot.fromResources([...encodedL4, ...tree.encodeGenerated(rest)]);
         resources += l4.length;
         all += built.resources.length;
       }
@@ -167,48 +175,156 @@ class Run {
   }
 }
 
-function sameSelections(a: Map<string, number[]>, b: Map<string, number[]>, what: string): void {
-  if (a.size !== b.size) throw new Error(`${what}: ${a.size} selectors against ${b.size}`);
-  for (const [key, ids] of a) {
-    const other = b.get(key);
-    if (!other || other.length !== ids.length || other.some((id, i) => id !== ids[i])) throw new Error(`${what}: selector ${key} differs`);
+/** A digest of selections (selector key → sorted identities), to compare trees across processes. */
+function selectionsDigest(selections: Map<string, number[]>): string {
+  const h = createHash('sha256');
+  for (const key of [...selections.keys()].sort()) h.update(`${key}\0${(selections.get(key) as number[]).join(',')}\n`);
+  return `${selections.size} selectors ${h.digest('hex').slice(0, 16)}`;
+}
+
+/** What the parent asks a tree's process to do, one step at a time. */
+type Step = { op: 'selections' } | { op: 'full' } | { op: 'scratch' } | { op: 'add'; j: number } | { op: 'cold' } | { op: 'results' };
+
+interface Results {
+  name: string;
+  full: number[];
+  fromScratch: number[];
+  add: number[];
+  addNetwork: number[];
+  changed: number[];
+  networkShare: { resources: number; all: number }[];
+  cold: number[];
+  coldNetwork: number[];
+  selectorCount: number;
+  pairs: number;
+}
+
+/** A tree's process: loads the tree, builds its engine, and runs the steps it is sent. */
+function child(name: string, dist: string): void {
+  const run = new Run(loadTree(name, dist));
+  process.on('message', (step: Step) => {
+    let reply: unknown = null;
+    switch (step.op) {
+      case 'selections': {
+        // Both ways of building must agree on every selection, or nothing is compared.
+        const engine = selectionsDigest(Run.selections(run.engine.selectors));
+        const full = selectionsDigest(Run.selections(run.fullRegeneration()));
+        if (engine !== full) throw new Error(`${name}: full regeneration selects ${full}, the engine ${engine}`);
+        reply = engine;
+        break;
+      }
+      case 'full':
+        run.fullRegeneration();
+        break;
+      case 'scratch':
+        run.engineFromScratch();
+        break;
+      case 'add':
+        run.identityAdd(step.j);
+        break;
+      case 'cold':
+        run.coldBuild();
+        break;
+      case 'results': {
+        const results: Results = {
+          name,
+          full: run.full,
+          fromScratch: run.fromScratch,
+          add: run.add,
+          addNetwork: run.addNetwork,
+          changed: run.changed,
+          networkShare: run.networkShare,
+          cold: run.cold,
+          coldNetwork: run.coldNetwork,
+          selectorCount: run.engine.selectors.selectorCount,
+          pairs: [...run.engine.selectors.entries()].reduce((n, cs) => n + cs.selected.size, 0),
+        };
+        reply = results;
+        break;
+      }
+    }
+    (process.send as (m: unknown) => boolean)({ reply });
+  });
+  (process.send as (m: unknown) => boolean)({ ready: true });
+}
+
+/** A tree's process, seen from the parent: one step at a time, answered in order. */
+class TreeProcess {
+  private readonly proc: ChildProcess;
+  private waiting: ((value: unknown) => void)[] = [];
+  readonly ready: Promise<unknown>;
+
+  constructor(name: string, dist: string) {
+    this.proc = fork(__filename, ['--child', name, dist], { stdio: 'inherit' });
+    this.ready = new Promise((resolve, reject) => {
+      this.waiting.push(resolve);
+      this.proc.once('exit', (code) => reject(new Error(`${name}: its process exited (${code})`)));
+    });
+    this.proc.on('message', (m: { ready?: true; reply?: unknown }) => (this.waiting.shift() as (value: unknown) => void)(m.reply));
+    this.proc.on('exit', (code) => {
+      if (code !== 0) {
+        console.error(`bench-policy: ${name}: its process exited (${code})`);
+        process.exit(1);
+      }
+    });
+  }
+
+  step(s: Step): Promise<unknown> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.proc.send(s);
+    });
+  }
+
+  stop(): void {
+    this.proc.disconnect();
   }
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  if (args[0] === '--child') {
+    child(args[1], args[2]);
+    return;
+  }
   const at = args.indexOf('--baseline');
-  const trees: Tree[] = [];
+  const trees: { name: string; dist: string }[] = [];
   // build/bench-baseline-<commit>/dist: named after the commit it was built from.
   if (at >= 0)
-    trees.push(loadTree(`main ${path.basename(path.dirname(path.resolve(args[at + 1]))).replace('bench-baseline-', '')}`, path.resolve(args[at + 1])));
-  trees.push(loadTree('this tree', path.resolve(__dirname, '../..')));
-  const runs = trees.map((t) => new Run(t));
-  const ours = runs[runs.length - 1];
+    trees.push({ name: `main ${path.basename(path.dirname(path.resolve(args[at + 1]))).replace('bench-baseline-', '')}`, dist: path.resolve(args[at + 1]) });
+  trees.push({ name: 'this tree', dist: path.resolve(__dirname, '../..') });
+  const procs = trees.map((t) => new TreeProcess(t.name, t.dist));
+  for (const p of procs) await p.ready;
+  /** One step on every tree, in turn: the rounds stay interleaved. */
+  const each = async (s: Step): Promise<unknown[]> => {
+    const out: unknown[] = [];
+    for (const p of procs) out.push(await p.step(s));
+    return out;
+  };
 
-  // Both trees and both ways of building must agree on every selection, or nothing is compared.
-  const reference = Run.selections(ours.engine.selectors);
-  for (const r of runs) {
-    sameSelections(reference, Run.selections(r.engine.selectors), `${r.tree.name}: engine`);
-    sameSelections(reference, Run.selections(r.fullRegeneration()), `${r.tree.name}: full regeneration`);
-  }
-  for (let j = 0; j < 5; j++) for (const r of runs) r.identityAdd(j);
+  const digests = (await each({ op: 'selections' })) as string[];
+  digests.forEach((d, i) => {
+    if (d !== digests[digests.length - 1]) throw new Error(`${trees[i].name} selects ${d}, this tree ${digests[digests.length - 1]}`);
+  });
+  for (let j = 0; j < 5; j++) await each({ op: 'add', j });
 
   const ROUNDS = 31;
-  for (let i = 0; i < ROUNDS; i++) for (const r of runs) r.fullRegeneration();
-  for (let i = 0; i < 5; i++) for (const r of runs) r.engineFromScratch();
+  for (let i = 0; i < ROUNDS; i++) await each({ op: 'full' });
+  for (let i = 0; i < 5; i++) await each({ op: 'scratch' });
   const ADDS = 40;
-  for (let j = 0; j < ADDS; j++) for (const r of runs) r.identityAdd(5 + j);
-  for (let i = 0; i < 20; i++) for (const r of runs) r.coldBuild();
+  for (let j = 0; j < ADDS; j++) await each({ op: 'add', j: 5 + j });
+  for (let i = 0; i < 20; i++) await each({ op: 'cold' });
+  const runs = (await each({ op: 'results' })) as Results[];
+  for (const p of procs) p.stop();
+  const ours = runs[runs.length - 1];
 
-  const pairs = [...ours.engine.selectors.entries()].reduce((n, cs) => n + cs.selected.size, 0);
+  console.log(`bench-policy: ${RULES} rules, ${IDENTITIES} identities, ${ours.selectorCount} distinct selectors, ${ours.pairs} selector→identity entries`);
   console.log(
-    `bench-policy: ${RULES} rules, ${IDENTITIES} identities, ${ours.engine.selectors.selectorCount} distinct selectors, ${pairs} selector→identity entries`,
+    `  process CPU time (GC included), medians (${ROUNDS} regenerations, ${ADDS} identity adds), one process per tree; a shared, loaded 2-core machine`,
   );
-  console.log(`  process CPU time, medians (${ROUNDS} regenerations, ${ADDS} identity adds); a shared, loaded 2-core machine`);
-  const header = runs.map((r) => r.tree.name.padStart(14)).join('');
+  const header = runs.map((r) => r.name.padStart(14)).join('');
   console.log(`  ${''.padEnd(62)}${header}`);
-  const row = (label: string, value: (r: Run) => string): void => console.log(`  ${label.padEnd(62)}${runs.map((r) => value(r).padStart(14)).join('')}`);
+  const row = (label: string, value: (r: Results) => string): void => console.log(`  ${label.padEnd(62)}${runs.map((r) => value(r).padStart(14)).join('')}`);
   row('full regeneration, L3 (new selector cache, as on a restart)', (r) => fmt(median(r.full)));
   row('  minimum of the regenerations (least disturbed by neighbours)', (r) => fmt(Math.min(...r.full)));
   row('engine from scratch (sync of every workload and policy)', (r) => fmt(median(r.fromScratch)));
@@ -225,7 +341,7 @@ function main(): void {
   if (runs.length > 1) {
     const base = runs[0];
     console.log(
-      `  ratios (${base.tree.name} / this tree): full regeneration ${(median(base.full) / median(ours.full)).toFixed(1)}x, ` +
+      `  ratios (${base.name} / this tree): full regeneration ${(median(base.full) / median(ours.full)).toFixed(1)}x, ` +
         `engine from scratch ${(median(base.fromScratch) / median(ours.fromScratch)).toFixed(1)}x, identity add → resources ${(median(base.add) / median(ours.add)).toFixed(1)}x`,
     );
   }
@@ -237,4 +353,7 @@ function main(): void {
   console.log(`  identity add → affected proxies\u2019 resources rebuilt < 1 ms: ${addMs < 1 ? 'MET' : 'MISSED'} (${fmt(addMs)})`);
 }
 
-main();
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -2,7 +2,7 @@ import type { PolicyOrigin } from '../policy/compiled';
 import { EncodedResource, encodedResource } from '../resource/encoded';
 import { resolveEnvoyType } from './protos';
 import { Violation, checkEnvoyJson, formatViolationPath } from './schema-check';
-import { encodeMessage } from './encoding/fragments';
+import { encodeWhole, writeMessage } from './encoding/fragments';
 
 /**
  * The only way generated Envoy JSON becomes bytes: check it against Envoy's schema first and
@@ -33,7 +33,8 @@ export function describeOrigin(o: PolicyOrigin): string {
 /**
  * Checks and encodes one resource; `json` is Envoy JSON without "@type" (the type URL says it).
  * `keepShared`: the parts marked with `shareEncoding` are checked and encoded once and their
- * bytes reused (fragments.ts says why that equals checking and encoding the whole every time).
+ * bytes reused, and the resource is written in one allocation (fragments.ts says why that
+ * equals checking and encoding the whole every time).
  */
 export function encodeEnvoyResource(
   typeUrl: string,
@@ -46,6 +47,7 @@ export function encodeEnvoyResource(
   if (!type) throw new SchemaError(typeUrl, name, [{ path: [], message: `type ${typeUrl} does not resolve to a message in Envoy's API` }], options.origins);
   const result = checkEnvoyJson(type, json, { keepShared: options.keepShared });
   if (result.violations.length > 0) throw new SchemaError(typeUrl, name, result.violations, options.origins);
-  const bytes = encodeMessage(type, result.message);
+  // Serving writes around the kept parts; otherwise protobufjs encodes the whole (the reference the tests hold serving to).
+  const bytes = options.keepShared ? writeMessage(type, result.message) : encodeWhole(type, result.message);
   return encodedResource(typeUrl, name, bytes, { ttlMs: options.ttlMs });
 }

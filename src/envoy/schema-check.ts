@@ -20,12 +20,7 @@ import {
   type ValueFieldNames,
 } from './json-mapping';
 import { CompiledRules, RuleObject, ValueShape, compileRules, mergeRuleObjects } from './pgv-rules';
-import { FieldBytes, encodeMessage, holdsBytes, isSharedEncoding, keepFragment, keptFragment, markHoldsBytes } from './encoding/fragments';
-
-function markedIf<T extends object>(holds: boolean, value: T): T {
-  if (holds) markHoldsBytes(value);
-  return value;
-}
+import { FieldBytes, MessageBytes, NestedMessage, encodeWhole, isSharedEncoding, keepFragment, keptFragment, writeMessage } from './encoding/fragments';
 
 /**
  * The schema checker: walks Envoy JSON/YAML against the protobufjs reflection of Envoy's own
@@ -192,8 +187,8 @@ export interface CheckOptions {
   encodeAny?: boolean;
   /**
    * Keep the check and encoding of shared parts (`shareEncoding`) and reuse them (see
-   * fragments.ts): the converted message then holds their bytes, which only `encodeMessage`
-   * reads. Needs encodeAny. Default false.
+   * fragments.ts): the converted message then holds their bytes (and Any values the messages
+   * they hold), which only `writeMessage` reads. Needs encodeAny. Default false.
    */
   keepShared?: boolean;
 }
@@ -202,8 +197,19 @@ class Walker {
   readonly violations: Violation[] = [];
   constructor(
     private readonly encodeAny: boolean,
-    private readonly keepShared: boolean,
+    private keepShared: boolean,
   ) {}
+
+  /** Walks `fn` with nothing kept: under rules that read converted items, which kept bytes would hide. */
+  private unkept<T>(fn: () => T): T {
+    const keep = this.keepShared;
+    this.keepShared = false;
+    try {
+      return fn();
+    } finally {
+      this.keepShared = keep;
+    }
+  }
 
   private report(path: PathSegment[], message: string): void {
     this.violations.push({ path: path.slice(), message });
@@ -234,7 +240,19 @@ class Walker {
       return c.ok ? { ok: true, value: { value: c.value } } : c;
     }
     if (!isObject(json)) return { ok: false, error: `expected an object (${name}), got ${describeJson(json)}` };
+    if (this.keepShared && isSharedEncoding(json)) return { ok: true, value: this.sharedMessage(type, json, path, pgv) };
     return { ok: true, value: this.fields(type, json, path, pgv) };
+  }
+
+  /** A shared message: its bytes, checked and encoded once per type and PGV (see fragments.ts); walked in place while it has violations. */
+  private sharedMessage(type: protobuf.Type, json: Record<string, unknown>, path: PathSegment[], pgv: boolean): unknown {
+    const key = `${fullNameOf(type)}|${pgv}`;
+    const kept = keptFragment(json, key);
+    if (kept instanceof MessageBytes) return kept;
+    const before = this.violations.length;
+    const converted = this.fields(type, json, path, pgv);
+    if (this.violations.length > before) return converted;
+    return keepFragment(json, key, new MessageBytes(writeMessage(type, converted)));
   }
 
   private any(json: unknown, path: PathSegment[], pgv: boolean): Converted<unknown> | undefined {
@@ -266,8 +284,10 @@ class Walker {
     if (!converted) return undefined;
     if (!converted.ok) return converted;
     if (!this.encodeAny || this.violations.length > before) return { ok: true, value: { type_url: url, value: Buffer.alloc(0) } };
-    const bytes = encodeMessage(inner, converted.value as Record<string, unknown>);
-    return { ok: true, value: { type_url: url, value: bytes } };
+    const value = converted.value as Record<string, unknown> | MessageBytes;
+    // Serving: the inner message is written in place by `writeMessage`, around its kept parts.
+    if (this.keepShared) return { ok: true, value: { type_url: url, value: new NestedMessage(inner, value) } };
+    return { ok: true, value: { type_url: url, value: encodeWhole(inner, value as Record<string, unknown>) } };
   }
 
   private fields(type: protobuf.Type, json: Record<string, unknown>, path: PathSegment[], pgvIn: boolean): Record<string, unknown> {
@@ -304,7 +324,6 @@ class Walker {
       const v = this.fieldValue(info, value, path, pgv);
       path.pop();
       if (v !== undefined) out[info.name] = v;
-      if (holdsBytes(v)) markHoldsBytes(out);
     }
     if (pgv) {
       for (const o of table.requiredOneofs) {
@@ -323,6 +342,7 @@ class Walker {
   private fieldValue(info: FieldInfo, json: unknown, path: PathSegment[], pgv: boolean): unknown {
     if (info.map) {
       if (!isObject(json)) return this.wrongType(path, `expected an object (map), got ${describeJson(json)}`);
+      if (this.keepShared && info.rules?.map?.values !== undefined) return this.unkept(() => this.fieldValue(info, json, path, pgv));
       const out: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(json)) {
         if (info.keyType && info.keyType !== 'string') {
@@ -333,7 +353,6 @@ class Walker {
         const c = this.single(info, v, path, pgv);
         path.pop();
         if (c !== undefined) out[k] = c;
-        if (holdsBytes(c)) markHoldsBytes(out);
       }
       return out;
     }
@@ -342,13 +361,13 @@ class Walker {
       // Rules that read the items (not only their number) need them converted, not as bytes.
       const keep = info.rules?.repeated?.items === undefined && info.rules?.repeated?.unique !== true;
       if (keep && this.keepShared && info.kind === 'message' && isSharedEncoding(json)) return this.sharedList(info, json, path, pgv);
+      if (!keep && this.keepShared) return this.unkept(() => this.fieldValue(info, json, path, pgv));
       const out: unknown[] = [];
       for (let i = 0; i < json.length; i++) {
         path.push(i);
         const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv);
         path.pop();
         out.push(c ?? SCALAR_DEFAULTS[info.kind] ?? {});
-        if (holdsBytes(c)) markHoldsBytes(out);
       }
       return out;
     }
@@ -366,17 +385,14 @@ class Walker {
     if (kept instanceof FieldBytes) return kept;
     const before = this.violations.length;
     const converted: unknown[] = [];
-    let holds = false;
     for (let i = 0; i < json.length; i++) {
       path.push(i);
       const c = json[i] === null ? this.wrongType(path, 'list items may not be null') : this.single(info, json[i], path, pgv);
       path.pop();
       converted.push(c ?? {});
-      holds ||= holdsBytes(c);
     }
     if (this.violations.length > before) return converted;
-    if (holds) markHoldsBytes(converted);
-    return keepFragment(json, key, new FieldBytes(encodeMessage(parent, markedIf(holds, { [info.name]: converted })), converted.length));
+    return keepFragment(json, key, new FieldBytes(writeMessage(parent, { [info.name]: converted }), converted.length));
   }
 
   private single(info: FieldInfo, json: unknown, path: PathSegment[], pgv: boolean): unknown {

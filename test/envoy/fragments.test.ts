@@ -15,9 +15,9 @@ type Json = Record<string, unknown>;
 const HTTP_RBAC = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
 const NETWORK_RBAC = 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC';
 
-function outcome(name: string, json: Json, keepShared: boolean): string {
+function outcome(name: string, json: Json, keepShared: boolean, typeUrl: string = TypeUrl.ExtensionConfig): string {
   try {
-    const e = encodeEnvoyResource(TypeUrl.ExtensionConfig, name, keepShared ? json : (JSON.parse(JSON.stringify(json)) as Json), { keepShared });
+    const e = encodeEnvoyResource(typeUrl, name, keepShared ? json : (JSON.parse(JSON.stringify(json)) as Json), { keepShared });
     return `bytes ${e.value.toString('base64')}`;
   } catch (err) {
     return `error ${(err as Error).message}`;
@@ -33,7 +33,9 @@ describe('kept fragments: checking and encoding around shared parts equals doing
       const bad = badRate > 0 && rand(badRate) === 0;
       return { address_prefix: bad && rand(2) ? 'not-an-ip' : `10.${rand(4)}.${rand(256)}.${rand(256)}`, prefix_len: bad ? 200 : 32 };
     };
-    const principal = (): Json => {
+    // Now and then a message shared on its own (an address's matcher), kept per type it is put in.
+    const principal = (): Json => (rand(6) === 0 ? shareEncoding(principalJson()) : principalJson());
+    const principalJson = (): Json => {
       switch (rand(4)) {
         case 0:
           return { authenticated: { principal_name: { exact: `spiffe://cluster.local/ns/n${rand(3)}/sa/s${rand(5)}` } } };
@@ -43,7 +45,10 @@ describe('kept fragments: checking and encoding around shared parts equals doing
           return { direct_remote_ip: address() };
       }
     };
-    const permission = (): Json => (rand(2) ? { destination_port: 1 + rand(65535) } : { destination_ip: address() });
+    const permission = (): Json => {
+      const p = rand(2) ? { destination_port: 1 + rand(65535) } : { destination_ip: address() };
+      return rand(6) === 0 ? shareEncoding(p) : p;
+    };
     // Lists long enough to be worth keeping, some shared as a whole and some item by item.
     const lists = { principal: [] as Json[][], permission: [] as Json[][] };
     for (let i = 0; i < 16; i++) {
@@ -68,7 +73,8 @@ describe('kept fragments: checking and encoding around shared parts equals doing
       for (let p = 0; p < 1 + rand(3); p++) {
         // A list as principals, or as the rules of an `or_rules` permission (items of the other kind are violations there).
         const permissions = rand(3) === 0 ? [{ or_rules: { rules: listOf('permission') } }] : [{ any: true }];
-        policies[`p${p}`] = { permissions, principals: rand(12) === 0 ? [] : listOf('principal') };
+        const policy = { permissions, principals: rand(12) === 0 ? [] : listOf('principal') };
+        policies[`p${p}`] = rand(10) === 0 ? shareEncoding(policy) : policy;
       }
       const network = rand(2) === 0;
       const rbac: Json = { rules: { action: rand(2) ? 'ALLOW' : 'DENY', policies } };
@@ -80,5 +86,79 @@ describe('kept fragments: checking and encoding around shared parts equals doing
       else refused++;
     }
     assert.ok(encoded > 100 && refused > 50, `encoded ${encoded}, refused ${refused}: the cases do not cover both`);
+  });
+
+  it('other messages (every scalar kind the API uses, packed lists, maps, Any, well-known types): same bytes, same violations', () => {
+    const metadata = shareEncoding({ filter_metadata: { m: { a: 1, b: [true, null, 's'], c: { d: 2.5, e: -0.125 } } } });
+    const route = (n: number): Json => ({
+      name: `r${n}`,
+      match: { prefix: '/', headers: [{ name: 'x-range', range_match: { start: String(-5 - n), end: '9007199254740993' } }] },
+      route: { cluster: 'c', timeout: n % 2 ? '0s' : '1.5s', retry_policy: { retriable_status_codes: [503, 504, 200000 + n], num_retries: n } },
+      metadata,
+      typed_per_filter_config: {
+        'envoy.filters.http.rbac': { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute', rbac: { rules: { action: 'DENY' } } },
+      },
+    });
+    const routes = shareEncoding([route(1), route(2)]);
+    const cases: [string, Json][] = [
+      [TypeUrl.RouteConfiguration, { name: 'rc', virtual_hosts: [{ name: 'vh', domains: ['*'], routes }] }],
+      [TypeUrl.RouteConfiguration, { name: 'rc2', virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [...routes, route(3)] }] }],
+      // Violations inside kept and shared parts: a negative status code, a range end that is no integer.
+      [
+        TypeUrl.RouteConfiguration,
+        {
+          name: 'bad',
+          virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ ...route(4), route: { cluster: 'c', retry_policy: { retriable_status_codes: [-1] } } }] }],
+        },
+      ],
+      [
+        TypeUrl.RouteConfiguration,
+        {
+          name: 'bad2',
+          virtual_hosts: [
+            { name: 'vh', domains: [], routes: [{ ...route(5), match: { prefix: '/', headers: [{ name: 'x', range_match: { start: 1, end: 'x' } }] } }] },
+          ],
+        },
+      ],
+      [
+        TypeUrl.Cluster,
+        {
+          name: 'c',
+          type: 'STATIC',
+          connect_timeout: '0.25s',
+          per_connection_buffer_limit_bytes: 1024,
+          common_lb_config: { healthy_panic_threshold: { value: 12.5 } },
+          metadata,
+          load_assignment: {
+            cluster_name: 'c',
+            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '10.0.0.1', port_value: 80 } } } }] }],
+          },
+        },
+      ],
+      [
+        TypeUrl.ExtensionConfig,
+        {
+          name: 'n',
+          typed_config: {
+            '@type': NETWORK_RBAC,
+            stat_prefix: 's',
+            rules: {
+              action: 'ALLOW',
+              policies: {
+                p: { permissions: [{ metadata: { filter: 'f', path: [{ key: 'k' }], value: { double_match: { exact: 1.5 } } } }], principals: [{ any: true }] },
+              },
+            },
+          },
+        },
+      ],
+      [TypeUrl.Secret, { name: 's', generic_secret: { secret: { inline_bytes: 'aGVsbG8gd29ybGQ=' } } }],
+    ];
+    for (const [typeUrl, json] of cases)
+      assert.equal(outcome(String(json.name), json, true, typeUrl), outcome(String(json.name), json, false, typeUrl), `${json.name}`);
+    // Twice: the second time from what the first kept.
+    for (const [typeUrl, json] of cases)
+      assert.equal(outcome(String(json.name), json, true, typeUrl), outcome(String(json.name), json, false, typeUrl), `${json.name} again`);
+    assert.match(outcome('bad', cases[2][1], true, cases[2][0]), /^error/);
+    assert.match(outcome('bad2', cases[3][1], true, cases[3][0]), /^error/);
   });
 });

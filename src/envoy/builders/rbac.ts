@@ -2,7 +2,6 @@ import type { CompiledPortPolicy, CompiledRule, HttpRule, PeerEndpoint, PeerSet,
 import { tryParseCidr as parseCidr } from '../../net/cidr';
 import { shareText } from '../../json/shared-text';
 import { shareEncoding } from '../encoding/fragments';
-import { deepFreeze } from '../../json/object-id';
 import { UnenforceableError } from './unenforceable';
 
 /**
@@ -119,7 +118,8 @@ function addressMatcher(field: 'direct_remote_ip' | 'destination_ip', cidr: stri
     m = ADDRESS_MATCHERS.older.get(key);
     if (m === undefined) {
       const range = cidrRange(cidr);
-      m = range ? deepFreeze({ [field]: range }) : null;
+      // Shared, so its check and encoding are kept: it is in the lists of every selector that selects it.
+      m = range ? shareEncoding({ [field]: range }) : null;
     }
     ADDRESS_MATCHERS.recent.set(key, m);
     if (ADDRESS_MATCHERS.recent.size >= ADDRESS_MATCHERS_LIMIT) {
@@ -232,8 +232,6 @@ interface SharedMatchers {
 }
 
 const PEER_MATCHERS = new WeakMap<readonly string[], SharedMatchers[]>();
-/** Peer lists this long or longer keep their checked encoding (`shareEncoding`). */
-const SHARED_ENCODING_MIN = 64;
 /** Distinct variants kept per address list: a few per mode and direction. */
 const PEER_MATCHER_VARIANTS = 8;
 
@@ -255,10 +253,16 @@ function sharedPeerMatchers(
     warnings.push(...own);
     return ids;
   }
-  // Shared by every RBAC of these peers. A long list's check and encoding are kept too; for a
-  // short one, encoding the resources around kept bytes costs more than encoding them whole.
-  const frozen = ids.length >= SHARED_ENCODING_MIN ? shareEncoding(ids) : deepFreeze(ids);
-  const entry: SharedMatchers = { variant, any: peers.any, principals: peers.principals, cidrSets: peers.cidrSets, endpoints, ids: shareText(frozen) };
+  // Shared by every RBAC of these peers, and so are its check and encoding, and its items' (an
+  // address's matcher is in the lists of every selector that selects it, old and new).
+  const entry: SharedMatchers = {
+    variant,
+    any: peers.any,
+    principals: peers.principals,
+    cidrSets: peers.cidrSets,
+    endpoints,
+    ids: shareText(shareEncoding(ids)),
+  };
   if (!kept) PEER_MATCHERS.set(peers.cidrs, [entry]);
   else {
     kept.push(entry);
