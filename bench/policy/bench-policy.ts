@@ -185,19 +185,12 @@ function selectionsDigest(selections: Map<string, number[]>): string {
 /** What the parent asks a tree's process to do, one step at a time. */
 type Step = { op: 'selections' } | { op: 'full' } | { op: 'scratch' } | { op: 'add'; j: number } | { op: 'cold' } | { op: 'results' };
 
-interface Results {
+/** A tree's measurements as its process reports them: Run's, with the figures the table prints beside them. */
+type Results = Pick<Run, 'full' | 'fromScratch' | 'add' | 'addNetwork' | 'changed' | 'networkShare' | 'cold' | 'coldNetwork'> & {
   name: string;
-  full: number[];
-  fromScratch: number[];
-  add: number[];
-  addNetwork: number[];
-  changed: number[];
-  networkShare: { resources: number; all: number }[];
-  cold: number[];
-  coldNetwork: number[];
   selectorCount: number;
   pairs: number;
-}
+};
 
 /** A tree's process: loads the tree, builds its engine, and runs the steps it is sent. */
 function child(name: string, dist: string): void {
